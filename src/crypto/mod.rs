@@ -1,0 +1,1 @@
+//! Cryptography: the age keyring, envelope encryption of profiles, extracts to a recipient.

@@ -1,0 +1,219 @@
+//! Typed errors. No variant carries plaintext or key material; every message says what to do.
+//!
+//! One mapping to process exit codes ([`Error::exit_code`]) and one to HTTP status codes
+//! ([`Error::http_status`]) live here so that every edge renders the same error the same way.
+
+use std::path::PathBuf;
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, as a user of the vault needs to tell it apart.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ----- set-up and keys -----
+    /// `init` was asked to create a vault where one exists.
+    #[error("a vault already exists at {path}: refusing to overwrite it (choose another --data-dir/--keys-dir, or remove the old vault deliberately)")]
+    VaultExists {
+        /// The file that already exists.
+        path: PathBuf,
+    },
+    /// No keyring file.
+    #[error("no keyring at {path}: run `cvvault init` first, or point --keys-dir / CVVAULT_KEYS_DIR at the right folder")]
+    KeyringMissing {
+        /// Where the keyring was expected.
+        path: PathBuf,
+    },
+    /// The keyring file is not a readable age file or its contents are malformed.
+    #[error("the keyring at {path} is corrupt ({reason}): restore keys/keyring.age from a backup")]
+    KeyringCorrupt {
+        /// The keyring file.
+        path: PathBuf,
+        /// What is wrong, without any key material.
+        reason: &'static str,
+    },
+    /// The passphrase does not open the keyring.
+    #[error("wrong passphrase: the keyring could not be decrypted with CVVAULT_PASSPHRASE")]
+    WrongPassphrase,
+    /// The identity file does not open the keyring.
+    #[error("the identity at {path} cannot open the keyring: use the identity the vault was initialised with (CVVAULT_IDENTITY) or a recovery identity")]
+    WrongIdentity {
+        /// The identity file tried.
+        path: PathBuf,
+    },
+    /// The identity file is missing or unreadable.
+    #[error("no usable age identity at {path}: set CVVAULT_IDENTITY to your identity file, or CVVAULT_PASSPHRASE for a passphrase keyring")]
+    IdentityMissing {
+        /// The identity file tried.
+        path: PathBuf,
+    },
+    /// The keyring is passphrase-protected but no passphrase was given (or the reverse).
+    #[error("{0}")]
+    UnlockMethod(&'static str),
+    /// A database file was expected and is missing.
+    #[error("no database at {path}: run `cvvault init` first, or point --data-dir / CVVAULT_DATA_DIR at the right folder")]
+    DatabaseMissing {
+        /// Where the database was expected.
+        path: PathBuf,
+    },
+
+    // ----- input -----
+    /// Input that cannot be accepted; the message says what is wrong and what to do.
+    #[error("{message}")]
+    InvalidInput {
+        /// What is wrong (never a field value of a profile).
+        message: String,
+    },
+    /// A profile document that does not fit the model.
+    #[error("invalid profile at {path}: {reason}")]
+    InvalidProfile {
+        /// JSON path of the offending field, e.g. `$.identity.birth_year`.
+        path: String,
+        /// What is wrong, without the value.
+        reason: String,
+    },
+    /// A policy file that does not parse or validate.
+    #[error("invalid policy {file}{}: {message}", position.as_deref().map(|p| format!(":{p}")).unwrap_or_default())]
+    InvalidPolicy {
+        /// The file.
+        file: String,
+        /// `line:column` where known.
+        position: Option<String>,
+        /// The parser's or validator's message.
+        message: String,
+    },
+    /// A settings file (retention.toml, limits.toml) that does not parse.
+    #[error("invalid settings in {file}: {message}")]
+    InvalidSettings {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    // ----- decisions and state -----
+    /// Refused by policy; the ids are the policies that decided (empty: nothing permitted).
+    #[error("denied by policy: {action} is not permitted{}", if policy_ids.is_empty() { " (no policy permits it)".to_owned() } else { format!(" (decided by {})", policy_ids.join(", ")) })]
+    Denied {
+        /// The action refused.
+        action: String,
+        /// The deciding policy ids.
+        policy_ids: Vec<String>,
+    },
+    /// The thing does not exist (or, for some principals, is not theirs: the same answer).
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for (`candidate`, `assignment`, ...), never its content.
+        what: &'static str,
+    },
+    /// A step that the current state does not allow.
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many requests by one principal in the window.
+    #[error("quota exceeded: {principal} made too many {action} requests; retry after {retry_after_secs} s")]
+    QuotaExceeded {
+        /// Who.
+        principal: String,
+        /// What.
+        action: String,
+        /// When the window frees a slot.
+        retry_after_secs: u64,
+    },
+    /// No or an invalid bearer token.
+    #[error("authentication required: send `Authorization: Bearer <token>` with a token from `cvvault token issue`")]
+    Unauthenticated,
+    /// Another retention run holds the lock.
+    #[error("another retention run is in progress (lock {path} is held): wait for it to finish")]
+    RetentionLocked {
+        /// The lock file.
+        path: PathBuf,
+    },
+
+    // ----- integrity -----
+    /// Authenticated decryption failed: tampered ciphertext, moved ciphertext or wrong key.
+    #[error("decryption failed: the stored ciphertext was altered, moved, or sealed under another key")]
+    DecryptionFailed,
+    /// A stored row does not have the shape the vault writes.
+    #[error("corrupt store: {what}; run `cvvault audit verify` and restore from a backup")]
+    Corrupt {
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// The audit entry could not be written; the operation did not happen.
+    #[error("the audit trail could not be written ({reason}); nothing was changed or released. Check disk space and database permissions")]
+    AuditWrite {
+        /// Why, without content.
+        reason: String,
+    },
+    /// The audit trail does not verify.
+    #[error("audit trail verification failed: {0}")]
+    AuditTampered(String),
+
+    // ----- environment -----
+    /// A file system error on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Store(#[from] rusqlite::Error),
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The process exit code for this error (documented in README.md).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::InvalidInput { .. } | Error::InvalidProfile { .. } => 65,
+            Error::Denied { .. } => 3,
+            Error::NotFound { .. } => 4,
+            Error::Conflict(_) => 5,
+            Error::QuotaExceeded { .. } => 6,
+            Error::Unauthenticated => 7,
+            Error::VaultExists { .. } => 10,
+            Error::KeyringMissing { .. } | Error::DatabaseMissing { .. } => 11,
+            Error::WrongPassphrase => 12,
+            Error::WrongIdentity { .. } | Error::IdentityMissing { .. } | Error::UnlockMethod(_) => 13,
+            Error::KeyringCorrupt { .. } => 14,
+            Error::InvalidPolicy { .. } | Error::InvalidSettings { .. } => 15,
+            Error::AuditWrite { .. } => 16,
+            Error::AuditTampered(_) => 17,
+            Error::DecryptionFailed | Error::Corrupt { .. } => 18,
+            Error::RetentionLocked { .. } => 75,
+            Error::Io { .. } | Error::Store(_) => 74,
+        }
+    }
+
+    /// The HTTP status for this error (RFC 9110 semantics).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::InvalidInput { .. } | Error::InvalidProfile { .. } => 422,
+            Error::Denied { .. } => 403,
+            Error::NotFound { .. } => 404,
+            Error::Conflict(_) | Error::VaultExists { .. } | Error::RetentionLocked { .. } => 409,
+            Error::QuotaExceeded { .. } => 429,
+            Error::Unauthenticated => 401,
+            _ => 500,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The retention job: crypto-shredding of candidates whose assignments have closed.

@@ -1,0 +1,1 @@
+//! Synthetic, realistic-looking candidate profiles for the demo, tests and benchmarks.

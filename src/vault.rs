@@ -1,0 +1,1 @@
+//! The use cases: every edge goes through here (policy, audit, crypto, store).
