@@ -117,6 +117,12 @@ macro_rules! name_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// A built-in id known to be valid (e.g. `system`); checked in debug builds.
+            pub(crate) fn builtin(s: &'static str) -> Self {
+                debug_assert!(valid_name(s), "built-in ids are valid");
+                $name(s.to_owned())
+            }
         }
 
         impl FromStr for $name {

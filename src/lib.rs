@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod policy;
 pub mod profile;
 pub mod retention;
 pub mod server;
+pub mod settings;
 pub mod store;
 pub mod synth;
 pub mod vault;

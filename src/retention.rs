@@ -1,1 +1,249 @@
 //! The retention job: crypto-shredding of candidates whose assignments have closed.
+//!
+//! Run by cron or a systemd timer (`cvvault retention run`). Each due candidate is erased in
+//! its own savepoint with its audit entry naming the rule; erasures are grouped into batched
+//! transactions. A killed run leaves every candidate either fully present or fully gone, and
+//! the next run continues. Candidates are found through indexes on lifecycle columns, so a
+//! run with nothing due reads no profile and decrypts nothing.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+
+use fs2::FileExt;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use crate::audit::entry::Outcome;
+use crate::audit::log::Record;
+use crate::error::{Error, Result};
+use crate::ids::CandidateId;
+use crate::model::FieldGroup;
+use crate::policy::{Action, Request, Resource};
+use crate::settings::Retention;
+use crate::store::rows;
+use crate::vault::{new_request_id, system_principal, Vault};
+
+const BATCH: usize = 500;
+const DAY: i64 = 86_400;
+
+/// Why a candidate is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// The last assignment closed and the grace period has passed.
+    ClosedGrace,
+    /// No open assignment for longer than `max_idle_days`.
+    MaxIdle,
+    /// Registered longer ago than `max_life_days`.
+    MaxLife,
+}
+
+impl Rule {
+    /// The rule's name in reports and audit entries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::ClosedGrace => "closed-grace",
+            Rule::MaxIdle => "max-idle",
+            Rule::MaxLife => "max-life",
+        }
+    }
+}
+
+/// What a run did (or, with `--dry-run`, would do).
+#[derive(Debug, Serialize)]
+pub struct RetentionReport {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// When the run started (RFC 3339).
+    pub started_at: String,
+    /// Erased (or due, in a dry run) per rule.
+    pub erased: BTreeMap<&'static str, u64>,
+    /// Total erased (or due).
+    pub total: u64,
+    /// Due but kept under legal hold.
+    pub held: u64,
+    /// Due but not erased because of an error (see the log).
+    pub failures: u64,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// The checkpoint signed after the run.
+    pub checkpoint: Option<String>,
+}
+
+/// `SELECT` of due candidates for one rule; `?1` = cut-off, `?2` = hold flag, `?3` = limit.
+fn rule_query(rule: Rule) -> &'static str {
+    match rule {
+        Rule::ClosedGrace => {
+            "SELECT candidate_id FROM candidates INDEXED BY candidates_by_idle
+             WHERE idle_since IS NOT NULL AND idle_since <= ?1 AND ever_assigned = 1 AND legal_hold = ?2 LIMIT ?3"
+        }
+        Rule::MaxIdle => {
+            "SELECT candidate_id FROM candidates INDEXED BY candidates_by_idle
+             WHERE idle_since IS NOT NULL AND idle_since <= ?1 AND legal_hold = ?2 LIMIT ?3"
+        }
+        Rule::MaxLife => {
+            "SELECT candidate_id FROM candidates INDEXED BY candidates_by_age
+             WHERE created_at <= ?1 AND legal_hold = ?2 LIMIT ?3"
+        }
+    }
+}
+
+fn cutoff(rule: Rule, settings: &Retention, now: i64) -> i64 {
+    let days = match rule {
+        Rule::ClosedGrace => settings.grace_after_close_days,
+        Rule::MaxIdle => settings.max_idle_days,
+        Rule::MaxLife => settings.max_life_days,
+    };
+    now - i64::from(days) * DAY
+}
+
+const RULES: [Rule; 3] = [Rule::ClosedGrace, Rule::MaxIdle, Rule::MaxLife];
+
+fn due(conn: &Connection, rule: Rule, settings: &Retention, now: i64, held: bool, limit: i64) -> Result<Vec<CandidateId>> {
+    let mut stmt = conn.prepare_cached(rule_query(rule))?;
+    let rows = stmt.query_map(params![cutoff(rule, settings, now), held, limit], |r| r.get::<_, Vec<u8>>(0))?;
+    rows.map(|r| CandidateId::from_slice(&r?)).collect()
+}
+
+/// Runs retention once. `progress(erased so far)`.
+pub fn run(vault: &Vault, settings: &Retention, dry_run: bool, progress: &dyn Fn(u64)) -> Result<RetentionReport> {
+    let started = std::time::Instant::now();
+    let lock_path = vault.paths().retention_lock();
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    lock.try_lock_exclusive()
+        .map_err(|_| Error::RetentionLocked { path: lock_path.clone() })?;
+
+    let now = vault.now();
+    let mut report = RetentionReport {
+        dry_run,
+        started_at: crate::clock::rfc3339(now),
+        erased: BTreeMap::new(),
+        total: 0,
+        held: 0,
+        failures: 0,
+        duration_ms: 0,
+        checkpoint: None,
+    };
+    // Held candidates are counted once, under the first rule that makes them due.
+    let held: std::collections::BTreeSet<CandidateId> = vault.readers().read(|conn| {
+        let mut set = std::collections::BTreeSet::new();
+        for rule in RULES {
+            set.extend(due(conn, rule, settings, now, true, i64::MAX)?);
+        }
+        Ok(set)
+    })?;
+    report.held = held.len() as u64;
+
+    if dry_run {
+        let mut seen = std::collections::BTreeSet::new();
+        vault.readers().read(|conn| {
+            for rule in RULES {
+                for id in due(conn, rule, settings, now, false, i64::MAX)? {
+                    if seen.insert(id) {
+                        *report.erased.entry(rule.as_str()).or_default() += 1;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        report.total = seen.len() as u64;
+    } else {
+        let system = system_principal();
+        let request_id = new_request_id();
+        // Candidates that failed are not retried in this run (so a bad row cannot loop).
+        let mut failed = std::collections::BTreeSet::new();
+        for rule in RULES {
+            loop {
+                let batch: Vec<CandidateId> = vault
+                    .readers()
+                    .read(|conn| due(conn, rule, settings, now, false, (BATCH + failed.len()) as i64))?
+                    .into_iter()
+                    .filter(|id| !failed.contains(id))
+                    .take(BATCH)
+                    .collect();
+                if batch.is_empty() {
+                    break;
+                }
+                // Policy decides each erasure (the system principal may erase; nothing else is
+                // assumed). Facts need the control group: only due candidates are opened.
+                let mut decided = Vec::with_capacity(batch.len());
+                for id in batch {
+                    let facts = vault.readers().read(|conn| vault.candidate_facts(conn, &id));
+                    let decision = match facts {
+                        Ok(Some((facts, _))) => vault.policy().decide(&Request {
+                            principal: &system,
+                            action: Action::RetentionErase,
+                            resource: Resource::Candidate(&facts),
+                            purpose: None,
+                            group: None,
+                            kind: None,
+                            org: None,
+                        }),
+                        Ok(None) => continue,
+                        Err(e) => {
+                            tracing::error!(error = %e, rule = rule.as_str(), "retention could not read a due candidate; it is kept and counted as a failure");
+                            failed.insert(id);
+                            continue;
+                        }
+                    };
+                    if !decision.is_allowed() {
+                        tracing::error!(rule = rule.as_str(), "policy refused a retention erasure; check the system principal's permit in policy/");
+                        failed.insert(id);
+                        continue;
+                    }
+                    decided.push((id, decision.policy_ids));
+                }
+                let request_id = request_id.clone();
+                let actor = crate::audit::log::Actor {
+                    id: "system".into(),
+                    role: "system".into(),
+                    org: None,
+                };
+                let erased = vault.writer().write(move |ctx| {
+                    let mut erased = 0u64;
+                    for (id, policy_ids) in decided {
+                        if !rows::delete_candidate(ctx.conn, &id)? {
+                            continue;
+                        }
+                        let mut record = Record::new("retention.erase", &actor, Outcome::Allow, &request_id);
+                        record.candidate = Some(id);
+                        record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
+                        record.policy_ids = policy_ids;
+                        record.note = Some(format!("rule={}", rule.as_str()));
+                        ctx.audit.append(ctx.conn, record)?;
+                        erased += 1;
+                    }
+                    Ok(erased)
+                })?;
+                *report.erased.entry(rule.as_str()).or_default() += erased;
+                report.total += erased;
+                progress(report.total);
+            }
+        }
+        report.failures = failed.len() as u64;
+        let summary = format!(
+            "erased={} held={} failures={}",
+            report.total, report.held, report.failures
+        );
+        vault.writer().write(move |ctx| {
+            let actor = crate::audit::log::Actor {
+                id: "system".into(),
+                role: "system".into(),
+                org: None,
+            };
+            let mut record = Record::new("retention.run", &actor, Outcome::Allow, &new_request_id());
+            record.note = Some(summary);
+            ctx.audit.append(ctx.conn, record).map(|_| ())
+        })?;
+        vault.truncate_wal()?;
+        report.checkpoint = vault.sign_checkpoint()?;
+    }
+    report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    drop(lock);
+    Ok(report)
+}

@@ -1,1 +1,14 @@
-//! The tamper-evident audit trail: RFC 6962 Merkle log, signed checkpoints, verification.
+//! The tamper-evident audit trail: every decision, allowed or denied, as an entry in an
+//! RFC 6962 Merkle tree kept in SQLite, with C2SP signed checkpoints.
+//!
+//! - [`entry`]: the canonical entry encoding (documented in SECURITY.md, "Audit format").
+//! - [`log`]: appending entries in the caller's transaction (fail closed).
+//! - [`merkle`]: RFC 6962 hashing, inclusion and consistency proofs.
+//! - [`note`]: checkpoints as C2SP signed notes with Ed25519.
+//! - [`verify`]: recomputing the tree, checking checkpoints, proofs, exports, reports.
+
+pub mod entry;
+pub mod log;
+pub mod merkle;
+pub mod note;
+pub mod verify;

@@ -1,1 +1,207 @@
-//! The command line: one file per command group.
+//! The command line: `main` parses, [`run`] dispatches to one file per command group, and
+//! errors become exit codes in one place ([`crate::Error::exit_code`]).
+
+mod assignment;
+mod audit;
+mod candidate;
+mod demo;
+mod extract;
+mod init;
+mod keys;
+mod policy;
+mod principal;
+mod retention;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Paths;
+use crate::crypto::keyring::Unlock;
+use crate::error::{Error, Result};
+use crate::ids::PrincipalId;
+use crate::policy::PrincipalFacts;
+use crate::vault::Vault;
+
+/// cvvault: a privacy-first encrypted CV vault.
+///
+/// Profiles are sealed per field group under a per-candidate key; Cedar policy files decide
+/// who sees which groups, for which purpose, only while an assignment links them; every
+/// decision goes to a tamper-evident audit trail; a retention job crypto-shreds candidates
+/// whose assignments have closed.
+///
+/// The keyring is unlocked with CVVAULT_IDENTITY (an age identity file, default
+/// keys/identity.txt) or CVVAULT_PASSPHRASE.
+#[derive(Parser, Debug)]
+#[command(name = "cvvault", version, about, long_about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Folder of the keyring, identity and recipients.
+    #[arg(long, global = true, env = "CVVAULT_KEYS_DIR", default_value = "keys")]
+    pub keys_dir: PathBuf,
+    /// Folder of the SQLite database.
+    #[arg(long, global = true, env = "CVVAULT_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Folder of the Cedar policy files and settings.
+    #[arg(long, global = true, env = "CVVAULT_POLICY_DIR", default_value = "policy")]
+    pub policy_dir: PathBuf,
+    /// The principal to act as (commands that touch candidate data).
+    #[arg(long = "as", global = true, env = "CVVAULT_PRINCIPAL")]
+    pub principal: Option<String>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 ok, 2 usage, 3 denied by policy, 4 not found, 5 conflict, \
+6 quota exceeded, 7 unauthenticated, 10 vault exists, 11 keyring or database missing, \
+12 wrong passphrase, 13 wrong or missing identity, 14 keyring corrupt, 15 invalid policy or \
+settings, 16 audit write failed, 17 audit verification failed, 18 decryption failed or corrupt \
+store, 65 invalid input, 74 I/O or database error, 75 retention already running.";
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new vault: keyring, identity, database, default policy files.
+    Init(init::InitArgs),
+    /// Register, import, show and erase candidates.
+    #[command(subcommand)]
+    Candidate(candidate::CandidateCommand),
+    /// Manage principals (the operator's task; registering grants nothing by itself).
+    #[command(subcommand)]
+    Principal(principal::PrincipalCommand),
+    /// Open, close and list assignments.
+    #[command(subcommand)]
+    Assignment(assignment::AssignmentCommand),
+    /// Request a decrypted extract: only the permitted field groups.
+    Extract(extract::ExtractArgs),
+    /// Check policy files and explain decisions.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Rotate the key-encryption key, or show key status.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Audit trail: verify, checkpoints, proofs, export, search, erasure receipts (DPO).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// The GDPR Art. 15 report for a candidate: data held, and every disclosure.
+    SubjectAccess {
+        /// Candidate id.
+        id: String,
+    },
+    /// The retention job (run it from cron or a systemd timer).
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
+    /// Legal holds (DPO): keep a candidate from retention until released.
+    #[command(subcommand)]
+    Hold(audit::HoldCommand),
+    /// Create a vault in a temporary directory and walk through the whole lifecycle.
+    Demo(demo::DemoArgs),
+}
+
+/// What a command needs from the global flags.
+pub struct Context {
+    /// Paths.
+    pub paths: Paths,
+    /// `--as`.
+    pub principal: Option<String>,
+    /// `--json`.
+    pub json: bool,
+}
+
+impl Context {
+    /// How to unlock the keyring.
+    pub fn unlock(&self) -> Unlock {
+        Unlock::from_env(&self.paths.default_identity())
+    }
+
+    /// Opens the vault.
+    pub fn open(&self) -> Result<Vault> {
+        Vault::open(&self.paths, &self.unlock())
+    }
+
+    /// The principal named by `--as` / CVVAULT_PRINCIPAL, authenticated against the store.
+    pub fn acting(&self, vault: &Vault) -> Result<PrincipalFacts> {
+        let id = self.principal.as_deref().ok_or_else(|| {
+            Error::invalid_input(
+                "this command acts on candidate data: name the principal with --as ID (or CVVAULT_PRINCIPAL)",
+            )
+        })?;
+        vault.principal(&id.parse::<PrincipalId>()?)
+    }
+
+    /// Prints a value as JSON (with `--json`) or text.
+    pub fn print(&self, json: &serde_json::Value, text: &str) {
+        if self.json {
+            println!("{json}");
+        } else {
+            println!("{text}");
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let ctx = Context {
+        paths: Paths {
+            keys_dir: cli.keys_dir,
+            data_dir: cli.data_dir,
+            policy_dir: cli.policy_dir,
+        },
+        principal: cli.principal,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Init(args) => init::run(&ctx, args),
+        Command::Candidate(cmd) => with_vault(&ctx, |vault| candidate::run(&ctx, vault, cmd)),
+        Command::Principal(cmd) => with_vault(&ctx, |vault| principal::run(&ctx, vault, cmd)),
+        Command::Assignment(cmd) => with_vault(&ctx, |vault| assignment::run(&ctx, vault, cmd)),
+        Command::Extract(args) => with_vault(&ctx, |vault| extract::run(&ctx, vault, args)),
+        Command::Policy(cmd) => policy::run(&ctx, cmd),
+        Command::Keys(cmd) => with_vault(&ctx, |vault| keys::run(&ctx, vault, cmd)),
+        Command::Audit(audit::AuditCommand::Verify { checkpoints, key: Some(key) }) => {
+            audit::verify_offline(&ctx, &key, &checkpoints)
+        }
+        Command::Audit(audit::AuditCommand::VerifyProof { file, key: Some(key) }) => {
+            let verifier = crate::audit::note::NoteVerifier::parse(&key)
+                .map_err(|e| Error::invalid_input(format!("--key: {e}")))?;
+            let checkpoint = audit::verify_proof_file(&file, &verifier)?;
+            ctx.print(
+                &serde_json::json!({"valid": true, "tree_size": checkpoint.size}),
+                &format!("proof valid: the entry is in the log of {} entries signed by {}", checkpoint.size, checkpoint.origin),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(cmd) => with_vault(&ctx, |vault| audit::run(&ctx, vault, cmd)),
+        Command::SubjectAccess { id } => with_vault(&ctx, |vault| audit::run_subject_access(&ctx, vault, &id)),
+        Command::Retention(cmd) => with_vault(&ctx, |vault| retention::run(&ctx, vault, cmd)),
+        Command::Hold(cmd) => with_vault(&ctx, |vault| audit::run_hold(&ctx, vault, cmd)),
+        Command::Demo(args) => demo::run(&ctx, args),
+    }
+}
+
+/// Opens the vault, runs `f`, and signs a checkpoint on the way out (also after an error,
+/// since denials were audited too).
+fn with_vault(ctx: &Context, f: impl FnOnce(&Vault) -> Result<ExitCode>) -> Result<ExitCode> {
+    let vault = ctx.open()?;
+    let result = f(&vault);
+    let closed = vault.close();
+    let code = result?;
+    closed?;
+    Ok(code)
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub(crate) fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}

@@ -1,1 +1,292 @@
-//! The SQLite store: schema, migrations and the rows the vault keeps.
+//! The SQLite store: connections, schema migrations, and the single writer thread.
+//!
+//! Every change goes through [`Writer::write`]: a job runs inside a savepoint of a group
+//! transaction on the writer thread, and its result is delivered only after the group has
+//! committed (one fsync for many jobs: group commit). A job that fails rolls back to its
+//! savepoint, including the audit entries it appended, and the others commit.
+
+pub mod rows;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::audit::log::Appender;
+use crate::error::{Error, Result};
+
+/// The schema, applied by migration 1.
+const SCHEMA_V1: &str = include_str!("schema.sql");
+/// Migrations in order; `PRAGMA user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+/// Most jobs committed in one group.
+const MAX_GROUP: usize = 256;
+
+/// Opens a connection with the vault's pragmas.
+///
+/// - WAL with `synchronous=FULL`: a committed audit entry survives power loss.
+/// - `secure_delete=ON`: erased rows are overwritten, not left in free pages.
+/// - Never `journal_mode=PERSIST`, which would keep old pages in the journal.
+pub fn open_connection(path: &Path, create: bool) -> Result<Connection> {
+    if !create && !path.exists() {
+        return Err(Error::DatabaseMissing {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    Ok(conn)
+}
+
+/// Creates a new database file with the current schema. Refuses an existing file.
+pub fn create(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Err(Error::VaultExists {
+            path: path.to_path_buf(),
+        });
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let mut conn = open_connection(path, true)?;
+    migrate(&mut conn)
+}
+
+/// Applies every migration newer than `user_version`, each in its own transaction.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let applied: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if applied > MIGRATIONS.len() {
+        return Err(Error::Conflict(format!(
+            "the database is at schema version {applied}, newer than this cvvault ({}): upgrade cvvault",
+            MIGRATIONS.len()
+        )));
+    }
+    for (number, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", number + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// A job's view of the group transaction.
+pub struct WriteCtx<'a> {
+    /// The connection, inside the job's savepoint.
+    pub conn: &'a Connection,
+    /// The audit appender; entries appended here commit with the job or not at all.
+    pub audit: &'a mut Appender,
+}
+
+type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+/// A job runs with the group's context, or with `None` when no transaction could be begun.
+type Job = Box<dyn FnOnce(Option<&mut WriteCtx<'_>>) -> (bool, Completion) + Send>;
+
+/// The single writer thread.
+pub struct Writer {
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on its own connection.
+    pub fn start(path: &Path, audit: Appender) -> Result<Writer> {
+        let conn = open_connection(path, false)?;
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let db_path: PathBuf = path.to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("cvvault-writer".into())
+            .spawn(move || writer_loop(conn, audit, receiver, db_path))
+            .map_err(|e| Error::io(path, e))?;
+        Ok(Writer {
+            sender: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub(crate) fn submit<T, F>(&self, f: F) -> Result<mpsc::Receiver<Result<T>>>
+    where
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, receiver) = mpsc::sync_channel::<Result<T>>(1);
+        let job: Job = Box::new(move |ctx| {
+            let result = match ctx {
+                Some(ctx) => f(ctx),
+                None => Err(Error::AuditWrite {
+                    reason: "no write transaction could be begun".into(),
+                }),
+            };
+            let ok = result.is_ok();
+            let completion: Completion = Box::new(move |commit| {
+                let delivered = match commit {
+                    Ok(()) => result,
+                    Err(reason) if ok => Err(Error::AuditWrite { reason }),
+                    Err(_) => result,
+                };
+                // The caller may have gone away (a dropped HTTP request); nothing to do then.
+                let _ = reply.send(delivered);
+            });
+            (ok, completion)
+        });
+        let guard = self.sender.lock().map_err(|_| stopped())?;
+        guard.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())?;
+        Ok(receiver)
+    }
+
+    /// Runs `f` in the group transaction and waits until it has committed (or not).
+    pub fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let receiver = self.submit(f)?;
+        receiver.recv().map_err(|_| stopped())?
+    }
+
+    /// Like [`Writer::write`], for async callers: waits without blocking an async worker.
+    pub async fn write_async<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, receiver) = tokio::sync::oneshot::channel::<Result<T>>();
+        let receiver_sync = self.submit(f)?;
+        // A blocking wait moved to the blocking pool; the writer answers within one group.
+        tokio::task::spawn_blocking(move || {
+            let _ = reply.send(receiver_sync.recv().map_err(|_| stopped()).and_then(|r| r));
+        });
+        receiver.await.map_err(|_| stopped())?
+    }
+
+    /// Stops the thread after the queued jobs have committed.
+    pub fn shutdown(&self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        if let Ok(mut thread) = self.thread.lock() {
+            if let Some(handle) = thread.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn stopped() -> Error {
+    Error::AuditWrite {
+        reason: "the writer has stopped".into(),
+    }
+}
+
+fn writer_loop(mut conn: Connection, mut audit: Appender, receiver: mpsc::Receiver<Job>, path: PathBuf) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let completions = run_group(&mut conn, &mut audit, batch);
+        let outcome = match completions.1 {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(db = %path.display(), error = %e, "group commit failed; nothing was written");
+                if let Err(reload) = audit.reload(&conn) {
+                    tracing::error!(error = %reload, "audit state could not be reloaded");
+                }
+                Err(e.to_string())
+            }
+        };
+        for completion in completions.0 {
+            completion(outcome.clone());
+        }
+    }
+}
+
+fn run_group(conn: &mut Connection, audit: &mut Appender, batch: Vec<Job>) -> (Vec<Completion>, Result<()>) {
+    let mut completions = Vec::with_capacity(batch.len());
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            for job in batch {
+                completions.push(job(None).1);
+            }
+            return (completions, Err(Error::from(e)));
+        }
+    };
+    for job in batch {
+        let snapshot = audit.snapshot();
+        let savepoint = match tx.savepoint() {
+            Ok(sp) => sp,
+            Err(_) => {
+                completions.push(job(None).1);
+                continue;
+            }
+        };
+        let (ok, completion) = job(Some(&mut WriteCtx {
+            conn: &savepoint,
+            audit,
+        }));
+        let released = if ok { savepoint.commit().is_ok() } else { false };
+        if !released {
+            // Dropping an uncommitted savepoint rolls it back; the appender follows.
+            audit.restore(snapshot);
+        }
+        completions.push(completion);
+    }
+    let result = audit.persist(&tx).and_then(|()| tx.commit().map_err(Error::from));
+    (completions, result)
+}
+
+/// Read connections for queries that change nothing (WAL readers do not block the writer).
+pub struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    /// A pool over the database at `path`.
+    pub fn new(path: &Path) -> Readers {
+        Readers {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` with a read connection.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = match self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            Some(conn) => conn,
+            None => open_connection(&self.path, false)?,
+        };
+        let result = f(&conn);
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < 32 {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+}
+
+/// Shared handle to the store.
+pub type SharedWriter = Arc<Writer>;

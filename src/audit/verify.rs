@@ -1,0 +1,333 @@
+//! Reading the audit trail back: full verification, inclusion proofs, export and search.
+//!
+//! Verification recomputes the RFC 6962 tree from the stored entries and compares it with
+//! every signed checkpoint (those in the database and any kept elsewhere). It names:
+//! - a deleted entry (a gap in the indices),
+//! - a truncated tail (a checkpoint covers more entries than the log holds),
+//! - an altered entry (its MAC under the audit key fails; or, without the key, the range
+//!   between the last matching and the first failing checkpoint).
+
+use std::sync::mpsc;
+
+use base64::Engine as _;
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use super::log::Pseudonymizer;
+use super::merkle::{self, Frontier, Hash};
+use super::note::{Checkpoint, NoteVerifier};
+use crate::error::{Error, Result};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const CHUNK: usize = 8_192;
+
+/// A checkpoint to check, and where it came from (for messages).
+pub struct CheckpointSource {
+    /// `database` or a file path.
+    pub source: String,
+    /// The signed note.
+    pub note: String,
+}
+
+/// What verification found (only returned when everything verified).
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    /// Entries in the log.
+    pub entries: u64,
+    /// Bytes of entry text hashed.
+    pub bytes: u64,
+    /// The recomputed root, base64.
+    pub root: String,
+    /// Checkpoints checked: (tree size, source).
+    pub checkpoints: Vec<(u64, String)>,
+    /// Whether entry MACs were checked (needs the audit key).
+    pub macs_checked: bool,
+}
+
+fn tampered(message: String) -> Error {
+    Error::AuditTampered(message)
+}
+
+/// Verifies the whole log. `progress(done)` is called per chunk.
+pub fn verify(
+    conn: &Connection,
+    verifier: &NoteVerifier,
+    macs: Option<&Pseudonymizer>,
+    sources: &[CheckpointSource],
+    progress: &dyn Fn(u64),
+) -> Result<VerifyReport> {
+    // 1. Every checkpoint's signature first: a forged checkpoint proves nothing.
+    let mut checkpoints: Vec<(Checkpoint, String)> = Vec::new();
+    for source in sources {
+        let checkpoint = verifier.verify(&source.note).map_err(|e| {
+            tampered(format!("the checkpoint from {} does not verify: {e}", source.source))
+        })?;
+        checkpoints.push((checkpoint, source.source.clone()));
+    }
+    checkpoints.sort_by_key(|(c, _)| c.size);
+
+    // 2. Recompute the tree; MACs are checked on a second thread.
+    let mut frontier = Frontier::new();
+    let mut bytes = 0u64;
+    let mut next_checkpoint = 0usize;
+    let mut last_good = 0u64;
+    let mut stmt = conn.prepare("SELECT entry_index, entry, entry_mac FROM audit_entries ORDER BY entry_index")?;
+    let mut rows = stmt.query([])?;
+    let result = std::thread::scope(|scope| -> Result<()> {
+        let (sender, receiver) = mpsc::sync_channel::<Vec<(u64, String, Vec<u8>)>>(4);
+        let checker = macs.map(|keys| {
+            scope.spawn(move || -> Option<u64> {
+                for chunk in receiver {
+                    for (index, entry, mac) in chunk {
+                        if !keys.entry_mac_ok(entry.as_bytes(), &mac) {
+                            return Some(index);
+                        }
+                    }
+                }
+                None
+            })
+        });
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut mac_sender = checker.as_ref().map(|_| sender);
+        let mut mismatch: Option<Error> = None;
+        'rows: loop {
+            let row = rows.next()?;
+            let Some(row) = row else { break };
+            let index: i64 = row.get(0)?;
+            let entry: String = row.get(1)?;
+            let expected = frontier.size();
+            if u64::try_from(index).ok() != Some(expected) {
+                return Err(tampered(format!(
+                    "entry {expected} is missing: the log jumps from {} to {index}, so entries were deleted",
+                    expected.saturating_sub(1)
+                )));
+            }
+            frontier.push(merkle::leaf_hash(entry.as_bytes()));
+            bytes += entry.len() as u64;
+            if mac_sender.is_some() {
+                chunk.push((expected, entry, row.get::<_, Vec<u8>>(2)?));
+                if chunk.len() == CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    if mac_sender.as_ref().is_some_and(|s| s.send(full).is_err()) {
+                        mac_sender = None; // the checker stopped early: it found a bad MAC
+                    }
+                }
+            }
+            while let Some((checkpoint, source)) = checkpoints.get(next_checkpoint) {
+                if checkpoint.size != frontier.size() {
+                    break;
+                }
+                if checkpoint.root != frontier.root() {
+                    mismatch = Some(tampered(format!(
+                        "the entries up to {} do not match the checkpoint from {source}: an entry between {last_good} and {} was altered{}",
+                        checkpoint.size,
+                        checkpoint.size.saturating_sub(1),
+                        if macs.is_some() { "" } else { " (give the audit key to name it exactly)" }
+                    )));
+                    break 'rows;
+                }
+                last_good = checkpoint.size;
+                next_checkpoint += 1;
+            }
+            if frontier.size() % (CHUNK as u64) == 0 {
+                progress(frontier.size());
+            }
+        }
+        if let Some(s) = mac_sender.take() {
+            if !chunk.is_empty() {
+                let _ = s.send(std::mem::take(&mut chunk));
+            }
+        }
+        if let Some(handle) = checker {
+            let bad = handle.join().map_err(|_| Error::Corrupt { what: "the MAC checking thread failed" })?;
+            if let Some(index) = bad {
+                return Err(tampered(format!(
+                    "entry {index} was altered: its MAC under the audit key does not match its content"
+                )));
+            }
+        }
+        mismatch.map_or(Ok(()), Err)
+    });
+    // A MAC failure names the exact entry and is the more precise message: check it first.
+    result?;
+    if let Some((checkpoint, source)) = checkpoints.get(next_checkpoint) {
+        return Err(tampered(format!(
+            "the log holds {} entries but the checkpoint from {source} covers {}: the last {} entries were removed",
+            frontier.size(),
+            checkpoint.size,
+            checkpoint.size - frontier.size()
+        )));
+    }
+    let stored: Vec<u8> = conn.query_row("SELECT frontier FROM audit_frontier WHERE id = 1", [], |r| r.get(0))?;
+    let stored_ok = if stored.is_empty() {
+        frontier.size() == 0
+    } else {
+        Frontier::from_bytes(&stored).is_ok_and(|f| f == frontier)
+    };
+    if !stored_ok {
+        return Err(tampered(
+            "the stored tree edge does not match the entries: rows were changed outside cvvault".into(),
+        ));
+    }
+    progress(frontier.size());
+    Ok(VerifyReport {
+        entries: frontier.size(),
+        bytes,
+        root: B64.encode(frontier.root()),
+        checkpoints: checkpoints.iter().map(|(c, s)| (c.size, s.clone())).collect(),
+        macs_checked: macs.is_some(),
+    })
+}
+
+/// The signed checkpoints stored in the database, oldest first.
+pub fn stored_checkpoints(conn: &Connection) -> Result<Vec<CheckpointSource>> {
+    let mut stmt = conn.prepare("SELECT note FROM audit_checkpoints ORDER BY tree_size")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    rows.map(|r| {
+        Ok(CheckpointSource {
+            source: "the database".into(),
+            note: r?,
+        })
+    })
+    .collect()
+}
+
+/// The latest stored checkpoint note.
+pub fn latest_checkpoint(conn: &Connection) -> Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .query_row("SELECT note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1", [], |r| r.get(0))
+        .optional()?)
+}
+
+/// An inclusion proof, self-contained: a verifier needs only this and the verifier key.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionProof {
+    /// `cvvault-inclusion-proof/v1`.
+    pub format: String,
+    /// The entry's index.
+    pub index: u64,
+    /// The tree size the proof is for (equals the checkpoint's size).
+    pub tree_size: u64,
+    /// The entry text exactly as stored (its leaf hash is SHA-256(0x00 || entry)).
+    pub entry: String,
+    /// The audit path, base64 hashes, leaf to root (RFC 6962 §2.1.1).
+    pub proof: Vec<String>,
+    /// The signed checkpoint of size `tree_size`.
+    pub checkpoint: String,
+}
+
+/// The proof format tag.
+pub const PROOF_FORMAT: &str = "cvvault-inclusion-proof/v1";
+
+/// All leaf hashes up to `size`.
+fn leaves(conn: &Connection, size: u64) -> Result<Vec<Hash>> {
+    let mut stmt = conn.prepare_cached("SELECT entry FROM audit_entries WHERE entry_index < ?1 ORDER BY entry_index")?;
+    let limit = i64::try_from(size).map_err(|_| Error::invalid_input("tree size out of range"))?;
+    let rows = stmt.query_map(params![limit], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    for row in rows {
+        out.push(merkle::leaf_hash(row?.as_bytes()));
+    }
+    if out.len() as u64 != size {
+        return Err(tampered(format!("the log holds {} entries, fewer than {size}", out.len())));
+    }
+    Ok(out)
+}
+
+/// Builds an inclusion proof of entry `index` against a checkpoint note of the current tree.
+pub fn prove(conn: &Connection, index: u64, checkpoint_note: &str, checkpoint: &Checkpoint) -> Result<InclusionProof> {
+    if index >= checkpoint.size {
+        return Err(Error::invalid_input(format!(
+            "there is no entry {index}: the log holds {} entries (0 to {})",
+            checkpoint.size,
+            checkpoint.size.saturating_sub(1)
+        )));
+    }
+    let all = leaves(conn, checkpoint.size)?;
+    let path = merkle::inclusion_proof(&all, index).map_err(|e| Error::invalid_input(e.to_string()))?;
+    let stored_index = i64::try_from(index).map_err(|_| Error::invalid_input("index out of range"))?;
+    let entry: String = conn.query_row(
+        "SELECT entry FROM audit_entries WHERE entry_index = ?1",
+        params![stored_index],
+        |r| r.get(0),
+    )?;
+    Ok(InclusionProof {
+        format: PROOF_FORMAT.into(),
+        index,
+        tree_size: checkpoint.size,
+        entry,
+        proof: path.iter().map(|h| B64.encode(h)).collect(),
+        checkpoint: checkpoint_note.to_owned(),
+    })
+}
+
+/// Checks a proof offline: the checkpoint's signature, then the audit path to its root.
+pub fn verify_proof(proof: &InclusionProof, verifier: &NoteVerifier) -> Result<Checkpoint> {
+    if proof.format != PROOF_FORMAT {
+        return Err(Error::invalid_input(format!("not a {PROOF_FORMAT} document")));
+    }
+    let checkpoint = verifier
+        .verify(&proof.checkpoint)
+        .map_err(|e| tampered(format!("the proof's checkpoint does not verify: {e}")))?;
+    if checkpoint.size != proof.tree_size {
+        return Err(tampered(format!(
+            "the proof is for a tree of {} entries but its checkpoint covers {}",
+            proof.tree_size, checkpoint.size
+        )));
+    }
+    let path = proof
+        .proof
+        .iter()
+        .map(|h| {
+            let bytes = B64.decode(h).map_err(|_| tampered("a proof hash is not base64".into()))?;
+            Hash::try_from(bytes.as_slice()).map_err(|_| tampered("a proof hash is not 32 bytes".into()))
+        })
+        .collect::<Result<Vec<Hash>>>()?;
+    merkle::verify_inclusion(
+        &merkle::leaf_hash(proof.entry.as_bytes()),
+        proof.index,
+        proof.tree_size,
+        &path,
+        &checkpoint.root,
+    )
+    .map_err(|e| tampered(format!("the inclusion proof does not verify: {e}")))?;
+    Ok(checkpoint)
+}
+
+/// Entries (raw text) in index order, optionally within `[since, until)` by their time.
+pub fn export(conn: &Connection, since: Option<i64>, until: Option<i64>, mut out: impl FnMut(&str) -> Result<()>) -> Result<u64> {
+    let mut stmt = conn.prepare("SELECT entry FROM audit_entries ORDER BY entry_index")?;
+    let mut rows = stmt.query([])?;
+    let mut written = 0u64;
+    while let Some(row) = rows.next()? {
+        let entry: String = row.get(0)?;
+        if since.is_some() || until.is_some() {
+            let time = serde_json::from_str::<super::entry::Entry>(&entry)
+                .ok()
+                .and_then(|e| crate::clock::parse_time(&e.time));
+            let Some(time) = time else { continue };
+            if since.is_some_and(|s| time < s) || until.is_some_and(|u| time >= u) {
+                continue;
+            }
+        }
+        out(&entry)?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// The entries about one candidate pseudonym, in order.
+pub fn search(conn: &Connection, candidate_hmac: &str) -> Result<Vec<super::entry::Entry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT entry FROM audit_entries WHERE candidate_hmac = ?1 ORDER BY entry_index",
+    )?;
+    let rows = stmt.query_map(params![candidate_hmac], |r| r.get::<_, String>(0))?;
+    rows.map(|r| {
+        serde_json::from_str(&r?).map_err(|_| Error::Corrupt {
+            what: "an audit entry does not parse",
+        })
+    })
+    .collect()
+}

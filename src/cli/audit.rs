@@ -1,0 +1,245 @@
+//! `cvvault audit ...`, `cvvault subject-access`, `cvvault hold ...`: the DPO's commands.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::{progress_bar, Context};
+use crate::audit::note::NoteVerifier;
+use crate::audit::verify::{self, CheckpointSource, InclusionProof};
+use crate::clock::parse_time;
+use crate::error::{Error, Result};
+use crate::ids::CandidateId;
+use crate::vault::Vault;
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Recompute the Merkle tree from every entry, check every stored checkpoint and each
+    /// --checkpoint FILE kept elsewhere, and every entry's MAC. Names the first entry that
+    /// was altered or deleted, and a truncated tail.
+    Verify {
+        /// A signed checkpoint kept off this machine. Repeatable.
+        #[arg(long = "checkpoint", value_name = "FILE")]
+        checkpoints: Vec<PathBuf>,
+        /// Verify with only this verifier key and the database, without the keyring (a DPO's
+        /// own check; altered entries are then located to a range between checkpoints).
+        #[arg(long, value_name = "VERIFIER_KEY")]
+        key: Option<String>,
+    },
+    /// Print the latest signed checkpoint (signing one if the log grew).
+    Checkpoint,
+    /// Print the checkpoint verifier key (copy it off the machine).
+    Key,
+    /// Write an inclusion proof of entry N with its checkpoint (JSON).
+    Prove {
+        /// Entry index.
+        #[arg(long)]
+        index: u64,
+    },
+    /// Check an inclusion proof offline: the checkpoint's signature and the audit path.
+    VerifyProof {
+        /// The proof (or erasure receipt) file.
+        file: PathBuf,
+        /// The verifier key (default: this vault's, which needs the keyring).
+        #[arg(long, value_name = "VERIFIER_KEY")]
+        key: Option<String>,
+    },
+    /// Write entries as JSON lines (the exact bytes that were hashed).
+    Export {
+        /// Only entries at or after this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries before this time.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Find a candidate's entries through its HMAC pseudonym.
+    Search {
+        /// Candidate id.
+        #[arg(long)]
+        candidate: String,
+    },
+    /// Proof of erasure of a candidate: the erase entry, its inclusion proof, a checkpoint.
+    Receipt {
+        /// Candidate id.
+        #[arg(long)]
+        candidate: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HoldCommand {
+    /// Place a legal hold: retention skips the candidate until it is released.
+    Place {
+        /// Candidate id.
+        id: String,
+        /// The legal ground (e.g. a case reference); no personal details.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a legal hold.
+    Release {
+        /// Candidate id.
+        id: String,
+    },
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|_| Error::Corrupt { what: "output could not be encoded" })?;
+    println!("{text}");
+    Ok(())
+}
+
+fn read_checkpoints(files: &[PathBuf]) -> Result<Vec<CheckpointSource>> {
+    files
+        .iter()
+        .map(|f| {
+            Ok(CheckpointSource {
+                source: f.display().to_string(),
+                note: std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?,
+            })
+        })
+        .collect()
+}
+
+/// `audit verify --key`: database and verifier key only, no keyring.
+pub fn verify_offline(ctx: &Context, key: &str, files: &[PathBuf]) -> Result<ExitCode> {
+    let verifier = NoteVerifier::parse(key).map_err(|e| Error::invalid_input(format!("--key: {e}")))?;
+    let conn = crate::store::open_connection(&ctx.paths.database(), false)?;
+    let mut sources = verify::stored_checkpoints(&conn)?;
+    sources.extend(read_checkpoints(files)?);
+    let bar = progress_bar(0, "verifying");
+    let report = verify::verify(&conn, &verifier, None, &sources, &|n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    report_verified(ctx, &report)
+}
+
+fn report_verified(ctx: &Context, report: &verify::VerifyReport) -> Result<ExitCode> {
+    ctx.print(
+        &serde_json::to_value(report).unwrap_or_default(),
+        &format!(
+            "audit trail verified: {} entries, root {}, {} checkpoint(s) consistent{}",
+            report.entries,
+            report.root,
+            report.checkpoints.len(),
+            if report.macs_checked { ", every entry MAC valid" } else { "" }
+        ),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(ctx: &Context, vault: &Vault, cmd: AuditCommand) -> Result<ExitCode> {
+    match cmd {
+        AuditCommand::Verify { checkpoints, key: _ } => {
+            let principal = ctx.acting(vault)?;
+            let bar = progress_bar(0, "verifying");
+            let report = vault.audit_verify(&principal, read_checkpoints(&checkpoints)?, &|n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            report_verified(ctx, &report)
+        }
+        AuditCommand::Checkpoint => {
+            print!("{}", vault.audit_checkpoint()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Key => {
+            println!("{}", vault.verifier_key());
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Prove { index } => {
+            let principal = ctx.acting(vault)?;
+            print_json(&vault.audit_prove(&principal, index)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::VerifyProof { file, key } => {
+            let verifier = match key {
+                Some(k) => NoteVerifier::parse(&k).map_err(|e| Error::invalid_input(format!("--key: {e}")))?,
+                None => vault.note_verifier()?,
+            };
+            let checkpoint = verify_proof_file(&file, &verifier)?;
+            ctx.print(
+                &serde_json::json!({"valid": true, "tree_size": checkpoint.size}),
+                &format!("proof valid: the entry is in the log of {} entries signed by {}", checkpoint.size, checkpoint.origin),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Export { since, until } => {
+            let principal = ctx.acting(vault)?;
+            let since = since.map(|s| parse_time(&s).ok_or_else(|| bad_time(&s))).transpose()?;
+            let until = until.map(|s| parse_time(&s).ok_or_else(|| bad_time(&s))).transpose()?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            vault.audit_export(&principal, since, until, &mut |line| {
+                writeln!(out, "{line}").map_err(|e| Error::io("standard output", e))
+            })?;
+            out.flush().map_err(|e| Error::io("standard output", e))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Search { candidate } => {
+            let principal = ctx.acting(vault)?;
+            let id: CandidateId = candidate.parse()?;
+            for entry in vault.audit_search(&principal, &id)? {
+                println!("{}", String::from_utf8_lossy(&entry.canonical_bytes()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Receipt { candidate } => {
+            let principal = ctx.acting(vault)?;
+            let id: CandidateId = candidate.parse()?;
+            print_json(&vault.erasure_receipt(&principal, &id)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn bad_time(text: &str) -> Error {
+    Error::invalid_input(format!(
+        "`{}` is not a time: use RFC 3339 (2026-11-23T08:00:00Z) or a date (2026-11-23)",
+        crate::ids::printable(text)
+    ))
+}
+
+/// Reads a proof file, or an erasure receipt (whose `proof` field is the proof).
+pub fn verify_proof_file(file: &PathBuf, verifier: &NoteVerifier) -> Result<crate::audit::note::Checkpoint> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|_| Error::invalid_input(format!("{} is not JSON: expected an inclusion proof or receipt", file.display())))?;
+    let proof_value = if value.get("format").and_then(|f| f.as_str()) == Some("cvvault-erasure-receipt/v1") {
+        value.get("proof").cloned().unwrap_or_default()
+    } else {
+        value
+    };
+    let proof: InclusionProof = serde_json::from_value(proof_value)
+        .map_err(|e| Error::invalid_input(format!("{} is not an inclusion proof: {e}", file.display())))?;
+    verify::verify_proof(&proof, verifier)
+}
+
+pub fn run_subject_access(ctx: &Context, vault: &Vault, id: &str) -> Result<ExitCode> {
+    let principal = ctx.acting(vault)?;
+    let id: CandidateId = id.parse()?;
+    let report = vault.subject_access(&principal, &id)?;
+    if ctx.json {
+        print_json(&report)?;
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_hold(ctx: &Context, vault: &Vault, cmd: HoldCommand) -> Result<ExitCode> {
+    let principal = ctx.acting(vault)?;
+    match cmd {
+        HoldCommand::Place { id, reason } => {
+            let id: CandidateId = id.parse()?;
+            vault.set_hold(&principal, &id, true, &reason)?;
+            ctx.print(&serde_json::json!({"held": id}), &format!("legal hold placed on {id}"));
+        }
+        HoldCommand::Release { id } => {
+            let id: CandidateId = id.parse()?;
+            vault.set_hold(&principal, &id, false, "")?;
+            ctx.print(&serde_json::json!({"released": id}), &format!("legal hold released on {id}"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

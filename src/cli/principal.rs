@@ -1,0 +1,81 @@
+//! `cvvault principal add | list | disable | enable`.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::Context;
+use crate::error::Result;
+use crate::ids::{CandidateId, OrgId, PrincipalId};
+use crate::model::Role;
+use crate::vault::Vault;
+
+#[derive(Subcommand, Debug)]
+pub enum PrincipalCommand {
+    /// Register a principal. It may act only as policy allows (an employer sees nothing
+    /// until an assignment links its organisation to a candidate).
+    Add {
+        /// Principal id (letters, digits, `-`, `_`, `.`, `@`).
+        id: String,
+        /// caseworker, provider, employer, dpo or subject.
+        #[arg(long)]
+        role: String,
+        /// The organisation it belongs to.
+        #[arg(long)]
+        org: String,
+        /// For --role subject: the candidate this person is.
+        #[arg(long)]
+        candidate: Option<String>,
+    },
+    /// List principals.
+    List,
+    /// Disable a principal: every request by it is refused from now on.
+    Disable {
+        /// Principal id.
+        id: String,
+    },
+    /// Enable a disabled principal again.
+    Enable {
+        /// Principal id.
+        id: String,
+    },
+}
+
+pub fn run(ctx: &Context, vault: &Vault, cmd: PrincipalCommand) -> Result<ExitCode> {
+    match cmd {
+        PrincipalCommand::Add { id, role, org, candidate } => {
+            let id: PrincipalId = id.parse()?;
+            let role: Role = role.parse()?;
+            let org: OrgId = org.parse()?;
+            let candidate = candidate.map(|c| c.parse::<CandidateId>()).transpose()?;
+            vault.add_principal(id.clone(), role, org.clone(), candidate)?;
+            ctx.print(
+                &serde_json::json!({"principal_id": id, "role": role, "org": org}),
+                &format!("added {role} {id} of {org}"),
+            );
+        }
+        PrincipalCommand::List => {
+            let list = vault.list_principals()?;
+            let json: Vec<_> = list
+                .iter()
+                .map(|p| serde_json::json!({"principal_id": p.principal_id, "role": p.role, "org": p.org_id, "disabled": p.disabled}))
+                .collect();
+            let text: Vec<String> = list
+                .iter()
+                .map(|p| format!("{:<24} {:<11} {:<20}{}", p.principal_id, p.role, p.org_id, if p.disabled { " (disabled)" } else { "" }))
+                .collect();
+            ctx.print(&serde_json::Value::Array(json), &text.join("\n"));
+        }
+        PrincipalCommand::Disable { id } => {
+            let id: PrincipalId = id.parse()?;
+            vault.set_principal_disabled(&id, true)?;
+            ctx.print(&serde_json::json!({"disabled": id}), &format!("disabled {id}"));
+        }
+        PrincipalCommand::Enable { id } => {
+            let id: PrincipalId = id.parse()?;
+            vault.set_principal_disabled(&id, false)?;
+            ctx.print(&serde_json::json!({"enabled": id}), &format!("enabled {id}"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

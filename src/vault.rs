@@ -1,1 +1,0 @@
-//! The use cases: every edge goes through here (policy, audit, crypto, store).

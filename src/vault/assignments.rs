@@ -1,0 +1,185 @@
+//! Assignment use cases: open, close, list. An assignment is the only thing that links an
+//! organisation to a candidate, and so the only way anyone outside the agency sees a CV.
+
+use super::{actor, new_request_id, Vault};
+use crate::audit::entry::Outcome;
+use crate::audit::log::Record;
+use crate::error::{Error, Result};
+use crate::ids::{AssignmentId, CandidateId, OrgId};
+use crate::model::{AssignmentKind, Purpose};
+use crate::policy::{Action, PrincipalFacts, Request, Resource};
+use crate::store::rows::{self, AssignmentRow};
+
+/// What opening an assignment needs.
+pub struct OpenAssignment {
+    /// The candidate.
+    pub candidate_id: CandidateId,
+    /// The organisation to link.
+    pub org: OrgId,
+    /// Coaching (provider) or matching (employer).
+    pub kind: AssignmentKind,
+    /// The declared purpose.
+    pub purpose: Purpose,
+}
+
+impl Vault {
+    /// Opens an assignment. Refused for an unknown or erased candidate, an unknown
+    /// organisation, and by policy (e.g. matching a protected candidate).
+    pub fn open_assignment(&self, principal: &PrincipalFacts, request: OpenAssignment) -> Result<AssignmentId> {
+        let request_id = new_request_id();
+        let actor = actor(principal);
+        let mut record = Record::new("assignment.open", &actor, Outcome::Deny, &request_id);
+        record.candidate = Some(request.candidate_id);
+        record.purpose = Some(request.purpose.to_string());
+        record.note = Some(format!("kind={}", request.kind));
+        let (facts, org_known) = self.readers.read(|conn| {
+            Ok((
+                self.candidate_facts(conn, &request.candidate_id)?,
+                rows::org_known(conn, &request.org)?,
+            ))
+        })?;
+        let Some((facts, _)) = facts else {
+            record.note = Some("not-found".into());
+            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            return Err(Error::NotFound { what: "candidate (it may have been erased)" });
+        };
+        let decision = self.policy.decide(&Request {
+            principal,
+            action: Action::OpenAssignment,
+            resource: Resource::Candidate(&facts),
+            purpose: Some(&request.purpose),
+            group: None,
+            kind: Some(request.kind),
+            org: Some(&request.org),
+        });
+        record.policy_ids = decision.policy_ids.clone();
+        if !decision.is_allowed() {
+            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            return Err(Error::Denied {
+                action: format!("opening a {} assignment for this candidate", request.kind),
+                policy_ids: decision.policy_ids,
+            });
+        }
+        if !org_known {
+            return Err(Error::invalid_input(format!(
+                "unknown organisation `{}`: register a principal of it first with `cvvault principal add ID --role provider|employer --org {}`",
+                request.org, request.org
+            )));
+        }
+        let row = AssignmentRow {
+            assignment_id: AssignmentId::random(),
+            candidate_id: request.candidate_id,
+            org_id: request.org,
+            kind: request.kind,
+            purpose: request.purpose.to_string(),
+            opened_at: 0,
+            closed_at: None,
+            close_reason: None,
+        };
+        let id = row.assignment_id;
+        let by = principal.principal_id.to_string();
+        self.writer.write(move |ctx| {
+            if rows::candidate_keys(ctx.conn, &row.candidate_id)?.is_none() {
+                return Err(Error::NotFound { what: "candidate (it may have been erased)" });
+            }
+            let row = AssignmentRow {
+                opened_at: ctx.audit.now(),
+                ..row
+            };
+            rows::insert_assignment(ctx.conn, &row, &by)?;
+            record.decision = Outcome::Allow;
+            record.assignment = Some(row.assignment_id);
+            record.note = Some(format!("kind={} org={}", row.kind, row.org_id));
+            ctx.audit.append(ctx.conn, record).map(|_| ())
+        })?;
+        Ok(id)
+    }
+
+    /// Closes an open assignment. Closing a closed or unknown one is refused.
+    pub fn close_assignment(&self, principal: &PrincipalFacts, assignment_id: &AssignmentId, reason: &str) -> Result<()> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.len() > 200 {
+            return Err(Error::invalid_input(
+                "--reason must be 1 to 200 characters saying why the assignment ends (e.g. `placed in work`, `coaching completed`); do not write personal details",
+            ));
+        }
+        let request_id = new_request_id();
+        let actor = actor(principal);
+        let row = self.readers.read(|conn| rows::assignment(conn, assignment_id))?;
+        let Some(row) = row else {
+            return Err(Error::NotFound { what: "assignment" });
+        };
+        if row.closed_at.is_some() {
+            return Err(Error::Conflict(format!(
+                "assignment {assignment_id} is already closed: nothing to do"
+            )));
+        }
+        let facts = self.readers.read(|conn| self.candidate_facts(conn, &row.candidate_id))?;
+        let Some((facts, _)) = facts else {
+            return Err(Error::NotFound { what: "candidate" });
+        };
+        let decision = self.policy.decide(&Request {
+            principal,
+            action: Action::CloseAssignment,
+            resource: Resource::Candidate(&facts),
+            purpose: None,
+            group: None,
+            kind: Some(row.kind),
+            org: Some(&row.org_id),
+        });
+        let mut record = Record::new("assignment.close", &actor, Outcome::Deny, &request_id);
+        record.candidate = Some(row.candidate_id);
+        record.assignment = Some(row.assignment_id);
+        record.policy_ids = decision.policy_ids.clone();
+        if !decision.is_allowed() {
+            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            return Err(Error::Denied {
+                action: "closing this assignment".into(),
+                policy_ids: decision.policy_ids,
+            });
+        }
+        let by = principal.principal_id.to_string();
+        let reason = reason.to_owned();
+        let id = *assignment_id;
+        self.writer.write(move |ctx| {
+            // Re-read inside the transaction: a concurrent close must not count twice.
+            match rows::assignment(ctx.conn, &id)? {
+                Some(current) if current.closed_at.is_none() => {}
+                Some(_) => return Err(Error::Conflict(format!("assignment {id} is already closed: nothing to do"))),
+                None => return Err(Error::NotFound { what: "assignment" }),
+            }
+            rows::close_assignment(ctx.conn, &id, &row.candidate_id, ctx.audit.now(), &by, &reason)?;
+            record.decision = Outcome::Allow;
+            ctx.audit.append(ctx.conn, record).map(|_| ())
+        })
+    }
+
+    /// Lists a candidate's assignments (for caseworkers and DPOs; decided as `close_assignment`
+    /// rights on the candidate, since listing reveals who works with whom).
+    pub fn assignments(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<Vec<AssignmentRow>> {
+        let facts = self.readers.read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let Some((facts, _)) = facts else {
+            return Err(Error::NotFound { what: "candidate" });
+        };
+        let allowed = [Action::CloseAssignment, Action::SubjectAccess].into_iter().any(|action| {
+            self.policy
+                .decide(&Request {
+                    principal,
+                    action,
+                    resource: Resource::Candidate(&facts),
+                    purpose: None,
+                    group: None,
+                    kind: None,
+                    org: None,
+                })
+                .is_allowed()
+        });
+        if !allowed {
+            return Err(Error::Denied {
+                action: "listing this candidate's assignments".into(),
+                policy_ids: vec![],
+            });
+        }
+        self.readers.read(|conn| rows::assignments_of(conn, candidate_id))
+    }
+}

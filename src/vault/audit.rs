@@ -1,0 +1,357 @@
+//! Audit use cases for DPOs and data subjects: verify, checkpoints, proofs, export, search,
+//! subject access (GDPR Art. 15), erasure receipts, legal holds. A DPO never reads a profile.
+
+use serde::Serialize;
+
+use super::{actor, new_request_id, Vault};
+use crate::audit::entry::{Entry, Outcome};
+use crate::audit::log::Record;
+use crate::audit::note::{Checkpoint, NoteVerifier};
+use crate::audit::verify::{self, CheckpointSource, InclusionProof, VerifyReport};
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::ids::CandidateId;
+use crate::model::{FieldGroup, Role};
+use crate::policy::{Action, CandidateFacts, PrincipalFacts, Request, Resource};
+use crate::store::rows;
+
+/// One disclosure of a candidate's data, as the subject access report lists it.
+#[derive(Debug, Serialize)]
+pub struct Disclosure {
+    /// When (RFC 3339).
+    pub time: String,
+    /// The principal who received it.
+    pub recipient: String,
+    /// Their organisation.
+    pub recipient_org: Option<String>,
+    /// Their role.
+    pub recipient_role: String,
+    /// The declared purpose.
+    pub purpose: Option<String>,
+    /// The field groups disclosed.
+    pub groups: Vec<String>,
+}
+
+/// The GDPR Art. 15 report: what is held, who received it, when, why.
+#[derive(Debug, Serialize)]
+pub struct SubjectAccessReport {
+    /// The candidate.
+    pub candidate_id: CandidateId,
+    /// When the report was made.
+    pub generated_at: String,
+    /// Who asked for it.
+    pub requested_by: String,
+    /// The data itself: only when the subject asks (a DPO's report lists categories only).
+    pub data: Option<serde_json::Value>,
+    /// The categories held (field groups).
+    pub groups_held: Vec<String>,
+    /// Assignments (who works with the candidate, for what).
+    pub assignments: Vec<serde_json::Value>,
+    /// Every disclosure in the audit trail.
+    pub disclosures: Vec<Disclosure>,
+    /// Requests for the data that were refused.
+    pub refused_requests: u64,
+    /// Under legal hold.
+    pub legal_hold: bool,
+    /// How long the data is kept.
+    pub retention: String,
+}
+
+impl SubjectAccessReport {
+    /// The report in words.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "Subject access report (GDPR Art. 15) for candidate {}\ngenerated {} at the request of {}\n\n",
+            self.candidate_id, self.generated_at, self.requested_by
+        );
+        out.push_str(&format!("Categories of data held: {}\n", self.groups_held.join(", ")));
+        if self.legal_hold {
+            out.push_str("A legal hold keeps this data beyond the normal retention period.\n");
+        }
+        out.push_str(&format!("Retention: {}\n\nAssignments:\n", self.retention));
+        if self.assignments.is_empty() {
+            out.push_str("  none\n");
+        }
+        for a in &self.assignments {
+            out.push_str(&format!(
+                "  {} with {} for {} (opened {}, {})\n",
+                a["kind"].as_str().unwrap_or("?"),
+                a["org"].as_str().unwrap_or("?"),
+                a["purpose"].as_str().unwrap_or("?"),
+                a["opened_at"].as_str().unwrap_or("?"),
+                a["closed_at"].as_str().map(|c| format!("closed {c}")).unwrap_or_else(|| "open".into())
+            ));
+        }
+        out.push_str(&format!("\nDisclosures ({}):\n", self.disclosures.len()));
+        if self.disclosures.is_empty() {
+            out.push_str("  none\n");
+        }
+        for d in &self.disclosures {
+            out.push_str(&format!(
+                "  {}  {} ({} of {}) for {}: {}\n",
+                d.time,
+                d.recipient,
+                d.recipient_role,
+                d.recipient_org.as_deref().unwrap_or("-"),
+                d.purpose.as_deref().unwrap_or("-"),
+                d.groups.join(", ")
+            ));
+        }
+        out.push_str(&format!("\nRefused requests for this data: {}\n", self.refused_requests));
+        if let Some(data) = &self.data {
+            out.push_str(&format!("\nThe data held:\n{}\n", serde_json::to_string_pretty(data).unwrap_or_default()));
+        }
+        out
+    }
+}
+
+/// A proof of erasure a DPO can file.
+#[derive(Debug, Serialize)]
+pub struct Receipt {
+    /// `cvvault-erasure-receipt/v1`.
+    pub format: String,
+    /// The candidate (the id the requester knows).
+    pub candidate_id: CandidateId,
+    /// Its audit pseudonym.
+    pub candidate_pseudonym: String,
+    /// The erase entry with its inclusion proof and signed checkpoint.
+    pub proof: InclusionProof,
+}
+
+impl Vault {
+    fn decide_vault(&self, principal: &PrincipalFacts, action: Action) -> crate::policy::Decision {
+        self.policy.decide(&Request {
+            principal,
+            action,
+            resource: Resource::Vault,
+            purpose: None,
+            group: None,
+            kind: None,
+            org: None,
+        })
+    }
+
+    fn decide_candidate(&self, principal: &PrincipalFacts, action: Action, facts: &CandidateFacts) -> crate::policy::Decision {
+        self.policy.decide(&Request {
+            principal,
+            action,
+            resource: Resource::Candidate(facts),
+            purpose: None,
+            group: None,
+            kind: None,
+            org: None,
+        })
+    }
+
+    /// Decides `read_audit` and records the decision; Err when denied.
+    fn authorize_audit(&self, principal: &PrincipalFacts, action_name: &'static str) -> Result<()> {
+        let decision = self.decide_vault(principal, Action::ReadAudit);
+        let allowed = decision.is_allowed();
+        let mut record = Record::new(
+            action_name,
+            &actor(principal),
+            if allowed { Outcome::Allow } else { Outcome::Deny },
+            &new_request_id(),
+        );
+        record.policy_ids = decision.policy_ids.clone();
+        self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+        if allowed {
+            Ok(())
+        } else {
+            Err(Error::Denied {
+                action: "reading the audit trail".into(),
+                policy_ids: decision.policy_ids,
+            })
+        }
+    }
+
+    /// Verifies the whole trail against the stored checkpoints and `extra` ones kept elsewhere,
+    /// checking every entry's MAC with the audit key.
+    pub fn audit_verify(&self, principal: &PrincipalFacts, extra: Vec<CheckpointSource>, progress: &dyn Fn(u64)) -> Result<VerifyReport> {
+        self.authorize_audit(principal, "audit.verify")?;
+        self.sign_checkpoint()?;
+        let verifier = self.note_verifier()?;
+        self.readers.read(|conn| {
+            let mut sources = verify::stored_checkpoints(conn)?;
+            sources.extend(extra);
+            verify::verify(conn, &verifier, Some(self.pseudonyms()), &sources, progress)
+        })
+    }
+
+    /// The verifier for this vault's checkpoints.
+    pub fn note_verifier(&self) -> Result<NoteVerifier> {
+        NoteVerifier::parse(&self.verifier_key()).map_err(|_| Error::Corrupt {
+            what: "the vault's own verifier key does not parse",
+        })
+    }
+
+    /// Signs (if the tree grew) and returns the latest checkpoint.
+    pub fn audit_checkpoint(&self) -> Result<String> {
+        self.sign_checkpoint()?;
+        self.readers
+            .read(verify::latest_checkpoint)?
+            .ok_or(Error::NotFound { what: "checkpoint" })
+    }
+
+    /// An inclusion proof of entry `index` against a fresh checkpoint.
+    pub fn audit_prove(&self, principal: &PrincipalFacts, index: u64) -> Result<InclusionProof> {
+        self.authorize_audit(principal, "audit.prove")?;
+        self.prove_unchecked(index)
+    }
+
+    fn prove_unchecked(&self, index: u64) -> Result<InclusionProof> {
+        let note = self.audit_checkpoint()?;
+        let checkpoint: Checkpoint = self.note_verifier()?.verify(&note).map_err(|e| Error::AuditTampered(e.to_string()))?;
+        self.readers.read(|conn| verify::prove(conn, index, &note, &checkpoint))
+    }
+
+    /// Writes entries as JSON lines (raw canonical text), optionally within a time window.
+    pub fn audit_export(&self, principal: &PrincipalFacts, since: Option<i64>, until: Option<i64>, out: &mut dyn FnMut(&str) -> Result<()>) -> Result<u64> {
+        self.authorize_audit(principal, "audit.export")?;
+        self.readers.read(|conn| verify::export(conn, since, until, &mut *out))
+    }
+
+    /// The entries about one candidate, found through its pseudonym.
+    pub fn audit_search(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<Vec<Entry>> {
+        self.authorize_audit(principal, "audit.search")?;
+        let pseudonym = self.pseudonyms().candidate(candidate_id);
+        self.readers.read(|conn| verify::search(conn, &pseudonym))
+    }
+
+    /// The Art. 15 report. A DPO gets categories and disclosures; the subject also the data.
+    pub fn subject_access(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<SubjectAccessReport> {
+        let request_id = new_request_id();
+        let facts = self.readers.read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let mut record = Record::new("subject_access", &actor(principal), Outcome::Deny, &request_id);
+        record.candidate = Some(*candidate_id);
+        let Some((facts, _)) = facts else {
+            record.note = Some("not-found".into());
+            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            return Err(Error::NotFound { what: "candidate" });
+        };
+        let decision = self.decide_candidate(principal, Action::SubjectAccess, &facts);
+        record.policy_ids = decision.policy_ids.clone();
+        if !decision.is_allowed() {
+            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            return Err(Error::Denied {
+                action: "a subject access report for this candidate".into(),
+                policy_ids: decision.policy_ids,
+            });
+        }
+        record.decision = Outcome::Allow;
+        self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+        let data = if principal.role == Role::Subject {
+            let extract = self.extract(principal, candidate_id, &"subject-access".parse()?)?;
+            Some(serde_json::from_slice::<serde_json::Value>(&extract.json).map_err(|_| Error::Corrupt {
+                what: "an extract is not JSON",
+            })?)
+        } else {
+            None
+        };
+        let pseudonym = self.pseudonyms().candidate(candidate_id);
+        let (entries, assignments, keys) = self.readers.read(|conn| {
+            Ok((
+                verify::search(conn, &pseudonym)?,
+                rows::assignments_of(conn, candidate_id)?,
+                rows::candidate_keys(conn, candidate_id)?,
+            ))
+        })?;
+        let disclosures = entries
+            .iter()
+            .filter(|e| e.action == "extract" && e.decision == Outcome::Allow)
+            .map(|e| Disclosure {
+                time: e.time.clone(),
+                recipient: e.actor.clone(),
+                recipient_org: e.actor_org.clone(),
+                recipient_role: e.actor_role.clone(),
+                purpose: e.purpose.clone(),
+                groups: e.groups.clone(),
+            })
+            .collect();
+        let refused = entries.iter().filter(|e| e.action == "extract" && e.decision == Outcome::Deny).count() as u64;
+        let retention = crate::settings::Retention::load(&self.paths.retention_settings())?;
+        Ok(SubjectAccessReport {
+            candidate_id: *candidate_id,
+            generated_at: rfc3339(self.now()),
+            requested_by: principal.principal_id.to_string(),
+            data,
+            groups_held: FieldGroup::DISCLOSABLE.iter().map(|g| g.to_string()).collect(),
+            assignments: assignments
+                .iter()
+                .map(|a| {
+                    serde_json::json!({
+                        "org": a.org_id, "kind": a.kind, "purpose": a.purpose,
+                        "opened_at": rfc3339(a.opened_at), "closed_at": a.closed_at.map(rfc3339),
+                    })
+                })
+                .collect(),
+            disclosures,
+            refused_requests: refused,
+            legal_hold: keys.is_some_and(|k| k.legal_hold),
+            retention: format!(
+                "erased {} day(s) after the last assignment closes, after {} days without any open assignment, and at the latest {} days after registration",
+                retention.grace_after_close_days, retention.max_idle_days, retention.max_life_days
+            ),
+        })
+    }
+
+    /// A proof of erasure for an erased candidate: the erase entry, its inclusion proof, a
+    /// signed checkpoint.
+    pub fn erasure_receipt(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<Receipt> {
+        self.authorize_audit(principal, "audit.receipt")?;
+        let pseudonym = self.pseudonyms().candidate(candidate_id);
+        let entries = self.readers.read(|conn| verify::search(conn, &pseudonym))?;
+        let erase = entries
+            .iter()
+            .rev()
+            .find(|e| (e.action == "candidate.erase" || e.action == "retention.erase") && e.decision == Outcome::Allow)
+            .ok_or_else(|| {
+                Error::NotFound {
+                    what: "erasure of this candidate in the audit trail (it has not been erased)",
+                }
+            })?;
+        Ok(Receipt {
+            format: "cvvault-erasure-receipt/v1".into(),
+            candidate_id: *candidate_id,
+            candidate_pseudonym: pseudonym,
+            proof: self.prove_unchecked(erase.index)?,
+        })
+    }
+
+    /// Places or releases a legal hold (a DPO's decision): a held candidate is not erased by
+    /// retention until released.
+    pub fn set_hold(&self, principal: &PrincipalFacts, candidate_id: &CandidateId, hold: bool, reason: &str) -> Result<()> {
+        let reason = reason.trim();
+        if hold && (reason.is_empty() || reason.len() > 200) {
+            return Err(Error::invalid_input(
+                "--reason must be 1 to 200 characters naming the legal ground (e.g. a case number); no personal details",
+            ));
+        }
+        let action = if hold { Action::PlaceHold } else { Action::ReleaseHold };
+        let name = if hold { "hold.place" } else { "hold.release" };
+        let facts = self.readers.read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let Some((facts, _)) = facts else {
+            return Err(Error::NotFound { what: "candidate" });
+        };
+        let decision = self.decide_candidate(principal, action, &facts);
+        let mut record = Record::new(name, &actor(principal), Outcome::Deny, &new_request_id());
+        record.candidate = Some(*candidate_id);
+        record.policy_ids = decision.policy_ids.clone();
+        if !decision.is_allowed() {
+            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            return Err(Error::Denied {
+                action: format!("{} a legal hold", if hold { "placing" } else { "releasing" }),
+                policy_ids: decision.policy_ids,
+            });
+        }
+        record.decision = Outcome::Allow;
+        let id = *candidate_id;
+        let reason = hold.then(|| reason.to_owned());
+        self.writer.write(move |ctx| {
+            if !rows::set_legal_hold(ctx.conn, &id, hold, reason.as_deref())? {
+                return Err(Error::NotFound { what: "candidate" });
+            }
+            ctx.audit.append(ctx.conn, record).map(|_| ())
+        })
+    }
+}

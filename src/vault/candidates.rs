@@ -1,0 +1,443 @@
+//! Candidate use cases: register, import, extract, erase.
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use super::{actor, new_request_id, Vault};
+use crate::audit::entry::Outcome;
+use crate::audit::log::Record;
+use crate::crypto::envelope::{Dek, WrappedDek};
+use crate::crypto::keyring::Keyring;
+use crate::error::{Error, Result};
+use crate::ids::CandidateId;
+use crate::model::{FieldGroup, Purpose, Role};
+use crate::policy::{Action, PrincipalFacts, Request, Resource};
+use crate::profile::Profile;
+use crate::store::rows::{self, SealedProfile, RECORD_VERSION};
+
+/// Candidates sealed and committed per transaction during an import.
+const IMPORT_BATCH: usize = 2_000;
+/// Longest accepted import line (a profile is at most 256 KiB).
+const MAX_LINE: usize = 512 * 1024;
+
+/// A decrypted extract: exactly the permitted groups, as JSON, in wiped-on-drop memory.
+pub struct Extract {
+    /// Whose.
+    pub candidate_id: CandidateId,
+    /// The groups it contains.
+    pub groups: Vec<FieldGroup>,
+    /// The groups policy refused.
+    pub denied_groups: Vec<FieldGroup>,
+    /// The deciding policy ids.
+    pub policy_ids: Vec<String>,
+    /// `{"candidate_id": ..., "groups": {...}}`.
+    pub json: Zeroizing<Vec<u8>>,
+    /// The audit entry that recorded the disclosure.
+    pub audit_index: u64,
+}
+
+/// How `candidate import` treats bad lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportMode {
+    /// Validate every line first; import nothing if any line is bad (the default).
+    AllOrNothing,
+}
+
+/// What an import did.
+#[derive(Debug, serde::Serialize)]
+pub struct ImportReport {
+    /// Candidates registered.
+    pub imported: u64,
+    /// Every bad line: (line number from 1, message). Non-empty means nothing was imported.
+    pub rejected: Vec<(u64, String)>,
+    /// The ids registered, in file order.
+    #[serde(skip)]
+    pub ids: Vec<CandidateId>,
+}
+
+/// A profile sealed and ready to insert.
+struct SealedCandidate {
+    id: CandidateId,
+    dek: WrappedDek,
+    sealed: SealedProfile,
+}
+
+fn seal_profile(keyring: &Keyring, profile: &Profile) -> Result<SealedCandidate> {
+    let id = CandidateId::random();
+    let dek = Dek::generate()?;
+    let cipher = dek.cipher(id)?;
+    let mut groups: [Vec<u8>; 5] = Default::default();
+    for (slot, group) in groups.iter_mut().zip(FieldGroup::ALL) {
+        *slot = cipher.seal(group, RECORD_VERSION, &profile.group_json(group)?)?;
+    }
+    Ok(SealedCandidate {
+        id,
+        dek: dek.wrap(keyring, &id)?,
+        sealed: SealedProfile {
+            record_version: RECORD_VERSION,
+            groups,
+        },
+    })
+}
+
+impl Vault {
+    fn authorize_register(&self, principal: &PrincipalFacts, request_id: &str) -> Result<Vec<String>> {
+        let decision = self.policy.decide(&Request {
+            principal,
+            action: Action::Register,
+            resource: Resource::Vault,
+            purpose: None,
+            group: None,
+            kind: None,
+            org: None,
+        });
+        if decision.is_allowed() {
+            return Ok(decision.policy_ids);
+        }
+        let mut record = Record::new("candidate.register", &actor(principal), Outcome::Deny, request_id);
+        record.policy_ids = decision.policy_ids.clone();
+        self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+        Err(Error::Denied {
+            action: "registering candidates".into(),
+            policy_ids: decision.policy_ids,
+        })
+    }
+
+    /// Registers one candidate.
+    pub fn register(&self, principal: &PrincipalFacts, profile: &Profile) -> Result<CandidateId> {
+        let request_id = new_request_id();
+        let policy_ids = self.authorize_register(principal, &request_id)?;
+        profile.validate()?;
+        let sealed = seal_profile(&self.keyring(), profile)?;
+        let id = sealed.id;
+        let actor = actor(principal);
+        self.writer.write(move |ctx| {
+            let now = ctx.audit.now();
+            rows::insert_candidate(ctx.conn, &sealed.id, now, &sealed.dek, &sealed.sealed)?;
+            let mut record = Record::new("candidate.register", &actor, Outcome::Allow, &request_id);
+            record.candidate = Some(sealed.id);
+            record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
+            record.policy_ids = policy_ids;
+            ctx.audit.append(ctx.conn, record).map(|_| ())
+        })?;
+        Ok(id)
+    }
+
+    /// Imports newline-delimited profiles (cvvault or JSON Resume documents), all or
+    /// nothing: every line is validated first and every bad line reported with its number;
+    /// only a clean file is written, in batches of committed transactions.
+    /// `progress(done, total)` is called as lines are validated and as batches commit.
+    pub fn import<R: BufRead, S: BufRead>(
+        &self,
+        principal: &PrincipalFacts,
+        validate_pass: R,
+        write_pass: S,
+        progress: &dyn Fn(ImportPhase, u64),
+    ) -> Result<ImportReport> {
+        let request_id = new_request_id();
+        let policy_ids = self.authorize_register(principal, &request_id)?;
+
+        // Pass 1: parse and validate everything; nothing is written.
+        let mut rejected = Vec::new();
+        let mut total = 0u64;
+        for_each_line(validate_pass, |number, line| {
+            total = number;
+            if let Err(e) = Profile::from_document(line).and_then(|p| p.validate()) {
+                rejected.push((number, e.to_string()));
+            }
+            if number % 1024 == 0 {
+                progress(ImportPhase::Validate, number);
+            }
+        })?;
+        progress(ImportPhase::Validate, total);
+        if !rejected.is_empty() || total == 0 {
+            if total == 0 {
+                rejected.push((0, "the file holds no profile: one JSON document per line expected".into()));
+            }
+            return Ok(ImportReport {
+                imported: 0,
+                rejected,
+                ids: Vec::new(),
+            });
+        }
+
+        // Pass 2: parse, seal in parallel, write batch n while batch n+1 is sealed.
+        let keyring = self.keyring();
+        let actor = actor(principal);
+        let mut ids = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+        let mut pending: Option<std::sync::mpsc::Receiver<Result<()>>> = None;
+        let mut lines: Vec<Vec<u8>> = Vec::with_capacity(IMPORT_BATCH);
+        let mut imported = 0u64;
+        let mut flush = |lines: &mut Vec<Vec<u8>>, pending: &mut Option<std::sync::mpsc::Receiver<Result<()>>>| -> Result<()> {
+            let batch = seal_parallel(&keyring, lines)?;
+            lines.clear();
+            ids.extend(batch.iter().map(|c| c.id));
+            let count = batch.len() as u64;
+            if let Some(previous) = pending.take() {
+                previous.recv().map_err(|_| stopped())??;
+            }
+            let actor = actor.clone();
+            let request_id = request_id.clone();
+            let policy_ids = policy_ids.clone();
+            *pending = Some(self.writer.submit(move |ctx| {
+                let now = ctx.audit.now();
+                for c in &batch {
+                    rows::insert_candidate(ctx.conn, &c.id, now, &c.dek, &c.sealed)?;
+                    let mut record = Record::new("candidate.register", &actor, Outcome::Allow, &request_id);
+                    record.candidate = Some(c.id);
+                    record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
+                    record.policy_ids = policy_ids.clone();
+                    record.note = Some("import".into());
+                    ctx.audit.append(ctx.conn, record)?;
+                }
+                Ok(())
+            })?);
+            imported += count;
+            progress(ImportPhase::Write, imported);
+            Ok(())
+        };
+        let mut failure = None;
+        for_each_line(write_pass, |_, line| {
+            if failure.is_some() {
+                return;
+            }
+            lines.push(line.to_vec());
+            if lines.len() == IMPORT_BATCH {
+                if let Err(e) = flush(&mut lines, &mut pending) {
+                    failure = Some(e);
+                }
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if !lines.is_empty() {
+            flush(&mut lines, &mut pending)?;
+        }
+        if let Some(last) = pending.take() {
+            last.recv().map_err(|_| stopped())??;
+        }
+        Ok(ImportReport {
+            imported,
+            rejected,
+            ids,
+        })
+    }
+
+    /// Decides, audits, then decrypts exactly the permitted groups of one candidate.
+    ///
+    /// INVARIANT: the audit entry is committed before any plaintext is opened for release.
+    /// An employer or provider gets [`Error::NotFound`] both for a missing candidate and for
+    /// one it has no open assignment with (or may not see at all), so ids cannot be probed.
+    pub fn extract(&self, principal: &PrincipalFacts, candidate_id: &CandidateId, purpose: &Purpose) -> Result<Extract> {
+        let request_id = new_request_id();
+        let read = self.readers.read(|conn| {
+            let facts = self.candidate_facts(conn, candidate_id)?;
+            let sealed = match facts {
+                Some(_) => rows::sealed_profile(conn, candidate_id)?,
+                None => None,
+            };
+            Ok(facts.zip(sealed))
+        })?;
+        let actor = actor(principal);
+        let requested: Vec<String> = FieldGroup::DISCLOSABLE.iter().map(|g| g.to_string()).collect();
+        let Some(((facts, dek), sealed)) = read else {
+            let mut record = Record::new("extract", &actor, Outcome::Deny, &request_id);
+            record.candidate = Some(*candidate_id);
+            record.purpose = Some(purpose.to_string());
+            record.groups = requested;
+            record.note = Some("not-found".into());
+            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            return Err(Error::NotFound { what: "candidate" });
+        };
+        let grant = self.policy.decide_read(principal, &facts, purpose);
+        let allowed = grant.allowed_groups();
+        let mut record = Record::new("extract", &actor, Outcome::Allow, &request_id);
+        record.candidate = Some(*candidate_id);
+        record.purpose = Some(purpose.to_string());
+        record.policy_ids = grant.policy_ids();
+        if allowed.is_empty() {
+            let unrelated = matches!(principal.role, Role::Employer | Role::Provider);
+            record.decision = Outcome::Deny;
+            record.groups = requested;
+            record.note = Some(if unrelated { "not-found-or-unrelated" } else { "denied" }.into());
+            let policy_ids = record.policy_ids.clone();
+            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            return Err(if unrelated {
+                Error::NotFound { what: "candidate" }
+            } else {
+                Error::Denied {
+                    action: format!("reading this candidate for purpose {purpose}"),
+                    policy_ids,
+                }
+            });
+        }
+        record.groups = allowed.iter().map(|g| g.to_string()).collect();
+        let id = *candidate_id;
+        let audit_index = self.writer.write(move |ctx| {
+            // The candidate may have been erased since it was read: then nothing is released.
+            if rows::candidate_keys(ctx.conn, &id)?.is_none() {
+                return Err(Error::NotFound { what: "candidate" });
+            }
+            ctx.audit.append(ctx.conn, record)
+        })?;
+        // Only now, with the disclosure on record, is plaintext opened.
+        let cipher = dek.cipher(id)?;
+        let mut opened = Vec::with_capacity(allowed.len());
+        for group in &allowed {
+            opened.push((*group, cipher.open(*group, sealed.record_version, sealed.group(*group))?));
+        }
+        let json = extract_json(&id, &opened);
+        Ok(Extract {
+            candidate_id: id,
+            groups: allowed,
+            denied_groups: grant.denied_groups(),
+            policy_ids: grant.policy_ids(),
+            json,
+            audit_index,
+        })
+    }
+
+    /// Erases a candidate by crypto-shredding (wrapped DEK and ciphertexts deleted in one
+    /// transaction with the audit entry), then truncates the WAL so no copy lingers there.
+    pub fn erase(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<()> {
+        let request_id = new_request_id();
+        let facts = self.readers.read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let actor = actor(principal);
+        let mut record = Record::new("candidate.erase", &actor, Outcome::Deny, &request_id);
+        record.candidate = Some(*candidate_id);
+        let Some((facts, _)) = facts else {
+            record.note = Some("not-found".into());
+            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            return Err(Error::NotFound { what: "candidate" });
+        };
+        let decision = self.policy.decide(&Request {
+            principal,
+            action: Action::Erase,
+            resource: Resource::Candidate(&facts),
+            purpose: None,
+            group: None,
+            kind: None,
+            org: None,
+        });
+        record.policy_ids = decision.policy_ids.clone();
+        if !decision.is_allowed() {
+            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            return Err(Error::Denied {
+                action: "erasing this candidate".into(),
+                policy_ids: decision.policy_ids,
+            });
+        }
+        record.decision = Outcome::Allow;
+        record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
+        let id = *candidate_id;
+        self.writer.write(move |ctx| {
+            if !rows::delete_candidate(ctx.conn, &id)? {
+                return Err(Error::NotFound { what: "candidate" });
+            }
+            ctx.audit.append(ctx.conn, record).map(|_| ())
+        })?;
+        self.truncate_wal()?;
+        Ok(())
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)`: moves committed pages into the database (where
+    /// secure_delete has zeroed erased ones) and empties the WAL.
+    pub fn truncate_wal(&self) -> Result<()> {
+        self.writer.write(|_| Ok(()))?;
+        self.readers.read(|conn| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+    }
+
+    /// Number of candidates held (a count, never a list: nobody browses the population).
+    pub fn candidate_count(&self) -> Result<u64> {
+        self.readers.read(rows::candidate_count)
+    }
+}
+
+/// The phases of an import, for progress reporting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportPhase {
+    /// Every line is being parsed and validated.
+    Validate,
+    /// Sealed batches are being written.
+    Write,
+}
+
+fn stopped() -> Error {
+    Error::AuditWrite {
+        reason: "the writer has stopped".into(),
+    }
+}
+
+/// Calls `f(line number, line)` for each non-blank line; a line over [`MAX_LINE`] is an error.
+fn for_each_line<R: BufRead>(mut reader: R, mut f: impl FnMut(u64, &[u8])) -> Result<()> {
+    let mut buffer = Vec::with_capacity(8 * 1024);
+    let mut number = 0u64;
+    loop {
+        buffer.clear();
+        let n = reader
+            .read_until(b'\n', &mut buffer)
+            .map_err(|e| Error::io("import file", e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if buffer.len() > MAX_LINE {
+            return Err(Error::invalid_input(format!(
+                "line {number} is longer than {MAX_LINE} bytes: one profile per line, at most 256 KiB each"
+            )));
+        }
+        let line = buffer.trim_ascii();
+        if !line.is_empty() {
+            f(number, line);
+        }
+    }
+}
+
+/// Parses and seals lines on every core.
+fn seal_parallel(keyring: &Arc<Keyring>, lines: &[Vec<u8>]) -> Result<Vec<SealedCandidate>> {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
+    let chunk = lines.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = lines
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|line| seal_profile(keyring, &Profile::from_document(line)?))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(lines.len());
+        for handle in handles {
+            let part = handle.join().map_err(|_| Error::Corrupt {
+                what: "a sealing thread failed",
+            })??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
+}
+
+/// `{"candidate_id":"...","groups":{"identity":{...},...}}` built from the opened groups'
+/// JSON without re-parsing it, into memory that is wiped on drop.
+fn extract_json(id: &CandidateId, opened: &[(FieldGroup, Zeroizing<Vec<u8>>)]) -> Zeroizing<Vec<u8>> {
+    let size = opened.iter().map(|(_, json)| json.len() + 24).sum::<usize>() + 80;
+    let mut out = Zeroizing::new(Vec::with_capacity(size));
+    out.extend_from_slice(format!("{{\"candidate_id\":\"{id}\",\"groups\":{{").as_bytes());
+    for (n, (group, json)) in opened.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(format!("\"{group}\":").as_bytes());
+        out.extend_from_slice(json);
+    }
+    out.extend_from_slice(b"}}");
+    out
+}

@@ -1,0 +1,405 @@
+//! The use cases. Every edge (CLI, HTTP, retention job) goes through here, in one order:
+//! policy decides, the decision is audited in the same transaction as the change (for a
+//! read: committed before any plaintext is released), then crypto, then the store.
+
+mod assignments;
+mod audit;
+mod candidates;
+mod keys;
+mod principals;
+
+pub use assignments::OpenAssignment;
+pub use audit::{Disclosure, Receipt, SubjectAccessReport};
+pub use candidates::{Extract, ImportMode, ImportPhase, ImportReport};
+pub use keys::{KeysStatus, RotationReport};
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use rusqlite::Connection;
+
+use crate::audit::entry::Outcome;
+use crate::audit::log::{Actor, Appender, Pseudonymizer, Record};
+use crate::audit::note::NoteSigner;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Paths;
+use crate::crypto::envelope::Dek;
+use crate::crypto::keyring::{self, Keyring, Protection, Unlock};
+use crate::error::{Error, Result};
+use crate::ids::{CandidateId, PrincipalId};
+use crate::model::{FieldGroup, Role};
+use crate::policy::{CandidateFacts, PolicyEngine, PrincipalFacts};
+use crate::profile::Control;
+use crate::store::{self, rows, Readers, Writer};
+
+/// What `cvvault init` creates.
+pub struct InitOptions {
+    /// Protect the keyring with this passphrase instead of an identity file.
+    pub passphrase: Option<age::secrecy::SecretString>,
+    /// Use this existing identity file instead of generating `keys/identity.txt`.
+    pub identity: Option<PathBuf>,
+    /// Extra recipients who can also open the keyring (offline recovery keys).
+    pub recovery_recipients: Vec<String>,
+}
+
+/// What `init` did.
+pub struct InitReport {
+    /// The keyring file.
+    pub keyring: PathBuf,
+    /// The identity file generated, if one was.
+    pub identity_created: Option<PathBuf>,
+    /// The database file.
+    pub database: PathBuf,
+    /// Policy files written (those that were missing).
+    pub policy_files_written: Vec<PathBuf>,
+    /// The checkpoint verifier key, to be copied off the machine.
+    pub verifier_key: String,
+}
+
+/// An open vault.
+pub struct Vault {
+    paths: Paths,
+    keyring: RwLock<Arc<Keyring>>,
+    policy: Arc<PolicyEngine>,
+    writer: Writer,
+    readers: Readers,
+    clock: Arc<dyn Clock>,
+    pseudonyms: Pseudonymizer,
+    signer: Arc<NoteSigner>,
+    origin: String,
+}
+
+const META_ORIGIN: &str = "checkpoint_origin";
+const META_CURRENT_KEK: &str = "current_kek_version";
+const META_POLICY_HASH: &str = "policy_hash";
+
+impl Vault {
+    /// Creates a new vault: keyring, identity (unless a passphrase or identity is given),
+    /// database, default policy files where missing. Refuses to overwrite anything.
+    pub fn init(paths: &Paths, options: InitOptions) -> Result<InitReport> {
+        let keyring_path = paths.keyring();
+        let database = paths.database();
+        for existing in [&keyring_path, &database] {
+            if existing.exists() {
+                return Err(Error::VaultExists {
+                    path: existing.clone(),
+                });
+            }
+        }
+        if options.passphrase.is_some() && (options.identity.is_some() || !options.recovery_recipients.is_empty()) {
+            return Err(Error::invalid_input(
+                "--passphrase cannot be combined with --identity or --recovery-recipient: age encrypts a passphrase file to the passphrase alone. Use an identity with recovery recipients, or a passphrase",
+            ));
+        }
+        let mut recipients = Vec::new();
+        for text in &options.recovery_recipients {
+            recipients.push(keyring::parse_recipient(text)?);
+        }
+        // Validate the policy before creating anything, so a bad policy leaves no half vault.
+        let policy_files_written = write_default_policy(paths)?;
+        let policy = PolicyEngine::load_dir(&paths.policy_dir)?;
+
+        let mut identity_created = None;
+        let protection = match (options.passphrase, options.identity) {
+            (Some(pass), _) => Protection::Passphrase(pass),
+            (None, Some(identity_path)) => {
+                let identities = keyring::read_identities(&identity_path)?;
+                let own = age::IdentityFile::from_file(identity_path.to_string_lossy().into_owned())
+                    .ok()
+                    .and_then(|f| f.to_recipients().ok())
+                    .unwrap_or_default();
+                if identities.is_empty() || own.is_empty() {
+                    return Err(Error::IdentityMissing { path: identity_path });
+                }
+                let mut own_text = String::new();
+                if let Ok(text) = std::fs::read_to_string(&identity_path) {
+                    for line in text.lines().map(str::trim).filter(|l| l.starts_with("AGE-SECRET-KEY-")) {
+                        if let Ok(id) = line.parse::<age::x25519::Identity>() {
+                            own_text.push_str(&format!("{}\n", id.to_public()));
+                            recipients.insert(0, id.to_public());
+                        }
+                    }
+                }
+                if own_text.is_empty() {
+                    return Err(Error::IdentityMissing { path: identity_path });
+                }
+                Protection::Recipients(recipients)
+            }
+            (None, None) => {
+                let (text, recipient) = keyring::generate_identity();
+                let path = paths.default_identity();
+                if path.exists() {
+                    return Err(Error::VaultExists { path });
+                }
+                keyring::write_private_file(&path, text.as_bytes())?;
+                identity_created = Some(path);
+                recipients.insert(0, recipient);
+                Protection::Recipients(recipients)
+            }
+        };
+        if let Protection::Recipients(list) = &protection {
+            let mut text = String::from("# age recipients the keyring is encrypted to (operator first, then recovery)\n");
+            for r in list {
+                text.push_str(&format!("{r}\n"));
+            }
+            std::fs::create_dir_all(&paths.keys_dir).map_err(|e| Error::io(&paths.keys_dir, e))?;
+            std::fs::write(paths.keyring_recipients(), text).map_err(|e| Error::io(paths.keyring_recipients(), e))?;
+        }
+        let ring = Keyring::generate()?;
+        keyring::write_private_file(&keyring_path, &ring.seal(&protection)?)?;
+
+        store::create(&database)?;
+        let conn = store::open_connection(&database, false)?;
+        let origin = format!("cvvault.local/{}", uuid::Uuid::new_v4());
+        rows::set_meta(&conn, META_ORIGIN, &origin)?;
+        rows::set_meta(&conn, META_CURRENT_KEK, &ring.current_version().to_string())?;
+        drop(conn);
+        let signer = NoteSigner::from_pkcs8(&origin_key_name(&origin), ring.signing_pkcs8())
+            .map_err(|_| Error::Corrupt { what: "the new signing key is unusable" })?;
+        let verifier_key = signer.verifier_key();
+        let vault = Vault::start(paths.clone(), ring, policy, Arc::new(SystemClock))?;
+        vault.audit_operator("vault.init", None)?;
+        vault.close()?;
+        Ok(InitReport {
+            keyring: keyring_path,
+            identity_created,
+            database,
+            policy_files_written,
+            verifier_key,
+        })
+    }
+
+    /// Opens an existing vault: policy first (refuse to start on an invalid one), then the
+    /// keyring, then the database.
+    pub fn open(paths: &Paths, unlock: &Unlock) -> Result<Vault> {
+        Vault::open_with_clock(paths, unlock, Arc::new(SystemClock))
+    }
+
+    /// [`Vault::open`] with an injected clock (tests, retention simulations).
+    pub fn open_with_clock(paths: &Paths, unlock: &Unlock, clock: Arc<dyn Clock>) -> Result<Vault> {
+        let policy = PolicyEngine::load_dir(&paths.policy_dir)?;
+        let ring = Keyring::open(&paths.keyring(), unlock)?;
+        let database = paths.database();
+        if !database.exists() {
+            return Err(Error::DatabaseMissing { path: database });
+        }
+        Vault::start(paths.clone(), ring, policy, clock)
+    }
+
+    fn start(paths: Paths, ring: Keyring, policy: PolicyEngine, clock: Arc<dyn Clock>) -> Result<Vault> {
+        let database = paths.database();
+        let mut conn = store::open_connection(&database, false)?;
+        store::migrate(&mut conn)?;
+        let origin = rows::meta(&conn, META_ORIGIN)?.ok_or(Error::Corrupt {
+            what: "the database has no checkpoint origin",
+        })?;
+        let pseudonyms = Pseudonymizer::new(ring.audit_key());
+        let appender = Appender::load(&conn, pseudonyms.clone(), policy.policy_hash(), clock.clone())?;
+        let signer = NoteSigner::from_pkcs8(&origin_key_name(&origin), ring.signing_pkcs8())
+            .map_err(|_| Error::KeyringCorrupt {
+                path: paths.keyring(),
+                reason: "its checkpoint signing key is unusable",
+            })?;
+        let previous_policy = rows::meta(&conn, META_POLICY_HASH)?;
+        drop(conn);
+        let vault = Vault {
+            writer: Writer::start(&database, appender)?,
+            readers: Readers::new(&database),
+            keyring: RwLock::new(Arc::new(ring)),
+            policy: Arc::new(policy),
+            clock,
+            pseudonyms,
+            signer: Arc::new(signer),
+            origin,
+            paths,
+        };
+        let hash = hex::encode(vault.policy.policy_hash());
+        if previous_policy.as_deref() != Some(hash.as_str()) {
+            // A new policy set took effect: that is a decision worth a line in the trail.
+            vault.writer.write(move |ctx| {
+                let mut record = Record::new("policy.load", &Actor::operator(), Outcome::Allow, &new_request_id());
+                record.note = Some(format!("sha256:{hash}"));
+                ctx.audit.append(ctx.conn, record)?;
+                rows::set_meta(ctx.conn, META_POLICY_HASH, &hash)
+            })?;
+        }
+        Ok(vault)
+    }
+
+    /// Signs a final checkpoint and stops the writer.
+    pub fn close(&self) -> Result<()> {
+        self.sign_checkpoint()?;
+        self.writer.shutdown();
+        Ok(())
+    }
+
+    /// The deployment's paths.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// The policy engine in force.
+    pub fn policy(&self) -> &PolicyEngine {
+        &self.policy
+    }
+
+    /// The checkpoint origin line.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The verifier key of the checkpoint signer (`name+id+key`).
+    pub fn verifier_key(&self) -> String {
+        self.signer.verifier_key()
+    }
+
+    /// The current time by the vault's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    pub(crate) fn readers(&self) -> &Readers {
+        &self.readers
+    }
+
+    pub(crate) fn keyring(&self) -> Arc<Keyring> {
+        match self.keyring.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn pseudonyms(&self) -> &Pseudonymizer {
+        &self.pseudonyms
+    }
+
+    /// Signs a checkpoint of the current tree if it grew since the last one.
+    pub fn sign_checkpoint(&self) -> Result<Option<String>> {
+        let signer = self.signer.clone();
+        let origin = self.origin.clone();
+        self.writer.write(move |ctx| ctx.audit.checkpoint(ctx.conn, &signer, &origin))
+    }
+
+    /// Records an operator action (outside policy: the operator holds the keyring).
+    pub(crate) fn audit_operator(&self, action: &'static str, note: Option<String>) -> Result<()> {
+        self.writer.write(move |ctx| {
+            let mut record = Record::new(action, &Actor::operator(), Outcome::Allow, &new_request_id());
+            record.note = note;
+            ctx.audit.append(ctx.conn, record).map(|_| ())
+        })
+    }
+
+    /// Authenticates a principal by id: it must exist and be enabled.
+    pub fn principal(&self, id: &PrincipalId) -> Result<PrincipalFacts> {
+        if id.as_str() == "system" {
+            return Ok(system_principal());
+        }
+        let row = self.readers.read(|conn| rows::principal(conn, id))?;
+        match row {
+            Some(row) if !row.disabled => Ok(PrincipalFacts {
+                principal_id: row.principal_id,
+                role: row.role,
+                org: row.org_id,
+                subject_of: row.subject_of,
+            }),
+            Some(_) => Err(Error::Denied {
+                action: format!("acting as {id} (the principal is disabled)"),
+                policy_ids: vec![],
+            }),
+            None => Err(Error::invalid_input(format!(
+                "unknown principal `{id}`: add it with `cvvault principal add {id} --role ROLE --org ORG`"
+            ))),
+        }
+    }
+
+    /// Explains, per field group, what `principal` may see of a candidate for `purpose`.
+    /// An operator's tool (the CLI); it discloses no profile content.
+    pub fn explain(&self, principal: &PrincipalFacts, candidate_id: &CandidateId, purpose: &crate::model::Purpose) -> Result<Vec<crate::policy::Explanation>> {
+        let facts = self.readers.read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let Some((facts, _)) = facts else {
+            return Err(Error::NotFound { what: "candidate" });
+        };
+        Ok(self.policy.explain(principal, &facts, purpose))
+    }
+
+    /// The facts policy needs about a candidate, and the candidate's DEK (to open groups
+    /// later without unwrapping twice). `None` when there is no such candidate.
+    pub(crate) fn candidate_facts(&self, conn: &Connection, id: &CandidateId) -> Result<Option<(CandidateFacts, Dek)>> {
+        let Some(keys) = rows::candidate_keys(conn, id)? else {
+            return Ok(None);
+        };
+        let Some((version, sealed_control)) = rows::sealed_control(conn, id)? else {
+            return Err(Error::Corrupt {
+                what: "a candidate has keys but no sealed profile",
+            });
+        };
+        let dek = Dek::unwrap(&self.keyring(), id, &keys.dek)?;
+        let plain = dek.cipher(*id)?.open(FieldGroup::Control, version, &sealed_control)?;
+        let control: Control = serde_json::from_slice(&plain).map_err(|_| Error::Corrupt {
+            what: "a control group does not parse",
+        })?;
+        let (coaching_orgs, matching_orgs) = rows::open_orgs(conn, id)?;
+        Ok(Some((
+            CandidateFacts {
+                candidate_id: *id,
+                protected: control.protected,
+                employer_contact_consent: control.consents.employer_contact,
+                coaching_orgs,
+                matching_orgs,
+            },
+            dek,
+        )))
+    }
+}
+
+/// The built-in principal of the retention job.
+pub fn system_principal() -> PrincipalFacts {
+    PrincipalFacts {
+        principal_id: PrincipalId::builtin("system"),
+        role: Role::System,
+        org: crate::ids::OrgId::builtin("agency"),
+        subject_of: None,
+    }
+}
+
+/// The audit actor for a principal.
+pub(crate) fn actor(principal: &PrincipalFacts) -> Actor {
+    Actor {
+        id: principal.principal_id.to_string(),
+        role: principal.role.as_str().to_owned(),
+        org: Some(principal.org.to_string()),
+    }
+}
+
+/// A fresh request id for entries that come from one command run.
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn origin_key_name(origin: &str) -> String {
+    origin.to_owned()
+}
+
+/// Writes the embedded default policy files that are missing. Returns what it wrote.
+fn write_default_policy(paths: &Paths) -> Result<Vec<PathBuf>> {
+    let dir = &paths.policy_dir;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let schema = dir.join("vault.cedarschema");
+    let has_policy = schema.exists();
+    let mut written = Vec::new();
+    if has_policy {
+        return Ok(written);
+    }
+    for (name, text) in crate::policy::DEFAULT_FILES.iter().chain(crate::settings::DEFAULT_FILES) {
+        let path = dir.join(name);
+        if !path.exists() {
+            std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
