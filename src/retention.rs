@@ -196,7 +196,7 @@ pub fn run(vault: &Vault, settings: &Retention, dry_run: bool, progress: &dyn Fn
                         failed.insert(id);
                         continue;
                     }
-                    decided.push((id, decision.policy_ids));
+                    decided.push((id, decision.policy_ids().to_vec()));
                 }
                 let request_id = request_id.clone();
                 let actor = crate::audit::log::Actor {

@@ -234,7 +234,9 @@ impl Appender {
             stmt.execute(params![stored_index, text, self.pseudonyms.entry_mac(text.as_bytes()), candidate])
         })
         .map_err(audit_write)?;
-        self.frontier.push(merkle::leaf_hash(text.as_bytes()));
+        self.frontier
+            .push(merkle::leaf_hash(text.as_bytes()))
+            .map_err(|e| Error::AuditWrite { reason: e.to_string() })?;
         self.dirty = true;
         Ok(index)
     }
@@ -265,11 +267,15 @@ impl Appender {
             return Ok(None);
         }
         self.persist(conn)?;
-        let note = signer.sign(&Checkpoint {
-            origin: origin.to_owned(),
-            size,
-            root: self.frontier.root(),
-        });
+        let note = signer
+            .sign(&Checkpoint {
+                origin: origin.to_owned(),
+                size,
+                root: self.frontier.root(),
+            })
+            .map_err(|e| Error::AuditWrite {
+                reason: format!("the checkpoint could not be signed: {e}"),
+            })?;
         conn.execute(
             "INSERT INTO audit_checkpoints (tree_size, note, created_at) VALUES (?1, ?2, ?3)",
             params![stored_size, note, self.clock.now()],

@@ -102,7 +102,9 @@ pub fn verify(
                     expected.saturating_sub(1)
                 )));
             }
-            frontier.push(merkle::leaf_hash(entry.as_bytes()));
+            frontier
+                .push(merkle::leaf_hash(entry.as_bytes()))
+                .map_err(|e| tampered(e.to_string()))?;
             bytes += entry.len() as u64;
             if mac_sender.is_some() {
                 chunk.push((expected, entry, row.get::<_, Vec<u8>>(2)?));

@@ -244,7 +244,8 @@ impl<'a> Request<'a> {
 }
 
 /// Allow or deny.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// A permit matched and no forbid did.
     Allow,
@@ -450,7 +451,7 @@ impl ReadGrant {
 }
 
 /// A policy that took part in a decision, with its plain-words description.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct PolicyNote {
     /// The `@id`.
     pub policy_id: String,
@@ -463,7 +464,7 @@ pub struct PolicyNote {
 }
 
 /// Why one field group is or is not disclosed, in words a caseworker understands.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Explanation {
     /// The group.
     pub group: FieldGroup,

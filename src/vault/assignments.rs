@@ -52,12 +52,12 @@ impl Vault {
             kind: Some(request.kind),
             org: Some(&request.org),
         });
-        record.policy_ids = decision.policy_ids.clone();
+        record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
             self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
             return Err(Error::Denied {
                 action: format!("opening a {} assignment for this candidate", request.kind),
-                policy_ids: decision.policy_ids,
+                policy_ids: decision.policy_ids().to_vec(),
             });
         }
         if !org_known {
@@ -130,12 +130,12 @@ impl Vault {
         let mut record = Record::new("assignment.close", &actor, Outcome::Deny, &request_id);
         record.candidate = Some(row.candidate_id);
         record.assignment = Some(row.assignment_id);
-        record.policy_ids = decision.policy_ids.clone();
+        record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
             self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
             return Err(Error::Denied {
                 action: "closing this assignment".into(),
-                policy_ids: decision.policy_ids,
+                policy_ids: decision.policy_ids().to_vec(),
             });
         }
         let by = principal.principal_id.to_string();

@@ -153,14 +153,14 @@ impl Vault {
             if allowed { Outcome::Allow } else { Outcome::Deny },
             &new_request_id(),
         );
-        record.policy_ids = decision.policy_ids.clone();
+        record.policy_ids = decision.policy_ids().to_vec();
         self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
         if allowed {
             Ok(())
         } else {
             Err(Error::Denied {
                 action: "reading the audit trail".into(),
-                policy_ids: decision.policy_ids,
+                policy_ids: decision.policy_ids().to_vec(),
             })
         }
     }
@@ -230,12 +230,12 @@ impl Vault {
             return Err(Error::NotFound { what: "candidate" });
         };
         let decision = self.decide_candidate(principal, Action::SubjectAccess, &facts);
-        record.policy_ids = decision.policy_ids.clone();
+        record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
             self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
             return Err(Error::Denied {
                 action: "a subject access report for this candidate".into(),
-                policy_ids: decision.policy_ids,
+                policy_ids: decision.policy_ids().to_vec(),
             });
         }
         record.decision = Outcome::Allow;
@@ -336,12 +336,12 @@ impl Vault {
         let decision = self.decide_candidate(principal, action, &facts);
         let mut record = Record::new(name, &actor(principal), Outcome::Deny, &new_request_id());
         record.candidate = Some(*candidate_id);
-        record.policy_ids = decision.policy_ids.clone();
+        record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
             self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
             return Err(Error::Denied {
                 action: format!("{} a legal hold", if hold { "placing" } else { "releasing" }),
-                policy_ids: decision.policy_ids,
+                policy_ids: decision.policy_ids().to_vec(),
             });
         }
         record.decision = Outcome::Allow;

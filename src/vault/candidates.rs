@@ -94,14 +94,14 @@ impl Vault {
             org: None,
         });
         if decision.is_allowed() {
-            return Ok(decision.policy_ids);
+            return Ok(decision.policy_ids().to_vec());
         }
         let mut record = Record::new("candidate.register", &actor(principal), Outcome::Deny, request_id);
-        record.policy_ids = decision.policy_ids.clone();
+        record.policy_ids = decision.policy_ids().to_vec();
         self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
         Err(Error::Denied {
             action: "registering candidates".into(),
-            policy_ids: decision.policy_ids,
+            policy_ids: decision.policy_ids().to_vec(),
         })
     }
 
@@ -322,12 +322,12 @@ impl Vault {
             kind: None,
             org: None,
         });
-        record.policy_ids = decision.policy_ids.clone();
+        record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
             self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
             return Err(Error::Denied {
                 action: "erasing this candidate".into(),
-                policy_ids: decision.policy_ids,
+                policy_ids: decision.policy_ids().to_vec(),
             });
         }
         record.decision = Outcome::Allow;
