@@ -28,7 +28,6 @@ pub struct DemoArgs {
 
 pub(crate) struct Demo {
     pub dir: tempfile::TempDir,
-    pub paths: Paths,
     pub step: std::cell::Cell<u32>,
 }
 
@@ -55,7 +54,6 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     let paths = Paths::under(dir.path());
     let demo = Demo {
         dir,
-        paths: paths.clone(),
         step: std::cell::Cell::new(0),
     };
 
@@ -92,7 +90,7 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     let file = demo.dir.path().join("candidates.ndjson");
     {
         let mut out = std::io::BufWriter::new(std::fs::File::create(&file).map_err(|e| Error::io(&file, e))?);
-        crate::synth::ndjson(args.candidates, 2026, &mut out)?;
+        crate::synth::ndjson(usize::try_from(args.candidates).unwrap_or(usize::MAX), 2026, &mut out).map_err(|e| Error::io(&file, e))?;
         out.flush().map_err(|e| Error::io(&file, e))?;
     }
     let open = || -> Result<std::io::BufReader<std::fs::File>> {

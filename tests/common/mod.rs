@@ -1,0 +1,162 @@
+//! Shared fixtures for the integration tests: a real vault (SQLite file, age keyring, Cedar
+//! policy) in a temporary directory, principals of every role, and the binary's path.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use cvvault::clock::{Clock, ManualClock};
+use cvvault::config::Paths;
+use cvvault::crypto::keyring::Unlock;
+use cvvault::ids::{CandidateId, PrincipalId};
+use cvvault::model::Role;
+use cvvault::policy::PrincipalFacts;
+use cvvault::profile::Profile;
+use cvvault::synth::Synth;
+use cvvault::vault::{InitOptions, OpenAssignment, Vault};
+
+/// A vault in a temporary directory, with one principal of each role.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub paths: Paths,
+    pub vault: Vault,
+    pub clock: ManualClock,
+}
+
+/// Principals created by [`Fixture::new`]: (id, role, org).
+pub const PRINCIPALS: &[(&str, Role, &str)] = &[
+    ("cw", Role::Caseworker, "agency"),
+    ("coach", Role::Provider, "coach-org"),
+    ("emp", Role::Employer, "emp-org"),
+    ("emp2", Role::Employer, "emp2-org"),
+    ("dpo", Role::Dpo, "agency"),
+];
+
+/// A fixed start time for the manual clock: 2026-01-01T00:00:00Z.
+pub const START: i64 = 1_767_225_600;
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path());
+        Vault::init(&paths, InitOptions { passphrase: None, identity: None, recovery_recipients: vec![] }).unwrap();
+        let clock = ManualClock::at(START);
+        let vault = Vault::open_with_clock(&paths, &Self::unlock_for(&paths), Arc::new(clock.clone())).unwrap();
+        for (id, role, org) in PRINCIPALS {
+            vault.add_principal(id.parse().unwrap(), *role, org.parse().unwrap(), None).unwrap();
+        }
+        Fixture { dir, paths, vault, clock }
+    }
+
+    pub fn unlock_for(paths: &Paths) -> Unlock {
+        Unlock::Identity(paths.default_identity())
+    }
+
+    pub fn unlock(&self) -> Unlock {
+        Self::unlock_for(&self.paths)
+    }
+
+    /// Closes and reopens the vault (e.g. after changing files on disk).
+    pub fn reopen(self) -> Fixture {
+        self.vault.close().unwrap();
+        let Fixture { dir, paths, vault, clock } = self;
+        drop(vault);
+        let vault = Vault::open_with_clock(&paths, &Self::unlock_for(&paths), Arc::new(clock.clone())).unwrap();
+        Fixture { dir, paths, vault, clock }
+    }
+
+    pub fn as_(&self, id: &str) -> PrincipalFacts {
+        self.vault.principal(&id.parse::<PrincipalId>().unwrap()).unwrap()
+    }
+
+    /// Registers a synthetic profile carrying `marker`; protected and consent as given.
+    pub fn register_marked(&self, marker: &str, protected: bool, consent: bool) -> CandidateId {
+        let mut profile = Synth::new(marker.len() as u64).profile_with_marker(marker);
+        profile.control.protected = protected;
+        profile.control.consents.employer_contact = consent;
+        self.vault.register(&self.as_("cw"), &profile).unwrap()
+    }
+
+    pub fn register(&self, profile: &Profile) -> CandidateId {
+        self.vault.register(&self.as_("cw"), profile).unwrap()
+    }
+
+    /// Opens an assignment as the caseworker.
+    pub fn assign(&self, candidate: CandidateId, org: &str, kind: &str, purpose: &str) -> cvvault::ids::AssignmentId {
+        self.vault
+            .open_assignment(&self.as_("cw"), OpenAssignment {
+                candidate_id: candidate,
+                org: org.parse().unwrap(),
+                kind: kind.parse().unwrap(),
+                purpose: purpose.parse().unwrap(),
+            })
+            .unwrap()
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.paths.database()
+    }
+
+    /// A raw connection to the database file, outside the vault (for tamper tests).
+    pub fn raw(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.db()).unwrap()
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+}
+
+/// Bytes of a file, or empty if it does not exist.
+pub fn file_bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_default()
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The database file and its WAL, concatenated.
+pub fn db_and_wal(db: &Path) -> Vec<u8> {
+    let mut all = file_bytes(db);
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    all.extend(file_bytes(Path::new(&wal)));
+    all
+}
+
+/// Runs the real binary with the vault's paths in its environment.
+pub fn cvvault(root: &Path, args: &[&str]) -> Output {
+    cvvault_env(root, args, &[])
+}
+
+/// Runs the real binary with extra environment variables.
+pub fn cvvault_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cvvault"));
+    cmd.args(args)
+        .env("CVVAULT_KEYS_DIR", root.join("keys"))
+        .env("CVVAULT_DATA_DIR", root.join("data"))
+        .env("CVVAULT_POLICY_DIR", root.join("policy"))
+        .env_remove("CVVAULT_PASSPHRASE")
+        .env_remove("CVVAULT_IDENTITY")
+        .env_remove("CVVAULT_PRINCIPAL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Whether the `age` command-line tool is installed (CI installs it).
+pub fn age_cli() -> bool {
+    Command::new("age").arg("--version").output().is_ok_and(|o| o.status.success())
+}
