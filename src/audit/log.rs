@@ -141,12 +141,19 @@ pub struct Snapshot {
 }
 
 fn audit_write(e: rusqlite::Error) -> Error {
-    Error::AuditWrite { reason: e.to_string() }
+    Error::AuditWrite {
+        reason: e.to_string(),
+    }
 }
 
 impl Appender {
     /// Loads the tree's right edge and checks it against the entries.
-    pub fn load(conn: &Connection, pseudonyms: Pseudonymizer, policy_hash: [u8; 32], clock: Arc<dyn Clock>) -> Result<Appender> {
+    pub fn load(
+        conn: &Connection,
+        pseudonyms: Pseudonymizer,
+        policy_hash: [u8; 32],
+        clock: Arc<dyn Clock>,
+    ) -> Result<Appender> {
         let frontier = load_frontier(conn)?;
         Ok(Appender {
             frontier,
@@ -236,7 +243,9 @@ impl Appender {
         .map_err(audit_write)?;
         self.frontier
             .push(merkle::leaf_hash(text.as_bytes()))
-            .map_err(|e| Error::AuditWrite { reason: e.to_string() })?;
+            .map_err(|e| Error::AuditWrite {
+                reason: e.to_string(),
+            })?;
         self.dirty = true;
         Ok(index)
     }
@@ -255,13 +264,20 @@ impl Appender {
     }
 
     /// Signs a checkpoint of the current tree and stores it (if the tree grew since the last).
-    pub fn checkpoint(&mut self, conn: &Connection, signer: &NoteSigner, origin: &str) -> Result<Option<String>> {
+    pub fn checkpoint(
+        &mut self,
+        conn: &Connection,
+        signer: &NoteSigner,
+        origin: &str,
+    ) -> Result<Option<String>> {
         let size = self.frontier.size();
         let stored_size = i64::try_from(size).map_err(|_| Error::AuditWrite {
             reason: "the log is full".into(),
         })?;
         let latest: Option<i64> = conn
-            .query_row("SELECT max(tree_size) FROM audit_checkpoints", [], |r| r.get(0))
+            .query_row("SELECT max(tree_size) FROM audit_checkpoints", [], |r| {
+                r.get(0)
+            })
             .map_err(audit_write)?;
         if latest == Some(stored_size) {
             return Ok(None);
@@ -287,7 +303,11 @@ impl Appender {
 
 fn load_frontier(conn: &Connection) -> Result<Frontier> {
     let bytes: Vec<u8> = conn
-        .query_row("SELECT frontier FROM audit_frontier WHERE id = 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT frontier FROM audit_frontier WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
         .optional()?
         .ok_or(Error::Corrupt {
             what: "the audit frontier row is missing",

@@ -60,7 +60,10 @@ pub fn verify(
     let mut checkpoints: Vec<(Checkpoint, String)> = Vec::new();
     for source in sources {
         let checkpoint = verifier.verify(&source.note).map_err(|e| {
-            tampered(format!("the checkpoint from {} does not verify: {e}", source.source))
+            tampered(format!(
+                "the checkpoint from {} does not verify: {e}",
+                source.source
+            ))
         })?;
         checkpoints.push((checkpoint, source.source.clone()));
     }
@@ -71,7 +74,8 @@ pub fn verify(
     let mut bytes = 0u64;
     let mut next_checkpoint = 0usize;
     let mut last_good = 0u64;
-    let mut stmt = conn.prepare("SELECT entry_index, entry, entry_mac FROM audit_entries ORDER BY entry_index")?;
+    let mut stmt = conn
+        .prepare("SELECT entry_index, entry, entry_mac FROM audit_entries ORDER BY entry_index")?;
     let mut rows = stmt.query([])?;
     let result = std::thread::scope(|scope| -> Result<()> {
         let (sender, receiver) = mpsc::sync_channel::<Vec<(u64, String, Vec<u8>)>>(4);
@@ -141,7 +145,9 @@ pub fn verify(
             }
         }
         if let Some(handle) = checker {
-            let bad = handle.join().map_err(|_| Error::Corrupt { what: "the MAC checking thread failed" })?;
+            let bad = handle.join().map_err(|_| Error::Corrupt {
+                what: "the MAC checking thread failed",
+            })?;
             if let Some(index) = bad {
                 return Err(tampered(format!(
                     "entry {index} was altered: its MAC under the audit key does not match its content"
@@ -160,7 +166,11 @@ pub fn verify(
             checkpoint.size - frontier.size()
         )));
     }
-    let stored: Vec<u8> = conn.query_row("SELECT frontier FROM audit_frontier WHERE id = 1", [], |r| r.get(0))?;
+    let stored: Vec<u8> = conn.query_row(
+        "SELECT frontier FROM audit_frontier WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )?;
     let stored_ok = if stored.is_empty() {
         frontier.size() == 0
     } else {
@@ -168,7 +178,8 @@ pub fn verify(
     };
     if !stored_ok {
         return Err(tampered(
-            "the stored tree edge does not match the entries: rows were changed outside cvvault".into(),
+            "the stored tree edge does not match the entries: rows were changed outside cvvault"
+                .into(),
         ));
     }
     progress(frontier.size());
@@ -176,7 +187,10 @@ pub fn verify(
         entries: frontier.size(),
         bytes,
         root: B64.encode(frontier.root()),
-        checkpoints: checkpoints.iter().map(|(c, s)| (c.size, s.clone())).collect(),
+        checkpoints: checkpoints
+            .iter()
+            .map(|(c, s)| (c.size, s.clone()))
+            .collect(),
         macs_checked: macs.is_some(),
     })
 }
@@ -198,7 +212,11 @@ pub fn stored_checkpoints(conn: &Connection) -> Result<Vec<CheckpointSource>> {
 pub fn latest_checkpoint(conn: &Connection) -> Result<Option<String>> {
     use rusqlite::OptionalExtension;
     Ok(conn
-        .query_row("SELECT note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 
@@ -225,7 +243,9 @@ pub const PROOF_FORMAT: &str = "cvvault-inclusion-proof/v1";
 
 /// All leaf hashes up to `size`.
 fn leaves(conn: &Connection, size: u64) -> Result<Vec<Hash>> {
-    let mut stmt = conn.prepare_cached("SELECT entry FROM audit_entries WHERE entry_index < ?1 ORDER BY entry_index")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT entry FROM audit_entries WHERE entry_index < ?1 ORDER BY entry_index",
+    )?;
     let limit = i64::try_from(size).map_err(|_| Error::invalid_input("tree size out of range"))?;
     let rows = stmt.query_map(params![limit], |r| r.get::<_, String>(0))?;
     let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
@@ -233,13 +253,21 @@ fn leaves(conn: &Connection, size: u64) -> Result<Vec<Hash>> {
         out.push(merkle::leaf_hash(row?.as_bytes()));
     }
     if out.len() as u64 != size {
-        return Err(tampered(format!("the log holds {} entries, fewer than {size}", out.len())));
+        return Err(tampered(format!(
+            "the log holds {} entries, fewer than {size}",
+            out.len()
+        )));
     }
     Ok(out)
 }
 
 /// Builds an inclusion proof of entry `index` against a checkpoint note of the current tree.
-pub fn prove(conn: &Connection, index: u64, checkpoint_note: &str, checkpoint: &Checkpoint) -> Result<InclusionProof> {
+pub fn prove(
+    conn: &Connection,
+    index: u64,
+    checkpoint_note: &str,
+    checkpoint: &Checkpoint,
+) -> Result<InclusionProof> {
     if index >= checkpoint.size {
         return Err(Error::invalid_input(format!(
             "there is no entry {index}: the log holds {} entries (0 to {})",
@@ -248,8 +276,10 @@ pub fn prove(conn: &Connection, index: u64, checkpoint_note: &str, checkpoint: &
         )));
     }
     let all = leaves(conn, checkpoint.size)?;
-    let path = merkle::inclusion_proof(&all, index).map_err(|e| Error::invalid_input(e.to_string()))?;
-    let stored_index = i64::try_from(index).map_err(|_| Error::invalid_input("index out of range"))?;
+    let path =
+        merkle::inclusion_proof(&all, index).map_err(|e| Error::invalid_input(e.to_string()))?;
+    let stored_index =
+        i64::try_from(index).map_err(|_| Error::invalid_input("index out of range"))?;
     let entry: String = conn.query_row(
         "SELECT entry FROM audit_entries WHERE entry_index = ?1",
         params![stored_index],
@@ -268,7 +298,9 @@ pub fn prove(conn: &Connection, index: u64, checkpoint_note: &str, checkpoint: &
 /// Checks a proof offline: the checkpoint's signature, then the audit path to its root.
 pub fn verify_proof(proof: &InclusionProof, verifier: &NoteVerifier) -> Result<Checkpoint> {
     if proof.format != PROOF_FORMAT {
-        return Err(Error::invalid_input(format!("not a {PROOF_FORMAT} document")));
+        return Err(Error::invalid_input(format!(
+            "not a {PROOF_FORMAT} document"
+        )));
     }
     let checkpoint = verifier
         .verify(&proof.checkpoint)
@@ -283,8 +315,11 @@ pub fn verify_proof(proof: &InclusionProof, verifier: &NoteVerifier) -> Result<C
         .proof
         .iter()
         .map(|h| {
-            let bytes = B64.decode(h).map_err(|_| tampered("a proof hash is not base64".into()))?;
-            Hash::try_from(bytes.as_slice()).map_err(|_| tampered("a proof hash is not 32 bytes".into()))
+            let bytes = B64
+                .decode(h)
+                .map_err(|_| tampered("a proof hash is not base64".into()))?;
+            Hash::try_from(bytes.as_slice())
+                .map_err(|_| tampered("a proof hash is not 32 bytes".into()))
         })
         .collect::<Result<Vec<Hash>>>()?;
     merkle::verify_inclusion(
@@ -299,7 +334,12 @@ pub fn verify_proof(proof: &InclusionProof, verifier: &NoteVerifier) -> Result<C
 }
 
 /// Entries (raw text) in index order, optionally within `[since, until)` by their time.
-pub fn export(conn: &Connection, since: Option<i64>, until: Option<i64>, mut out: impl FnMut(&str) -> Result<()>) -> Result<u64> {
+pub fn export(
+    conn: &Connection,
+    since: Option<i64>,
+    until: Option<i64>,
+    mut out: impl FnMut(&str) -> Result<()>,
+) -> Result<u64> {
     let mut stmt = conn.prepare("SELECT entry FROM audit_entries ORDER BY entry_index")?;
     let mut rows = stmt.query([])?;
     let mut written = 0u64;

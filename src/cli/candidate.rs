@@ -59,9 +59,14 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: CandidateCommand) -> Result<ExitCo
         CandidateCommand::Import { file } => {
             let principal = ctx.acting(vault)?;
             let open = || -> Result<BufReader<File>> {
-                Ok(BufReader::with_capacity(1 << 20, File::open(&file).map_err(|e| Error::io(&file, e))?))
+                Ok(BufReader::with_capacity(
+                    1 << 20,
+                    File::open(&file).map_err(|e| Error::io(&file, e))?,
+                ))
             };
-            let size = std::fs::metadata(&file).map_err(|e| Error::io(&file, e))?.len();
+            let size = std::fs::metadata(&file)
+                .map_err(|e| Error::io(&file, e))?
+                .len();
             let bar = progress_bar(0, "validating");
             bar.set_length(size / 4096 + 1);
             let report = vault.import(&principal, open()?, open()?, &|phase, done| {
@@ -107,15 +112,20 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: CandidateCommand) -> Result<ExitCo
             let purpose: Purpose = purpose.parse()?;
             let extract = vault.extract(&principal, &id, &purpose)?;
             let mut out = std::io::stdout().lock();
-            out.write_all(&extract.json).map_err(|e| Error::io("standard output", e))?;
-            out.write_all(b"\n").map_err(|e| Error::io("standard output", e))?;
+            out.write_all(&extract.json)
+                .map_err(|e| Error::io("standard output", e))?;
+            out.write_all(b"\n")
+                .map_err(|e| Error::io("standard output", e))?;
             Ok(ExitCode::SUCCESS)
         }
         CandidateCommand::Erase { id } => {
             let principal = ctx.acting(vault)?;
             let id: CandidateId = id.parse()?;
             vault.erase(&principal, &id)?;
-            ctx.print(&serde_json::json!({ "erased": id }), &format!("erased {id}"));
+            ctx.print(
+                &serde_json::json!({ "erased": id }),
+                &format!("erased {id}"),
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -125,10 +135,11 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: CandidateCommand) -> Result<ExitCo
 pub(crate) fn read_document(file: &PathBuf) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     let read = if file.as_os_str() == "-" {
-        std::io::stdin().take(MAX_DOCUMENT + 1).read_to_end(&mut bytes)
+        std::io::stdin()
+            .take(MAX_DOCUMENT + 1)
+            .read_to_end(&mut bytes)
     } else {
-        File::open(file)
-            .and_then(|f| f.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes))
+        File::open(file).and_then(|f| f.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes))
     };
     read.map_err(|e| Error::io(file, e))?;
     if bytes.len() as u64 > MAX_DOCUMENT {

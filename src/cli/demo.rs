@@ -58,9 +58,19 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     };
 
     demo.say("init: keyring (age), identity, database, default Cedar policy");
-    let report = Vault::init(&paths, InitOptions { passphrase: None, identity: None, recovery_recipients: vec![] })?;
+    let report = Vault::init(
+        &paths,
+        InitOptions {
+            passphrase: None,
+            identity: None,
+            recovery_recipients: vec![],
+        },
+    )?;
     println!("vault in {}", demo.dir.path().display());
-    println!("keyring {} is an age file encrypted to keys/identity.txt", report.keyring.display());
+    println!(
+        "keyring {} is an age file encrypted to keys/identity.txt",
+        report.keyring.display()
+    );
     println!("checkpoint verifier key: {}", report.verifier_key);
 
     let unlock = Unlock::Identity(paths.default_identity());
@@ -82,23 +92,40 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     let employer_identity_path = demo.dir.path().join("hr-bygg-identity.txt");
     keyring::write_private_file(&employer_identity_path, employer_identity.as_bytes())?;
     let recipient_path = paths.principal_recipient(&p("hr-bygg")?);
-    std::fs::create_dir_all(recipient_path.parent().unwrap_or(demo.dir.path())).map_err(|e| Error::io(&recipient_path, e))?;
-    std::fs::write(&recipient_path, format!("{employer_recipient}\n")).map_err(|e| Error::io(&recipient_path, e))?;
+    std::fs::create_dir_all(recipient_path.parent().unwrap_or(demo.dir.path()))
+        .map_err(|e| Error::io(&recipient_path, e))?;
+    std::fs::write(&recipient_path, format!("{employer_recipient}\n"))
+        .map_err(|e| Error::io(&recipient_path, e))?;
 
-    demo.say(&format!("import {} synthetic candidates (one NDJSON file, all or nothing)", args.candidates));
+    demo.say(&format!(
+        "import {} synthetic candidates (one NDJSON file, all or nothing)",
+        args.candidates
+    ));
     let caseworker = vault.principal(&p("cw-lena")?)?;
     let file = demo.dir.path().join("candidates.ndjson");
     {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).map_err(|e| Error::io(&file, e))?);
-        crate::synth::ndjson(usize::try_from(args.candidates).unwrap_or(usize::MAX), 2026, &mut out).map_err(|e| Error::io(&file, e))?;
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(&file).map_err(|e| Error::io(&file, e))?);
+        crate::synth::ndjson(
+            usize::try_from(args.candidates).unwrap_or(usize::MAX),
+            2026,
+            &mut out,
+        )
+        .map_err(|e| Error::io(&file, e))?;
         out.flush().map_err(|e| Error::io(&file, e))?;
     }
     let open = || -> Result<std::io::BufReader<std::fs::File>> {
-        Ok(std::io::BufReader::new(std::fs::File::open(&file).map_err(|e| Error::io(&file, e))?))
+        Ok(std::io::BufReader::new(
+            std::fs::File::open(&file).map_err(|e| Error::io(&file, e))?,
+        ))
     };
     let started = std::time::Instant::now();
     let imported = vault.import(&caseworker, open()?, open()?, &|_, _| {})?;
-    println!("imported {} in {:.2?}; no plaintext column describes a person", imported.imported, started.elapsed());
+    println!(
+        "imported {} in {:.2?}; no plaintext column describes a person",
+        imported.imported,
+        started.elapsed()
+    );
 
     demo.say("register one more candidate, who consents to employer contact");
     let mut synth = Synth::new(7);
@@ -118,28 +145,37 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     show_refusal(vault.extract(&employer, &anna, &recruitment).map(|_| ()));
 
     demo.say("assignments: coaching for nystart-coaching, matching for norrbygg-ab");
-    let coaching = vault.open_assignment(&caseworker, OpenAssignment {
-        candidate_id: anna,
-        org: o("nystart-coaching")?,
-        kind: AssignmentKind::Coaching,
-        purpose: "coaching".parse()?,
-    })?;
-    let matching = vault.open_assignment(&caseworker, OpenAssignment {
-        candidate_id: anna,
-        org: o("norrbygg-ab")?,
-        kind: AssignmentKind::Matching,
-        purpose: "recruitment".parse()?,
-    })?;
+    let coaching = vault.open_assignment(
+        &caseworker,
+        OpenAssignment {
+            candidate_id: anna,
+            org: o("nystart-coaching")?,
+            kind: AssignmentKind::Coaching,
+            purpose: "coaching".parse()?,
+        },
+    )?;
+    let matching = vault.open_assignment(
+        &caseworker,
+        OpenAssignment {
+            candidate_id: anna,
+            org: o("norrbygg-ab")?,
+            kind: AssignmentKind::Matching,
+            purpose: "recruitment".parse()?,
+        },
+    )?;
     println!("coaching {coaching}\nmatching {matching}");
     print!("matching a protected candidate: ");
     show_refusal(
         vault
-            .open_assignment(&caseworker, OpenAssignment {
-                candidate_id: hidden,
-                org: o("norrbygg-ab")?,
-                kind: AssignmentKind::Matching,
-                purpose: "recruitment".parse()?,
-            })
+            .open_assignment(
+                &caseworker,
+                OpenAssignment {
+                    candidate_id: hidden,
+                    org: o("norrbygg-ab")?,
+                    kind: AssignmentKind::Matching,
+                    purpose: "recruitment".parse()?,
+                },
+            )
             .map(|_| ()),
     );
 
@@ -154,15 +190,30 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     let out = demo.dir.path().join("extract-hr-bygg.age");
     let sealed = crate::crypto::extract::encrypt_to_recipient_file(&recipient_path, &extract.json)?;
     keyring::write_private_file(&out, &sealed)?;
-    println!("the extract travels as {} (age, to hr-bygg's own key: `age -d -i hr-bygg-identity.txt`)", out.display());
+    println!(
+        "the extract travels as {} (age, to hr-bygg's own key: `age -d -i hr-bygg-identity.txt`)",
+        out.display()
+    );
 
     demo.say("refused: another employer, a wrong purpose, a DPO");
     print!("other-employer-ab: ");
-    show_refusal(vault.extract(&vault.principal(&p("hr-other")?)?, &anna, &recruitment).map(|_| ()));
+    show_refusal(
+        vault
+            .extract(&vault.principal(&p("hr-other")?)?, &anna, &recruitment)
+            .map(|_| ()),
+    );
     print!("hr-bygg for `marketing`: ");
-    show_refusal(vault.extract(&employer, &anna, &"marketing".parse()?).map(|_| ()));
+    show_refusal(
+        vault
+            .extract(&employer, &anna, &"marketing".parse()?)
+            .map(|_| ()),
+    );
     print!("dpo-sara: ");
-    show_refusal(vault.extract(&vault.principal(&p("dpo-sara")?)?, &anna, &recruitment).map(|_| ()));
+    show_refusal(
+        vault
+            .extract(&vault.principal(&p("dpo-sara")?)?, &anna, &recruitment)
+            .map(|_| ()),
+    );
 
     demo.say("explain: why may hr-bygg see which groups?");
     for e in vault.explain(&employer, &anna, &recruitment)? {
@@ -171,15 +222,25 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
 
     demo.say("key rotation: new KEK version, every DEK rewrapped, old version destroyed");
     let rotation = vault.rotate_keys(&unlock, &|_, _| {})?;
-    println!("KEK v{} current, {} DEKs rewrapped, destroyed {:?}", rotation.new_version, rotation.rewrapped, rotation.retired);
+    println!(
+        "KEK v{} current, {} DEKs rewrapped, destroyed {:?}",
+        rotation.new_version, rotation.rewrapped, rotation.retired
+    );
     let again = vault.extract(&employer, &anna, &recruitment)?;
-    println!("still readable after rotation: groups {:?}", again.groups.iter().map(|g| g.as_str()).collect::<Vec<_>>());
+    println!(
+        "still readable after rotation: groups {:?}",
+        again.groups.iter().map(|g| g.as_str()).collect::<Vec<_>>()
+    );
 
     demo.say("erase on request (crypto-shredding)");
     let erased: CandidateId = hidden;
     vault.erase(&caseworker, &erased)?;
     print!("after erasure: ");
-    show_refusal(vault.extract(&caseworker, &erased, &"coaching".parse()?).map(|_| ()));
+    show_refusal(
+        vault
+            .extract(&caseworker, &erased, &"coaching".parse()?)
+            .map(|_| ()),
+    );
 
     vault.close()?;
     if args.keep {
@@ -193,7 +254,12 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
 fn print_groups(extract: &crate::vault::Extract) {
     let groups: Vec<&str> = extract.groups.iter().map(|g| g.as_str()).collect();
     let denied: Vec<&str> = extract.denied_groups.iter().map(|g| g.as_str()).collect();
-    println!("  disclosed: {}   withheld: {}   (audit entry #{})", groups.join(", "), denied.join(", "), extract.audit_index);
+    println!(
+        "  disclosed: {}   withheld: {}   (audit entry #{})",
+        groups.join(", "),
+        denied.join(", "),
+        extract.audit_index
+    );
     println!("  policies: {}", extract.policy_ids.join(", "));
 }
 

@@ -142,7 +142,11 @@ impl Writer {
             (ok, completion)
         });
         let guard = self.sender.lock().map_err(|_| stopped())?;
-        guard.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())?;
+        guard
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(job)
+            .map_err(|_| stopped())?;
         Ok(receiver)
     }
 
@@ -196,7 +200,12 @@ fn stopped() -> Error {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut audit: Appender, receiver: mpsc::Receiver<Job>, path: PathBuf) {
+fn writer_loop(
+    mut conn: Connection,
+    mut audit: Appender,
+    receiver: mpsc::Receiver<Job>,
+    path: PathBuf,
+) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -222,7 +231,11 @@ fn writer_loop(mut conn: Connection, mut audit: Appender, receiver: mpsc::Receiv
     }
 }
 
-fn run_group(conn: &mut Connection, audit: &mut Appender, batch: Vec<Job>) -> (Vec<Completion>, Result<()>) {
+fn run_group(
+    conn: &mut Connection,
+    audit: &mut Appender,
+    batch: Vec<Job>,
+) -> (Vec<Completion>, Result<()>) {
     let mut completions = Vec::with_capacity(batch.len());
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -246,14 +259,20 @@ fn run_group(conn: &mut Connection, audit: &mut Appender, batch: Vec<Job>) -> (V
             conn: &savepoint,
             audit,
         }));
-        let released = if ok { savepoint.commit().is_ok() } else { false };
+        let released = if ok {
+            savepoint.commit().is_ok()
+        } else {
+            false
+        };
         if !released {
             // Dropping an uncommitted savepoint rolls it back; the appender follows.
             audit.restore(snapshot);
         }
         completions.push(completion);
     }
-    let result = audit.persist(&tx).and_then(|()| tx.commit().map_err(Error::from));
+    let result = audit
+        .persist(&tx)
+        .and_then(|()| tx.commit().map_err(Error::from));
     (completions, result)
 }
 

@@ -83,7 +83,11 @@ fn seal_profile(keyring: &Keyring, profile: &Profile) -> Result<SealedCandidate>
 }
 
 impl Vault {
-    fn authorize_register(&self, principal: &PrincipalFacts, request_id: &str) -> Result<Vec<String>> {
+    fn authorize_register(
+        &self,
+        principal: &PrincipalFacts,
+        request_id: &str,
+    ) -> Result<Vec<String>> {
         let decision = self.policy.decide(&Request {
             principal,
             action: Action::Register,
@@ -96,9 +100,15 @@ impl Vault {
         if decision.is_allowed() {
             return Ok(decision.policy_ids().to_vec());
         }
-        let mut record = Record::new("candidate.register", &actor(principal), Outcome::Deny, request_id);
+        let mut record = Record::new(
+            "candidate.register",
+            &actor(principal),
+            Outcome::Deny,
+            request_id,
+        );
         record.policy_ids = decision.policy_ids().to_vec();
-        self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+        self.writer
+            .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
         Err(Error::Denied {
             action: "registering candidates".into(),
             policy_ids: decision.policy_ids().to_vec(),
@@ -154,7 +164,10 @@ impl Vault {
         progress(ImportPhase::Validate, total);
         if !rejected.is_empty() || total == 0 {
             if total == 0 {
-                rejected.push((0, "the file holds no profile: one JSON document per line expected".into()));
+                rejected.push((
+                    0,
+                    "the file holds no profile: one JSON document per line expected".into(),
+                ));
             }
             return Ok(ImportReport {
                 imported: 0,
@@ -170,7 +183,9 @@ impl Vault {
         let mut pending: Option<std::sync::mpsc::Receiver<Result<()>>> = None;
         let mut lines: Vec<Vec<u8>> = Vec::with_capacity(IMPORT_BATCH);
         let mut imported = 0u64;
-        let mut flush = |lines: &mut Vec<Vec<u8>>, pending: &mut Option<std::sync::mpsc::Receiver<Result<()>>>| -> Result<()> {
+        let mut flush = |lines: &mut Vec<Vec<u8>>,
+                         pending: &mut Option<std::sync::mpsc::Receiver<Result<()>>>|
+         -> Result<()> {
             let batch = seal_parallel(&keyring, lines)?;
             lines.clear();
             ids.extend(batch.iter().map(|c| c.id));
@@ -185,7 +200,8 @@ impl Vault {
                 let now = ctx.audit.now();
                 for c in &batch {
                     rows::insert_candidate(ctx.conn, &c.id, now, &c.dek, &c.sealed)?;
-                    let mut record = Record::new("candidate.register", &actor, Outcome::Allow, &request_id);
+                    let mut record =
+                        Record::new("candidate.register", &actor, Outcome::Allow, &request_id);
                     record.candidate = Some(c.id);
                     record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
                     record.policy_ids = policy_ids.clone();
@@ -231,7 +247,12 @@ impl Vault {
     /// INVARIANT: the audit entry is committed before any plaintext is opened for release.
     /// An employer or provider gets [`Error::NotFound`] both for a missing candidate and for
     /// one it has no open assignment with (or may not see at all), so ids cannot be probed.
-    pub fn extract(&self, principal: &PrincipalFacts, candidate_id: &CandidateId, purpose: &Purpose) -> Result<Extract> {
+    pub fn extract(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+        purpose: &Purpose,
+    ) -> Result<Extract> {
         let request_id = new_request_id();
         let read = self.readers.read(|conn| {
             let facts = self.candidate_facts(conn, candidate_id)?;
@@ -242,14 +263,18 @@ impl Vault {
             Ok(facts.zip(sealed))
         })?;
         let actor = actor(principal);
-        let requested: Vec<String> = FieldGroup::DISCLOSABLE.iter().map(|g| g.to_string()).collect();
+        let requested: Vec<String> = FieldGroup::DISCLOSABLE
+            .iter()
+            .map(|g| g.to_string())
+            .collect();
         let Some(((facts, dek), sealed)) = read else {
             let mut record = Record::new("extract", &actor, Outcome::Deny, &request_id);
             record.candidate = Some(*candidate_id);
             record.purpose = Some(purpose.to_string());
             record.groups = requested;
             record.note = Some("not-found".into());
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.writer
+                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
             return Err(Error::NotFound { what: "candidate" });
         };
         let grant = self.policy.decide_read(principal, &facts, purpose);
@@ -262,9 +287,17 @@ impl Vault {
             let unrelated = matches!(principal.role, Role::Employer | Role::Provider);
             record.decision = Outcome::Deny;
             record.groups = requested;
-            record.note = Some(if unrelated { "not-found-or-unrelated" } else { "denied" }.into());
+            record.note = Some(
+                if unrelated {
+                    "not-found-or-unrelated"
+                } else {
+                    "denied"
+                }
+                .into(),
+            );
             let policy_ids = record.policy_ids.clone();
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.writer
+                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
             return Err(if unrelated {
                 Error::NotFound { what: "candidate" }
             } else {
@@ -287,7 +320,10 @@ impl Vault {
         let cipher = dek.cipher(id)?;
         let mut opened = Vec::with_capacity(allowed.len());
         for group in &allowed {
-            opened.push((*group, cipher.open(*group, sealed.record_version, sealed.group(*group))?));
+            opened.push((
+                *group,
+                cipher.open(*group, sealed.record_version, sealed.group(*group))?,
+            ));
         }
         let json = extract_json(&id, &opened);
         Ok(Extract {
@@ -304,13 +340,16 @@ impl Vault {
     /// transaction with the audit entry), then truncates the WAL so no copy lingers there.
     pub fn erase(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<()> {
         let request_id = new_request_id();
-        let facts = self.readers.read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let facts = self
+            .readers
+            .read(|conn| self.candidate_facts(conn, candidate_id))?;
         let actor = actor(principal);
         let mut record = Record::new("candidate.erase", &actor, Outcome::Deny, &request_id);
         record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
             record.note = Some("not-found".into());
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.writer
+                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
             return Err(Error::NotFound { what: "candidate" });
         };
         let decision = self.policy.decide(&Request {
@@ -324,7 +363,8 @@ impl Vault {
         });
         record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.writer
+                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
             return Err(Error::Denied {
                 action: "erasing this candidate".into(),
                 policy_ids: decision.policy_ids().to_vec(),
@@ -401,7 +441,10 @@ fn for_each_line<R: BufRead>(mut reader: R, mut f: impl FnMut(u64, &[u8])) -> Re
 
 /// Parses and seals lines on every core.
 fn seal_parallel(keyring: &Arc<Keyring>, lines: &[Vec<u8>]) -> Result<Vec<SealedCandidate>> {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(1);
     let chunk = lines.len().div_ceil(workers).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = lines
@@ -427,8 +470,15 @@ fn seal_parallel(keyring: &Arc<Keyring>, lines: &[Vec<u8>]) -> Result<Vec<Sealed
 
 /// `{"candidate_id":"...","groups":{"identity":{...},...}}` built from the opened groups'
 /// JSON without re-parsing it, into memory that is wiped on drop.
-fn extract_json(id: &CandidateId, opened: &[(FieldGroup, Zeroizing<Vec<u8>>)]) -> Zeroizing<Vec<u8>> {
-    let size = opened.iter().map(|(_, json)| json.len() + 24).sum::<usize>() + 80;
+fn extract_json(
+    id: &CandidateId,
+    opened: &[(FieldGroup, Zeroizing<Vec<u8>>)],
+) -> Zeroizing<Vec<u8>> {
+    let size = opened
+        .iter()
+        .map(|(_, json)| json.len() + 24)
+        .sum::<usize>()
+        + 80;
     let mut out = Zeroizing::new(Vec::with_capacity(size));
     out.extend_from_slice(format!("{{\"candidate_id\":\"{id}\",\"groups\":{{").as_bytes());
     for (n, (group, json)) in opened.iter().enumerate() {
