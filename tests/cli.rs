@@ -271,7 +271,7 @@ fn bad_input_gets_a_clear_message_and_exit_code() {
 }
 
 #[test]
-fn import_reports_every_bad_line_and_imports_nothing() {
+fn import_reports_every_bad_line_in_both_modes() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     init(root);
@@ -283,9 +283,17 @@ fn import_reports_every_bad_line_and_imports_nothing() {
         format!("{good}\n{{\"identity\":{{}}}}\n{good}\n\n{{oops\n"),
     )
     .unwrap();
+    let file_arg = file.to_str().unwrap();
     let out = cvvault(
         root,
-        &["candidate", "import", file.to_str().unwrap(), "--as", "cw"],
+        &[
+            "candidate",
+            "import",
+            file_arg,
+            "--all-or-nothing",
+            "--as",
+            "cw",
+        ],
     );
     assert_eq!(code(&out), 65, "{}", stderr(&out));
     let err = stderr(&out);
@@ -294,6 +302,14 @@ fn import_reports_every_bad_line_and_imports_nothing() {
         "{err}"
     );
     assert!(!err.contains("line 1:") && !err.contains("line 3:"));
+    // The default: good lines in, bad ones reported with the command that re-imports them.
+    let out = cvvault(root, &["candidate", "import", file_arg, "--as", "cw"]);
+    assert_eq!(code(&out), 65, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("imported 2 candidates") && err.contains("--only-lines 2,5"),
+        "{err}"
+    );
     std::fs::write(&file, format!("{good}\n{good}\n")).unwrap();
     let out = cvvault(
         root,
@@ -309,6 +325,13 @@ fn import_reports_every_bad_line_and_imports_nothing() {
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(report["imported"], 2);
+    let out = cvvault(root, &["--json", "keys", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        status["deks_per_version"],
+        serde_json::json!([[1, 4]]),
+        "2 from the default run, 2 from the clean file"
+    );
 }
 
 #[test]

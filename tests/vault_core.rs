@@ -16,6 +16,7 @@ use cvvault::ids::CandidateId;
 use cvvault::model::{FieldGroup, Purpose, Role};
 use cvvault::profile::Profile;
 use cvvault::synth::Synth;
+use cvvault::vault::{ImportMode, ImportOptions};
 
 fn purpose(p: &str) -> Purpose {
     p.parse().unwrap()
@@ -233,13 +234,20 @@ fn an_interrupted_rotation_resumes_without_a_new_version() {
     assert!(extract_groups(&f, "me", &ids[0], "subject-access").is_ok());
 }
 
-#[test]
-fn import_is_all_or_nothing_and_reports_every_bad_line() {
-    let f = Fixture::new();
-    let mut lines = Vec::new();
+fn import_text(f: &Fixture, text: &str, options: &ImportOptions) -> cvvault::vault::ImportReport {
+    let owned = text.to_owned();
+    let open = move || -> cvvault::Result<Box<dyn std::io::BufRead>> {
+        Ok(Box::new(std::io::Cursor::new(owned.clone().into_bytes())))
+    };
+    f.vault
+        .import(&f.as_("cw"), &open, options, &|_, _| {})
+        .unwrap()
+}
+
+fn five_lines_two_bad() -> Vec<String> {
     let mut synth = Synth::new(3);
-    for _ in 0..5 {
-        lines.push(
+    let mut lines: Vec<String> = (0..5)
+        .map(|_| {
             String::from_utf8(
                 synth
                     .profile()
@@ -247,16 +255,23 @@ fn import_is_all_or_nothing_and_reports_every_bad_line() {
                     .unwrap()
                     .to_vec(),
             )
-            .unwrap(),
-        );
-    }
+            .unwrap()
+        })
+        .collect();
     lines[1] = r#"{"identity":{"name":"A","nationalty":"x"}}"#.into();
     lines[3] = "{not json".into();
-    let text = lines.join("\n");
-    let report = f
-        .vault
-        .import(&f.as_("cw"), text.as_bytes(), text.as_bytes(), &|_, _| {})
-        .unwrap();
+    lines
+}
+
+#[test]
+fn all_or_nothing_import_reports_every_bad_line_and_imports_nothing() {
+    let f = Fixture::new();
+    let lines = five_lines_two_bad();
+    let all_or_nothing = ImportOptions {
+        mode: ImportMode::AllOrNothing,
+        only_lines: None,
+    };
+    let report = import_text(&f, &lines.join("\n"), &all_or_nothing);
     assert_eq!(report.imported, 0);
     let bad: Vec<u64> = report.rejected.iter().map(|(n, _)| *n).collect();
     assert_eq!(bad, vec![2, 4]);
@@ -270,18 +285,38 @@ fn import_is_all_or_nothing_and_reports_every_bad_line() {
         0,
         "nothing was imported"
     );
-    let good: String = lines
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != 1 && *i != 3)
-        .map(|(_, l)| format!("{l}\n"))
-        .collect();
-    let report = f
-        .vault
-        .import(&f.as_("cw"), good.as_bytes(), good.as_bytes(), &|_, _| {})
-        .unwrap();
-    assert_eq!((report.imported, report.rejected.len()), (3, 0));
+}
+
+#[test]
+fn default_import_skips_and_reports_bad_lines_then_imports_just_the_fixed_ones() {
+    let f = Fixture::new();
+    let mut lines = five_lines_two_bad();
+    let report = import_text(&f, &lines.join("\n"), &ImportOptions::default());
+    assert_eq!(report.imported, 3);
+    assert_eq!(
+        report.rejected.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        vec![2, 4]
+    );
     assert_eq!(f.vault.candidate_count().unwrap(), 3);
+    // Fix the two lines and import only them: no candidate is imported twice.
+    let mut synth = Synth::new(99);
+    for i in [1, 3] {
+        lines[i] = String::from_utf8(
+            synth
+                .profile()
+                .to_json_groups(&FieldGroup::ALL)
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
+    }
+    let only = ImportOptions {
+        mode: ImportMode::SkipBad,
+        only_lines: Some([2, 4].into_iter().collect()),
+    };
+    let report = import_text(&f, &lines.join("\n"), &only);
+    assert_eq!((report.imported, report.rejected.len()), (2, 0));
+    assert_eq!(f.vault.candidate_count().unwrap(), 5);
 }
 
 #[test]

@@ -98,7 +98,7 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
         .map_err(|e| Error::io(&recipient_path, e))?;
 
     demo.say(&format!(
-        "import {} synthetic candidates (one NDJSON file, all or nothing)",
+        "import {} synthetic candidates (one NDJSON file, sealed per field group)",
         args.candidates
     ));
     let caseworker = vault.principal(&p("cw-lena")?)?;
@@ -114,13 +114,18 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
         .map_err(|e| Error::io(&file, e))?;
         out.flush().map_err(|e| Error::io(&file, e))?;
     }
-    let open = || -> Result<std::io::BufReader<std::fs::File>> {
-        Ok(std::io::BufReader::new(
+    let open = || -> Result<Box<dyn std::io::BufRead>> {
+        Ok(Box::new(std::io::BufReader::new(
             std::fs::File::open(&file).map_err(|e| Error::io(&file, e))?,
-        ))
+        )))
     };
     let started = std::time::Instant::now();
-    let imported = vault.import(&caseworker, open()?, open()?, &|_, _| {})?;
+    let imported = vault.import(
+        &caseworker,
+        &open,
+        &crate::vault::ImportOptions::default(),
+        &|_, _| {},
+    )?;
     println!(
         "imported {} in {:.2?}; no plaintext column describes a person",
         imported.imported,

@@ -30,6 +30,14 @@ const MAX_GROUP: usize = 256;
 /// - `secure_delete=ON`: erased rows are overwritten, not left in free pages.
 /// - Never `journal_mode=PERSIST`, which would keep old pages in the journal.
 pub fn open_connection(path: &Path, create: bool) -> Result<Connection> {
+    open_connection_with(path, create, None)
+}
+
+/// Page size of a new database: a sealed profile of about 4 KiB then fits in one page
+/// with its row header instead of spilling into an overflow page.
+const PAGE_SIZE: u32 = 8192;
+
+fn open_connection_with(path: &Path, create: bool, page_size: Option<u32>) -> Result<Connection> {
     if !create && !path.exists() {
         return Err(Error::DatabaseMissing {
             path: path.to_path_buf(),
@@ -41,6 +49,10 @@ pub fn open_connection(path: &Path, create: bool) -> Result<Connection> {
     }
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    if let Some(size) = page_size {
+        // Only takes effect on a new, empty database, before WAL is switched on.
+        conn.pragma_update(None, "page_size", size)?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
@@ -60,7 +72,7 @@ pub fn create(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let mut conn = open_connection(path, true)?;
+    let mut conn = open_connection_with(path, true, Some(PAGE_SIZE))?;
     migrate(&mut conn)
 }
 

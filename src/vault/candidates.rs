@@ -41,8 +41,28 @@ pub struct Extract {
 /// How `candidate import` treats bad lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImportMode {
-    /// Validate every line first; import nothing if any line is bad (the default).
+    /// One pass: import every good line, skip and report every bad one (the default).
+    SkipBad,
+    /// Two passes: validate every line first; import nothing if any line is bad.
     AllOrNothing,
+}
+
+/// What to import.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// How bad lines are treated.
+    pub mode: ImportMode,
+    /// Import only these line numbers (from 1), e.g. the lines fixed after a first run.
+    pub only_lines: Option<std::collections::BTreeSet<u64>>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            mode: ImportMode::SkipBad,
+            only_lines: None,
+        }
+    }
 }
 
 /// What an import did.
@@ -50,8 +70,12 @@ pub enum ImportMode {
 pub struct ImportReport {
     /// Candidates registered.
     pub imported: u64,
-    /// Every bad line: (line number from 1, message). Non-empty means nothing was imported.
+    /// Every bad line: (line number from 1, message). In all-or-nothing mode a non-empty
+    /// list means nothing was imported; in skip mode these lines were skipped.
     pub rejected: Vec<(u64, String)>,
+    /// The mode the import ran in.
+    #[serde(skip)]
+    pub mode: Option<ImportMode>,
     /// The ids registered, in file order.
     #[serde(skip)]
     pub ids: Vec<CandidateId>,
@@ -135,58 +159,83 @@ impl Vault {
         Ok(id)
     }
 
-    /// Imports newline-delimited profiles (cvvault or JSON Resume documents), all or
-    /// nothing: every line is validated first and every bad line reported with its number;
-    /// only a clean file is written, in batches of committed transactions.
-    /// `progress(done, total)` is called as lines are validated and as batches commit.
-    pub fn import<R: BufRead, S: BufRead>(
+    /// Imports newline-delimited profiles (cvvault or JSON Resume documents).
+    ///
+    /// [`ImportMode::SkipBad`] reads the file once: lines are parsed and sealed on every core
+    /// while the previous batch commits; a bad line is skipped and reported with its number
+    /// and JSON path. [`ImportMode::AllOrNothing`] first validates every line (a second
+    /// read, `open` is called twice) and writes nothing if any is bad. Either way the file's
+    /// good lines are committed in batched transactions, each candidate with its audit entry.
+    /// `progress(phase, lines done)` reports as it goes.
+    pub fn import(
         &self,
         principal: &PrincipalFacts,
-        validate_pass: R,
-        write_pass: S,
+        open: &dyn Fn() -> Result<Box<dyn BufRead>>,
+        options: &ImportOptions,
         progress: &dyn Fn(ImportPhase, u64),
     ) -> Result<ImportReport> {
         let request_id = new_request_id();
         let policy_ids = self.authorize_register(principal, &request_id)?;
+        let wanted = |n: u64| {
+            options
+                .only_lines
+                .as_ref()
+                .is_none_or(|set| set.contains(&n))
+        };
 
-        // Pass 1: parse and validate everything; nothing is written.
-        let mut rejected = Vec::new();
-        let mut total = 0u64;
-        for_each_line(validate_pass, |number, line| {
-            total = number;
-            if let Err(e) = Profile::from_document(line).and_then(|p| p.validate()) {
-                rejected.push((number, e.to_string()));
+        if options.mode == ImportMode::AllOrNothing {
+            // Pass 1: parse and validate everything, on every core; nothing is written.
+            let mut rejected = Vec::new();
+            let mut total = 0u64;
+            let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
+            for_each_line(open()?, |number, line| {
+                if !wanted(number) {
+                    return;
+                }
+                total += 1;
+                chunk.push((number, line.to_vec()));
+                if chunk.len() == IMPORT_BATCH {
+                    rejected.extend(validate_parallel(&chunk));
+                    chunk.clear();
+                    progress(ImportPhase::Validate, number);
+                }
+            })?;
+            rejected.extend(validate_parallel(&chunk));
+            if !rejected.is_empty() || total == 0 {
+                if total == 0 {
+                    rejected.push((
+                        0,
+                        "the file holds no profile: one JSON document per line expected".into(),
+                    ));
+                }
+                return Ok(ImportReport {
+                    imported: 0,
+                    rejected,
+                    ids: Vec::new(),
+                    mode: Some(options.mode),
+                });
             }
-            if number % 1024 == 0 {
-                progress(ImportPhase::Validate, number);
-            }
-        })?;
-        progress(ImportPhase::Validate, total);
-        if !rejected.is_empty() || total == 0 {
-            if total == 0 {
-                rejected.push((
-                    0,
-                    "the file holds no profile: one JSON document per line expected".into(),
-                ));
-            }
-            return Ok(ImportReport {
-                imported: 0,
-                rejected,
-                ids: Vec::new(),
-            });
         }
 
-        // Pass 2: parse, seal in parallel, write batch n while batch n+1 is sealed.
+        // Seal in parallel; write batch n while batch n+1 is sealed.
         let keyring = self.keyring();
         let actor = actor(principal);
-        let mut ids = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+        let mut ids = Vec::new();
+        let mut rejected = Vec::new();
         let mut pending: Option<std::sync::mpsc::Receiver<Result<()>>> = None;
-        let mut lines: Vec<Vec<u8>> = Vec::with_capacity(IMPORT_BATCH);
+        let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
         let mut imported = 0u64;
-        let mut flush = |lines: &mut Vec<Vec<u8>>,
-                         pending: &mut Option<std::sync::mpsc::Receiver<Result<()>>>|
+        let mut flush = |lines: &mut Vec<(u64, Vec<u8>)>,
+                         pending: &mut Option<std::sync::mpsc::Receiver<Result<()>>>,
+                         rejected: &mut Vec<(u64, String)>|
          -> Result<()> {
-            let batch = seal_parallel(&keyring, lines)?;
+            let mut batch = Vec::with_capacity(lines.len());
+            for (number, sealed) in seal_parallel(&keyring, lines)? {
+                match sealed {
+                    Ok(candidate) => batch.push(candidate),
+                    Err(e) => rejected.push((number, e.to_string())),
+                }
+            }
             lines.clear();
             ids.extend(batch.iter().map(|c| c.id));
             let count = batch.len() as u64;
@@ -215,13 +264,13 @@ impl Vault {
             Ok(())
         };
         let mut failure = None;
-        for_each_line(write_pass, |_, line| {
-            if failure.is_some() {
+        for_each_line(open()?, |number, line| {
+            if failure.is_some() || !wanted(number) {
                 return;
             }
-            lines.push(line.to_vec());
+            lines.push((number, line.to_vec()));
             if lines.len() == IMPORT_BATCH {
-                if let Err(e) = flush(&mut lines, &mut pending) {
+                if let Err(e) = flush(&mut lines, &mut pending, &mut rejected) {
                     failure = Some(e);
                 }
             }
@@ -230,15 +279,23 @@ impl Vault {
             return Err(e);
         }
         if !lines.is_empty() {
-            flush(&mut lines, &mut pending)?;
+            flush(&mut lines, &mut pending, &mut rejected)?;
         }
         if let Some(last) = pending.take() {
             last.recv().map_err(|_| stopped())??;
         }
+        if imported == 0 && rejected.is_empty() {
+            rejected.push((
+                0,
+                "the file holds no profile: one JSON document per line expected".into(),
+            ));
+        }
+        rejected.sort_by_key(|(n, _)| *n);
         Ok(ImportReport {
             imported,
             rejected,
             ids,
+            mode: Some(options.mode),
         })
     }
 
@@ -439,8 +496,8 @@ fn for_each_line<R: BufRead>(mut reader: R, mut f: impl FnMut(u64, &[u8])) -> Re
     }
 }
 
-/// Parses and seals lines on every core.
-fn seal_parallel(keyring: &Arc<Keyring>, lines: &[Vec<u8>]) -> Result<Vec<SealedCandidate>> {
+/// Parses and validates numbered lines on every core; returns the bad ones, in order.
+fn validate_parallel(lines: &[(u64, Vec<u8>)]) -> Vec<(u64, String)> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -452,17 +509,57 @@ fn seal_parallel(keyring: &Arc<Keyring>, lines: &[Vec<u8>]) -> Result<Vec<Sealed
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|line| seal_profile(keyring, &Profile::from_document(line)?))
-                        .collect::<Result<Vec<_>>>()
+                        .filter_map(|(n, line)| {
+                            Profile::from_document(line)
+                                .err()
+                                .map(|e| (*n, e.to_string()))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![(0, "a validation thread failed".into())])
+            })
+            .collect()
+    })
+}
+
+/// Parses and seals numbered lines on every core; a bad line gives its error.
+fn seal_parallel(
+    keyring: &Arc<Keyring>,
+    lines: &[(u64, Vec<u8>)],
+) -> Result<Vec<(u64, Result<SealedCandidate>)>> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(1);
+    let chunk = lines.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = lines
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(n, line)| {
+                            (
+                                *n,
+                                Profile::from_document(line)
+                                    .and_then(|p| seal_profile(keyring, &p)),
+                            )
+                        })
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
         let mut out = Vec::with_capacity(lines.len());
         for handle in handles {
-            let part = handle.join().map_err(|_| Error::Corrupt {
+            out.extend(handle.join().map_err(|_| Error::Corrupt {
                 what: "a sealing thread failed",
-            })??;
-            out.extend(part);
+            })?);
         }
         Ok(out)
     })

@@ -10,7 +10,7 @@ mod principals;
 
 pub use assignments::OpenAssignment;
 pub use audit::{Disclosure, Receipt, SubjectAccessReport};
-pub use candidates::{Extract, ImportMode, ImportPhase, ImportReport};
+pub use candidates::{Extract, ImportMode, ImportOptions, ImportPhase, ImportReport};
 pub use keys::{KeysStatus, RotationReport};
 
 use std::path::PathBuf;
@@ -357,6 +357,21 @@ impl Vault {
                 "unknown principal `{id}`: add it with `cvvault principal add {id} --role ROLE --org ORG`"
             ))),
         }
+    }
+
+    /// Decides an extract (every field group) from the store's current facts, without
+    /// recording or disclosing anything: the decision path of [`Vault::extract`], for
+    /// explanations and measurement. `None` when there is no such candidate.
+    pub fn decide_extract(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+        purpose: &crate::model::Purpose,
+    ) -> Result<Option<crate::policy::ReadGrant>> {
+        let facts = self
+            .readers
+            .read(|conn| self.candidate_facts(conn, candidate_id))?;
+        Ok(facts.map(|(facts, _)| self.policy.decide_read(principal, &facts, purpose)))
     }
 
     /// Explains, per field group, what `principal` may see of a candidate for `purpose`.
