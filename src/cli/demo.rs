@@ -147,7 +147,7 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     demo.say("registering as an employer grants nothing: hr-bygg asks before any assignment");
     let employer = vault.principal(&p("hr-bygg")?)?;
     let recruitment: Purpose = "recruitment".parse()?;
-    show_refusal(vault.extract(&employer, &anna, &recruitment).map(|_| ()));
+    show_refusal(vault.extract(&employer, &anna, &recruitment).map(|_| ()))?;
 
     demo.say("assignments: coaching for nystart-coaching, matching for norrbygg-ab");
     let coaching = vault.open_assignment(
@@ -182,7 +182,7 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
                 },
             )
             .map(|_| ()),
-    );
+    )?;
 
     demo.say("extract by the job coach (purpose coaching)");
     let coach = vault.principal(&p("coach-omar")?)?;
@@ -206,19 +206,19 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
         vault
             .extract(&vault.principal(&p("hr-other")?)?, &anna, &recruitment)
             .map(|_| ()),
-    );
+    )?;
     print!("hr-bygg for `marketing`: ");
     show_refusal(
         vault
             .extract(&employer, &anna, &"marketing".parse()?)
             .map(|_| ()),
-    );
+    )?;
     print!("dpo-sara: ");
     show_refusal(
         vault
             .extract(&vault.principal(&p("dpo-sara")?)?, &anna, &recruitment)
             .map(|_| ()),
-    );
+    )?;
 
     demo.say("explain: why may hr-bygg see which groups?");
     for e in vault.explain(&employer, &anna, &recruitment)? {
@@ -245,7 +245,56 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
         vault
             .extract(&caseworker, &erased, &"coaching".parse()?)
             .map(|_| ()),
+    )?;
+
+    demo.say("subject access report (GDPR Art. 15) for the candidate, made by the DPO");
+    let dpo = vault.principal(&p("dpo-sara")?)?;
+    let report = vault.subject_access(&dpo, &anna)?;
+    for line in report.to_text().lines() {
+        println!("  {line}");
+    }
+
+    demo.say("the assignments close; retention crypto-shreds the candidate");
+    vault.close_assignment(&caseworker, &coaching, "coaching completed")?;
+    vault.close_assignment(&caseworker, &matching, "placed in work")?;
+    let settings = crate::settings::Retention::load(&paths.retention_settings())?;
+    let preview = crate::retention::run(&vault, &settings, true, &|_| {})?;
+    println!(
+        "dry run: would erase {} candidate(s) {:?}",
+        preview.total, preview.erased
     );
+    let run = crate::retention::run(&vault, &settings, false, &|_| {})?;
+    println!(
+        "erased {} candidate(s) {:?}, held {}, failures {}",
+        run.total, run.erased, run.held, run.failures
+    );
+    print!("hr-bygg asks again: ");
+    show_refusal(vault.extract(&employer, &anna, &recruitment).map(|_| ()))?;
+
+    demo.say("proof of erasure a DPO can file, verified offline with the public verifier key");
+    let receipt = vault.erasure_receipt(&dpo, &anna)?;
+    let verifier = crate::audit::note::NoteVerifier::parse(&vault.verifier_key())
+        .map_err(|e| Error::invalid_input(e.to_string()))?;
+    let checkpoint = crate::audit::verify::verify_proof(&receipt.proof, &verifier)?;
+    println!(
+        "erase entry #{} is in the log of {} entries signed by {}",
+        receipt.proof.index, checkpoint.size, checkpoint.origin
+    );
+
+    demo.say("the DPO verifies the whole audit trail (Merkle tree, checkpoints, entry MACs)");
+    let verified = vault.audit_verify(&dpo, Vec::new(), &|_| {})?;
+    println!(
+        "verified {} entries, root {}, {} checkpoint(s), MACs checked: {}",
+        verified.entries,
+        verified.root,
+        verified.checkpoints.len(),
+        verified.macs_checked
+    );
+    let checkpoint = vault.audit_checkpoint()?;
+    println!("latest signed checkpoint (copy it off the machine):");
+    for line in checkpoint.lines() {
+        println!("  {line}");
+    }
 
     vault.close()?;
     if args.keep {
@@ -268,9 +317,15 @@ fn print_groups(extract: &crate::vault::Extract) {
     println!("  policies: {}", extract.policy_ids.join(", "));
 }
 
-fn show_refusal(result: Result<()>) {
+/// Prints a refusal; an action the demo expects to be refused but that succeeds is a bug.
+fn show_refusal(result: Result<()>) -> Result<()> {
     match result {
-        Ok(()) => println!("  unexpectedly allowed"),
-        Err(e) => println!("  refused: {e} (exit code {})", e.exit_code()),
+        Ok(()) => Err(Error::Conflict(
+            "the demo expected a refusal, but the action was allowed: the policy is not the default".into(),
+        )),
+        Err(e) => {
+            println!("  refused: {e} (exit code {})", e.exit_code());
+            Ok(())
+        }
     }
 }
