@@ -7,7 +7,7 @@ use crate::audit::log::Record;
 use crate::error::{Error, Result};
 use crate::ids::{AssignmentId, CandidateId, OrgId};
 use crate::model::{AssignmentKind, Purpose};
-use crate::policy::{Action, PrincipalFacts, Request, Resource};
+use crate::policy::{Action, PrincipalFacts, Request};
 use crate::store::rows::{self, AssignmentRow};
 
 /// What opening an assignment needs.
@@ -44,25 +44,21 @@ impl Vault {
         })?;
         let Some((facts, _)) = facts else {
             record.note = Some("not-found".into());
-            self.writer
-                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(Error::NotFound {
                 what: "candidate (it may have been erased)",
             });
         };
-        let decision = self.policy.decide(&Request {
+        let decision = self.policy.decide(&Request::open_assignment(
             principal,
-            action: Action::OpenAssignment,
-            resource: Resource::Candidate(&facts),
-            purpose: Some(&request.purpose),
-            group: None,
-            kind: Some(request.kind),
-            org: Some(&request.org),
-        });
+            &facts,
+            request.kind,
+            &request.purpose,
+            &request.org,
+        ));
         record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
-            self.writer
-                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(Error::Denied {
                 action: format!("opening a {} assignment for this candidate", request.kind),
                 policy_ids: decision.policy_ids().to_vec(),
@@ -137,22 +133,17 @@ impl Vault {
         let Some((facts, _)) = facts else {
             return Err(Error::NotFound { what: "candidate" });
         };
-        let decision = self.policy.decide(&Request {
+        let decision = self.policy.decide(&Request::on_candidate(
             principal,
-            action: Action::CloseAssignment,
-            resource: Resource::Candidate(&facts),
-            purpose: None,
-            group: None,
-            kind: Some(row.kind),
-            org: Some(&row.org_id),
-        });
+            Action::CloseAssignment,
+            &facts,
+        ));
         let mut record = Record::new("assignment.close", &actor, Outcome::Deny, &request_id);
         record.candidate = Some(row.candidate_id);
         record.assignment = Some(row.assignment_id);
         record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
-            self.writer
-                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(Error::Denied {
                 action: "closing this assignment".into(),
                 policy_ids: decision.policy_ids().to_vec(),
@@ -202,15 +193,7 @@ impl Vault {
             .into_iter()
             .any(|action| {
                 self.policy
-                    .decide(&Request {
-                        principal,
-                        action,
-                        resource: Resource::Candidate(&facts),
-                        purpose: None,
-                        group: None,
-                        kind: None,
-                        org: None,
-                    })
+                    .decide(&Request::on_candidate(principal, action, &facts))
                     .is_allowed()
             });
         if !allowed {

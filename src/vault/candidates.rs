@@ -1,7 +1,6 @@
 //! Candidate use cases: register, import, extract, erase.
 
 use std::io::BufRead;
-use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -13,7 +12,7 @@ use crate::crypto::keyring::Keyring;
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
 use crate::model::{FieldGroup, Purpose, Role};
-use crate::policy::{Action, PrincipalFacts, Request, Resource};
+use crate::policy::{Action, PrincipalFacts, Request};
 use crate::profile::Profile;
 use crate::store::rows::{self, SealedProfile, RECORD_VERSION};
 
@@ -112,15 +111,9 @@ impl Vault {
         principal: &PrincipalFacts,
         request_id: &str,
     ) -> Result<Vec<String>> {
-        let decision = self.policy.decide(&Request {
-            principal,
-            action: Action::Register,
-            resource: Resource::Vault,
-            purpose: None,
-            group: None,
-            kind: None,
-            org: None,
-        });
+        let decision = self
+            .policy
+            .decide(&Request::on_vault(principal, Action::Register));
         if decision.is_allowed() {
             return Ok(decision.policy_ids().to_vec());
         }
@@ -131,8 +124,7 @@ impl Vault {
             request_id,
         );
         record.policy_ids = decision.policy_ids().to_vec();
-        self.writer
-            .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+        self.record(record)?;
         Err(Error::Denied {
             action: "registering candidates".into(),
             policy_ids: decision.policy_ids().to_vec(),
@@ -189,18 +181,18 @@ impl Vault {
             let mut total = 0u64;
             let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
             for_each_line(open()?, |number, line| {
-                if !wanted(number) {
-                    return;
+                if wanted(number) {
+                    total += 1;
+                    chunk.push((number, line.to_vec()));
+                    if chunk.len() == IMPORT_BATCH {
+                        rejected.extend(validate_parallel(&chunk)?);
+                        chunk.clear();
+                        progress(ImportPhase::Validate, number);
+                    }
                 }
-                total += 1;
-                chunk.push((number, line.to_vec()));
-                if chunk.len() == IMPORT_BATCH {
-                    rejected.extend(validate_parallel(&chunk));
-                    chunk.clear();
-                    progress(ImportPhase::Validate, number);
-                }
+                Ok(())
             })?;
-            rejected.extend(validate_parallel(&chunk));
+            rejected.extend(validate_parallel(&chunk)?);
             if !rejected.is_empty() || total == 0 {
                 if total == 0 {
                     rejected.push((
@@ -263,21 +255,15 @@ impl Vault {
             progress(ImportPhase::Write, imported);
             Ok(())
         };
-        let mut failure = None;
         for_each_line(open()?, |number, line| {
-            if failure.is_some() || !wanted(number) {
-                return;
-            }
-            lines.push((number, line.to_vec()));
-            if lines.len() == IMPORT_BATCH {
-                if let Err(e) = flush(&mut lines, &mut pending, &mut rejected) {
-                    failure = Some(e);
+            if wanted(number) {
+                lines.push((number, line.to_vec()));
+                if lines.len() == IMPORT_BATCH {
+                    flush(&mut lines, &mut pending, &mut rejected)?;
                 }
             }
+            Ok(())
         })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
         if !lines.is_empty() {
             flush(&mut lines, &mut pending, &mut rejected)?;
         }
@@ -330,8 +316,7 @@ impl Vault {
             record.purpose = Some(purpose.to_string());
             record.groups = requested;
             record.note = Some("not-found".into());
-            self.writer
-                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });
         };
         let grant = self.policy.decide_read(principal, &facts, purpose);
@@ -353,8 +338,7 @@ impl Vault {
                 .into(),
             );
             let policy_ids = record.policy_ids.clone();
-            self.writer
-                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(if unrelated {
                 Error::NotFound { what: "candidate" }
             } else {
@@ -405,23 +389,15 @@ impl Vault {
         record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
             record.note = Some("not-found".into());
-            self.writer
-                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });
         };
-        let decision = self.policy.decide(&Request {
-            principal,
-            action: Action::Erase,
-            resource: Resource::Candidate(&facts),
-            purpose: None,
-            group: None,
-            kind: None,
-            org: None,
-        });
+        let decision = self
+            .policy
+            .decide(&Request::on_candidate(principal, Action::Erase, &facts));
         record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
-            self.writer
-                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(Error::Denied {
                 action: "erasing this candidate".into(),
                 policy_ids: decision.policy_ids().to_vec(),
@@ -472,7 +448,10 @@ fn stopped() -> Error {
 }
 
 /// Calls `f(line number, line)` for each non-blank line; a line over [`MAX_LINE`] is an error.
-fn for_each_line<R: BufRead>(mut reader: R, mut f: impl FnMut(u64, &[u8])) -> Result<()> {
+fn for_each_line<R: BufRead>(
+    mut reader: R,
+    mut f: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
     let mut buffer = Vec::with_capacity(8 * 1024);
     let mut number = 0u64;
     loop {
@@ -491,77 +470,56 @@ fn for_each_line<R: BufRead>(mut reader: R, mut f: impl FnMut(u64, &[u8])) -> Re
         }
         let line = buffer.trim_ascii();
         if !line.is_empty() {
-            f(number, line);
+            f(number, line)?;
         }
     }
 }
 
-/// Parses and validates numbered lines on every core; returns the bad ones, in order.
-fn validate_parallel(lines: &[(u64, Vec<u8>)]) -> Vec<(u64, String)> {
+/// Maps `f` over `items` on every core, keeping the order.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Result<Vec<R>> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
         .max(1);
-    let chunk = lines.len().div_ceil(workers).max(1);
+    let chunk = items.len().div_ceil(workers).max(1);
+    let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = lines
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .filter_map(|(n, line)| {
-                            Profile::from_document(line)
-                                .err()
-                                .map(|e| (*n, e.to_string()))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| vec![(0, "a validation thread failed".into())])
-            })
-            .collect()
+        let mut out = Vec::with_capacity(items.len());
+        for handle in handles {
+            out.extend(handle.join().map_err(|_| Error::Corrupt {
+                what: "a worker thread of the import failed",
+            })?);
+        }
+        Ok(out)
     })
+}
+
+/// Parses and validates numbered lines on every core; returns the bad ones, in order.
+fn validate_parallel(lines: &[(u64, Vec<u8>)]) -> Result<Vec<(u64, String)>> {
+    Ok(par_map(lines, |(n, line)| {
+        Profile::from_document(line)
+            .err()
+            .map(|e| (*n, e.to_string()))
+    })?
+    .into_iter()
+    .flatten()
+    .collect())
 }
 
 /// Parses and seals numbered lines on every core; a bad line gives its error.
 fn seal_parallel(
-    keyring: &Arc<Keyring>,
+    keyring: &Keyring,
     lines: &[(u64, Vec<u8>)],
 ) -> Result<Vec<(u64, Result<SealedCandidate>)>> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .max(1);
-    let chunk = lines.len().div_ceil(workers).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = lines
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(n, line)| {
-                            (
-                                *n,
-                                Profile::from_document(line)
-                                    .and_then(|p| seal_profile(keyring, &p)),
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(lines.len());
-        for handle in handles {
-            out.extend(handle.join().map_err(|_| Error::Corrupt {
-                what: "a sealing thread failed",
-            })?);
-        }
-        Ok(out)
+    par_map(lines, |(n, line)| {
+        (
+            *n,
+            Profile::from_document(line).and_then(|p| seal_profile(keyring, &p)),
+        )
     })
 }
 

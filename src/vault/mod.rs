@@ -322,6 +322,12 @@ impl Vault {
             .write(move |ctx| ctx.audit.checkpoint(ctx.conn, &signer, &origin))
     }
 
+    /// Appends one audit entry on its own (a refusal, or an action with no other change).
+    pub(crate) fn record(&self, record: Record) -> Result<()> {
+        self.writer
+            .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))
+    }
+
     /// Records an operator action (outside policy: the operator holds the keyring).
     pub(crate) fn audit_operator(&self, action: &'static str, note: Option<String>) -> Result<()> {
         self.writer.write(move |ctx| {
