@@ -573,3 +573,62 @@ fn help_explains_every_command() {
     }
     assert!(text.contains("Exit codes"));
 }
+
+#[test]
+fn init_with_an_existing_identity_and_a_recovery_recipient() {
+    age_or_fail();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let own = root.join("own-identity.txt");
+    let recovery = root.join("recovery-identity.txt");
+    for file in [&own, &recovery] {
+        assert!(Command::new("age-keygen")
+            .arg("-o")
+            .arg(file)
+            .output()
+            .unwrap()
+            .status
+            .success());
+    }
+    let recovery_public = Command::new("age-keygen")
+        .arg("-y")
+        .arg(&recovery)
+        .output()
+        .unwrap();
+    let recovery_public = stdout(&recovery_public).trim().to_owned();
+    let out = cvvault(
+        root,
+        &[
+            "init",
+            "--identity",
+            own.to_str().unwrap(),
+            "--recovery-recipient",
+            &recovery_public,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !root.join("keys/identity.txt").exists(),
+        "no identity is generated"
+    );
+    // Both the operator's identity and the recovery identity open the keyring.
+    for identity in [&own, &recovery] {
+        let out = cvvault_env(
+            root,
+            &["keys", "status"],
+            &[("CVVAULT_IDENTITY", identity.to_str().unwrap())],
+        );
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            identity.display(),
+            stderr(&out)
+        );
+    }
+    let bad = cvvault(
+        &root.join("other"),
+        &["init", "--recovery-recipient", "age1notakey"],
+    );
+    assert_eq!(code(&bad), 65, "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("not an age X25519 recipient"));
+}

@@ -332,6 +332,26 @@ pub fn read_identities(path: &Path) -> Result<Vec<Box<dyn age::Identity>>> {
     Ok(identities)
 }
 
+/// The recipients of the X25519 identities in an identity file (to encrypt the keyring to
+/// an identity the operator already has). The file's text stays in wiped memory.
+pub fn identity_recipients(path: &Path) -> Result<Vec<age::x25519::Recipient>> {
+    let missing = || Error::IdentityMissing {
+        path: path.to_path_buf(),
+    };
+    let text = Zeroizing::new(fs::read_to_string(path).map_err(|_| missing())?);
+    let recipients: Vec<age::x25519::Recipient> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| age::x25519::Identity::from_str(l).ok())
+        .map(|identity| identity.to_public())
+        .collect();
+    if recipients.is_empty() {
+        return Err(missing());
+    }
+    Ok(recipients)
+}
+
 /// Parses an `age1...` recipient string.
 pub fn parse_recipient(text: &str) -> Result<age::x25519::Recipient> {
     age::x25519::Recipient::from_str(text.trim()).map_err(|_| {

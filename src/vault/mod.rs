@@ -105,34 +105,9 @@ impl Vault {
         let protection = match (options.passphrase, options.identity) {
             (Some(pass), _) => Protection::Passphrase(pass),
             (None, Some(identity_path)) => {
-                let identities = keyring::read_identities(&identity_path)?;
-                let own =
-                    age::IdentityFile::from_file(identity_path.to_string_lossy().into_owned())
-                        .ok()
-                        .and_then(|f| f.to_recipients().ok())
-                        .unwrap_or_default();
-                if identities.is_empty() || own.is_empty() {
-                    return Err(Error::IdentityMissing {
-                        path: identity_path,
-                    });
-                }
-                let mut own_text = String::new();
-                if let Ok(text) = std::fs::read_to_string(&identity_path) {
-                    for line in text
-                        .lines()
-                        .map(str::trim)
-                        .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
-                    {
-                        if let Ok(id) = line.parse::<age::x25519::Identity>() {
-                            own_text.push_str(&format!("{}\n", id.to_public()));
-                            recipients.insert(0, id.to_public());
-                        }
-                    }
-                }
-                if own_text.is_empty() {
-                    return Err(Error::IdentityMissing {
-                        path: identity_path,
-                    });
+                let own = keyring::identity_recipients(&identity_path)?;
+                for (n, recipient) in own.into_iter().enumerate() {
+                    recipients.insert(n, recipient);
                 }
                 Protection::Recipients(recipients)
             }
