@@ -5,7 +5,10 @@
 //! - a deleted entry (a gap in the indices),
 //! - a truncated tail (a checkpoint covers more entries than the log holds),
 //! - an altered entry (its MAC under the audit key fails; or, without the key, the range
-//!   between the last matching and the first failing checkpoint).
+//!   between the last matching and the first failing checkpoint),
+//! - an entry stored at another position than its own `index` (deleted and renumbered),
+//! - a `candidate_hmac` column that disagrees with the entry's `candidate` (a search or a
+//!   subject access report would otherwise miss or misattribute the entry).
 
 use std::sync::mpsc;
 
@@ -48,6 +51,29 @@ fn tampered(message: String) -> Error {
     Error::AuditTampered(message)
 }
 
+/// The value text that follows the top-level key `key` (given as `,"key":`).
+fn value_after<'a>(entry: &'a str, key: &str) -> Option<&'a str> {
+    let at = entry.find(key)?;
+    entry.get(at.checked_add(key.len())?..)
+}
+
+/// The `index` and `candidate` of a stored entry, read without a full JSON parse.
+///
+/// INVARIANT: an entry is a flat compact JSON object (see [`super::entry`]). Inside a JSON
+/// string every `"` is escaped, so `,"index":` and `,"candidate":` occur only as the keys.
+fn index_and_candidate(entry: &str) -> Option<(u64, Option<&str>)> {
+    let digits = value_after(entry, ",\"index\":")?;
+    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    let index = digits.get(..end)?.parse().ok()?;
+    let candidate = value_after(entry, ",\"candidate\":")?;
+    let candidate = if candidate.starts_with("null") {
+        None
+    } else {
+        Some(candidate.strip_prefix('"')?.split('"').next()?)
+    };
+    Some((index, candidate))
+}
+
 /// Verifies the whole log. `progress(done)` is called per chunk.
 pub fn verify(
     conn: &Connection,
@@ -65,13 +91,26 @@ pub fn verify(
         checkpoints.push((checkpoint, source.source.clone()));
     }
     checkpoints.sort_by_key(|(c, _)| c.size);
+    // A checkpoint of the empty log is checked here: the loop below meets sizes from 1.
+    let mut next_checkpoint = 0usize;
+    while let Some((checkpoint, source)) = checkpoints.get(next_checkpoint) {
+        if checkpoint.size != 0 {
+            break;
+        }
+        if checkpoint.root != Frontier::new().root() {
+            return Err(tampered(format!(
+                "the checkpoint from {source} of the empty log has a wrong root: do not trust it"
+            )));
+        }
+        next_checkpoint += 1;
+    }
 
     // 2. Recompute the tree; MACs are checked on a second thread.
     let mut frontier = Frontier::new();
     let mut bytes = 0u64;
-    let mut next_checkpoint = 0usize;
     let mut last_good = 0u64;
-    let mut stmt = conn.prepare("SELECT entry_index, entry, entry_mac FROM audit_entries ORDER BY entry_index")?;
+    let mut stmt =
+        conn.prepare("SELECT entry_index, entry, entry_mac, candidate_hmac FROM audit_entries ORDER BY entry_index")?;
     let mut rows = stmt.query([])?;
     let result = std::thread::scope(|scope| -> Result<()> {
         let (sender, receiver) = mpsc::sync_channel::<Vec<(u64, String, Vec<u8>)>>(4);
@@ -100,6 +139,21 @@ pub fn verify(
                 return Err(tampered(format!(
                     "entry {expected} is missing: the log jumps from {} to {index}, so entries were deleted",
                     expected.saturating_sub(1)
+                )));
+            }
+            let Some((own_index, candidate)) = index_and_candidate(&entry) else {
+                return Err(tampered(format!(
+                    "entry {expected} is not a well-formed entry: it was altered outside cvvault"
+                )));
+            };
+            if own_index != expected {
+                return Err(tampered(format!(
+                    "entry {expected} holds the text of entry {own_index}: entries were deleted or moved and the rest renumbered"
+                )));
+            }
+            if row.get_ref(3)?.as_str_or_null().ok() != Some(candidate) {
+                return Err(tampered(format!(
+                    "entry {expected}'s candidate index column does not match its content: it was changed outside cvvault, so searches and subject access reports would miss or misattribute the entry"
                 )));
             }
             frontier
@@ -157,7 +211,7 @@ pub fn verify(
             "the log holds {} entries but the checkpoint from {source} covers {}: the last {} entries were removed",
             frontier.size(),
             checkpoint.size,
-            checkpoint.size - frontier.size()
+            checkpoint.size.saturating_sub(frontier.size())
         )));
     }
     let stored: Vec<u8> = conn.query_row("SELECT frontier FROM audit_frontier WHERE id = 1", [], |r| r.get(0))?;
@@ -332,4 +386,71 @@ pub fn search(conn: &Connection, candidate_hmac: &str) -> Result<Vec<super::entr
         })
     })
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::audit::entry::Outcome;
+    use crate::audit::log::{Actor, Appender, Record};
+    use crate::audit::note::{generate_pkcs8, NoteSigner};
+    use crate::clock::ManualClock;
+    use crate::ids::CandidateId;
+
+    const ORIGIN: &str = "example.com/cvvault-test";
+
+    /// A store with `n` entries (every other one about a candidate) and a signer of its log.
+    fn log_of(n: u64) -> (tempfile::TempDir, Connection, NoteSigner, Pseudonymizer) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        crate::store::create(&path).unwrap();
+        let conn = crate::store::open_connection(&path, false).unwrap();
+        let keys = Pseudonymizer::new(&[7; 32]);
+        let mut appender = Appender::load(&conn, keys.clone(), [1; 32], Arc::new(ManualClock::at(0))).unwrap();
+        for i in 0..n {
+            let mut record = Record::new("extract", &Actor::operator(), Outcome::Allow, "r");
+            record.candidate = (i % 2 == 0).then(CandidateId::random);
+            appender.append(&conn, record).unwrap();
+        }
+        appender.persist(&conn).unwrap();
+        let signer = NoteSigner::from_pkcs8(ORIGIN, &generate_pkcs8().unwrap()).unwrap();
+        (dir, conn, signer, keys)
+    }
+
+    fn checkpoint(signer: &NoteSigner, size: u64, root: Hash) -> CheckpointSource {
+        let note = signer.sign(&Checkpoint { origin: ORIGIN.into(), size, root }).unwrap();
+        CheckpointSource { source: format!("size {size}"), note }
+    }
+
+    #[test]
+    fn a_checkpoint_of_the_empty_log_does_not_hide_the_later_ones() {
+        let (_dir, conn, signer, keys) = log_of(5);
+        let verifier = NoteVerifier::parse(&signer.verifier_key()).unwrap();
+        let empty = checkpoint(&signer, 0, Frontier::new().root());
+        let report = verify(&conn, &verifier, Some(&keys), &[empty], &|_| {}).unwrap();
+        assert_eq!((report.entries, report.checkpoints.len()), (5, 1));
+
+        // A wrong later checkpoint is still compared, not skipped behind the empty one.
+        let empty = checkpoint(&signer, 0, Frontier::new().root());
+        let wrong = checkpoint(&signer, 3, [9; 32]);
+        let err = verify(&conn, &verifier, None, &[empty, wrong], &|_| {}).unwrap_err().to_string();
+        assert!(err.contains("between 0 and 2"), "{err}");
+        let forged_empty = checkpoint(&signer, 0, [9; 32]);
+        assert!(verify(&conn, &verifier, None, &[forged_empty], &|_| {}).is_err());
+    }
+
+    #[test]
+    fn index_and_candidate_are_read_from_canonical_entries() {
+        let (_dir, conn, _signer, _keys) = log_of(4);
+        let mut stmt = conn.prepare("SELECT entry, candidate_hmac FROM audit_entries ORDER BY entry_index").unwrap();
+        let rows: Vec<(String, Option<String>)> =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+        for (n, (entry, column)) in rows.iter().enumerate() {
+            assert_eq!(index_and_candidate(entry), Some((n as u64, column.as_deref())), "{entry}");
+        }
+        assert_eq!(index_and_candidate("{}"), None);
+        assert_eq!(index_and_candidate("{\"a\":\",\\\"index\\\":7\"}"), None, "a key inside a string is not a key");
+    }
 }
