@@ -5,7 +5,12 @@
 
 // A test crate: a failed unwrap, expect or index is a failed test (clippy's
 // allow-*-in-tests settings cover only `#[test]` functions, not helpers or `common`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
