@@ -1,0 +1,151 @@
+//! Audit verification rate: 1,000,000 entries of realistic size appended through `Appender`
+//! in large transactions, then `verify` (with the audit key, as `Vault::audit_verify` does,
+//! and without it, as `audit verify --key` does) timed against raw SHA-256 (ring) over the
+//! same entry bytes in memory. The goal is a ratio of at least 0.5.
+//!
+//! `cargo bench --bench audit_verify`
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cvvault::audit::entry::Outcome;
+use cvvault::audit::log::{Actor, Appender, Pseudonymizer, Record};
+use cvvault::audit::note::{generate_pkcs8, Checkpoint, NoteSigner, NoteVerifier};
+use cvvault::audit::verify::{verify, CheckpointSource};
+use cvvault::clock::ManualClock;
+use cvvault::ids::{AssignmentId, CandidateId};
+
+const ENTRIES: u64 = 1_000_000;
+const BATCH: u64 = 50_000;
+const ORIGIN: &str = "bench.example/cvvault-audit";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("vault.db");
+    cvvault::store::create(&path)?;
+    let mut conn = cvvault::store::open_connection(&path, false)?;
+    let keys = Pseudonymizer::new(&[42; 32]);
+    let clock = ManualClock::at(1_767_225_600);
+    let mut appender = Appender::load(&conn, keys.clone(), [7; 32], Arc::new(clock.clone()))?;
+    let actor = Actor {
+        id: "hr-anna".into(),
+        role: "employer".into(),
+        org: Some("nordlager-ab".into()),
+    };
+
+    // The mix of a busy vault: mostly extracts, with registrations and assignments.
+    let started = Instant::now();
+    for _ in 0..ENTRIES / BATCH {
+        let tx = conn.transaction()?;
+        for i in 0..BATCH {
+            clock.advance(3);
+            let (action, decision) = match i % 10 {
+                0 => ("candidate.register", Outcome::Allow),
+                1 => ("assignment.open", Outcome::Allow),
+                2 => ("extract", Outcome::Deny),
+                _ => ("extract", Outcome::Allow),
+            };
+            let mut record =
+                Record::new(action, &actor, decision, &uuid::Uuid::new_v4().to_string());
+            record.candidate = Some(CandidateId::random());
+            record.assignment = Some(AssignmentId::random());
+            record.groups = vec!["identity".into(), "contact".into(), "professional".into()];
+            record.policy_ids = vec![
+                "control-never-read".into(),
+                "employer-contact-with-consent".into(),
+                "employer-professional-for-recruitment".into(),
+                "special-never-to-employer".into(),
+            ];
+            record.purpose = Some("recruitment".into());
+            appender.append(&tx, record)?;
+        }
+        appender.persist(&tx)?;
+        tx.commit()?;
+    }
+    let signer = NoteSigner::from_pkcs8(ORIGIN, &generate_pkcs8()?)?;
+    let note = signer.sign(&Checkpoint {
+        origin: ORIGIN.into(),
+        size: appender.size(),
+        root: appender.root(),
+    })?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    eprintln!(
+        "appended {ENTRIES} entries in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The same bytes in memory, for the raw SHA-256 baseline (loading is not timed).
+    let entries: Vec<String> = conn
+        .prepare("SELECT entry FROM audit_entries ORDER BY entry_index")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let bytes: u64 = entries.iter().map(|e| e.len() as u64).sum();
+    let started = Instant::now();
+    let mut sink = 0u8;
+    for entry in &entries {
+        sink ^= ring::digest::digest(&ring::digest::SHA256, entry.as_bytes())
+            .as_ref()
+            .first()
+            .copied()
+            .unwrap_or(0);
+    }
+    let raw = started.elapsed().as_secs_f64();
+    drop(entries);
+
+    // What reading the rows alone costs (verify cannot go faster than its input).
+    let started = Instant::now();
+    let mut read = 0usize;
+    {
+        let mut stmt = conn.prepare(
+            "SELECT entry_index, entry, entry_mac, candidate_hmac FROM audit_entries ORDER BY entry_index",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            read += row.get_ref(1)?.as_bytes()?.len();
+        }
+    }
+    let reading = started.elapsed().as_secs_f64();
+    assert_eq!(read as u64, bytes);
+
+    let verifier = NoteVerifier::parse(&signer.verifier_key())?;
+    let sources = [CheckpointSource {
+        source: "bench".into(),
+        note,
+    }];
+    let time_verify = |macs: Option<&Pseudonymizer>| -> cvvault::Result<f64> {
+        let started = Instant::now();
+        let report = verify(&conn, &verifier, macs, &sources, &|_| {})?;
+        assert_eq!((report.entries, report.bytes), (ENTRIES, bytes));
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let with_key = time_verify(Some(&keys))?;
+    let offline = time_verify(None)?;
+
+    let mb = bytes as f64 / 1e6;
+    println!(
+        "{ENTRIES} entries, {:.0} bytes each on average, {mb:.0} MB (sink {sink})",
+        bytes as f64 / ENTRIES as f64
+    );
+    println!(
+        "raw SHA-256 (ring), in memory:   {raw:.2} s  {:>9.0} entries/s  {:>6.1} MB/s",
+        ENTRIES as f64 / raw,
+        mb / raw
+    );
+    println!(
+        "reading the rows from SQLite:    {reading:.2} s  {:>9.0} entries/s  {:>6.1} MB/s",
+        ENTRIES as f64 / reading,
+        mb / reading
+    );
+    for (name, secs) in [
+        ("verify with the audit key:     ", with_key),
+        ("verify offline (--key):        ", offline),
+    ] {
+        println!(
+            "{name}{secs:.2} s  {:>9.0} entries/s  {:>6.1} MB/s  ratio to raw SHA-256 {:.2}",
+            ENTRIES as f64 / secs,
+            mb / secs,
+            raw / secs
+        );
+    }
+    Ok(())
+}
