@@ -82,10 +82,18 @@ impl Chunk {
     }
 }
 
-/// The value text that follows the top-level key `key` (given as `,"key":`).
+/// The value text that follows the top-level key `key` (given as `,"key":`). Scans commas
+/// (a fast byte search) rather than building a substring searcher per entry.
 fn value_after<'a>(entry: &'a str, key: &str) -> Option<&'a str> {
-    let at = entry.find(key)?;
-    entry.get(at.checked_add(key.len())?..)
+    let mut from = 0usize;
+    loop {
+        let at = from.checked_add(entry.get(from..)?.find(',')?)?;
+        let rest = entry.get(at..)?;
+        if let Some(value) = rest.strip_prefix(key) {
+            return Some(value);
+        }
+        from = at.checked_add(1)?;
+    }
 }
 
 /// The `index` and `candidate` of a stored entry, read without a full JSON parse.
