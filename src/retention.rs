@@ -138,7 +138,8 @@ pub fn run(
     let mut report = RetentionReport {
         dry_run,
         started_at: crate::clock::rfc3339(now),
-        erased: BTreeMap::new(),
+        // Every rule is reported, zero included, so monitoring can read each count.
+        erased: RULES.iter().map(|rule| (rule.as_str(), 0)).collect(),
         total: 0,
         held: 0,
         failures: 0,

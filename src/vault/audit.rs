@@ -130,6 +130,12 @@ pub struct Receipt {
     pub proof: InclusionProof,
 }
 
+/// Employers and providers get the same "not found" for a candidate they may not act on as
+/// for one that does not exist, so that candidate ids cannot be probed (as `extract` does).
+fn unrelated(principal: &PrincipalFacts) -> bool {
+    matches!(principal.role, Role::Employer | Role::Provider)
+}
+
 impl Vault {
     fn decide_vault(&self, principal: &PrincipalFacts, action: Action) -> crate::policy::Decision {
         self.policy.decide(&Request {
@@ -286,11 +292,19 @@ impl Vault {
         let decision = self.decide_candidate(principal, Action::SubjectAccess, &facts);
         record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
+            let unrelated = unrelated(principal);
+            if unrelated {
+                record.note = Some("not-found-or-unrelated".into());
+            }
             self.writer
                 .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
-            return Err(Error::Denied {
-                action: "a subject access report for this candidate".into(),
-                policy_ids: decision.policy_ids().to_vec(),
+            return Err(if unrelated {
+                Error::NotFound { what: "candidate" }
+            } else {
+                Error::Denied {
+                    action: "a subject access report for this candidate".into(),
+                    policy_ids: decision.policy_ids().to_vec(),
+                }
             });
         }
         record.decision = Outcome::Allow;
@@ -410,22 +424,33 @@ impl Vault {
         let facts = self
             .readers
             .read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let mut record = Record::new(name, &actor(principal), Outcome::Deny, &new_request_id());
+        record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
+            record.note = Some("not-found".into());
+            self.writer
+                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
             return Err(Error::NotFound { what: "candidate" });
         };
         let decision = self.decide_candidate(principal, action, &facts);
-        let mut record = Record::new(name, &actor(principal), Outcome::Deny, &new_request_id());
-        record.candidate = Some(*candidate_id);
         record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
+            let unrelated = unrelated(principal);
+            if unrelated {
+                record.note = Some("not-found-or-unrelated".into());
+            }
             self.writer
                 .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
-            return Err(Error::Denied {
-                action: format!(
-                    "{} a legal hold",
-                    if hold { "placing" } else { "releasing" }
-                ),
-                policy_ids: decision.policy_ids().to_vec(),
+            return Err(if unrelated {
+                Error::NotFound { what: "candidate" }
+            } else {
+                Error::Denied {
+                    action: format!(
+                        "{} a legal hold",
+                        if hold { "placing" } else { "releasing" }
+                    ),
+                    policy_ids: decision.policy_ids().to_vec(),
+                }
             });
         }
         record.decision = Outcome::Allow;
