@@ -55,7 +55,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cw = vault.principal(&"cw".parse()?)?;
     let mut lines = Vec::new();
     cvvault::synth::ndjson(DUE, 42, &mut lines)?;
-    let report = vault.import(&cw, lines.as_slice(), lines.as_slice(), &|_, _| {})?;
+    let owned = lines.clone();
+    let open = move || -> cvvault::Result<Box<dyn std::io::BufRead>> {
+        Ok(Box::new(std::io::Cursor::new(owned.clone())))
+    };
+    let report = vault.import(
+        &cw,
+        &open,
+        &cvvault::vault::ImportOptions::default(),
+        &|_, _| {},
+    )?;
     assert_eq!(report.imported as usize, DUE);
     vault.close()?;
     drop(vault);

@@ -141,7 +141,18 @@ fn import(
     principal: &cvvault::policy::PrincipalFacts,
     lines: &[u8],
 ) -> Vec<CandidateId> {
-    let report = vault.import(principal, lines, lines, &|_, _| {}).unwrap();
+    let owned = lines.to_vec();
+    let open = move || -> cvvault::Result<Box<dyn std::io::BufRead>> {
+        Ok(Box::new(std::io::Cursor::new(owned.clone())))
+    };
+    let report = vault
+        .import(
+            principal,
+            &open,
+            &cvvault::vault::ImportOptions::default(),
+            &|_, _| {},
+        )
+        .unwrap();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
     report.ids
 }
