@@ -237,8 +237,9 @@ fn writer_loop(
                 Err(e.to_string())
             }
         };
-        for completion in completions.0 {
-            completion(outcome.clone());
+        for (completion, failed) in completions.0 {
+            // A job whose savepoint could not be released must not be told it succeeded.
+            completion(failed.map_or_else(|| outcome.clone(), Err));
         }
     }
 }
@@ -247,13 +248,13 @@ fn run_group(
     conn: &mut Connection,
     audit: &mut Appender,
     batch: Vec<Job>,
-) -> (Vec<Completion>, Result<()>) {
+) -> (Vec<(Completion, Option<String>)>, Result<()>) {
     let mut completions = Vec::with_capacity(batch.len());
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             for job in batch {
-                completions.push(job(None).1);
+                completions.push((job(None).1, None));
             }
             return (completions, Err(Error::from(e)));
         }
@@ -263,7 +264,7 @@ fn run_group(
         let savepoint = match tx.savepoint() {
             Ok(sp) => sp,
             Err(_) => {
-                completions.push(job(None).1);
+                completions.push((job(None).1, None));
                 continue;
             }
         };
@@ -272,15 +273,17 @@ fn run_group(
             audit,
         }));
         let released = if ok {
-            savepoint.commit().is_ok()
+            savepoint.commit().map_err(|e| e.to_string())
         } else {
-            false
+            Err(String::new())
         };
-        if !released {
+        if released.is_err() {
             // Dropping an uncommitted savepoint rolls it back; the appender follows.
             audit.restore(snapshot);
         }
-        completions.push(completion);
+        // A job that succeeded but whose savepoint could not be released failed after all.
+        let failed = if ok { released.err() } else { None };
+        completions.push((completion, failed));
     }
     let result = audit
         .persist(&tx)

@@ -403,9 +403,20 @@ impl Vault {
                 policy_ids: decision.policy_ids().to_vec(),
             });
         }
+        let id = *candidate_id;
+        let on_hold = self
+            .readers
+            .read(|conn| rows::candidate_keys(conn, &id))?
+            .is_some_and(|keys| keys.legal_hold);
+        if on_hold {
+            record.note = Some("legal-hold".into());
+            self.record(record)?;
+            return Err(Error::Conflict(
+                "this candidate is under a legal hold placed by a data-protection officer: it cannot be erased until the DPO releases the hold (`cvvault hold release`)".into(),
+            ));
+        }
         record.decision = Outcome::Allow;
         record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
-        let id = *candidate_id;
         self.writer.write(move |ctx| {
             if !rows::delete_candidate(ctx.conn, &id)? {
                 return Err(Error::NotFound { what: "candidate" });
@@ -420,10 +431,25 @@ impl Vault {
     /// secure_delete has zeroed erased ones) and empties the WAL.
     pub fn truncate_wal(&self) -> Result<()> {
         self.writer.write(|_| Ok(()))?;
-        self.readers.read(|conn| {
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-            Ok(())
-        })
+        // A reader in another process can hold the WAL open; then the checkpoint is partial
+        // ("busy") and erased pages could stay in the WAL. Retry for a while, then warn.
+        for attempt in 0..50u32 {
+            let busy = self.readers.read(|conn| {
+                Ok(conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                })? != 0)
+            })?;
+            if !busy {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(
+                20 * u64::from(attempt.min(10) + 1),
+            ));
+        }
+        tracing::warn!(
+            "the WAL could not be truncated because another process is reading the database; erased pages leave the WAL at the next checkpoint"
+        );
+        Ok(())
     }
 
     /// Number of candidates held (a count, never a list: nobody browses the population).
