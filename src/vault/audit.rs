@@ -130,12 +130,6 @@ pub struct Receipt {
     pub proof: InclusionProof,
 }
 
-/// Employers and providers get the same "not found" for a candidate they may not act on as
-/// for one that does not exist, so that candidate ids cannot be probed (as `extract` does).
-fn unrelated(principal: &PrincipalFacts) -> bool {
-    matches!(principal.role, Role::Employer | Role::Provider)
-}
-
 impl Vault {
     fn decide_vault(&self, principal: &PrincipalFacts, action: Action) -> crate::policy::Decision {
         self.policy.decide(&Request {
@@ -181,8 +175,7 @@ impl Vault {
             &new_request_id(),
         );
         record.policy_ids = decision.policy_ids().to_vec();
-        self.writer
-            .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+        self.record(record)?;
         if allowed {
             Ok(())
         } else {
@@ -285,31 +278,20 @@ impl Vault {
         record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
             record.note = Some("not-found".into());
-            self.writer
-                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });
         };
         let decision = self.decide_candidate(principal, Action::SubjectAccess, &facts);
         record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
-            let unrelated = unrelated(principal);
-            if unrelated {
-                record.note = Some("not-found-or-unrelated".into());
-            }
-            self.writer
-                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
-            return Err(if unrelated {
-                Error::NotFound { what: "candidate" }
-            } else {
-                Error::Denied {
-                    action: "a subject access report for this candidate".into(),
-                    policy_ids: decision.policy_ids().to_vec(),
-                }
-            });
+            return Err(self.refuse(
+                principal,
+                record,
+                "a subject access report for this candidate".into(),
+            )?);
         }
         record.decision = Outcome::Allow;
-        self.writer
-            .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+        self.record(record)?;
         let data = if principal.role == Role::Subject {
             let extract = self.extract(principal, candidate_id, &"subject-access".parse()?)?;
             Some(
@@ -428,30 +410,20 @@ impl Vault {
         record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
             record.note = Some("not-found".into());
-            self.writer
-                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });
         };
         let decision = self.decide_candidate(principal, action, &facts);
         record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
-            let unrelated = unrelated(principal);
-            if unrelated {
-                record.note = Some("not-found-or-unrelated".into());
-            }
-            self.writer
-                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
-            return Err(if unrelated {
-                Error::NotFound { what: "candidate" }
-            } else {
-                Error::Denied {
-                    action: format!(
-                        "{} a legal hold",
-                        if hold { "placing" } else { "releasing" }
-                    ),
-                    policy_ids: decision.policy_ids().to_vec(),
-                }
-            });
+            return Err(self.refuse(
+                principal,
+                record,
+                format!(
+                    "{} a legal hold",
+                    if hold { "placing" } else { "releasing" }
+                ),
+            )?);
         }
         record.decision = Outcome::Allow;
         let id = *candidate_id;

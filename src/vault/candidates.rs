@@ -11,7 +11,7 @@ use crate::crypto::envelope::{Dek, WrappedDek};
 use crate::crypto::keyring::Keyring;
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
-use crate::model::{FieldGroup, Purpose, Role};
+use crate::model::{FieldGroup, Purpose};
 use crate::policy::{Action, PrincipalFacts, Request};
 use crate::profile::Profile;
 use crate::store::rows::{self, SealedProfile, RECORD_VERSION};
@@ -326,27 +326,12 @@ impl Vault {
         record.purpose = Some(purpose.to_string());
         record.policy_ids = grant.policy_ids();
         if allowed.is_empty() {
-            let unrelated = matches!(principal.role, Role::Employer | Role::Provider);
-            record.decision = Outcome::Deny;
             record.groups = requested;
-            record.note = Some(
-                if unrelated {
-                    "not-found-or-unrelated"
-                } else {
-                    "denied"
-                }
-                .into(),
-            );
-            let policy_ids = record.policy_ids.clone();
-            self.record(record)?;
-            return Err(if unrelated {
-                Error::NotFound { what: "candidate" }
-            } else {
-                Error::Denied {
-                    action: format!("reading this candidate for purpose {purpose}"),
-                    policy_ids,
-                }
-            });
+            return Err(self.refuse(
+                principal,
+                record,
+                format!("reading this candidate for purpose {purpose}"),
+            )?);
         }
         record.groups = allowed.iter().map(|g| g.to_string()).collect();
         let id = *candidate_id;

@@ -303,6 +303,34 @@ impl Vault {
             .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))
     }
 
+    /// Records a refused decision on a candidate and returns the error to give. Employers and
+    /// providers get "not found", the same answer as for a candidate that does not exist, so
+    /// ids cannot be probed; other roles learn which policies refused.
+    pub(crate) fn refuse(
+        &self,
+        principal: &PrincipalFacts,
+        mut record: Record,
+        action: String,
+    ) -> Result<Error> {
+        let hide = matches!(principal.role, Role::Employer | Role::Provider);
+        record.decision = Outcome::Deny;
+        record.note = Some(
+            if hide {
+                "not-found-or-unrelated"
+            } else {
+                "denied"
+            }
+            .into(),
+        );
+        let policy_ids = record.policy_ids.clone();
+        self.record(record)?;
+        Ok(if hide {
+            Error::NotFound { what: "candidate" }
+        } else {
+            Error::Denied { action, policy_ids }
+        })
+    }
+
     /// Records an operator action (outside policy: the operator holds the keyring).
     pub(crate) fn audit_operator(&self, action: &'static str, note: Option<String>) -> Result<()> {
         self.writer.write(move |ctx| {
