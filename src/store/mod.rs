@@ -233,6 +233,14 @@ fn run_group(conn: &mut Connection, audit: &mut Appender, batch: Vec<Job>) -> (V
             return (completions, Err(Error::from(e)));
         }
     };
+    // INVARIANT: the appender's tree edge matches the log before any job appends; another
+    // process may have appended since our last group (the transaction now holds the lock).
+    if let Err(e) = audit.sync(&tx) {
+        for job in batch {
+            completions.push(job(None).1);
+        }
+        return (completions, Err(e));
+    }
     for job in batch {
         let snapshot = audit.snapshot();
         let savepoint = match tx.savepoint() {
