@@ -125,6 +125,15 @@ impl Vault {
         Ok(id)
     }
 
+    /// Registers one candidate from a profile document (cvvault JSON or JSON Resume). Decided
+    /// before the document is parsed, so a principal who may not register gets the refusal,
+    /// not a report on the document.
+    pub fn register_document(&self, principal: &PrincipalFacts, document: &[u8]) -> Result<CandidateId> {
+        self.authorize_register(principal, &new_request_id())?;
+        let profile = Profile::from_document(document)?;
+        self.register(principal, &profile)
+    }
+
     /// Imports newline-delimited profiles (cvvault or JSON Resume documents), all or
     /// nothing: every line is validated first and every bad line reported with its number;
     /// only a clean file is written, in batches of committed transactions.
