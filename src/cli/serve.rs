@@ -63,6 +63,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<ExitCode> {
     let closed = vault.close();
     served?;
     closed?;
-    println!("stopped; final checkpoint signed");
+    // Standard output may be gone by now (a supervisor that read the first line): not an error.
+    let _ = writeln!(std::io::stdout(), "stopped; final checkpoint signed");
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Caller;
+use super::auth::Bearer;
 use super::problem::Problem;
 use super::quota::Admission;
 use super::{blocking, AppState};
@@ -130,8 +130,9 @@ pub struct Health {
 // ----- extractors and helpers -----
 
 /// A JSON request body parsed strictly: unknown fields are refused and errors name the JSON
-/// path (`$.candidate_id`); a body over the limit is 413.
-pub struct JsonBody<T>(pub T);
+/// path (`$.candidate_id`). A body over the limit is refused at once (413); a parse error is
+/// kept, and reported only once the request's token has been checked.
+pub struct JsonBody<T>(pub Result<T>);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = Response;
@@ -143,9 +144,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         let bytes = Bytes::from_request(request, state).await.map_err(|r| {
             Problem::from_body_rejection(&r, state.max_body_bytes()).into_response()
         })?;
-        parse_json(&bytes)
-            .map(JsonBody)
-            .map_err(IntoResponse::into_response)
+        Ok(JsonBody(parse_json(&bytes)))
     }
 }
 
@@ -272,11 +271,14 @@ fn accepts_age(headers: &HeaderMap) -> bool {
 )]
 pub async fn register_candidate(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    bearer: Bearer,
     DocumentBody(document): DocumentBody,
 ) -> Result<Response> {
-    let vault = state.vault().clone();
-    let candidate_id = blocking(move || vault.register_document(&principal, &document)).await?;
+    let candidate_id = bearer
+        .run(&state, move |vault, principal| {
+            vault.register_document(&principal, &document)
+        })
+        .await?;
     json_response(StatusCode::CREATED, &CandidateCreated { candidate_id })
 }
 
@@ -310,61 +312,69 @@ pub async fn register_candidate(
 )]
 pub async fn extract(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    bearer: Bearer,
     path: std::result::Result<Path<String>, PathRejection>,
     query_string: std::result::Result<Query<ExtractQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let vault = state.vault().clone();
     let candidate = candidate_param(path);
     let purpose = query(query_string).and_then(|q| q.purpose.parse::<Purpose>());
     let encrypt = accepts_age(&headers);
-    // INVARIANT: every attempt is counted before anything else is looked at.
-    let admission = state.quota().admit(&principal.principal_id);
-    if admission != Admission::Admit {
-        state.metrics().quota_refused();
-    }
-    let body = blocking(move || {
-        if let Admission::Refuse { retry_after_secs } = admission {
-            let purpose = purpose.ok();
-            vault.refuse_extract(&principal, candidate.ok(), purpose.as_ref(), ExtractRefusal::QuotaExceeded)?;
-            return Err(Error::QuotaExceeded {
-                principal: principal.principal_id.to_string(),
-                action: "extract".into(),
-                retry_after_secs,
-            });
-        }
-        let refuse = |id: Option<CandidateId>, purpose: Option<Purpose>, error: Error| -> Result<Vec<u8>> {
-            vault.refuse_extract(&principal, id, purpose.as_ref(), ExtractRefusal::InvalidRequest)?;
-            Err(error)
-        };
-        let (candidate_id, purpose) = match (candidate, purpose) {
-            (Ok(id), Ok(purpose)) => (id, purpose),
-            (Ok(id), Err(error)) => return refuse(Some(id), None, error),
-            (Err(error), purpose) => return refuse(None, purpose.ok(), error),
-        };
-        // Check that an encrypted extract can travel before anything is disclosed.
-        let recipient = vault.paths().principal_recipient(&principal.principal_id);
-        if encrypt && !recipient.exists() {
-            let error = Error::invalid_input(format!(
-                "no age recipient is registered for {0}: an operator must save its public key (age1...) as keys/recipients/{0}.txt, or ask for application/json",
-                principal.principal_id
-            ));
-            return refuse(Some(candidate_id), Some(purpose), error);
-        }
-        let extract = vault.extract(&principal, &candidate_id, &purpose)?;
-        if encrypt {
-            crate::crypto::extract::encrypt_to_recipient_file(&recipient, &extract.json)
-        } else {
-            Ok(extract.json.to_vec())
-        }
-    })
-    .await?;
-    Ok(bytes_response(
-        StatusCode::OK,
-        if encrypt { AGE } else { "application/json" },
-        body,
-    ))
+    let shared = state.clone();
+    let body = bearer
+        .run(&state, move |vault, principal| {
+            // INVARIANT: every authenticated attempt is counted before anything else is
+            // looked at, and audited whatever its outcome.
+            if let Admission::Refuse { retry_after_secs } =
+                shared.quota().admit(&principal.principal_id)
+            {
+                shared.metrics().quota_refused();
+                let purpose = purpose.ok();
+                vault.refuse_extract(
+                    &principal,
+                    candidate.ok(),
+                    purpose.as_ref(),
+                    ExtractRefusal::QuotaExceeded,
+                )?;
+                return Err(Error::QuotaExceeded {
+                    principal: principal.principal_id.to_string(),
+                    action: "extract".into(),
+                    retry_after_secs,
+                });
+            }
+            let refuse = |id: Option<CandidateId>, purpose: Option<Purpose>, error: Error| {
+                vault.refuse_extract(
+                    &principal,
+                    id,
+                    purpose.as_ref(),
+                    ExtractRefusal::InvalidRequest,
+                )?;
+                Err(error)
+            };
+            let (candidate_id, purpose) = match (candidate, purpose) {
+                (Ok(id), Ok(purpose)) => (id, purpose),
+                (Ok(id), Err(error)) => return refuse(Some(id), None, error),
+                (Err(error), purpose) => return refuse(None, purpose.ok(), error),
+            };
+            // Check that an encrypted extract can travel before anything is disclosed.
+            let recipient = vault.paths().principal_recipient(&principal.principal_id);
+            if encrypt && !recipient.exists() {
+                let error = Error::invalid_input(format!(
+                    "no age recipient is registered for {0}: an operator must save its public key (age1...) as keys/recipients/{0}.txt, or ask for application/json",
+                    principal.principal_id
+                ));
+                return refuse(Some(candidate_id), Some(purpose), error);
+            }
+            let extract = vault.extract(&principal, &candidate_id, &purpose)?;
+            if encrypt {
+                crate::crypto::extract::encrypt_to_recipient_file(&recipient, &extract.json)
+            } else {
+                Ok(extract.json.to_vec())
+            }
+        })
+        .await?;
+    let content_type = if encrypt { AGE } else { "application/json" };
+    Ok(bytes_response(StatusCode::OK, content_type, body))
 }
 
 /// Erase a candidate now (crypto-shredding), e.g. on the candidate's request.
@@ -385,12 +395,15 @@ pub async fn extract(
 )]
 pub async fn erase_candidate(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    bearer: Bearer,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
-    let candidate_id = candidate_param(path)?;
-    let vault = state.vault().clone();
-    blocking(move || vault.erase(&principal, &candidate_id)).await?;
+    let candidate = candidate_param(path);
+    bearer
+        .run(&state, move |vault, principal| {
+            vault.erase(&principal, &candidate?)
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -412,12 +425,15 @@ pub async fn erase_candidate(
 )]
 pub async fn list_assignments(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    bearer: Bearer,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
-    let candidate_id = candidate_param(path)?;
-    let vault = state.vault().clone();
-    let list = blocking(move || vault.assignments(&principal, &candidate_id)).await?;
+    let candidate = candidate_param(path);
+    let list = bearer
+        .run(&state, move |vault, principal| {
+            vault.assignments(&principal, &candidate?)
+        })
+        .await?;
     json_response(StatusCode::OK, &list)
 }
 
@@ -441,13 +457,18 @@ pub async fn list_assignments(
 )]
 pub async fn place_hold(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    bearer: Bearer,
     path: std::result::Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<ReasonRequest>,
 ) -> Result<Response> {
-    let candidate_id = candidate_param(path)?;
-    let vault = state.vault().clone();
-    blocking(move || vault.set_hold(&principal, &candidate_id, true, &body.reason)).await?;
+    let candidate = candidate_param(path);
+    let candidate_id = bearer
+        .run(&state, move |vault, principal| {
+            let candidate_id = candidate?;
+            vault.set_hold(&principal, &candidate_id, true, &body?.reason)?;
+            Ok(candidate_id)
+        })
+        .await?;
     json_response(
         StatusCode::OK,
         &LegalHold {
@@ -475,12 +496,17 @@ pub async fn place_hold(
 )]
 pub async fn release_hold(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    bearer: Bearer,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
-    let candidate_id = candidate_param(path)?;
-    let vault = state.vault().clone();
-    blocking(move || vault.set_hold(&principal, &candidate_id, false, "")).await?;
+    let candidate = candidate_param(path);
+    let candidate_id = bearer
+        .run(&state, move |vault, principal| {
+            let candidate_id = candidate?;
+            vault.set_hold(&principal, &candidate_id, false, "")?;
+            Ok(candidate_id)
+        })
+        .await?;
     json_response(
         StatusCode::OK,
         &LegalHold {
@@ -509,12 +535,15 @@ pub async fn release_hold(
 )]
 pub async fn subject_access(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    bearer: Bearer,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
-    let candidate_id = candidate_param(path)?;
-    let vault = state.vault().clone();
-    let report = blocking(move || vault.subject_access(&principal, &candidate_id)).await?;
+    let candidate = candidate_param(path);
+    let report = bearer
+        .run(&state, move |vault, principal| {
+            vault.subject_access(&principal, &candidate?)
+        })
+        .await?;
     json_response(StatusCode::OK, &report)
 }
 
@@ -536,12 +565,15 @@ pub async fn subject_access(
 )]
 pub async fn erasure_receipt(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    bearer: Bearer,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
-    let candidate_id = candidate_param(path)?;
-    let vault = state.vault().clone();
-    let receipt = blocking(move || vault.erasure_receipt(&principal, &candidate_id)).await?;
+    let candidate = candidate_param(path);
+    let receipt = bearer
+        .run(&state, move |vault, principal| {
+            vault.erasure_receipt(&principal, &candidate?)
+        })
+        .await?;
     json_response(StatusCode::OK, &receipt)
 }
 
@@ -562,12 +594,15 @@ pub async fn erasure_receipt(
 )]
 pub async fn audit_search(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    bearer: Bearer,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
-    let candidate_id = candidate_param(path)?;
-    let vault = state.vault().clone();
-    let entries = blocking(move || vault.audit_search(&principal, &candidate_id)).await?;
+    let candidate = candidate_param(path);
+    let entries = bearer
+        .run(&state, move |vault, principal| {
+            vault.audit_search(&principal, &candidate?)
+        })
+        .await?;
     json_response(StatusCode::OK, &serde_json::json!({ "entries": entries }))
 }
 
@@ -592,17 +627,21 @@ pub async fn audit_search(
 )]
 pub async fn open_assignment(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    bearer: Bearer,
     JsonBody(body): JsonBody<OpenAssignmentRequest>,
 ) -> Result<Response> {
-    let vault = state.vault().clone();
-    let request = OpenAssignment {
-        candidate_id: body.candidate_id,
-        org: body.org,
-        kind: body.kind,
-        purpose: body.purpose,
-    };
-    let assignment_id = blocking(move || vault.open_assignment(&principal, request)).await?;
+    let assignment_id = bearer
+        .run(&state, move |vault, principal| {
+            let body = body?;
+            let request = OpenAssignment {
+                candidate_id: body.candidate_id,
+                org: body.org,
+                kind: body.kind,
+                purpose: body.purpose,
+            };
+            vault.open_assignment(&principal, request)
+        })
+        .await?;
     json_response(StatusCode::CREATED, &AssignmentOpened { assignment_id })
 }
 
@@ -628,13 +667,18 @@ pub async fn open_assignment(
 )]
 pub async fn close_assignment(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    bearer: Bearer,
     path: std::result::Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<ReasonRequest>,
 ) -> Result<Response> {
-    let assignment_id: AssignmentId = path_text(path)?.parse()?;
-    let vault = state.vault().clone();
-    blocking(move || vault.close_assignment(&principal, &assignment_id, &body.reason)).await?;
+    let assignment = path_text(path).and_then(|text| text.parse::<AssignmentId>());
+    let assignment_id = bearer
+        .run(&state, move |vault, principal| {
+            let assignment_id = assignment?;
+            vault.close_assignment(&principal, &assignment_id, &body?.reason)?;
+            Ok(assignment_id)
+        })
+        .await?;
     json_response(
         StatusCode::OK,
         &AssignmentClosed {
@@ -644,6 +688,18 @@ pub async fn close_assignment(
 }
 
 // ----- audit -----
+
+fn export_time(text: Option<String>) -> Result<Option<i64>> {
+    text.map(|t| {
+        parse_time(&t).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "`{}` is not a time: use RFC 3339 (2026-11-23T08:00:00Z) or a date (2026-11-23)",
+                crate::ids::printable(&t)
+            ))
+        })
+    })
+    .transpose()
+}
 
 /// Export audit entries as JSON lines, exactly the bytes that were hashed (DPO).
 #[utoipa::path(
@@ -662,49 +718,40 @@ pub async fn close_assignment(
 )]
 pub async fn audit_export(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    bearer: Bearer,
     query_string: std::result::Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response> {
-    let window = query(query_string)?;
-    let time = |text: Option<String>| -> Result<Option<i64>> {
-        text.map(|t| {
-            parse_time(&t).ok_or_else(|| {
-                Error::invalid_input(format!(
-                    "`{}` is not a time: use RFC 3339 (2026-11-23T08:00:00Z) or a date (2026-11-23)",
-                    crate::ids::printable(&t)
-                ))
-            })
-        })
-        .transpose()
-    };
-    let (since, until) = (time(window.since)?, time(window.until)?);
-    let vault = state.vault().clone();
+    let window = query(query_string);
     // Lines flow through a small channel, so a long trail is never held in memory whole.
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes>>(8);
     let producer = sender.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut chunk = Vec::with_capacity(64 * 1024);
-        let result = vault.audit_export(&principal, since, until, &mut |line| {
-            chunk.extend_from_slice(line.as_bytes());
-            chunk.push(b'\n');
-            if chunk.len() >= 60 * 1024 {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(64 * 1024));
-                producer
-                    .blocking_send(Ok(Bytes::from(full)))
-                    .map_err(|_| Error::invalid_input("the client went away"))?;
-            }
-            Ok(())
-        });
-        let last = match result {
-            Ok(_) if chunk.is_empty() => None,
-            Ok(_) => Some(Ok(Bytes::from(chunk))),
-            Err(e) => Some(Err(e)),
-        };
-        if let Some(item) = last {
-            let _ = producer.blocking_send(item);
+    tokio::spawn(async move {
+        let exported = bearer
+            .run(&state, move |vault, principal| {
+                let window = window?;
+                let (since, until) = (export_time(window.since)?, export_time(window.until)?);
+                let mut chunk = Vec::with_capacity(64 * 1024);
+                vault.audit_export(&principal, since, until, &mut |line| {
+                    chunk.extend_from_slice(line.as_bytes());
+                    chunk.push(b'\n');
+                    if chunk.len() >= 60 * 1024 {
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(64 * 1024));
+                        producer
+                            .blocking_send(Ok(Bytes::from(full)))
+                            .map_err(|_| Error::invalid_input("the client went away"))?;
+                    }
+                    Ok(())
+                })?;
+                if !chunk.is_empty() {
+                    let _ = producer.blocking_send(Ok(Bytes::from(chunk)));
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = exported {
+            let _ = sender.send(Err(e)).await;
         }
     });
-    drop(sender);
     // The first message tells whether the export was authorized (a refusal comes first).
     let first = match receiver.recv().await {
         None => return Ok(bytes_response(StatusCode::OK, NDJSON, Body::empty())),
@@ -746,18 +793,22 @@ pub async fn audit_export(
 )]
 pub async fn audit_proof(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    bearer: Bearer,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
-    let text = path_text(path)?;
-    let index: u64 = text.parse().map_err(|_| {
-        Error::invalid_input(format!(
-            "`{}` is not an entry index: use a whole number from 0",
-            crate::ids::printable(&text)
-        ))
-    })?;
-    let vault = state.vault().clone();
-    let proof = blocking(move || vault.audit_prove(&principal, index)).await?;
+    let index = path_text(path).and_then(|text| {
+        text.parse::<u64>().map_err(|_| {
+            Error::invalid_input(format!(
+                "`{}` is not an entry index: use a whole number from 0",
+                crate::ids::printable(&text)
+            ))
+        })
+    });
+    let proof = bearer
+        .run(&state, move |vault, principal| {
+            vault.audit_prove(&principal, index?)
+        })
+        .await?;
     json_response(StatusCode::OK, &proof)
 }
 
@@ -774,12 +825,10 @@ pub async fn audit_proof(
     ),
     security(("bearer" = []))
 )]
-pub async fn audit_checkpoint(
-    State(state): State<AppState>,
-    Caller(_principal): Caller,
-) -> Result<Response> {
-    let vault = state.vault().clone();
-    let note = blocking(move || vault.audit_checkpoint()).await?;
+pub async fn audit_checkpoint(State(state): State<AppState>, bearer: Bearer) -> Result<Response> {
+    let note = bearer
+        .run(&state, |vault, _principal| vault.audit_checkpoint())
+        .await?;
     Ok(bytes_response(
         StatusCode::OK,
         "text/plain; charset=utf-8",

@@ -356,10 +356,7 @@ impl Vault {
     /// secure_delete has zeroed erased ones) and empties the WAL.
     pub fn truncate_wal(&self) -> Result<()> {
         self.writer.write(|_| Ok(()))?;
-        self.readers.read(|conn| {
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-            Ok(())
-        })
+        self.readers.checkpoint_truncate()
     }
 
     /// Number of candidates held (a count, never a list: nobody browses the population).

@@ -145,16 +145,33 @@ impl Vault {
             return Err(Error::Unauthenticated);
         };
         let hash = token_hash(token);
+        // One read: the token and its principal.
         let found = self
             .readers()
-            .read(|conn| rows::token_by_hash(conn, &hash))?;
+            .read(|conn| match rows::token_by_hash(conn, &hash)? {
+                Some((stored_id, principal_id)) => {
+                    Ok(Some((stored_id, rows::principal(conn, &principal_id)?)))
+                }
+                None => Ok(None),
+            })?;
         match found {
             // The hash covers the id, so a match on another id cannot happen; checked anyway.
-            Some((stored_id, principal)) if stored_id == token_id => {
-                match self.principal(&principal) {
-                    Err(Error::InvalidInput { .. }) => Err(Error::Unauthenticated),
-                    other => other,
+            Some((stored_id, Some(row))) if stored_id == token_id => {
+                if row.disabled {
+                    return Err(Error::Denied {
+                        action: format!(
+                            "acting as {} (the principal is disabled)",
+                            row.principal_id
+                        ),
+                        policy_ids: vec![],
+                    });
                 }
+                Ok(PrincipalFacts {
+                    principal_id: row.principal_id,
+                    role: row.role,
+                    org: row.org_id,
+                    subject_of: row.subject_of,
+                })
             }
             _ => Err(Error::Unauthenticated),
         }
