@@ -18,7 +18,8 @@ use super::{blocking, AppState};
 use crate::clock::parse_time;
 use crate::error::{Error, Result};
 use crate::ids::{AssignmentId, CandidateId, OrgId};
-use crate::model::{AssignmentKind, Purpose};
+use crate::model::{AssignmentKind, Purpose, Role};
+use crate::policy::PrincipalFacts;
 use crate::vault::{ExtractRefusal, OpenAssignment};
 
 /// The media type of an extract encrypted to the principal's age recipient.
@@ -226,6 +227,21 @@ fn bytes_response(
     response
 }
 
+/// For employers and providers, every refusal about a candidate (or one of its assignments)
+/// is the same `404` as for one that does not exist, with the same body. Whether an id exists,
+/// belongs to someone else, or is protected (a refusal decided by a `protected-*` policy) is
+/// not theirs to learn (DOMAIN.md §1, §3). The vault has audited the real decision.
+fn conceal<T>(principal: &PrincipalFacts, what: &'static str, result: Result<T>) -> Result<T> {
+    match result {
+        Err(Error::Denied { .. } | Error::NotFound { .. } | Error::Conflict(_))
+            if matches!(principal.role, Role::Employer | Role::Provider) =>
+        {
+            Err(Error::NotFound { what })
+        }
+        other => other,
+    }
+}
+
 /// Whether the client asked for an age-encrypted extract.
 fn accepts_age(headers: &HeaderMap) -> bool {
     headers
@@ -365,7 +381,7 @@ pub async fn extract(
                 ));
                 return refuse(Some(candidate_id), Some(purpose), error);
             }
-            let extract = vault.extract(&principal, &candidate_id, &purpose)?;
+            let extract = conceal(&principal, "candidate", vault.extract(&principal, &candidate_id, &purpose))?;
             if encrypt {
                 crate::crypto::extract::encrypt_to_recipient_file(&recipient, &extract.json)
             } else {
@@ -386,8 +402,8 @@ pub async fn extract(
     responses(
         (status = 204, description = "Erased: key and ciphertexts deleted in one transaction with the audit entry"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The principal may not erase candidates (caseworkers may)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such candidate", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The principal may not erase candidates (caseworkers may; employers and providers get 404)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a candidate id", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
     ),
@@ -401,7 +417,11 @@ pub async fn erase_candidate(
     let candidate = candidate_param(path);
     bearer
         .run(&state, move |vault, principal| {
-            vault.erase(&principal, &candidate?)
+            conceal(
+                &principal,
+                "candidate",
+                vault.erase(&principal, &candidate?),
+            )
         })
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -417,7 +437,7 @@ pub async fn erase_candidate(
         (status = 200, description = "The assignments, open and closed", body = Vec<Object>),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The principal may not list this candidate's assignments", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such candidate", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a candidate id", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
     ),
@@ -431,7 +451,11 @@ pub async fn list_assignments(
     let candidate = candidate_param(path);
     let list = bearer
         .run(&state, move |vault, principal| {
-            vault.assignments(&principal, &candidate?)
+            conceal(
+                &principal,
+                "candidate",
+                vault.assignments(&principal, &candidate?),
+            )
         })
         .await?;
     json_response(StatusCode::OK, &list)
@@ -448,7 +472,7 @@ pub async fn list_assignments(
         (status = 200, description = "The hold is in place", body = LegalHold),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only a DPO may place a legal hold", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such candidate", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over limits.http.max_body_bytes", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a candidate id, or an invalid body (the problem names the JSON path)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
@@ -465,7 +489,12 @@ pub async fn place_hold(
     let candidate_id = bearer
         .run(&state, move |vault, principal| {
             let candidate_id = candidate?;
-            vault.set_hold(&principal, &candidate_id, true, &body?.reason)?;
+            let reason = body?.reason;
+            conceal(
+                &principal,
+                "candidate",
+                vault.set_hold(&principal, &candidate_id, true, &reason),
+            )?;
             Ok(candidate_id)
         })
         .await?;
@@ -488,7 +517,7 @@ pub async fn place_hold(
         (status = 200, description = "No hold is in place now", body = LegalHold),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only a DPO may release a legal hold", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such candidate", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a candidate id", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
     ),
@@ -503,7 +532,11 @@ pub async fn release_hold(
     let candidate_id = bearer
         .run(&state, move |vault, principal| {
             let candidate_id = candidate?;
-            vault.set_hold(&principal, &candidate_id, false, "")?;
+            conceal(
+                &principal,
+                "candidate",
+                vault.set_hold(&principal, &candidate_id, false, ""),
+            )?;
             Ok(candidate_id)
         })
         .await?;
@@ -527,7 +560,7 @@ pub async fn release_hold(
         (status = 200, description = "The report", body = Object),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only the candidate and a DPO get the report", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such candidate", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a candidate id", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
     ),
@@ -541,7 +574,11 @@ pub async fn subject_access(
     let candidate = candidate_param(path);
     let report = bearer
         .run(&state, move |vault, principal| {
-            vault.subject_access(&principal, &candidate?)
+            conceal(
+                &principal,
+                "candidate",
+                vault.subject_access(&principal, &candidate?),
+            )
         })
         .await?;
     json_response(StatusCode::OK, &report)
@@ -618,7 +655,7 @@ pub async fn audit_search(
         (status = 201, description = "Opened", body = AssignmentOpened),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Refused by policy (not a caseworker; matching a protected candidate)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such candidate", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over limits.http.max_body_bytes", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An invalid body (the problem names the JSON path) or an unknown organisation", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
@@ -639,7 +676,11 @@ pub async fn open_assignment(
                 kind: body.kind,
                 purpose: body.purpose,
             };
-            vault.open_assignment(&principal, request)
+            conceal(
+                &principal,
+                "candidate",
+                vault.open_assignment(&principal, request),
+            )
         })
         .await?;
     json_response(StatusCode::CREATED, &AssignmentOpened { assignment_id })
@@ -657,7 +698,7 @@ pub async fn open_assignment(
         (status = 200, description = "Closed", body = AssignmentClosed),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The principal may not close assignments (caseworkers may)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such assignment", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such assignment; for an employer or a provider also any refusal (the same body)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already closed", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over limits.http.max_body_bytes", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not an assignment id, or an invalid body", body = Problem, content_type = "application/problem+json"),
@@ -675,7 +716,12 @@ pub async fn close_assignment(
     let assignment_id = bearer
         .run(&state, move |vault, principal| {
             let assignment_id = assignment?;
-            vault.close_assignment(&principal, &assignment_id, &body?.reason)?;
+            let reason = body?.reason;
+            conceal(
+                &principal,
+                "assignment",
+                vault.close_assignment(&principal, &assignment_id, &reason),
+            )?;
             Ok(assignment_id)
         })
         .await?;
