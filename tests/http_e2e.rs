@@ -349,3 +349,20 @@ fn token_commands_print_the_token_once_and_refuse_what_they_cannot_do() {
         "only the hash is stored"
     );
 }
+
+#[test]
+fn demo_over_http_walks_the_whole_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cvvault(dir.path(), &["demo", "--http"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for expected in [
+        "listening on http://127.0.0.1:",
+        "unrelated and missing bodies identical: true",
+        "-> 429",
+        "final checkpoint covers",
+        "demo over HTTP complete",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
