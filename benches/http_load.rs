@@ -302,11 +302,15 @@ fn set_up(root: &Path, count: usize) -> (Vec<CandidateId>, String) {
         serde_json::to_writer(&mut ndjson, &profile).unwrap();
         ndjson.push(b'\n');
     }
+    let ndjson = Arc::new(ndjson);
+    let open = || -> cvvault::Result<Box<dyn std::io::BufRead>> {
+        Ok(Box::new(std::io::Cursor::new(ndjson.as_ref().clone())))
+    };
     let report = vault
         .import(
             &caseworker,
-            std::io::Cursor::new(&ndjson),
-            std::io::Cursor::new(&ndjson),
+            &open,
+            &cvvault::vault::ImportOptions::default(),
             &|_, _| {},
         )
         .unwrap();

@@ -43,7 +43,10 @@ impl Clock for ManualClock {
 pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 
@@ -53,6 +56,10 @@ pub fn parse_time(text: &str) -> Option<i64> {
     if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
         return Some(t.unix_timestamp());
     }
-    let date = time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+    let date = time::Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()?;
     Some(date.midnight().assume_utc().unix_timestamp())
 }

@@ -40,7 +40,9 @@ impl Paths {
 
     /// `keys/recipients/<principal>.txt`: a principal's public age key for extracts.
     pub fn principal_recipient(&self, principal: &crate::ids::PrincipalId) -> PathBuf {
-        self.keys_dir.join("recipients").join(format!("{principal}.txt"))
+        self.keys_dir
+            .join("recipients")
+            .join(format!("{principal}.txt"))
     }
 
     /// `data/vault.db`.

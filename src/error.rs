@@ -132,7 +132,9 @@ pub enum Error {
 
     // ----- integrity -----
     /// Authenticated decryption failed: tampered ciphertext, moved ciphertext or wrong key.
-    #[error("decryption failed: the stored ciphertext was altered, moved, or sealed under another key")]
+    #[error(
+        "decryption failed: the stored ciphertext was altered, moved, or sealed under another key"
+    )]
     DecryptionFailed,
     /// A stored row does not have the shape the vault writes.
     #[error("corrupt store: {what}; run `cvvault audit verify` and restore from a backup")]
@@ -193,7 +195,9 @@ impl Error {
             Error::VaultExists { .. } => 10,
             Error::KeyringMissing { .. } | Error::DatabaseMissing { .. } => 11,
             Error::WrongPassphrase => 12,
-            Error::WrongIdentity { .. } | Error::IdentityMissing { .. } | Error::UnlockMethod(_) => 13,
+            Error::WrongIdentity { .. }
+            | Error::IdentityMissing { .. }
+            | Error::UnlockMethod(_) => 13,
             Error::KeyringCorrupt { .. } => 14,
             Error::InvalidPolicy { .. } | Error::InvalidSettings { .. } => 15,
             Error::AuditWrite { .. } => 16,

@@ -84,11 +84,7 @@ uuid_id!(
 
 /// Shortens untrusted input before it is echoed in an error message.
 pub(crate) fn printable(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(48)
-        .collect();
+    let cleaned: String = s.chars().filter(|c| !c.is_control()).take(48).collect();
     if s.chars().count() > 48 {
         format!("{cleaned}...")
     } else {
@@ -99,8 +95,7 @@ pub(crate) fn printable(s: &str) -> String {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
         && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
 }

@@ -134,11 +134,14 @@ impl fmt::Display for Role {
 impl FromStr for Role {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
-            Error::invalid_input(format!(
-                "unknown role `{s}`: use caseworker, provider, employer, dpo or subject"
-            ))
-        })
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "unknown role `{s}`: use caseworker, provider, employer, dpo or subject"
+                ))
+            })
     }
 }
 
@@ -199,7 +202,8 @@ impl FromStr for Purpose {
     fn from_str(s: &str) -> Result<Self, Error> {
         let ok = !s.is_empty()
             && s.len() <= 40
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if ok {
             Ok(Purpose(s.to_owned()))
         } else {

@@ -99,14 +99,28 @@ fn cutoff(rule: Rule, settings: &Retention, now: i64) -> i64 {
 
 const RULES: [Rule; 3] = [Rule::ClosedGrace, Rule::MaxIdle, Rule::MaxLife];
 
-fn due(conn: &Connection, rule: Rule, settings: &Retention, now: i64, held: bool, limit: i64) -> Result<Vec<CandidateId>> {
+fn due(
+    conn: &Connection,
+    rule: Rule,
+    settings: &Retention,
+    now: i64,
+    held: bool,
+    limit: i64,
+) -> Result<Vec<CandidateId>> {
     let mut stmt = conn.prepare_cached(rule_query(rule))?;
-    let rows = stmt.query_map(params![cutoff(rule, settings, now), held, limit], |r| r.get::<_, Vec<u8>>(0))?;
+    let rows = stmt.query_map(params![cutoff(rule, settings, now), held, limit], |r| {
+        r.get::<_, Vec<u8>>(0)
+    })?;
     rows.map(|r| CandidateId::from_slice(&r?)).collect()
 }
 
 /// Runs retention once. `progress(erased so far)`.
-pub fn run(vault: &Vault, settings: &Retention, dry_run: bool, progress: &dyn Fn(u64)) -> Result<RetentionReport> {
+pub fn run(
+    vault: &Vault,
+    settings: &Retention,
+    dry_run: bool,
+    progress: &dyn Fn(u64),
+) -> Result<RetentionReport> {
     let started = std::time::Instant::now();
     let lock_path = vault.paths().retention_lock();
     let lock = OpenOptions::new()
@@ -116,13 +130,16 @@ pub fn run(vault: &Vault, settings: &Retention, dry_run: bool, progress: &dyn Fn
         .open(&lock_path)
         .map_err(|e| Error::io(&lock_path, e))?;
     lock.try_lock_exclusive()
-        .map_err(|_| Error::RetentionLocked { path: lock_path.clone() })?;
+        .map_err(|_| Error::RetentionLocked {
+            path: lock_path.clone(),
+        })?;
 
     let now = vault.now();
     let mut report = RetentionReport {
         dry_run,
         started_at: crate::clock::rfc3339(now),
-        erased: BTreeMap::new(),
+        // Every rule is reported, zero included, so monitoring can read each count.
+        erased: RULES.iter().map(|rule| (rule.as_str(), 0)).collect(),
         total: 0,
         held: 0,
         failures: 0,
@@ -161,7 +178,16 @@ pub fn run(vault: &Vault, settings: &Retention, dry_run: bool, progress: &dyn Fn
             loop {
                 let batch: Vec<CandidateId> = vault
                     .readers()
-                    .read(|conn| due(conn, rule, settings, now, false, (BATCH + failed.len()) as i64))?
+                    .read(|conn| {
+                        due(
+                            conn,
+                            rule,
+                            settings,
+                            now,
+                            false,
+                            (BATCH + failed.len()) as i64,
+                        )
+                    })?
                     .into_iter()
                     .filter(|id| !failed.contains(id))
                     .take(BATCH)
@@ -173,7 +199,9 @@ pub fn run(vault: &Vault, settings: &Retention, dry_run: bool, progress: &dyn Fn
                 // assumed). Facts need the control group: only due candidates are opened.
                 let mut decided = Vec::with_capacity(batch.len());
                 for id in batch {
-                    let facts = vault.readers().read(|conn| vault.candidate_facts(conn, &id));
+                    let facts = vault
+                        .readers()
+                        .read(|conn| vault.candidate_facts(conn, &id));
                     let decision = match facts {
                         Ok(Some((facts, _))) => vault.policy().decide(&Request {
                             principal: &system,
@@ -210,7 +238,8 @@ pub fn run(vault: &Vault, settings: &Retention, dry_run: bool, progress: &dyn Fn
                         if !rows::delete_candidate(ctx.conn, &id)? {
                             continue;
                         }
-                        let mut record = Record::new("retention.erase", &actor, Outcome::Allow, &request_id);
+                        let mut record =
+                            Record::new("retention.erase", &actor, Outcome::Allow, &request_id);
                         record.candidate = Some(id);
                         record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
                         record.policy_ids = policy_ids;
@@ -236,7 +265,8 @@ pub fn run(vault: &Vault, settings: &Retention, dry_run: bool, progress: &dyn Fn
                 role: "system".into(),
                 org: None,
             };
-            let mut record = Record::new("retention.run", &actor, Outcome::Allow, &new_request_id());
+            let mut record =
+                Record::new("retention.run", &actor, Outcome::Allow, &new_request_id());
             record.note = Some(summary);
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })?;

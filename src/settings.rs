@@ -32,7 +32,10 @@ max_body_bytes = 262144
 "#;
 
 /// Settings files written by `cvvault init` where missing.
-pub const DEFAULT_FILES: &[(&str, &str)] = &[("retention.toml", DEFAULT_RETENTION), ("limits.toml", DEFAULT_LIMITS)];
+pub const DEFAULT_FILES: &[(&str, &str)] = &[
+    ("retention.toml", DEFAULT_RETENTION),
+    ("limits.toml", DEFAULT_LIMITS),
+];
 
 /// `policy/retention.toml`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -121,18 +124,29 @@ mod tests {
     #[test]
     fn defaults_parse() {
         let r = Retention::parse(DEFAULT_RETENTION).unwrap();
-        assert_eq!((r.grace_after_close_days, r.max_idle_days, r.max_life_days), (0, 30, 1095));
+        assert_eq!(
+            (r.grace_after_close_days, r.max_idle_days, r.max_life_days),
+            (0, 30, 1095)
+        );
         let l = Limits::parse(DEFAULT_LIMITS).unwrap();
         assert_eq!(l.extract.extracts, 100);
     }
 
     #[test]
     fn unknown_and_missing_keys_are_refused_with_the_file_named() {
-        let err = Retention::parse("grace_after_close_days = 0\nmax_idle_days = 30\nmax_life_days = 9\nmax_lyfe = 1\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("retention.toml") && err.contains("max_lyfe"), "{err}");
+        let err = Retention::parse(
+            "grace_after_close_days = 0\nmax_idle_days = 30\nmax_life_days = 9\nmax_lyfe = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("retention.toml") && err.contains("max_lyfe"),
+            "{err}"
+        );
         assert!(Retention::parse("grace_after_close_days = 0\n").is_err());
-        assert!(Retention::parse("grace_after_close_days = -1\nmax_idle_days = 30\nmax_life_days = 9\n").is_err());
+        assert!(Retention::parse(
+            "grace_after_close_days = -1\nmax_idle_days = 30\nmax_life_days = 9\n"
+        )
+        .is_err());
     }
 }

@@ -93,15 +93,30 @@ mod tests {
         };
         let text = String::from_utf8(entry.canonical_bytes()).unwrap();
         let keys = [
-            "action", "actor", "actor_org", "actor_role", "assignment", "candidate", "decision",
-            "groups", "index", "note", "policy_hash", "policy_ids", "purpose", "request_id",
-            "time", "v",
+            "action",
+            "actor",
+            "actor_org",
+            "actor_role",
+            "assignment",
+            "candidate",
+            "decision",
+            "groups",
+            "index",
+            "note",
+            "policy_hash",
+            "policy_ids",
+            "purpose",
+            "request_id",
+            "time",
+            "v",
         ];
         let mut sorted = keys;
         sorted.sort_unstable();
         assert_eq!(keys, sorted, "the documented order is lexicographic");
-        let positions: Vec<usize> =
-            keys.iter().map(|k| text.find(&format!("\"{k}\":")).unwrap()).collect();
+        let positions: Vec<usize> = keys
+            .iter()
+            .map(|k| text.find(&format!("\"{k}\":")).unwrap())
+            .collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
         assert!(!text.contains(' '));
         let back: Entry = serde_json::from_str(&text).unwrap();

@@ -1152,44 +1152,6 @@ mod tests {
         assert_eq!(frontier.root(), root(&all));
     }
 
-    /// Verification rate against raw SHA-256 over the same entry bytes. Timing-dependent, so
-    /// not run by default:
-    /// `cargo test --release --lib audit::merkle::tests::throughput -- --ignored --nocapture`
-    #[test]
-    #[ignore = "timing measurement; run explicitly with --ignored"]
-    fn throughput_of_streaming_verification() {
-        use std::time::Instant;
-        for entry_len in [64usize, 256, 512, 1024] {
-            let n = 1_000_000usize;
-            let entries: Vec<Vec<u8>> = (0..n)
-                .map(|i| {
-                    let mut e = vec![b'x'; entry_len];
-                    e[..8].copy_from_slice(&(i as u64).to_le_bytes());
-                    e
-                })
-                .collect();
-            let start = Instant::now();
-            let mut sink = 0u8;
-            for e in &entries {
-                sink ^= digest::digest(&digest::SHA256, e).as_ref()[0];
-            }
-            let raw = start.elapsed();
-            let start = Instant::now();
-            let mut frontier = Frontier::new();
-            for e in &entries {
-                frontier.push(leaf_hash(e)).unwrap();
-            }
-            let r = frontier.root();
-            let tree = start.elapsed();
-            println!(
-                "{n} entries of {entry_len} bytes: raw SHA-256 {raw:?}, tree {tree:?}, \
-                 tree rate = {:.2} x raw (sink {sink}, root {:02x})",
-                raw.as_secs_f64() / tree.as_secs_f64(),
-                r[0]
-            );
-        }
-    }
-
     // ----- Properties -----
 
     fn flip_bit(hash: &Hash, bit: usize) -> Hash {

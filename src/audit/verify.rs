@@ -5,9 +5,12 @@
 //! - a deleted entry (a gap in the indices),
 //! - a truncated tail (a checkpoint covers more entries than the log holds),
 //! - an altered entry (its MAC under the audit key fails; or, without the key, the range
-//!   between the last matching and the first failing checkpoint).
+//!   between the last matching and the first failing checkpoint),
+//! - an entry stored at another position than its own `index` (deleted and renumbered),
+//! - a `candidate_hmac` column that disagrees with the entry's `candidate` (a search or a
+//!   subject access report would otherwise miss or misattribute the entry).
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use base64::Engine as _;
 use rusqlite::{params, Connection};
@@ -48,6 +51,145 @@ fn tampered(message: String) -> Error {
     Error::AuditTampered(message)
 }
 
+/// Entries read but not yet hashed: their text back to back, and per entry the end of its
+/// text and (when MACs are checked) its stored MAC, `None` if it is not 32 bytes. One
+/// allocation per chunk, shared by the hashing and the MAC threads.
+#[derive(Default)]
+struct Chunk {
+    /// The index of the first entry.
+    first: u64,
+    text: Vec<u8>,
+    ends: Vec<usize>,
+    macs: Vec<Option<[u8; 32]>>,
+}
+
+impl Chunk {
+    fn starting_at(first: u64, with_macs: bool) -> Chunk {
+        Chunk {
+            first,
+            text: Vec::with_capacity(CHUNK * 768),
+            ends: Vec::with_capacity(CHUNK),
+            macs: Vec::with_capacity(if with_macs { CHUNK } else { 0 }),
+        }
+    }
+
+    /// (index, entry text) of each entry, in order.
+    fn entries(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        (self.first..)
+            .zip(starts.zip(self.ends.iter().copied()))
+            .map(|(index, (start, end))| (index, self.text.get(start..end).unwrap_or_default()))
+    }
+}
+
+/// The value text that follows the top-level key `key` (given as `,"key":`). Scans commas
+/// (a fast byte search) rather than building a substring searcher per entry.
+fn value_after<'a>(entry: &'a str, key: &str) -> Option<&'a str> {
+    let mut from = 0usize;
+    loop {
+        let at = from.checked_add(entry.get(from..)?.find(',')?)?;
+        let rest = entry.get(at..)?;
+        if let Some(value) = rest.strip_prefix(key) {
+            return Some(value);
+        }
+        from = at.checked_add(1)?;
+    }
+}
+
+/// The `index` and `candidate` of a stored entry, read without a full JSON parse.
+///
+/// INVARIANT: an entry is a flat compact JSON object with its keys in lexicographic order
+/// (see [`super::entry`]), so `candidate` comes before `index`. Inside a JSON string every `"`
+/// is escaped, so `,"candidate":` and `,"index":` occur only as keys.
+fn index_and_candidate(entry: &str) -> Option<(u64, Option<&str>)> {
+    let rest = value_after(entry, ",\"candidate\":")?;
+    let (candidate, rest) = match rest.strip_prefix("null") {
+        Some(rest) => (None, rest),
+        None => {
+            let value = rest.strip_prefix('"')?;
+            let end = value.find('"')?;
+            (Some(value.get(..end)?), value.get(end..)?)
+        }
+    };
+    let digits = value_after(rest, ",\"index\":")?;
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    let index = digits.get(..end)?.parse().ok()?;
+    Some((index, candidate))
+}
+
+/// The tree as rebuilt from hashed leaves, and how far its checkpoints have been checked.
+struct Tree {
+    frontier: Frontier,
+    /// The next checkpoint (by size) to compare.
+    next_checkpoint: usize,
+    /// The size of the last checkpoint that matched.
+    last_good: u64,
+    /// The first checkpoint that did not match.
+    mismatch: Option<Error>,
+}
+
+impl Tree {
+    /// Adds leaves in order and compares the tree with each checkpoint it reaches.
+    fn absorb(
+        &mut self,
+        leaves: Vec<Hash>,
+        checkpoints: &[(Checkpoint, String)],
+        macs_checked: bool,
+        progress: &dyn Fn(u64),
+    ) -> Result<()> {
+        for leaf in leaves {
+            if self.mismatch.is_some() {
+                return Ok(());
+            }
+            self.frontier
+                .push(leaf)
+                .map_err(|e| tampered(e.to_string()))?;
+            while let Some((checkpoint, source)) = checkpoints.get(self.next_checkpoint) {
+                if checkpoint.size != self.frontier.size() {
+                    break;
+                }
+                if checkpoint.root != self.frontier.root() {
+                    self.mismatch = Some(tampered(format!(
+                        "the entries up to {} do not match the checkpoint from {source}: an entry between {} and {} was altered{}",
+                        checkpoint.size,
+                        self.last_good,
+                        checkpoint.size.saturating_sub(1),
+                        if macs_checked { "" } else { " (give the audit key to name it exactly)" }
+                    )));
+                    break;
+                }
+                self.last_good = checkpoint.size;
+                self.next_checkpoint += 1;
+            }
+            if self.frontier.size() % (CHUNK as u64) == 0 {
+                progress(self.frontier.size());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hands a full (or the last) chunk to the hashing thread and, if MACs are checked, to the MAC
+/// thread. A thread that has stopped (the MAC thread after a bad MAC) is sent nothing more.
+fn send_chunk(
+    chunk: Chunk,
+    hasher: &mut Option<mpsc::SyncSender<Arc<Chunk>>>,
+    checker: &mut Option<mpsc::SyncSender<Arc<Chunk>>>,
+) {
+    let chunk = Arc::new(chunk);
+    if checker
+        .as_ref()
+        .is_some_and(|s| s.send(chunk.clone()).is_err())
+    {
+        *checker = None;
+    }
+    if hasher.as_ref().is_some_and(|s| s.send(chunk).is_err()) {
+        *hasher = None;
+    }
+}
+
 /// Verifies the whole log. `progress(done)` is called per chunk.
 pub fn verify(
     conn: &Connection,
@@ -60,26 +202,63 @@ pub fn verify(
     let mut checkpoints: Vec<(Checkpoint, String)> = Vec::new();
     for source in sources {
         let checkpoint = verifier.verify(&source.note).map_err(|e| {
-            tampered(format!("the checkpoint from {} does not verify: {e}", source.source))
+            tampered(format!(
+                "the checkpoint from {} does not verify: {e}",
+                source.source
+            ))
         })?;
         checkpoints.push((checkpoint, source.source.clone()));
     }
     checkpoints.sort_by_key(|(c, _)| c.size);
-
-    // 2. Recompute the tree; MACs are checked on a second thread.
-    let mut frontier = Frontier::new();
-    let mut bytes = 0u64;
+    // A checkpoint of the empty log is checked here: the loop below meets sizes from 1.
     let mut next_checkpoint = 0usize;
-    let mut last_good = 0u64;
-    let mut stmt = conn.prepare("SELECT entry_index, entry, entry_mac FROM audit_entries ORDER BY entry_index")?;
+    while let Some((checkpoint, source)) = checkpoints.get(next_checkpoint) {
+        if checkpoint.size != 0 {
+            break;
+        }
+        if checkpoint.root != Frontier::new().root() {
+            return Err(tampered(format!(
+                "the checkpoint from {source} of the empty log has a wrong root: do not trust it"
+            )));
+        }
+        next_checkpoint += 1;
+    }
+
+    // 2. Recompute the tree. This thread reads rows and checks their structure; one thread
+    //    hashes the leaves (in order, so the tree is built here from its results), another
+    //    checks the MACs. Reading and hashing cost about the same, so they overlap.
+    let mut tree = Tree {
+        frontier: Frontier::new(),
+        next_checkpoint,
+        last_good: 0,
+        mismatch: None,
+    };
+    let mut read = 0u64;
+    let mut bytes = 0u64;
+    let mut stmt =
+        conn.prepare("SELECT entry_index, entry, entry_mac, candidate_hmac FROM audit_entries ORDER BY entry_index")?;
     let mut rows = stmt.query([])?;
     let result = std::thread::scope(|scope| -> Result<()> {
-        let (sender, receiver) = mpsc::sync_channel::<Vec<(u64, String, Vec<u8>)>>(4);
+        let (chunk_sender, chunk_receiver) = mpsc::sync_channel::<Arc<Chunk>>(4);
+        // Unbounded, so the hasher never waits on this thread: it is drained after every send.
+        let (leaf_sender, leaf_receiver) = mpsc::channel::<Vec<Hash>>();
+        scope.spawn(move || {
+            for chunk in chunk_receiver {
+                let leaves = chunk
+                    .entries()
+                    .map(|(_, entry)| merkle::leaf_hash(entry))
+                    .collect();
+                if leaf_sender.send(leaves).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mac_sender, mac_receiver) = mpsc::sync_channel::<Arc<Chunk>>(4);
         let checker = macs.map(|keys| {
             scope.spawn(move || -> Option<u64> {
-                for chunk in receiver {
-                    for (index, entry, mac) in chunk {
-                        if !keys.entry_mac_ok(entry.as_bytes(), &mac) {
+                for chunk in mac_receiver {
+                    for ((index, entry), mac) in chunk.entries().zip(&chunk.macs) {
+                        if !mac.is_some_and(|mac| keys.entry_mac_ok(entry, &mac)) {
                             return Some(index);
                         }
                     }
@@ -87,80 +266,109 @@ pub fn verify(
                 None
             })
         });
-        let mut chunk = Vec::with_capacity(CHUNK);
-        let mut mac_sender = checker.as_ref().map(|_| sender);
-        let mut mismatch: Option<Error> = None;
-        'rows: loop {
-            let row = rows.next()?;
-            let Some(row) = row else { break };
+        let mut mac_sender = checker.as_ref().map(|_| mac_sender);
+        let mut chunk_sender = Some(chunk_sender);
+
+        let mut chunk = Chunk::starting_at(0, mac_sender.is_some());
+        while let Some(row) = rows.next()? {
             let index: i64 = row.get(0)?;
-            let entry: String = row.get(1)?;
-            let expected = frontier.size();
+            let expected = read;
+            // Borrowed from SQLite's row buffer: copied once, into the chunk.
+            let entry: &str = row.get_ref(1)?.as_str().map_err(|_| {
+                tampered(format!(
+                    "entry {expected} is not text: it was altered outside cvvault"
+                ))
+            })?;
             if u64::try_from(index).ok() != Some(expected) {
                 return Err(tampered(format!(
                     "entry {expected} is missing: the log jumps from {} to {index}, so entries were deleted",
                     expected.saturating_sub(1)
                 )));
             }
-            frontier
-                .push(merkle::leaf_hash(entry.as_bytes()))
-                .map_err(|e| tampered(e.to_string()))?;
-            bytes += entry.len() as u64;
-            if mac_sender.is_some() {
-                chunk.push((expected, entry, row.get::<_, Vec<u8>>(2)?));
-                if chunk.len() == CHUNK {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                    if mac_sender.as_ref().is_some_and(|s| s.send(full).is_err()) {
-                        mac_sender = None; // the checker stopped early: it found a bad MAC
-                    }
-                }
+            let Some((own_index, candidate)) = index_and_candidate(entry) else {
+                return Err(tampered(format!(
+                    "entry {expected} is not a well-formed entry: it was altered outside cvvault"
+                )));
+            };
+            if own_index != expected {
+                return Err(tampered(format!(
+                    "entry {expected} holds the text of entry {own_index}: entries were deleted or moved and the rest renumbered"
+                )));
             }
-            while let Some((checkpoint, source)) = checkpoints.get(next_checkpoint) {
-                if checkpoint.size != frontier.size() {
+            if row.get_ref(3)?.as_str_or_null().ok() != Some(candidate) {
+                return Err(tampered(format!(
+                    "entry {expected}'s candidate index column does not match its content: it was changed outside cvvault, so searches and subject access reports would miss or misattribute the entry"
+                )));
+            }
+            chunk.text.extend_from_slice(entry.as_bytes());
+            chunk.ends.push(chunk.text.len());
+            if mac_sender.is_some() {
+                chunk.macs.push(
+                    row.get_ref(2)?
+                        .as_blob()
+                        .ok()
+                        .and_then(|mac| mac.try_into().ok()),
+                );
+            }
+            bytes += entry.len() as u64;
+            read += 1;
+            if chunk.ends.len() == CHUNK {
+                let full =
+                    std::mem::replace(&mut chunk, Chunk::starting_at(read, mac_sender.is_some()));
+                send_chunk(full, &mut chunk_sender, &mut mac_sender);
+                for leaves in leaf_receiver.try_iter() {
+                    tree.absorb(leaves, &checkpoints, macs.is_some(), progress)?;
+                }
+                if tree.mismatch.is_some() {
                     break;
                 }
-                if checkpoint.root != frontier.root() {
-                    mismatch = Some(tampered(format!(
-                        "the entries up to {} do not match the checkpoint from {source}: an entry between {last_good} and {} was altered{}",
-                        checkpoint.size,
-                        checkpoint.size.saturating_sub(1),
-                        if macs.is_some() { "" } else { " (give the audit key to name it exactly)" }
-                    )));
-                    break 'rows;
-                }
-                last_good = checkpoint.size;
-                next_checkpoint += 1;
-            }
-            if frontier.size() % (CHUNK as u64) == 0 {
-                progress(frontier.size());
             }
         }
-        if let Some(s) = mac_sender.take() {
-            if !chunk.is_empty() {
-                let _ = s.send(std::mem::take(&mut chunk));
-            }
+        if tree.mismatch.is_none() && !chunk.ends.is_empty() {
+            send_chunk(chunk, &mut chunk_sender, &mut mac_sender);
+        }
+        // Closing the inputs lets both threads finish what they have and stop.
+        drop(chunk_sender);
+        drop(mac_sender);
+        for leaves in leaf_receiver.iter() {
+            tree.absorb(leaves, &checkpoints, macs.is_some(), progress)?;
         }
         if let Some(handle) = checker {
-            let bad = handle.join().map_err(|_| Error::Corrupt { what: "the MAC checking thread failed" })?;
+            let bad = handle.join().map_err(|_| Error::Corrupt {
+                what: "the MAC checking thread failed",
+            })?;
             if let Some(index) = bad {
                 return Err(tampered(format!(
                     "entry {index} was altered: its MAC under the audit key does not match its content"
                 )));
             }
         }
-        mismatch.map_or(Ok(()), Err)
+        Ok(())
     });
     // A MAC failure names the exact entry and is the more precise message: check it first.
     result?;
+    let Tree {
+        frontier,
+        next_checkpoint,
+        mismatch,
+        ..
+    } = tree;
+    if let Some(error) = mismatch {
+        return Err(error);
+    }
     if let Some((checkpoint, source)) = checkpoints.get(next_checkpoint) {
         return Err(tampered(format!(
             "the log holds {} entries but the checkpoint from {source} covers {}: the last {} entries were removed",
             frontier.size(),
             checkpoint.size,
-            checkpoint.size - frontier.size()
+            checkpoint.size.saturating_sub(frontier.size())
         )));
     }
-    let stored: Vec<u8> = conn.query_row("SELECT frontier FROM audit_frontier WHERE id = 1", [], |r| r.get(0))?;
+    let stored: Vec<u8> = conn.query_row(
+        "SELECT frontier FROM audit_frontier WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )?;
     let stored_ok = if stored.is_empty() {
         frontier.size() == 0
     } else {
@@ -168,7 +376,8 @@ pub fn verify(
     };
     if !stored_ok {
         return Err(tampered(
-            "the stored tree edge does not match the entries: rows were changed outside cvvault".into(),
+            "the stored tree edge does not match the entries: rows were changed outside cvvault"
+                .into(),
         ));
     }
     progress(frontier.size());
@@ -176,7 +385,10 @@ pub fn verify(
         entries: frontier.size(),
         bytes,
         root: B64.encode(frontier.root()),
-        checkpoints: checkpoints.iter().map(|(c, s)| (c.size, s.clone())).collect(),
+        checkpoints: checkpoints
+            .iter()
+            .map(|(c, s)| (c.size, s.clone()))
+            .collect(),
         macs_checked: macs.is_some(),
     })
 }
@@ -198,7 +410,11 @@ pub fn stored_checkpoints(conn: &Connection) -> Result<Vec<CheckpointSource>> {
 pub fn latest_checkpoint(conn: &Connection) -> Result<Option<String>> {
     use rusqlite::OptionalExtension;
     Ok(conn
-        .query_row("SELECT note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 
@@ -225,7 +441,9 @@ pub const PROOF_FORMAT: &str = "cvvault-inclusion-proof/v1";
 
 /// All leaf hashes up to `size`.
 fn leaves(conn: &Connection, size: u64) -> Result<Vec<Hash>> {
-    let mut stmt = conn.prepare_cached("SELECT entry FROM audit_entries WHERE entry_index < ?1 ORDER BY entry_index")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT entry FROM audit_entries WHERE entry_index < ?1 ORDER BY entry_index",
+    )?;
     let limit = i64::try_from(size).map_err(|_| Error::invalid_input("tree size out of range"))?;
     let rows = stmt.query_map(params![limit], |r| r.get::<_, String>(0))?;
     let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
@@ -233,13 +451,21 @@ fn leaves(conn: &Connection, size: u64) -> Result<Vec<Hash>> {
         out.push(merkle::leaf_hash(row?.as_bytes()));
     }
     if out.len() as u64 != size {
-        return Err(tampered(format!("the log holds {} entries, fewer than {size}", out.len())));
+        return Err(tampered(format!(
+            "the log holds {} entries, fewer than {size}",
+            out.len()
+        )));
     }
     Ok(out)
 }
 
 /// Builds an inclusion proof of entry `index` against a checkpoint note of the current tree.
-pub fn prove(conn: &Connection, index: u64, checkpoint_note: &str, checkpoint: &Checkpoint) -> Result<InclusionProof> {
+pub fn prove(
+    conn: &Connection,
+    index: u64,
+    checkpoint_note: &str,
+    checkpoint: &Checkpoint,
+) -> Result<InclusionProof> {
     if index >= checkpoint.size {
         return Err(Error::invalid_input(format!(
             "there is no entry {index}: the log holds {} entries (0 to {})",
@@ -248,8 +474,10 @@ pub fn prove(conn: &Connection, index: u64, checkpoint_note: &str, checkpoint: &
         )));
     }
     let all = leaves(conn, checkpoint.size)?;
-    let path = merkle::inclusion_proof(&all, index).map_err(|e| Error::invalid_input(e.to_string()))?;
-    let stored_index = i64::try_from(index).map_err(|_| Error::invalid_input("index out of range"))?;
+    let path =
+        merkle::inclusion_proof(&all, index).map_err(|e| Error::invalid_input(e.to_string()))?;
+    let stored_index =
+        i64::try_from(index).map_err(|_| Error::invalid_input("index out of range"))?;
     let entry: String = conn.query_row(
         "SELECT entry FROM audit_entries WHERE entry_index = ?1",
         params![stored_index],
@@ -268,7 +496,9 @@ pub fn prove(conn: &Connection, index: u64, checkpoint_note: &str, checkpoint: &
 /// Checks a proof offline: the checkpoint's signature, then the audit path to its root.
 pub fn verify_proof(proof: &InclusionProof, verifier: &NoteVerifier) -> Result<Checkpoint> {
     if proof.format != PROOF_FORMAT {
-        return Err(Error::invalid_input(format!("not a {PROOF_FORMAT} document")));
+        return Err(Error::invalid_input(format!(
+            "not a {PROOF_FORMAT} document"
+        )));
     }
     let checkpoint = verifier
         .verify(&proof.checkpoint)
@@ -283,8 +513,11 @@ pub fn verify_proof(proof: &InclusionProof, verifier: &NoteVerifier) -> Result<C
         .proof
         .iter()
         .map(|h| {
-            let bytes = B64.decode(h).map_err(|_| tampered("a proof hash is not base64".into()))?;
-            Hash::try_from(bytes.as_slice()).map_err(|_| tampered("a proof hash is not 32 bytes".into()))
+            let bytes = B64
+                .decode(h)
+                .map_err(|_| tampered("a proof hash is not base64".into()))?;
+            Hash::try_from(bytes.as_slice())
+                .map_err(|_| tampered("a proof hash is not 32 bytes".into()))
         })
         .collect::<Result<Vec<Hash>>>()?;
     merkle::verify_inclusion(
@@ -299,7 +532,12 @@ pub fn verify_proof(proof: &InclusionProof, verifier: &NoteVerifier) -> Result<C
 }
 
 /// Entries (raw text) in index order, optionally within `[since, until)` by their time.
-pub fn export(conn: &Connection, since: Option<i64>, until: Option<i64>, mut out: impl FnMut(&str) -> Result<()>) -> Result<u64> {
+pub fn export(
+    conn: &Connection,
+    since: Option<i64>,
+    until: Option<i64>,
+    mut out: impl FnMut(&str) -> Result<()>,
+) -> Result<u64> {
     let mut stmt = conn.prepare("SELECT entry FROM audit_entries ORDER BY entry_index")?;
     let mut rows = stmt.query([])?;
     let mut written = 0u64;
@@ -332,4 +570,168 @@ pub fn search(conn: &Connection, candidate_hmac: &str) -> Result<Vec<super::entr
         })
     })
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::audit::entry::Outcome;
+    use crate::audit::log::{Actor, Appender, Record};
+    use crate::audit::note::{generate_pkcs8, NoteSigner};
+    use crate::clock::ManualClock;
+    use crate::ids::CandidateId;
+
+    const ORIGIN: &str = "example.com/cvvault-test";
+
+    /// A store with `n` entries (every other one about a candidate) and a signer of its log.
+    fn log_of(n: u64) -> (tempfile::TempDir, Connection, NoteSigner, Pseudonymizer) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        crate::store::create(&path).unwrap();
+        let conn = crate::store::open_connection(&path, false).unwrap();
+        let keys = Pseudonymizer::new(&[7; 32]);
+        let mut appender =
+            Appender::load(&conn, keys.clone(), [1; 32], Arc::new(ManualClock::at(0))).unwrap();
+        for i in 0..n {
+            let mut record = Record::new("extract", &Actor::operator(), Outcome::Allow, "r");
+            record.candidate = (i % 2 == 0).then(CandidateId::random);
+            appender.append(&conn, record).unwrap();
+        }
+        appender.persist(&conn).unwrap();
+        let signer = NoteSigner::from_pkcs8(ORIGIN, &generate_pkcs8().unwrap()).unwrap();
+        (dir, conn, signer, keys)
+    }
+
+    fn checkpoint(signer: &NoteSigner, size: u64, root: Hash) -> CheckpointSource {
+        let note = signer
+            .sign(&Checkpoint {
+                origin: ORIGIN.into(),
+                size,
+                root,
+            })
+            .unwrap();
+        CheckpointSource {
+            source: format!("size {size}"),
+            note,
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_of_the_empty_log_does_not_hide_the_later_ones() {
+        let (_dir, conn, signer, keys) = log_of(5);
+        let verifier = NoteVerifier::parse(&signer.verifier_key()).unwrap();
+        let empty = checkpoint(&signer, 0, Frontier::new().root());
+        let report = verify(&conn, &verifier, Some(&keys), &[empty], &|_| {}).unwrap();
+        assert_eq!((report.entries, report.checkpoints.len()), (5, 1));
+
+        // A wrong later checkpoint is still compared, not skipped behind the empty one.
+        let empty = checkpoint(&signer, 0, Frontier::new().root());
+        let wrong = checkpoint(&signer, 3, [9; 32]);
+        let err = verify(&conn, &verifier, None, &[empty, wrong], &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("between 0 and 2"), "{err}");
+        let forged_empty = checkpoint(&signer, 0, [9; 32]);
+        assert!(verify(&conn, &verifier, None, &[forged_empty], &|_| {}).is_err());
+    }
+
+    #[test]
+    fn tampering_is_located_across_chunk_boundaries() {
+        let n = 3 * CHUNK as u64 + 17;
+        let (_dir, conn, signer, keys) = log_of(n);
+        let verifier = NoteVerifier::parse(&signer.verifier_key()).unwrap();
+        let frontier_at = |size: u64| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT entry FROM audit_entries WHERE entry_index < ?1 ORDER BY entry_index",
+                )
+                .unwrap();
+            let mut frontier = Frontier::new();
+            for entry in stmt
+                .query_map([size as i64], |r| r.get::<_, String>(0))
+                .unwrap()
+            {
+                frontier
+                    .push(merkle::leaf_hash(entry.unwrap().as_bytes()))
+                    .unwrap();
+            }
+            frontier.root()
+        };
+        let sizes = [CHUNK as u64 - 1, CHUNK as u64 + 5, 2 * CHUNK as u64, n];
+        let sources: Vec<CheckpointSource> = sizes
+            .iter()
+            .map(|s| checkpoint(&signer, *s, frontier_at(*s)))
+            .collect();
+        let report = verify(&conn, &verifier, Some(&keys), &sources, &|_| {}).unwrap();
+        assert_eq!((report.entries, report.checkpoints.len()), (n, 4));
+
+        conn.execute_batch("DROP TRIGGER audit_entries_append_only_update;")
+            .unwrap();
+        for k in [
+            0,
+            CHUNK as u64 - 1,
+            CHUNK as u64,
+            2 * CHUNK as u64 + 3,
+            n - 1,
+        ] {
+            let text: String = conn
+                .query_row(
+                    "SELECT entry FROM audit_entries WHERE entry_index = ?1",
+                    [k as i64],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let altered = text.replacen("\"request_id\":\"r\"", "\"request_id\":\"s\"", 1);
+            let update = "UPDATE audit_entries SET entry = ?2 WHERE entry_index = ?1";
+            conn.execute(update, rusqlite::params![k as i64, altered])
+                .unwrap();
+            let err = verify(&conn, &verifier, Some(&keys), &sources, &|_| {})
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("entry {k} was altered")),
+                "{k}: {err}"
+            );
+            let err = verify(&conn, &verifier, None, &sources, &|_| {})
+                .unwrap_err()
+                .to_string();
+            let below = sizes.iter().copied().filter(|s| *s <= k).max().unwrap_or(0);
+            let above = sizes.iter().copied().find(|s| *s > k).unwrap();
+            assert!(
+                err.contains(&format!("between {below} and {}", above - 1)),
+                "{k}: {err}"
+            );
+            conn.execute(update, rusqlite::params![k as i64, text])
+                .unwrap();
+        }
+        verify(&conn, &verifier, Some(&keys), &sources, &|_| {}).unwrap();
+    }
+
+    #[test]
+    fn index_and_candidate_are_read_from_canonical_entries() {
+        let (_dir, conn, _signer, _keys) = log_of(4);
+        let mut stmt = conn
+            .prepare("SELECT entry, candidate_hmac FROM audit_entries ORDER BY entry_index")
+            .unwrap();
+        let rows: Vec<(String, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for (n, (entry, column)) in rows.iter().enumerate() {
+            assert_eq!(
+                index_and_candidate(entry),
+                Some((n as u64, column.as_deref())),
+                "{entry}"
+            );
+        }
+        assert_eq!(index_and_candidate("{}"), None);
+        assert_eq!(
+            index_and_candidate("{\"a\":\",\\\"index\\\":7\"}"),
+            None,
+            "a key inside a string is not a key"
+        );
+    }
 }

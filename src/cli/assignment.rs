@@ -47,7 +47,12 @@ pub enum AssignmentCommand {
 pub fn run(ctx: &Context, vault: &Vault, cmd: AssignmentCommand) -> Result<ExitCode> {
     let principal = ctx.acting(vault)?;
     match cmd {
-        AssignmentCommand::Open { candidate, org, kind, purpose } => {
+        AssignmentCommand::Open {
+            candidate,
+            org,
+            kind,
+            purpose,
+        } => {
             let request = OpenAssignment {
                 candidate_id: candidate.parse::<CandidateId>()?,
                 org: org.parse::<OrgId>()?,
@@ -60,7 +65,10 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: AssignmentCommand) -> Result<ExitC
         AssignmentCommand::Close { id, reason } => {
             let id: AssignmentId = id.parse()?;
             vault.close_assignment(&principal, &id, &reason)?;
-            ctx.print(&serde_json::json!({ "closed": id }), &format!("closed {id}"));
+            ctx.print(
+                &serde_json::json!({ "closed": id }),
+                &format!("closed {id}"),
+            );
         }
         AssignmentCommand::List { candidate } => {
             let candidate: CandidateId = candidate.parse()?;
@@ -75,7 +83,9 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: AssignmentCommand) -> Result<ExitC
                         a.org_id,
                         a.purpose,
                         rfc3339(a.opened_at),
-                        a.closed_at.map(|t| format!("closed {}", rfc3339(t))).unwrap_or_else(|| "open".into())
+                        a.closed_at
+                            .map(|t| format!("closed {}", rfc3339(t)))
+                            .unwrap_or_else(|| "open".into())
                     )
                 })
                 .collect();

@@ -87,7 +87,9 @@ pub enum HoldCommand {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|_| Error::Corrupt { what: "output could not be encoded" })?;
+    let text = serde_json::to_string_pretty(value).map_err(|_| Error::Corrupt {
+        what: "output could not be encoded",
+    })?;
     println!("{text}");
     Ok(())
 }
@@ -106,7 +108,8 @@ fn read_checkpoints(files: &[PathBuf]) -> Result<Vec<CheckpointSource>> {
 
 /// `audit verify --key`: database and verifier key only, no keyring.
 pub fn verify_offline(ctx: &Context, key: &str, files: &[PathBuf]) -> Result<ExitCode> {
-    let verifier = NoteVerifier::parse(key).map_err(|e| Error::invalid_input(format!("--key: {e}")))?;
+    let verifier =
+        NoteVerifier::parse(key).map_err(|e| Error::invalid_input(format!("--key: {e}")))?;
     let conn = crate::store::open_connection(&ctx.paths.database(), false)?;
     let mut sources = verify::stored_checkpoints(&conn)?;
     sources.extend(read_checkpoints(files)?);
@@ -124,7 +127,11 @@ fn report_verified(ctx: &Context, report: &verify::VerifyReport) -> Result<ExitC
             report.entries,
             report.root,
             report.checkpoints.len(),
-            if report.macs_checked { ", every entry MAC valid" } else { "" }
+            if report.macs_checked {
+                ", every entry MAC valid"
+            } else {
+                ""
+            }
         ),
     );
     Ok(ExitCode::SUCCESS)
@@ -132,10 +139,15 @@ fn report_verified(ctx: &Context, report: &verify::VerifyReport) -> Result<ExitC
 
 pub fn run(ctx: &Context, vault: &Vault, cmd: AuditCommand) -> Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify { checkpoints, key: _ } => {
+        AuditCommand::Verify {
+            checkpoints,
+            key: _,
+        } => {
             let principal = ctx.acting(vault)?;
             let bar = progress_bar(0, "verifying");
-            let report = vault.audit_verify(&principal, read_checkpoints(&checkpoints)?, &|n| bar.set_position(n))?;
+            let report = vault.audit_verify(&principal, read_checkpoints(&checkpoints)?, &|n| {
+                bar.set_position(n)
+            })?;
             bar.finish_and_clear();
             report_verified(ctx, &report)
         }
@@ -154,20 +166,36 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: AuditCommand) -> Result<ExitCode> 
         }
         AuditCommand::VerifyProof { file, key } => {
             let verifier = match key {
-                Some(k) => NoteVerifier::parse(&k).map_err(|e| Error::invalid_input(format!("--key: {e}")))?,
+                Some(k) => NoteVerifier::parse(&k)
+                    .map_err(|e| Error::invalid_input(format!("--key: {e}")))?,
                 None => vault.note_verifier()?,
             };
             let checkpoint = verify_proof_file(&file, &verifier)?;
+            // With the keyring at hand, a receipt's pseudonym is also checked against its id.
+            if let Some((candidate_id, pseudonym)) = receipt_claim(&file)? {
+                if vault.pseudonyms().candidate(&candidate_id) != pseudonym {
+                    return Err(Error::AuditTampered(format!(
+                        "the receipt names candidate {candidate_id} but its erase entry is about another candidate"
+                    )));
+                }
+            }
             ctx.print(
                 &serde_json::json!({"valid": true, "tree_size": checkpoint.size}),
-                &format!("proof valid: the entry is in the log of {} entries signed by {}", checkpoint.size, checkpoint.origin),
+                &format!(
+                    "proof valid: the entry is in the log of {} entries signed by {}",
+                    checkpoint.size, checkpoint.origin
+                ),
             );
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Export { since, until } => {
             let principal = ctx.acting(vault)?;
-            let since = since.map(|s| parse_time(&s).ok_or_else(|| bad_time(&s))).transpose()?;
-            let until = until.map(|s| parse_time(&s).ok_or_else(|| bad_time(&s))).transpose()?;
+            let since = since
+                .map(|s| parse_time(&s).ok_or_else(|| bad_time(&s)))
+                .transpose()?;
+            let until = until
+                .map(|s| parse_time(&s).ok_or_else(|| bad_time(&s)))
+                .transpose()?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             vault.audit_export(&principal, since, until, &mut |line| {
@@ -200,19 +228,74 @@ fn bad_time(text: &str) -> Error {
     ))
 }
 
-/// Reads a proof file, or an erasure receipt (whose `proof` field is the proof).
-pub fn verify_proof_file(file: &PathBuf, verifier: &NoteVerifier) -> Result<crate::audit::note::Checkpoint> {
+const RECEIPT_FORMAT: &str = "cvvault-erasure-receipt/v1";
+
+fn read_json(file: &PathBuf) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|_| Error::invalid_input(format!("{} is not JSON: expected an inclusion proof or receipt", file.display())))?;
-    let proof_value = if value.get("format").and_then(|f| f.as_str()) == Some("cvvault-erasure-receipt/v1") {
+    serde_json::from_str(&text).map_err(|_| {
+        Error::invalid_input(format!(
+            "{} is not JSON: expected an inclusion proof or receipt",
+            file.display()
+        ))
+    })
+}
+
+fn is_receipt(value: &serde_json::Value) -> bool {
+    value.get("format").and_then(|f| f.as_str()) == Some(RECEIPT_FORMAT)
+}
+
+/// Reads a proof file, or an erasure receipt (whose `proof` field is the proof). A receipt
+/// must also prove what it claims: its entry is an allowed erasure of its candidate pseudonym.
+pub fn verify_proof_file(
+    file: &PathBuf,
+    verifier: &NoteVerifier,
+) -> Result<crate::audit::note::Checkpoint> {
+    let value = read_json(file)?;
+    let receipt = is_receipt(&value);
+    let pseudonym = value
+        .get("candidate_pseudonym")
+        .and_then(|p| p.as_str())
+        .map(str::to_owned);
+    let proof_value = if receipt {
         value.get("proof").cloned().unwrap_or_default()
     } else {
         value
     };
-    let proof: InclusionProof = serde_json::from_value(proof_value)
-        .map_err(|e| Error::invalid_input(format!("{} is not an inclusion proof: {e}", file.display())))?;
-    verify::verify_proof(&proof, verifier)
+    let proof: InclusionProof = serde_json::from_value(proof_value).map_err(|e| {
+        Error::invalid_input(format!("{} is not an inclusion proof: {e}", file.display()))
+    })?;
+    let checkpoint = verify::verify_proof(&proof, verifier)?;
+    if receipt {
+        let entry: Option<crate::audit::entry::Entry> = serde_json::from_str(&proof.entry).ok();
+        let erases = entry.is_some_and(|e| {
+            matches!(e.action.as_str(), "candidate.erase" | "retention.erase")
+                && e.decision == crate::audit::entry::Outcome::Allow
+                && pseudonym.is_some()
+                && e.candidate == pseudonym
+        });
+        if !erases {
+            return Err(Error::AuditTampered(
+                "the receipt's entry is in the log but is not an erasure of the candidate the receipt names".into(),
+            ));
+        }
+    }
+    Ok(checkpoint)
+}
+
+/// A receipt's (candidate id, candidate pseudonym), or `None` for a plain proof.
+fn receipt_claim(file: &PathBuf) -> Result<Option<(CandidateId, String)>> {
+    let value = read_json(file)?;
+    if !is_receipt(&value) {
+        return Ok(None);
+    }
+    let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+    match (field("candidate_id"), field("candidate_pseudonym")) {
+        (Some(id), Some(pseudonym)) => Ok(Some((id.parse()?, pseudonym))),
+        _ => Err(Error::invalid_input(format!(
+            "{} is not a complete erasure receipt: it lacks candidate_id or candidate_pseudonym",
+            file.display()
+        ))),
+    }
 }
 
 pub fn run_subject_access(ctx: &Context, vault: &Vault, id: &str) -> Result<ExitCode> {
@@ -233,12 +316,18 @@ pub fn run_hold(ctx: &Context, vault: &Vault, cmd: HoldCommand) -> Result<ExitCo
         HoldCommand::Place { id, reason } => {
             let id: CandidateId = id.parse()?;
             vault.set_hold(&principal, &id, true, &reason)?;
-            ctx.print(&serde_json::json!({"held": id}), &format!("legal hold placed on {id}"));
+            ctx.print(
+                &serde_json::json!({"held": id}),
+                &format!("legal hold placed on {id}"),
+            );
         }
         HoldCommand::Release { id } => {
             let id: CandidateId = id.parse()?;
             vault.set_hold(&principal, &id, false, "")?;
-            ctx.print(&serde_json::json!({"released": id}), &format!("legal hold released on {id}"));
+            ctx.print(
+                &serde_json::json!({"released": id}),
+                &format!("legal hold released on {id}"),
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::ids::CandidateId;
 use crate::model::Purpose;
 use crate::profile::Profile;
-use crate::vault::{ImportPhase, Vault};
+use crate::vault::{ImportMode, ImportOptions, ImportPhase, Vault};
 
 /// Largest profile document read from a file or standard input.
 const MAX_DOCUMENT: u64 = 256 * 1024;
@@ -25,11 +25,21 @@ pub enum CandidateCommand {
         /// The document, or `-`.
         file: PathBuf,
     },
-    /// Import newline-delimited profiles. All or nothing: every line is validated first and
-    /// every bad line is reported with its number; a file with any bad line imports nothing.
+    /// Import newline-delimited profiles (cvvault or JSON Resume documents, one per line).
+    ///
+    /// By default in one pass: every good line is imported and every bad line is skipped and
+    /// reported with its number and JSON path (exit code 65 if any); fix those lines and
+    /// import just them with --only-lines. With --all-or-nothing every line is validated
+    /// first and a file with any bad line imports nothing.
     Import {
         /// An .ndjson file: one profile document per line.
         file: PathBuf,
+        /// Validate the whole file first; import nothing if any line is bad.
+        #[arg(long)]
+        all_or_nothing: bool,
+        /// Import only these line numbers, e.g. `--only-lines 2,17,40` after fixing them.
+        #[arg(long, value_delimiter = ',', value_name = "N,...")]
+        only_lines: Vec<u64>,
     },
     /// Show the field groups of one candidate that policy permits the acting principal.
     Show {
@@ -56,15 +66,32 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: CandidateCommand) -> Result<ExitCo
             ctx.print(&serde_json::json!({ "candidate_id": id }), &id.to_string());
             Ok(ExitCode::SUCCESS)
         }
-        CandidateCommand::Import { file } => {
+        CandidateCommand::Import {
+            file,
+            all_or_nothing,
+            only_lines,
+        } => {
             let principal = ctx.acting(vault)?;
-            let open = || -> Result<BufReader<File>> {
-                Ok(BufReader::with_capacity(1 << 20, File::open(&file).map_err(|e| Error::io(&file, e))?))
+            let open = || -> Result<Box<dyn std::io::BufRead>> {
+                Ok(Box::new(BufReader::with_capacity(
+                    1 << 20,
+                    File::open(&file).map_err(|e| Error::io(&file, e))?,
+                )))
             };
-            let size = std::fs::metadata(&file).map_err(|e| Error::io(&file, e))?.len();
+            let options = ImportOptions {
+                mode: if all_or_nothing {
+                    ImportMode::AllOrNothing
+                } else {
+                    ImportMode::SkipBad
+                },
+                only_lines: (!only_lines.is_empty()).then(|| only_lines.into_iter().collect()),
+            };
+            let size = std::fs::metadata(&file)
+                .map_err(|e| Error::io(&file, e))?
+                .len();
             let bar = progress_bar(0, "validating");
             bar.set_length(size / 4096 + 1);
-            let report = vault.import(&principal, open()?, open()?, &|phase, done| {
+            let report = vault.import(&principal, &open, &options, &|phase, done| {
                 if phase == ImportPhase::Write && bar.message() != "importing" {
                     bar.set_message("importing");
                     bar.set_position(0);
@@ -77,14 +104,26 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: CandidateCommand) -> Result<ExitCo
             bar.finish_and_clear();
             if !report.rejected.is_empty() {
                 let json = serde_json::json!({
-                    "imported": 0,
+                    "imported": report.imported,
                     "rejected": report.rejected.iter().map(|(line, message)| serde_json::json!({"line": line, "error": message})).collect::<Vec<_>>(),
                 });
-                let mut text = format!(
-                    "nothing imported: {} bad line(s) in {}; fix them and run the import again\n",
-                    report.rejected.len(),
-                    file.display()
-                );
+                let lines: Vec<String> =
+                    report.rejected.iter().map(|(n, _)| n.to_string()).collect();
+                let mut text = if options.mode == ImportMode::AllOrNothing {
+                    format!(
+                        "nothing imported: {} bad line(s) in {}; fix them and run the import again\n",
+                        report.rejected.len(),
+                        file.display()
+                    )
+                } else {
+                    format!(
+                        "imported {} candidates; skipped {} bad line(s) in {}; fix them and import just those with --only-lines {}\n",
+                        report.imported,
+                        report.rejected.len(),
+                        file.display(),
+                        lines.join(",")
+                    )
+                };
                 for (line, message) in &report.rejected {
                     text.push_str(&format!("  line {line}: {message}\n"));
                 }
@@ -107,15 +146,20 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: CandidateCommand) -> Result<ExitCo
             let purpose: Purpose = purpose.parse()?;
             let extract = vault.extract(&principal, &id, &purpose)?;
             let mut out = std::io::stdout().lock();
-            out.write_all(&extract.json).map_err(|e| Error::io("standard output", e))?;
-            out.write_all(b"\n").map_err(|e| Error::io("standard output", e))?;
+            out.write_all(&extract.json)
+                .map_err(|e| Error::io("standard output", e))?;
+            out.write_all(b"\n")
+                .map_err(|e| Error::io("standard output", e))?;
             Ok(ExitCode::SUCCESS)
         }
         CandidateCommand::Erase { id } => {
             let principal = ctx.acting(vault)?;
             let id: CandidateId = id.parse()?;
             vault.erase(&principal, &id)?;
-            ctx.print(&serde_json::json!({ "erased": id }), &format!("erased {id}"));
+            ctx.print(
+                &serde_json::json!({ "erased": id }),
+                &format!("erased {id}"),
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -125,10 +169,11 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: CandidateCommand) -> Result<ExitCo
 pub(crate) fn read_document(file: &PathBuf) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     let read = if file.as_os_str() == "-" {
-        std::io::stdin().take(MAX_DOCUMENT + 1).read_to_end(&mut bytes)
+        std::io::stdin()
+            .take(MAX_DOCUMENT + 1)
+            .read_to_end(&mut bytes)
     } else {
-        File::open(file)
-            .and_then(|f| f.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes))
+        File::open(file).and_then(|f| f.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes))
     };
     read.map_err(|e| Error::io(file, e))?;
     if bytes.len() as u64 > MAX_DOCUMENT {

@@ -65,9 +65,19 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     };
 
     demo.say("init: keyring (age), identity, database, default Cedar policy");
-    let report = Vault::init(&paths, InitOptions { passphrase: None, identity: None, recovery_recipients: vec![] })?;
+    let report = Vault::init(
+        &paths,
+        InitOptions {
+            passphrase: None,
+            identity: None,
+            recovery_recipients: vec![],
+        },
+    )?;
     println!("vault in {}", demo.dir.path().display());
-    println!("keyring {} is an age file encrypted to keys/identity.txt", report.keyring.display());
+    println!(
+        "keyring {} is an age file encrypted to keys/identity.txt",
+        report.keyring.display()
+    );
     println!("checkpoint verifier key: {}", report.verifier_key);
 
     let unlock = Unlock::Identity(paths.default_identity());
@@ -89,23 +99,45 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     let employer_identity_path = demo.dir.path().join("hr-bygg-identity.txt");
     keyring::write_private_file(&employer_identity_path, employer_identity.as_bytes())?;
     let recipient_path = paths.principal_recipient(&p("hr-bygg")?);
-    std::fs::create_dir_all(recipient_path.parent().unwrap_or(demo.dir.path())).map_err(|e| Error::io(&recipient_path, e))?;
-    std::fs::write(&recipient_path, format!("{employer_recipient}\n")).map_err(|e| Error::io(&recipient_path, e))?;
+    std::fs::create_dir_all(recipient_path.parent().unwrap_or(demo.dir.path()))
+        .map_err(|e| Error::io(&recipient_path, e))?;
+    std::fs::write(&recipient_path, format!("{employer_recipient}\n"))
+        .map_err(|e| Error::io(&recipient_path, e))?;
 
-    demo.say(&format!("import {} synthetic candidates (one NDJSON file, all or nothing)", args.candidates));
+    demo.say(&format!(
+        "import {} synthetic candidates (one NDJSON file, sealed per field group)",
+        args.candidates
+    ));
     let caseworker = vault.principal(&p("cw-lena")?)?;
     let file = demo.dir.path().join("candidates.ndjson");
     {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).map_err(|e| Error::io(&file, e))?);
-        crate::synth::ndjson(usize::try_from(args.candidates).unwrap_or(usize::MAX), 2026, &mut out).map_err(|e| Error::io(&file, e))?;
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(&file).map_err(|e| Error::io(&file, e))?);
+        crate::synth::ndjson(
+            usize::try_from(args.candidates).unwrap_or(usize::MAX),
+            2026,
+            &mut out,
+        )
+        .map_err(|e| Error::io(&file, e))?;
         out.flush().map_err(|e| Error::io(&file, e))?;
     }
-    let open = || -> Result<std::io::BufReader<std::fs::File>> {
-        Ok(std::io::BufReader::new(std::fs::File::open(&file).map_err(|e| Error::io(&file, e))?))
+    let open = || -> Result<Box<dyn std::io::BufRead>> {
+        Ok(Box::new(std::io::BufReader::new(
+            std::fs::File::open(&file).map_err(|e| Error::io(&file, e))?,
+        )))
     };
     let started = std::time::Instant::now();
-    let imported = vault.import(&caseworker, open()?, open()?, &|_, _| {})?;
-    println!("imported {} in {:.2?}; no plaintext column describes a person", imported.imported, started.elapsed());
+    let imported = vault.import(
+        &caseworker,
+        &open,
+        &crate::vault::ImportOptions::default(),
+        &|_, _| {},
+    )?;
+    println!(
+        "imported {} in {:.2?}; no plaintext column describes a person",
+        imported.imported,
+        started.elapsed()
+    );
 
     demo.say("register one more candidate, who consents to employer contact");
     let mut synth = Synth::new(7);
@@ -122,33 +154,42 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     demo.say("registering as an employer grants nothing: hr-bygg asks before any assignment");
     let employer = vault.principal(&p("hr-bygg")?)?;
     let recruitment: Purpose = "recruitment".parse()?;
-    show_refusal(vault.extract(&employer, &anna, &recruitment).map(|_| ()));
+    show_refusal(vault.extract(&employer, &anna, &recruitment).map(|_| ()))?;
 
     demo.say("assignments: coaching for nystart-coaching, matching for norrbygg-ab");
-    let coaching = vault.open_assignment(&caseworker, OpenAssignment {
-        candidate_id: anna,
-        org: o("nystart-coaching")?,
-        kind: AssignmentKind::Coaching,
-        purpose: "coaching".parse()?,
-    })?;
-    let matching = vault.open_assignment(&caseworker, OpenAssignment {
-        candidate_id: anna,
-        org: o("norrbygg-ab")?,
-        kind: AssignmentKind::Matching,
-        purpose: "recruitment".parse()?,
-    })?;
+    let coaching = vault.open_assignment(
+        &caseworker,
+        OpenAssignment {
+            candidate_id: anna,
+            org: o("nystart-coaching")?,
+            kind: AssignmentKind::Coaching,
+            purpose: "coaching".parse()?,
+        },
+    )?;
+    let matching = vault.open_assignment(
+        &caseworker,
+        OpenAssignment {
+            candidate_id: anna,
+            org: o("norrbygg-ab")?,
+            kind: AssignmentKind::Matching,
+            purpose: "recruitment".parse()?,
+        },
+    )?;
     println!("coaching {coaching}\nmatching {matching}");
     print!("matching a protected candidate: ");
     show_refusal(
         vault
-            .open_assignment(&caseworker, OpenAssignment {
-                candidate_id: hidden,
-                org: o("norrbygg-ab")?,
-                kind: AssignmentKind::Matching,
-                purpose: "recruitment".parse()?,
-            })
+            .open_assignment(
+                &caseworker,
+                OpenAssignment {
+                    candidate_id: hidden,
+                    org: o("norrbygg-ab")?,
+                    kind: AssignmentKind::Matching,
+                    purpose: "recruitment".parse()?,
+                },
+            )
             .map(|_| ()),
-    );
+    )?;
 
     demo.say("extract by the job coach (purpose coaching)");
     let coach = vault.principal(&p("coach-omar")?)?;
@@ -161,15 +202,30 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     let out = demo.dir.path().join("extract-hr-bygg.age");
     let sealed = crate::crypto::extract::encrypt_to_recipient_file(&recipient_path, &extract.json)?;
     keyring::write_private_file(&out, &sealed)?;
-    println!("the extract travels as {} (age, to hr-bygg's own key: `age -d -i hr-bygg-identity.txt`)", out.display());
+    println!(
+        "the extract travels as {} (age, to hr-bygg's own key: `age -d -i hr-bygg-identity.txt`)",
+        out.display()
+    );
 
     demo.say("refused: another employer, a wrong purpose, a DPO");
     print!("other-employer-ab: ");
-    show_refusal(vault.extract(&vault.principal(&p("hr-other")?)?, &anna, &recruitment).map(|_| ()));
+    show_refusal(
+        vault
+            .extract(&vault.principal(&p("hr-other")?)?, &anna, &recruitment)
+            .map(|_| ()),
+    )?;
     print!("hr-bygg for `marketing`: ");
-    show_refusal(vault.extract(&employer, &anna, &"marketing".parse()?).map(|_| ()));
+    show_refusal(
+        vault
+            .extract(&employer, &anna, &"marketing".parse()?)
+            .map(|_| ()),
+    )?;
     print!("dpo-sara: ");
-    show_refusal(vault.extract(&vault.principal(&p("dpo-sara")?)?, &anna, &recruitment).map(|_| ()));
+    show_refusal(
+        vault
+            .extract(&vault.principal(&p("dpo-sara")?)?, &anna, &recruitment)
+            .map(|_| ()),
+    )?;
 
     demo.say("explain: why may hr-bygg see which groups?");
     for e in vault.explain(&employer, &anna, &recruitment)? {
@@ -178,15 +234,74 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
 
     demo.say("key rotation: new KEK version, every DEK rewrapped, old version destroyed");
     let rotation = vault.rotate_keys(&unlock, &|_, _| {})?;
-    println!("KEK v{} current, {} DEKs rewrapped, destroyed {:?}", rotation.new_version, rotation.rewrapped, rotation.retired);
+    println!(
+        "KEK v{} current, {} DEKs rewrapped, destroyed {:?}",
+        rotation.new_version, rotation.rewrapped, rotation.retired
+    );
     let again = vault.extract(&employer, &anna, &recruitment)?;
-    println!("still readable after rotation: groups {:?}", again.groups.iter().map(|g| g.as_str()).collect::<Vec<_>>());
+    println!(
+        "still readable after rotation: groups {:?}",
+        again.groups.iter().map(|g| g.as_str()).collect::<Vec<_>>()
+    );
 
     demo.say("erase on request (crypto-shredding)");
     let erased: CandidateId = hidden;
     vault.erase(&caseworker, &erased)?;
     print!("after erasure: ");
-    show_refusal(vault.extract(&caseworker, &erased, &"coaching".parse()?).map(|_| ()));
+    show_refusal(
+        vault
+            .extract(&caseworker, &erased, &"coaching".parse()?)
+            .map(|_| ()),
+    )?;
+
+    demo.say("subject access report (GDPR Art. 15) for the candidate, made by the DPO");
+    let dpo = vault.principal(&p("dpo-sara")?)?;
+    let report = vault.subject_access(&dpo, &anna)?;
+    for line in report.to_text().lines() {
+        println!("  {line}");
+    }
+
+    demo.say("the assignments close; retention crypto-shreds the candidate");
+    vault.close_assignment(&caseworker, &coaching, "coaching completed")?;
+    vault.close_assignment(&caseworker, &matching, "placed in work")?;
+    let settings = crate::settings::Retention::load(&paths.retention_settings())?;
+    let preview = crate::retention::run(&vault, &settings, true, &|_| {})?;
+    println!(
+        "dry run: would erase {} candidate(s) {:?}",
+        preview.total, preview.erased
+    );
+    let run = crate::retention::run(&vault, &settings, false, &|_| {})?;
+    println!(
+        "erased {} candidate(s) {:?}, held {}, failures {}",
+        run.total, run.erased, run.held, run.failures
+    );
+    print!("hr-bygg asks again: ");
+    show_refusal(vault.extract(&employer, &anna, &recruitment).map(|_| ()))?;
+
+    demo.say("proof of erasure a DPO can file, verified offline with the public verifier key");
+    let receipt = vault.erasure_receipt(&dpo, &anna)?;
+    let verifier = crate::audit::note::NoteVerifier::parse(&vault.verifier_key())
+        .map_err(|e| Error::invalid_input(e.to_string()))?;
+    let checkpoint = crate::audit::verify::verify_proof(&receipt.proof, &verifier)?;
+    println!(
+        "erase entry #{} is in the log of {} entries signed by {}",
+        receipt.proof.index, checkpoint.size, checkpoint.origin
+    );
+
+    demo.say("the DPO verifies the whole audit trail (Merkle tree, checkpoints, entry MACs)");
+    let verified = vault.audit_verify(&dpo, Vec::new(), &|_| {})?;
+    println!(
+        "verified {} entries, root {}, {} checkpoint(s), MACs checked: {}",
+        verified.entries,
+        verified.root,
+        verified.checkpoints.len(),
+        verified.macs_checked
+    );
+    let checkpoint = vault.audit_checkpoint()?;
+    println!("latest signed checkpoint (copy it off the machine):");
+    for line in checkpoint.lines() {
+        println!("  {line}");
+    }
 
     vault.close()?;
     if args.keep {
@@ -200,13 +315,24 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
 fn print_groups(extract: &crate::vault::Extract) {
     let groups: Vec<&str> = extract.groups.iter().map(|g| g.as_str()).collect();
     let denied: Vec<&str> = extract.denied_groups.iter().map(|g| g.as_str()).collect();
-    println!("  disclosed: {}   withheld: {}   (audit entry #{})", groups.join(", "), denied.join(", "), extract.audit_index);
+    println!(
+        "  disclosed: {}   withheld: {}   (audit entry #{})",
+        groups.join(", "),
+        denied.join(", "),
+        extract.audit_index
+    );
     println!("  policies: {}", extract.policy_ids.join(", "));
 }
 
-fn show_refusal(result: Result<()>) {
+/// Prints a refusal; an action the demo expects to be refused but that succeeds is a bug.
+fn show_refusal(result: Result<()>) -> Result<()> {
     match result {
-        Ok(()) => println!("  unexpectedly allowed"),
-        Err(e) => println!("  refused: {e} (exit code {})", e.exit_code()),
+        Ok(()) => Err(Error::Conflict(
+            "the demo expected a refusal, but the action was allowed: the policy is not the default".into(),
+        )),
+        Err(e) => {
+            println!("  refused: {e} (exit code {})", e.exit_code());
+            Ok(())
+        }
     }
 }

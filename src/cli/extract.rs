@@ -50,8 +50,10 @@ pub fn run(ctx: &Context, vault: &Vault, args: ExtractArgs) -> Result<ExitCode> 
     match args.out {
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(&extract.json).map_err(|e| Error::io("standard output", e))?;
-            out.write_all(b"\n").map_err(|e| Error::io("standard output", e))?;
+            out.write_all(&extract.json)
+                .map_err(|e| Error::io("standard output", e))?;
+            out.write_all(b"\n")
+                .map_err(|e| Error::io("standard output", e))?;
         }
         Some(path) => {
             let bytes = if args.plaintext {

@@ -31,7 +31,11 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: KeysCommand) -> Result<ExitCode> {
                 &json,
                 &format!(
                     "{}KEK version {} is current; {} DEKs rewrapped; destroyed versions {:?}",
-                    if report.resumed { "resumed an interrupted rotation: " } else { "" },
+                    if report.resumed {
+                        "resumed an interrupted rotation: "
+                    } else {
+                        ""
+                    },
                     report.new_version,
                     report.rewrapped,
                     report.retired
@@ -49,7 +53,9 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: KeysCommand) -> Result<ExitCode> {
                 text.push_str(&format!("  v{version}: {count} DEKs\n"));
             }
             if status.rotation_pending {
-                text.push_str("a rotation was interrupted: run `cvvault keys rotate` to finish it\n");
+                text.push_str(
+                    "a rotation was interrupted: run `cvvault keys rotate` to finish it\n",
+                );
             }
             ctx.print(&json, text.trim_end());
         }

@@ -46,7 +46,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "CVVAULT_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
     /// Folder of the Cedar policy files and settings.
-    #[arg(long, global = true, env = "CVVAULT_POLICY_DIR", default_value = "policy")]
+    #[arg(
+        long,
+        global = true,
+        env = "CVVAULT_POLICY_DIR",
+        default_value = "policy"
+    )]
     pub policy_dir: PathBuf,
     /// The principal to act as (commands that touch candidate data).
     #[arg(long = "as", global = true, env = "CVVAULT_PRINCIPAL")]
@@ -170,21 +175,30 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Extract(args) => with_vault(&ctx, |vault| extract::run(&ctx, vault, args)),
         Command::Policy(cmd) => policy::run(&ctx, cmd),
         Command::Keys(cmd) => with_vault(&ctx, |vault| keys::run(&ctx, vault, cmd)),
-        Command::Audit(audit::AuditCommand::Verify { checkpoints, key: Some(key) }) => {
-            audit::verify_offline(&ctx, &key, &checkpoints)
-        }
-        Command::Audit(audit::AuditCommand::VerifyProof { file, key: Some(key) }) => {
+        Command::Audit(audit::AuditCommand::Verify {
+            checkpoints,
+            key: Some(key),
+        }) => audit::verify_offline(&ctx, &key, &checkpoints),
+        Command::Audit(audit::AuditCommand::VerifyProof {
+            file,
+            key: Some(key),
+        }) => {
             let verifier = crate::audit::note::NoteVerifier::parse(&key)
                 .map_err(|e| Error::invalid_input(format!("--key: {e}")))?;
             let checkpoint = audit::verify_proof_file(&file, &verifier)?;
             ctx.print(
                 &serde_json::json!({"valid": true, "tree_size": checkpoint.size}),
-                &format!("proof valid: the entry is in the log of {} entries signed by {}", checkpoint.size, checkpoint.origin),
+                &format!(
+                    "proof valid: the entry is in the log of {} entries signed by {}",
+                    checkpoint.size, checkpoint.origin
+                ),
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(cmd) => with_vault(&ctx, |vault| audit::run(&ctx, vault, cmd)),
-        Command::SubjectAccess { id } => with_vault(&ctx, |vault| audit::run_subject_access(&ctx, vault, &id)),
+        Command::SubjectAccess { id } => {
+            with_vault(&ctx, |vault| audit::run_subject_access(&ctx, vault, &id))
+        }
         Command::Retention(cmd) => with_vault(&ctx, |vault| retention::run(&ctx, vault, cmd)),
         Command::Hold(cmd) => with_vault(&ctx, |vault| audit::run_hold(&ctx, vault, cmd)),
         Command::Token(cmd) => with_vault(&ctx, |vault| token::run(&ctx, vault, cmd)),

@@ -34,7 +34,10 @@ pub fn run(ctx: &Context, cmd: PolicyCommand) -> Result<ExitCode> {
             let hash = hex::encode(engine.policy_hash());
             ctx.print(
                 &serde_json::json!({"valid": true, "policy_hash": format!("sha256:{hash}")}),
-                &format!("policy in {} is valid (sha256:{hash})", ctx.paths.policy_dir.display()),
+                &format!(
+                    "policy in {} is valid (sha256:{hash})",
+                    ctx.paths.policy_dir.display()
+                ),
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -47,7 +50,9 @@ pub fn run(ctx: &Context, cmd: PolicyCommand) -> Result<ExitCode> {
             let closed = vault.close();
             let explanation = explanation?;
             closed?;
-            let json = serde_json::to_value(&explanation).map_err(|_| Error::Corrupt { what: "an explanation could not be encoded" })?;
+            let json = serde_json::to_value(&explanation).map_err(|_| Error::Corrupt {
+                what: "an explanation could not be encoded",
+            })?;
             let text: Vec<String> = explanation.iter().map(|e| e.sentence.clone()).collect();
             ctx.print(&json, &text.join("\n"));
             Ok(ExitCode::SUCCESS)

@@ -43,7 +43,12 @@ pub enum PrincipalCommand {
 
 pub fn run(ctx: &Context, vault: &Vault, cmd: PrincipalCommand) -> Result<ExitCode> {
     match cmd {
-        PrincipalCommand::Add { id, role, org, candidate } => {
+        PrincipalCommand::Add {
+            id,
+            role,
+            org,
+            candidate,
+        } => {
             let id: PrincipalId = id.parse()?;
             let role: Role = role.parse()?;
             let org: OrgId = org.parse()?;
@@ -62,19 +67,33 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: PrincipalCommand) -> Result<ExitCo
                 .collect();
             let text: Vec<String> = list
                 .iter()
-                .map(|p| format!("{:<24} {:<11} {:<20}{}", p.principal_id, p.role, p.org_id, if p.disabled { " (disabled)" } else { "" }))
+                .map(|p| {
+                    format!(
+                        "{:<24} {:<11} {:<20}{}",
+                        p.principal_id,
+                        p.role,
+                        p.org_id,
+                        if p.disabled { " (disabled)" } else { "" }
+                    )
+                })
                 .collect();
             ctx.print(&serde_json::Value::Array(json), &text.join("\n"));
         }
         PrincipalCommand::Disable { id } => {
             let id: PrincipalId = id.parse()?;
             vault.set_principal_disabled(&id, true)?;
-            ctx.print(&serde_json::json!({"disabled": id}), &format!("disabled {id}"));
+            ctx.print(
+                &serde_json::json!({"disabled": id}),
+                &format!("disabled {id}"),
+            );
         }
         PrincipalCommand::Enable { id } => {
             let id: PrincipalId = id.parse()?;
             vault.set_principal_disabled(&id, false)?;
-            ctx.print(&serde_json::json!({"enabled": id}), &format!("enabled {id}"));
+            ctx.print(
+                &serde_json::json!({"enabled": id}),
+                &format!("enabled {id}"),
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

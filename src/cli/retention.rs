@@ -28,18 +28,30 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: RetentionCommand) -> Result<ExitCo
     let report = crate::retention::run(vault, &settings, dry_run, &|n| bar.set_position(n))?;
     bar.finish_and_clear();
     let json = serde_json::to_value(&report).unwrap_or_default();
-    let per_rule: Vec<String> = report.erased.iter().map(|(rule, n)| format!("{rule}: {n}")).collect();
+    let per_rule: Vec<String> = report
+        .erased
+        .iter()
+        .map(|(rule, n)| format!("{rule}: {n}"))
+        .collect();
     ctx.print(
         &json,
         &format!(
             "{} {} candidate(s){}; held {}; failures {}; {} ms",
             if dry_run { "would erase" } else { "erased" },
             report.total,
-            if per_rule.is_empty() { String::new() } else { format!(" ({})", per_rule.join(", ")) },
+            if per_rule.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", per_rule.join(", "))
+            },
             report.held,
             report.failures,
             report.duration_ms
         ),
     );
-    Ok(if report.failures > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.failures > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -48,21 +48,29 @@ fn aead_key(key: &[u8; 32]) -> Result<LessSafeKey> {
 /// `nonce || AES-256-GCM(key, nonce, aad, plaintext) || tag` with a random 96-bit nonce.
 fn seal(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new().fill(&mut nonce).map_err(|_| Error::Corrupt {
-        what: "the operating system's random number generator failed",
-    })?;
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| Error::Corrupt {
+            what: "the operating system's random number generator failed",
+        })?;
     let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
     let mut body = out.split_off(NONCE_LEN);
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
-        .map_err(|_| Error::DecryptionFailed)?;
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut body,
+    )
+    .map_err(|_| Error::DecryptionFailed)?;
     out.extend_from_slice(&body);
     Ok(out)
 }
 
 fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let (nonce, body) = sealed.split_at_checked(NONCE_LEN).ok_or(Error::DecryptionFailed)?;
+    let (nonce, body) = sealed
+        .split_at_checked(NONCE_LEN)
+        .ok_or(Error::DecryptionFailed)?;
     let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::DecryptionFailed)?;
     let mut buffer = Zeroizing::new(body.to_vec());
     let plaintext_len = key
@@ -83,20 +91,29 @@ fn field_aad(candidate_id: &CandidateId, group: FieldGroup, record_version: u32)
 }
 
 fn dek_aad(kek_version: u32, candidate_id: &CandidateId) -> Vec<u8> {
-    frame(&[b"cvvault/dek/v1", &kek_version.to_be_bytes(), candidate_id.as_bytes()])
+    frame(&[
+        b"cvvault/dek/v1",
+        &kek_version.to_be_bytes(),
+        candidate_id.as_bytes(),
+    ])
 }
 
 fn commitment(dek: &[u8; 32], candidate_id: &CandidateId) -> Vec<u8> {
     let key = hmac::Key::new(hmac::HMAC_SHA256, dek);
-    hmac::sign(&key, &frame(&[b"cvvault/commit/v1", candidate_id.as_bytes()]))
-        .as_ref()
-        .to_vec()
+    hmac::sign(
+        &key,
+        &frame(&[b"cvvault/commit/v1", candidate_id.as_bytes()]),
+    )
+    .as_ref()
+    .to_vec()
 }
 
 impl Dek {
     /// A fresh random 256-bit data key.
     pub fn generate() -> Result<Dek> {
-        Ok(Dek { key: random_secret()? })
+        Ok(Dek {
+            key: random_secret()?,
+        })
     }
 
     /// Wraps this DEK under the keyring's current KEK.
@@ -114,7 +131,11 @@ impl Dek {
         let kek = keyring.kek(kek_version).ok_or(Error::Corrupt {
             what: "the keyring does not hold the KEK version asked for",
         })?;
-        let wrapped = seal(&aead_key(&kek.key)?, &dek_aad(kek_version, candidate_id), self.key.as_ref())?;
+        let wrapped = seal(
+            &aead_key(&kek.key)?,
+            &dek_aad(kek_version, candidate_id),
+            self.key.as_ref(),
+        )?;
         Ok(WrappedDek {
             kek_version,
             wrapped,
@@ -123,9 +144,19 @@ impl Dek {
     }
 
     /// Unwraps a stored DEK and checks its key commitment.
-    pub fn unwrap(keyring: &Keyring, candidate_id: &CandidateId, stored: &WrappedDek) -> Result<Dek> {
-        let kek = keyring.kek(stored.kek_version).ok_or(Error::DecryptionFailed)?;
-        let plain = open(&aead_key(&kek.key)?, &dek_aad(stored.kek_version, candidate_id), &stored.wrapped)?;
+    pub fn unwrap(
+        keyring: &Keyring,
+        candidate_id: &CandidateId,
+        stored: &WrappedDek,
+    ) -> Result<Dek> {
+        let kek = keyring
+            .kek(stored.kek_version)
+            .ok_or(Error::DecryptionFailed)?;
+        let plain = open(
+            &aead_key(&kek.key)?,
+            &dek_aad(stored.kek_version, candidate_id),
+            &stored.wrapped,
+        )?;
         let mut key = Zeroizing::new([0u8; 32]);
         if plain.len() != key.len() {
             return Err(Error::DecryptionFailed);
@@ -158,13 +189,31 @@ pub struct GroupCipher {
 
 impl GroupCipher {
     /// Seals one group's serialized JSON.
-    pub fn seal(&self, group: FieldGroup, record_version: u32, plaintext: &[u8]) -> Result<Vec<u8>> {
-        seal(&self.key, &field_aad(&self.candidate_id, group, record_version), plaintext)
+    pub fn seal(
+        &self,
+        group: FieldGroup,
+        record_version: u32,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        seal(
+            &self.key,
+            &field_aad(&self.candidate_id, group, record_version),
+            plaintext,
+        )
     }
 
     /// Opens one group; any change to the ciphertext, or its place, fails.
-    pub fn open(&self, group: FieldGroup, record_version: u32, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        open(&self.key, &field_aad(&self.candidate_id, group, record_version), sealed)
+    pub fn open(
+        &self,
+        group: FieldGroup,
+        record_version: u32,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        open(
+            &self.key,
+            &field_aad(&self.candidate_id, group, record_version),
+            sealed,
+        )
     }
 }
 
@@ -185,12 +234,18 @@ mod tests {
     fn every_group_round_trips() {
         let (ring, id, dek, wrapped) = fixture();
         let cipher = dek.cipher(id).unwrap();
-        let reopened = Dek::unwrap(&ring, &id, &wrapped).unwrap().cipher(id).unwrap();
+        let reopened = Dek::unwrap(&ring, &id, &wrapped)
+            .unwrap()
+            .cipher(id)
+            .unwrap();
         for group in FieldGroup::ALL {
             let text = format!("{{\"group\":\"{group}\"}}");
             let sealed = cipher.seal(group, 1, text.as_bytes()).unwrap();
             assert_eq!(sealed.len(), text.len() + SEAL_OVERHEAD);
-            assert_eq!(&reopened.open(group, 1, &sealed).unwrap()[..], text.as_bytes());
+            assert_eq!(
+                &reopened.open(group, 1, &sealed).unwrap()[..],
+                text.as_bytes()
+            );
         }
     }
 
@@ -199,17 +254,29 @@ mod tests {
         let (_, id, dek, _) = fixture();
         let cipher = dek.cipher(id).unwrap();
         let sealed = cipher.seal(FieldGroup::Special, 1, b"secret").unwrap();
-        assert!(matches!(cipher.open(FieldGroup::Professional, 1, &sealed), Err(Error::DecryptionFailed)));
-        assert!(matches!(cipher.open(FieldGroup::Special, 2, &sealed), Err(Error::DecryptionFailed)));
+        assert!(matches!(
+            cipher.open(FieldGroup::Professional, 1, &sealed),
+            Err(Error::DecryptionFailed)
+        ));
+        assert!(matches!(
+            cipher.open(FieldGroup::Special, 2, &sealed),
+            Err(Error::DecryptionFailed)
+        ));
         let other = dek.cipher(CandidateId::random()).unwrap();
-        assert!(matches!(other.open(FieldGroup::Special, 1, &sealed), Err(Error::DecryptionFailed)));
+        assert!(matches!(
+            other.open(FieldGroup::Special, 1, &sealed),
+            Err(Error::DecryptionFailed)
+        ));
     }
 
     #[test]
     fn a_wrapped_dek_moved_to_another_candidate_or_version_fails() {
         let (ring, id, _, wrapped) = fixture();
         assert!(Dek::unwrap(&ring, &CandidateId::random(), &wrapped).is_err());
-        let relabelled = WrappedDek { kek_version: 2, ..wrapped.clone() };
+        let relabelled = WrappedDek {
+            kek_version: 2,
+            ..wrapped.clone()
+        };
         assert!(Dek::unwrap(&ring, &id, &relabelled).is_err());
     }
 
@@ -217,7 +284,10 @@ mod tests {
     fn a_forged_commitment_is_refused() {
         let (ring, id, _, mut wrapped) = fixture();
         wrapped.commitment = vec![0u8; 32];
-        assert!(matches!(Dek::unwrap(&ring, &id, &wrapped), Err(Error::DecryptionFailed)));
+        assert!(matches!(
+            Dek::unwrap(&ring, &id, &wrapped),
+            Err(Error::DecryptionFailed)
+        ));
     }
 
     proptest! {

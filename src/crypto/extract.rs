@@ -20,8 +20,9 @@ pub fn encrypt_to_recipient_file(recipient_file: &Path, plaintext: &[u8]) -> Res
 
 /// Encrypts `plaintext` to the given recipients.
 pub fn encrypt_to(recipients: &[age::x25519::Recipient], plaintext: &[u8]) -> Result<Vec<u8>> {
-    let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-        .map_err(|_| Error::invalid_input("an extract needs at least one age recipient"))?;
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|_| Error::invalid_input("an extract needs at least one age recipient"))?;
     let mut out = Vec::with_capacity(plaintext.len() + 256);
     let io_err = |e| Error::io("extract", e);
     let mut writer = encryptor.wrap_output(&mut out).map_err(io_err)?;

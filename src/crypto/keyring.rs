@@ -97,13 +97,17 @@ impl Keyring {
     /// A new keyring: KEK version 1, a fresh audit key and a fresh Ed25519 signing key.
     pub fn generate() -> Result<Keyring> {
         let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| {
-            Error::Corrupt {
+        let pkcs8 =
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| Error::Corrupt {
                 what: "the operating system's random number generator failed",
-            }
-        })?;
+            })?;
         let mut keks = BTreeMap::new();
-        keks.insert(1, Kek { key: random_secret()? });
+        keks.insert(
+            1,
+            Kek {
+                key: random_secret()?,
+            },
+        );
         Ok(Keyring {
             keks,
             current: 1,
@@ -142,7 +146,12 @@ impl Keyring {
         let next = self.current.checked_add(1).ok_or(Error::Corrupt {
             what: "KEK version counter exhausted",
         })?;
-        self.keks.insert(next, Kek { key: random_secret()? });
+        self.keks.insert(
+            next,
+            Kek {
+                key: random_secret()?,
+            },
+        );
         self.current = next;
         Ok(next)
     }
@@ -150,7 +159,12 @@ impl Keyring {
     /// Destroys every KEK version but the current one.
     pub fn retire_old(&mut self) -> Vec<u32> {
         let current = self.current;
-        let old: Vec<u32> = self.keks.keys().copied().filter(|v| *v != current).collect();
+        let old: Vec<u32> = self
+            .keks
+            .keys()
+            .copied()
+            .filter(|v| *v != current)
+            .collect();
         self.keks.retain(|v, _| *v == current);
         old
     }
@@ -183,14 +197,19 @@ impl Keyring {
             path: path.to_path_buf(),
             reason,
         };
-        let doc: KeyringDocument =
-            serde_json::from_slice(bytes).map_err(|_| corrupt("its contents are not a cvvault keyring"))?;
+        let doc: KeyringDocument = serde_json::from_slice(bytes)
+            .map_err(|_| corrupt("its contents are not a cvvault keyring"))?;
         if doc.format != FORMAT {
             return Err(corrupt("unknown keyring format version"));
         }
         let mut keks = BTreeMap::new();
         for kek in &doc.keks {
-            keks.insert(kek.version, Kek { key: decode_key(&kek.key, "a KEK is not 32 hex bytes", path)? });
+            keks.insert(
+                kek.version,
+                Kek {
+                    key: decode_key(&kek.key, "a KEK is not 32 hex bytes", path)?,
+                },
+            );
         }
         if !keks.contains_key(&doc.current_kek) {
             return Err(corrupt("the current KEK version is missing"));
@@ -204,7 +223,11 @@ impl Keyring {
         Ok(Keyring {
             keks,
             current: doc.current_kek,
-            audit_key: decode_key(&doc.audit_hmac_key, "the audit key is not 32 hex bytes", path)?,
+            audit_key: decode_key(
+                &doc.audit_hmac_key,
+                "the audit key is not 32 hex bytes",
+                path,
+            )?,
             signing_pkcs8: signing,
         })
     }
@@ -214,7 +237,9 @@ impl Keyring {
         let encryptor = match protection {
             Protection::Recipients(recipients) => {
                 age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-                    .map_err(|_| Error::invalid_input("the keyring needs at least one age recipient"))?
+                    .map_err(|_| {
+                        Error::invalid_input("the keyring needs at least one age recipient")
+                    })?
             }
             Protection::Passphrase(pass) => age::Encryptor::with_user_passphrase(pass.clone()),
         };
@@ -243,8 +268,8 @@ impl Keyring {
             path: path.to_path_buf(),
             reason,
         };
-        let decryptor =
-            age::Decryptor::new_buffered(&sealed[..]).map_err(|_| corrupt("it is not an age file"))?;
+        let decryptor = age::Decryptor::new_buffered(&sealed[..])
+            .map_err(|_| corrupt("it is not an age file"))?;
         let is_scrypt = decryptor.is_scrypt();
         let reader = match unlock {
             Unlock::Passphrase(pass) => {
@@ -276,11 +301,10 @@ impl Keyring {
                 decryptor
                     .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
                     .map_err(|e| match e {
-                        age::DecryptError::NoMatchingKeys | age::DecryptError::KeyDecryptionFailed => {
-                            Error::WrongIdentity {
-                                path: identity_path.clone(),
-                            }
-                        }
+                        age::DecryptError::NoMatchingKeys
+                        | age::DecryptError::KeyDecryptionFailed => Error::WrongIdentity {
+                            path: identity_path.clone(),
+                        },
                         _ => corrupt("its age header is damaged"),
                     })?
             }
@@ -306,6 +330,26 @@ pub fn read_identities(path: &Path) -> Result<Vec<Box<dyn age::Identity>>> {
         return Err(missing());
     }
     Ok(identities)
+}
+
+/// The recipients of the X25519 identities in an identity file (to encrypt the keyring to
+/// an identity the operator already has). The file's text stays in wiped memory.
+pub fn identity_recipients(path: &Path) -> Result<Vec<age::x25519::Recipient>> {
+    let missing = || Error::IdentityMissing {
+        path: path.to_path_buf(),
+    };
+    let text = Zeroizing::new(fs::read_to_string(path).map_err(|_| missing())?);
+    let recipients: Vec<age::x25519::Recipient> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| age::x25519::Identity::from_str(l).ok())
+        .map(|identity| identity.to_public())
+        .collect();
+    if recipients.is_empty() {
+        return Err(missing());
+    }
+    Ok(recipients)
 }
 
 /// Parses an `age1...` recipient string.
@@ -401,16 +445,31 @@ mod tests {
         let other_path = dir.path().join("other.txt");
         write_private_file(&other_path, other.as_bytes()).unwrap();
         let path = dir.path().join("keyring.age");
-        let sealed = Keyring::generate().unwrap().seal(&Protection::Recipients(vec![recipient])).unwrap();
+        let sealed = Keyring::generate()
+            .unwrap()
+            .seal(&Protection::Recipients(vec![recipient]))
+            .unwrap();
         write_private_file(&path, &sealed).unwrap();
-        let wrong = Keyring::open(&path, &Unlock::Identity(other_path)).err().unwrap();
+        let wrong = Keyring::open(&path, &Unlock::Identity(other_path))
+            .err()
+            .unwrap();
         assert!(matches!(wrong, Error::WrongIdentity { .. }));
-        let missing = Keyring::open(&path, &Unlock::Identity(dir.path().join("nope"))).err().unwrap();
+        let missing = Keyring::open(&path, &Unlock::Identity(dir.path().join("nope")))
+            .err()
+            .unwrap();
         assert!(matches!(missing, Error::IdentityMissing { .. }));
-        let no_ring = Keyring::open(&dir.path().join("none.age"), &Unlock::Identity(dir.path().join("x")));
-        assert!(matches!(no_ring.err().unwrap(), Error::KeyringMissing { .. }));
+        let no_ring = Keyring::open(
+            &dir.path().join("none.age"),
+            &Unlock::Identity(dir.path().join("x")),
+        );
+        assert!(matches!(
+            no_ring.err().unwrap(),
+            Error::KeyringMissing { .. }
+        ));
         fs::write(&path, b"garbage").unwrap();
-        let corrupt = Keyring::open(&path, &Unlock::Identity(dir.path().join("x"))).err().unwrap();
+        let corrupt = Keyring::open(&path, &Unlock::Identity(dir.path().join("x")))
+            .err()
+            .unwrap();
         assert!(matches!(corrupt, Error::KeyringCorrupt { .. }));
     }
 

@@ -263,6 +263,15 @@ impl Profile {
     /// result is validated.
     pub fn from_document(bytes: &[u8]) -> Result<Profile> {
         check_document_size(bytes)?;
+        // Fast path for the common case, a valid cvvault profile: one plain parse. A JSON
+        // Resume document fails it (its `basics` is an unknown field), and so does every
+        // malformed one; those take the slower paths below, which also explain errors.
+        if let Ok(profile) = serde_json::from_slice::<Profile>(bytes) {
+            if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                profile.validate()?;
+                return Ok(profile);
+            }
+        }
         if is_json_resume(bytes) {
             json_resume::parse(bytes)
         } else {

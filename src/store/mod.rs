@@ -34,6 +34,14 @@ const MAX_IDLE_READERS: usize = 256;
 /// - `secure_delete=ON`: erased rows are overwritten, not left in free pages.
 /// - Never `journal_mode=PERSIST`, which would keep old pages in the journal.
 pub fn open_connection(path: &Path, create: bool) -> Result<Connection> {
+    open_connection_with(path, create, None)
+}
+
+/// Page size of a new database: a sealed profile of about 4 KiB then fits in one page
+/// with its row header instead of spilling into an overflow page.
+const PAGE_SIZE: u32 = 8192;
+
+fn open_connection_with(path: &Path, create: bool, page_size: Option<u32>) -> Result<Connection> {
     if !create && !path.exists() {
         return Err(Error::DatabaseMissing {
             path: path.to_path_buf(),
@@ -45,6 +53,10 @@ pub fn open_connection(path: &Path, create: bool) -> Result<Connection> {
     }
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    if let Some(size) = page_size {
+        // Only takes effect on a new, empty database, before WAL is switched on.
+        conn.pragma_update(None, "page_size", size)?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
@@ -64,7 +76,7 @@ pub fn create(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let mut conn = open_connection(path, true)?;
+    let mut conn = open_connection_with(path, true, Some(PAGE_SIZE))?;
     migrate(&mut conn)
 }
 
@@ -146,7 +158,11 @@ impl Writer {
             (ok, completion)
         });
         let guard = self.sender.lock().map_err(|_| stopped())?;
-        guard.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())?;
+        guard
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(job)
+            .map_err(|_| stopped())?;
         Ok(receiver)
     }
 
@@ -200,7 +216,12 @@ fn stopped() -> Error {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut audit: Appender, receiver: mpsc::Receiver<Job>, path: PathBuf) {
+fn writer_loop(
+    mut conn: Connection,
+    mut audit: Appender,
+    receiver: mpsc::Receiver<Job>,
+    path: PathBuf,
+) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -226,7 +247,11 @@ fn writer_loop(mut conn: Connection, mut audit: Appender, receiver: mpsc::Receiv
     }
 }
 
-fn run_group(conn: &mut Connection, audit: &mut Appender, batch: Vec<Job>) -> (Vec<Completion>, Result<()>) {
+fn run_group(
+    conn: &mut Connection,
+    audit: &mut Appender,
+    batch: Vec<Job>,
+) -> (Vec<Completion>, Result<()>) {
     let mut completions = Vec::with_capacity(batch.len());
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -258,14 +283,20 @@ fn run_group(conn: &mut Connection, audit: &mut Appender, batch: Vec<Job>) -> (V
             conn: &savepoint,
             audit,
         }));
-        let released = if ok { savepoint.commit().is_ok() } else { false };
+        let released = if ok {
+            savepoint.commit().is_ok()
+        } else {
+            false
+        };
         if !released {
             // Dropping an uncommitted savepoint rolls it back; the appender follows.
             audit.restore(snapshot);
         }
         completions.push(completion);
     }
-    let result = audit.persist(&tx).and_then(|()| tx.commit().map_err(Error::from));
+    let result = audit
+        .persist(&tx)
+        .and_then(|()| tx.commit().map_err(Error::from));
     (completions, result)
 }
 

@@ -52,7 +52,13 @@ fn version_u32(v: i64) -> Result<u32> {
 }
 
 /// Inserts a new candidate: keys row and sealed row.
-pub fn insert_candidate(conn: &Connection, id: &CandidateId, created_at: i64, dek: &WrappedDek, sealed: &SealedProfile) -> Result<()> {
+pub fn insert_candidate(
+    conn: &Connection,
+    id: &CandidateId,
+    created_at: i64,
+    dek: &WrappedDek,
+    sealed: &SealedProfile,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO candidates (candidate_id, created_at, kek_version, wrapped_dek, dek_commitment, idle_since)
          VALUES (?1, ?2, ?3, ?4, ?5, ?2)",
@@ -69,16 +75,23 @@ pub fn insert_candidate(conn: &Connection, id: &CandidateId, created_at: i64, de
 
 /// The keys row of a candidate, or `None` when there is no such candidate.
 pub fn candidate_keys(conn: &Connection, id: &CandidateId) -> Result<Option<CandidateKeys>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT kek_version, wrapped_dek, dek_commitment, open_assignments, legal_hold, created_at
+    conn.prepare_cached(
+        "SELECT kek_version, wrapped_dek, dek_commitment, open_assignments, legal_hold, created_at
              FROM candidates WHERE candidate_id = ?1",
-        )?
-        .query_row(params![&id.as_bytes()[..]], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?, r.get(5)?))
-        })
-        .optional()?
-        .map(|(v, wrapped, commitment, open, hold, created)| -> Result<CandidateKeys> {
+    )?
+    .query_row(params![&id.as_bytes()[..]], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get::<_, i64>(4)?,
+            r.get(5)?,
+        ))
+    })
+    .optional()?
+    .map(
+        |(v, wrapped, commitment, open, hold, created)| -> Result<CandidateKeys> {
             Ok(CandidateKeys {
                 dek: WrappedDek {
                     kek_version: version_u32(v)?,
@@ -89,8 +102,9 @@ pub fn candidate_keys(conn: &Connection, id: &CandidateId) -> Result<Option<Cand
                 legal_hold: hold != 0,
                 created_at: created,
             })
-        })
-        .transpose()?)
+        },
+    )
+    .transpose()
 }
 
 /// The sealed groups of a candidate.
@@ -100,20 +114,32 @@ pub fn sealed_profile(conn: &Connection, id: &CandidateId) -> Result<Option<Seal
          FROM sealed_profiles WHERE candidate_id = ?1",
     )?
     .query_row(params![&id.as_bytes()[..]], |r| {
-        Ok((r.get::<_, i64>(0)?, [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?]))
+        Ok((
+            r.get::<_, i64>(0)?,
+            [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?],
+        ))
     })
     .optional()?
-    .map(|(v, groups)| Ok(SealedProfile { record_version: version_u32(v)?, groups }))
+    .map(|(v, groups)| {
+        Ok(SealedProfile {
+            record_version: version_u32(v)?,
+            groups,
+        })
+    })
     .transpose()
 }
 
 /// Only the sealed `control` group (what policy needs), without reading the large groups.
 pub fn sealed_control(conn: &Connection, id: &CandidateId) -> Result<Option<(u32, Vec<u8>)>> {
-    conn.prepare_cached("SELECT record_version, control FROM sealed_profiles WHERE candidate_id = ?1")?
-        .query_row(params![&id.as_bytes()[..]], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))
-        .optional()?
-        .map(|(v, c)| Ok((version_u32(v)?, c)))
-        .transpose()
+    conn.prepare_cached(
+        "SELECT record_version, control FROM sealed_profiles WHERE candidate_id = ?1",
+    )?
+    .query_row(params![&id.as_bytes()[..]], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get(1)?))
+    })
+    .optional()?
+    .map(|(v, c)| Ok((version_u32(v)?, c)))
+    .transpose()
 }
 
 /// Deletes a candidate, its sealed groups and its assignments. Returns whether it existed.
@@ -131,9 +157,16 @@ pub fn candidate_count(conn: &Connection) -> Result<u64> {
 }
 
 /// Places or releases a legal hold. Returns whether the candidate exists.
-pub fn set_legal_hold(conn: &Connection, id: &CandidateId, hold: bool, reason: Option<&str>) -> Result<bool> {
+pub fn set_legal_hold(
+    conn: &Connection,
+    id: &CandidateId,
+    hold: bool,
+    reason: Option<&str>,
+) -> Result<bool> {
     let n = conn
-        .prepare_cached("UPDATE candidates SET legal_hold = ?2, legal_hold_reason = ?3 WHERE candidate_id = ?1")?
+        .prepare_cached(
+            "UPDATE candidates SET legal_hold = ?2, legal_hold_reason = ?3 WHERE candidate_id = ?1",
+        )?
         .execute(params![&id.as_bytes()[..], hold, reason])?;
     Ok(n > 0)
 }
@@ -153,11 +186,14 @@ pub struct PrincipalRow {
     pub disabled: bool,
 }
 
-fn principal_from_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, Option<Vec<u8>>, i64)> {
+/// A principal row as read: id, role, org, subject candidate, disabled.
+type RawPrincipal = (String, String, String, Option<Vec<u8>>, i64);
+
+fn principal_from_row(r: &Row<'_>) -> rusqlite::Result<RawPrincipal> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn parse_principal(raw: (String, String, String, Option<Vec<u8>>, i64)) -> Result<PrincipalRow> {
+fn parse_principal(raw: RawPrincipal) -> Result<PrincipalRow> {
     let (id, role, org, subject, disabled) = raw;
     Ok(PrincipalRow {
         principal_id: id.parse()?,
@@ -244,10 +280,28 @@ pub struct AssignmentRow {
     pub close_reason: Option<String>,
 }
 
-type RawAssignment = (Vec<u8>, Vec<u8>, String, String, String, i64, Option<i64>, Option<String>);
+type RawAssignment = (
+    Vec<u8>,
+    Vec<u8>,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
 
 fn assignment_from_row(r: &Row<'_>) -> rusqlite::Result<RawAssignment> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
 }
 
 fn parse_assignment(raw: RawAssignment) -> Result<AssignmentRow> {
@@ -292,15 +346,24 @@ pub fn insert_assignment(conn: &Connection, a: &AssignmentRow, opened_by: &str) 
 
 /// One assignment.
 pub fn assignment(conn: &Connection, id: &AssignmentId) -> Result<Option<AssignmentRow>> {
-    conn.prepare_cached(&format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE assignment_id = ?1"))?
-        .query_row(params![&id.as_bytes()[..]], assignment_from_row)
-        .optional()?
-        .map(parse_assignment)
-        .transpose()
+    conn.prepare_cached(&format!(
+        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE assignment_id = ?1"
+    ))?
+    .query_row(params![&id.as_bytes()[..]], assignment_from_row)
+    .optional()?
+    .map(parse_assignment)
+    .transpose()
 }
 
 /// Closes an open assignment; when it was the last open one, the candidate becomes idle.
-pub fn close_assignment(conn: &Connection, id: &AssignmentId, candidate: &CandidateId, now: i64, by: &str, reason: &str) -> Result<()> {
+pub fn close_assignment(
+    conn: &Connection,
+    id: &AssignmentId,
+    candidate: &CandidateId,
+    now: i64,
+    by: &str,
+    reason: &str,
+) -> Result<()> {
     conn.prepare_cached(
         "UPDATE assignments SET closed_at = ?2, closed_by = ?3, close_reason = ?4
          WHERE assignment_id = ?1 AND closed_at IS NULL",
@@ -347,7 +410,11 @@ pub fn open_orgs(conn: &Connection, candidate: &CandidateId) -> Result<(Vec<OrgI
 /// Reads a `vault_meta` value.
 pub fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
-        .query_row("SELECT value FROM vault_meta WHERE key = ?1", params![key], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM vault_meta WHERE key = ?1",
+            params![key],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 

@@ -21,7 +21,6 @@ CREATE TABLE candidates (
     -- The DPO's stated legal ground (a case reference, never personal details).
     legal_hold_reason TEXT
 ) WITHOUT ROWID;
-CREATE INDEX candidates_by_kek ON candidates (kek_version);
 CREATE INDEX candidates_by_idle ON candidates (idle_since) WHERE idle_since IS NOT NULL;
 CREATE INDEX candidates_by_age ON candidates (created_at);
 

@@ -7,7 +7,7 @@ use crate::audit::log::Record;
 use crate::error::{Error, Result};
 use crate::ids::{AssignmentId, CandidateId, OrgId};
 use crate::model::{AssignmentKind, Purpose};
-use crate::policy::{Action, PrincipalFacts, Request, Resource};
+use crate::policy::{Action, PrincipalFacts, Request};
 use crate::store::rows::{self, AssignmentRow};
 
 /// What opening an assignment needs.
@@ -25,7 +25,11 @@ pub struct OpenAssignment {
 impl Vault {
     /// Opens an assignment. Refused for an unknown or erased candidate, an unknown
     /// organisation, and by policy (e.g. matching a protected candidate).
-    pub fn open_assignment(&self, principal: &PrincipalFacts, request: OpenAssignment) -> Result<AssignmentId> {
+    pub fn open_assignment(
+        &self,
+        principal: &PrincipalFacts,
+        request: OpenAssignment,
+    ) -> Result<AssignmentId> {
         let request_id = new_request_id();
         let actor = actor(principal);
         let mut record = Record::new("assignment.open", &actor, Outcome::Deny, &request_id);
@@ -40,21 +44,21 @@ impl Vault {
         })?;
         let Some((facts, _)) = facts else {
             record.note = Some("not-found".into());
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
-            return Err(Error::NotFound { what: "candidate (it may have been erased)" });
+            self.record(record)?;
+            return Err(Error::NotFound {
+                what: "candidate (it may have been erased)",
+            });
         };
-        let decision = self.policy.decide(&Request {
+        let decision = self.policy.decide(&Request::open_assignment(
             principal,
-            action: Action::OpenAssignment,
-            resource: Resource::Candidate(&facts),
-            purpose: Some(&request.purpose),
-            group: None,
-            kind: Some(request.kind),
-            org: Some(&request.org),
-        });
+            &facts,
+            request.kind,
+            &request.purpose,
+            &request.org,
+        ));
         record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(Error::Denied {
                 action: format!("opening a {} assignment for this candidate", request.kind),
                 policy_ids: decision.policy_ids().to_vec(),
@@ -80,7 +84,9 @@ impl Vault {
         let by = principal.principal_id.to_string();
         self.writer.write(move |ctx| {
             if rows::candidate_keys(ctx.conn, &row.candidate_id)?.is_none() {
-                return Err(Error::NotFound { what: "candidate (it may have been erased)" });
+                return Err(Error::NotFound {
+                    what: "candidate (it may have been erased)",
+                });
             }
             let row = AssignmentRow {
                 opened_at: ctx.audit.now(),
@@ -96,7 +102,12 @@ impl Vault {
     }
 
     /// Closes an open assignment. Closing a closed or unknown one is refused.
-    pub fn close_assignment(&self, principal: &PrincipalFacts, assignment_id: &AssignmentId, reason: &str) -> Result<()> {
+    pub fn close_assignment(
+        &self,
+        principal: &PrincipalFacts,
+        assignment_id: &AssignmentId,
+        reason: &str,
+    ) -> Result<()> {
         let reason = reason.trim();
         if reason.is_empty() || reason.len() > 200 {
             return Err(Error::invalid_input(
@@ -105,7 +116,9 @@ impl Vault {
         }
         let request_id = new_request_id();
         let actor = actor(principal);
-        let row = self.readers.read(|conn| rows::assignment(conn, assignment_id))?;
+        let row = self
+            .readers
+            .read(|conn| rows::assignment(conn, assignment_id))?;
         let Some(row) = row else {
             return Err(Error::NotFound { what: "assignment" });
         };
@@ -114,25 +127,23 @@ impl Vault {
                 "assignment {assignment_id} is already closed: nothing to do"
             )));
         }
-        let facts = self.readers.read(|conn| self.candidate_facts(conn, &row.candidate_id))?;
+        let facts = self
+            .readers
+            .read(|conn| self.candidate_facts(conn, &row.candidate_id))?;
         let Some((facts, _)) = facts else {
             return Err(Error::NotFound { what: "candidate" });
         };
-        let decision = self.policy.decide(&Request {
+        let decision = self.policy.decide(&Request::on_candidate(
             principal,
-            action: Action::CloseAssignment,
-            resource: Resource::Candidate(&facts),
-            purpose: None,
-            group: None,
-            kind: Some(row.kind),
-            org: Some(&row.org_id),
-        });
+            Action::CloseAssignment,
+            &facts,
+        ));
         let mut record = Record::new("assignment.close", &actor, Outcome::Deny, &request_id);
         record.candidate = Some(row.candidate_id);
         record.assignment = Some(row.assignment_id);
         record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(Error::Denied {
                 action: "closing this assignment".into(),
                 policy_ids: decision.policy_ids().to_vec(),
@@ -145,10 +156,21 @@ impl Vault {
             // Re-read inside the transaction: a concurrent close must not count twice.
             match rows::assignment(ctx.conn, &id)? {
                 Some(current) if current.closed_at.is_none() => {}
-                Some(_) => return Err(Error::Conflict(format!("assignment {id} is already closed: nothing to do"))),
+                Some(_) => {
+                    return Err(Error::Conflict(format!(
+                        "assignment {id} is already closed: nothing to do"
+                    )))
+                }
                 None => return Err(Error::NotFound { what: "assignment" }),
             }
-            rows::close_assignment(ctx.conn, &id, &row.candidate_id, ctx.audit.now(), &by, &reason)?;
+            rows::close_assignment(
+                ctx.conn,
+                &id,
+                &row.candidate_id,
+                ctx.audit.now(),
+                &by,
+                &reason,
+            )?;
             record.decision = Outcome::Allow;
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })
@@ -156,30 +178,31 @@ impl Vault {
 
     /// Lists a candidate's assignments (for caseworkers and DPOs; decided as `close_assignment`
     /// rights on the candidate, since listing reveals who works with whom).
-    pub fn assignments(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<Vec<AssignmentRow>> {
-        let facts = self.readers.read(|conn| self.candidate_facts(conn, candidate_id))?;
+    pub fn assignments(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+    ) -> Result<Vec<AssignmentRow>> {
+        let facts = self
+            .readers
+            .read(|conn| self.candidate_facts(conn, candidate_id))?;
         let Some((facts, _)) = facts else {
             return Err(Error::NotFound { what: "candidate" });
         };
-        let allowed = [Action::CloseAssignment, Action::SubjectAccess].into_iter().any(|action| {
-            self.policy
-                .decide(&Request {
-                    principal,
-                    action,
-                    resource: Resource::Candidate(&facts),
-                    purpose: None,
-                    group: None,
-                    kind: None,
-                    org: None,
-                })
-                .is_allowed()
-        });
+        let allowed = [Action::CloseAssignment, Action::SubjectAccess]
+            .into_iter()
+            .any(|action| {
+                self.policy
+                    .decide(&Request::on_candidate(principal, action, &facts))
+                    .is_allowed()
+            });
         if !allowed {
             return Err(Error::Denied {
                 action: "listing this candidate's assignments".into(),
                 policy_ids: vec![],
             });
         }
-        self.readers.read(|conn| rows::assignments_of(conn, candidate_id))
+        self.readers
+            .read(|conn| rows::assignments_of(conn, candidate_id))
     }
 }

@@ -64,7 +64,10 @@ impl SubjectAccessReport {
             "Subject access report (GDPR Art. 15) for candidate {}\ngenerated {} at the request of {}\n\n",
             self.candidate_id, self.generated_at, self.requested_by
         );
-        out.push_str(&format!("Categories of data held: {}\n", self.groups_held.join(", ")));
+        out.push_str(&format!(
+            "Categories of data held: {}\n",
+            self.groups_held.join(", ")
+        ));
         if self.legal_hold {
             out.push_str("A legal hold keeps this data beyond the normal retention period.\n");
         }
@@ -79,7 +82,10 @@ impl SubjectAccessReport {
                 a["org"].as_str().unwrap_or("?"),
                 a["purpose"].as_str().unwrap_or("?"),
                 a["opened_at"].as_str().unwrap_or("?"),
-                a["closed_at"].as_str().map(|c| format!("closed {c}")).unwrap_or_else(|| "open".into())
+                a["closed_at"]
+                    .as_str()
+                    .map(|c| format!("closed {c}"))
+                    .unwrap_or_else(|| "open".into())
             ));
         }
         out.push_str(&format!("\nDisclosures ({}):\n", self.disclosures.len()));
@@ -97,9 +103,15 @@ impl SubjectAccessReport {
                 d.groups.join(", ")
             ));
         }
-        out.push_str(&format!("\nRefused requests for this data: {}\n", self.refused_requests));
+        out.push_str(&format!(
+            "\nRefused requests for this data: {}\n",
+            self.refused_requests
+        ));
         if let Some(data) = &self.data {
-            out.push_str(&format!("\nThe data held:\n{}\n", serde_json::to_string_pretty(data).unwrap_or_default()));
+            out.push_str(&format!(
+                "\nThe data held:\n{}\n",
+                serde_json::to_string_pretty(data).unwrap_or_default()
+            ));
         }
         out
     }
@@ -118,6 +130,12 @@ pub struct Receipt {
     pub proof: InclusionProof,
 }
 
+/// Employers and providers get the same "not found" for a candidate they may not act on as
+/// for one that does not exist, so that candidate ids cannot be probed (as `extract` does).
+fn unrelated(principal: &PrincipalFacts) -> bool {
+    matches!(principal.role, Role::Employer | Role::Provider)
+}
+
 impl Vault {
     fn decide_vault(&self, principal: &PrincipalFacts, action: Action) -> crate::policy::Decision {
         self.policy.decide(&Request {
@@ -131,7 +149,12 @@ impl Vault {
         })
     }
 
-    fn decide_candidate(&self, principal: &PrincipalFacts, action: Action, facts: &CandidateFacts) -> crate::policy::Decision {
+    fn decide_candidate(
+        &self,
+        principal: &PrincipalFacts,
+        action: Action,
+        facts: &CandidateFacts,
+    ) -> crate::policy::Decision {
         self.policy.decide(&Request {
             principal,
             action,
@@ -150,11 +173,16 @@ impl Vault {
         let mut record = Record::new(
             action_name,
             &actor(principal),
-            if allowed { Outcome::Allow } else { Outcome::Deny },
+            if allowed {
+                Outcome::Allow
+            } else {
+                Outcome::Deny
+            },
             &new_request_id(),
         );
         record.policy_ids = decision.policy_ids().to_vec();
-        self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+        self.writer
+            .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
         if allowed {
             Ok(())
         } else {
@@ -167,7 +195,12 @@ impl Vault {
 
     /// Verifies the whole trail against the stored checkpoints and `extra` ones kept elsewhere,
     /// checking every entry's MAC with the audit key.
-    pub fn audit_verify(&self, principal: &PrincipalFacts, extra: Vec<CheckpointSource>, progress: &dyn Fn(u64)) -> Result<VerifyReport> {
+    pub fn audit_verify(
+        &self,
+        principal: &PrincipalFacts,
+        extra: Vec<CheckpointSource>,
+        progress: &dyn Fn(u64),
+    ) -> Result<VerifyReport> {
         self.authorize_audit(principal, "audit.verify")?;
         self.sign_checkpoint()?;
         let verifier = self.note_verifier()?;
@@ -201,50 +234,91 @@ impl Vault {
 
     fn prove_unchecked(&self, index: u64) -> Result<InclusionProof> {
         let note = self.audit_checkpoint()?;
-        let checkpoint: Checkpoint = self.note_verifier()?.verify(&note).map_err(|e| Error::AuditTampered(e.to_string()))?;
-        self.readers.read(|conn| verify::prove(conn, index, &note, &checkpoint))
+        let checkpoint: Checkpoint = self
+            .note_verifier()?
+            .verify(&note)
+            .map_err(|e| Error::AuditTampered(e.to_string()))?;
+        self.readers
+            .read(|conn| verify::prove(conn, index, &note, &checkpoint))
     }
 
     /// Writes entries as JSON lines (raw canonical text), optionally within a time window.
-    pub fn audit_export(&self, principal: &PrincipalFacts, since: Option<i64>, until: Option<i64>, out: &mut dyn FnMut(&str) -> Result<()>) -> Result<u64> {
+    pub fn audit_export(
+        &self,
+        principal: &PrincipalFacts,
+        since: Option<i64>,
+        until: Option<i64>,
+        out: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<u64> {
         self.authorize_audit(principal, "audit.export")?;
-        self.readers.read(|conn| verify::export(conn, since, until, &mut *out))
+        self.readers
+            .read(|conn| verify::export(conn, since, until, &mut *out))
     }
 
     /// The entries about one candidate, found through its pseudonym.
-    pub fn audit_search(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<Vec<Entry>> {
+    pub fn audit_search(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+    ) -> Result<Vec<Entry>> {
         self.authorize_audit(principal, "audit.search")?;
         let pseudonym = self.pseudonyms().candidate(candidate_id);
         self.readers.read(|conn| verify::search(conn, &pseudonym))
     }
 
     /// The Art. 15 report. A DPO gets categories and disclosures; the subject also the data.
-    pub fn subject_access(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<SubjectAccessReport> {
+    pub fn subject_access(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+    ) -> Result<SubjectAccessReport> {
         let request_id = new_request_id();
-        let facts = self.readers.read(|conn| self.candidate_facts(conn, candidate_id))?;
-        let mut record = Record::new("subject_access", &actor(principal), Outcome::Deny, &request_id);
+        let facts = self
+            .readers
+            .read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let mut record = Record::new(
+            "subject_access",
+            &actor(principal),
+            Outcome::Deny,
+            &request_id,
+        );
         record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
             record.note = Some("not-found".into());
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.writer
+                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
             return Err(Error::NotFound { what: "candidate" });
         };
         let decision = self.decide_candidate(principal, Action::SubjectAccess, &facts);
         record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
-            return Err(Error::Denied {
-                action: "a subject access report for this candidate".into(),
-                policy_ids: decision.policy_ids().to_vec(),
+            let unrelated = unrelated(principal);
+            if unrelated {
+                record.note = Some("not-found-or-unrelated".into());
+            }
+            self.writer
+                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            return Err(if unrelated {
+                Error::NotFound { what: "candidate" }
+            } else {
+                Error::Denied {
+                    action: "a subject access report for this candidate".into(),
+                    policy_ids: decision.policy_ids().to_vec(),
+                }
             });
         }
         record.decision = Outcome::Allow;
-        self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+        self.writer
+            .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
         let data = if principal.role == Role::Subject {
             let extract = self.extract(principal, candidate_id, &"subject-access".parse()?)?;
-            Some(serde_json::from_slice::<serde_json::Value>(&extract.json).map_err(|_| Error::Corrupt {
-                what: "an extract is not JSON",
-            })?)
+            Some(
+                serde_json::from_slice::<serde_json::Value>(&extract.json).map_err(|_| {
+                    Error::Corrupt {
+                        what: "an extract is not JSON",
+                    }
+                })?,
+            )
         } else {
             None
         };
@@ -268,7 +342,10 @@ impl Vault {
                 groups: e.groups.clone(),
             })
             .collect();
-        let refused = entries.iter().filter(|e| e.action == "extract" && e.decision == Outcome::Deny).count() as u64;
+        let refused = entries
+            .iter()
+            .filter(|e| e.action == "extract" && e.decision == Outcome::Deny)
+            .count() as u64;
         let retention = crate::settings::Retention::load(&self.paths.retention_settings())?;
         Ok(SubjectAccessReport {
             candidate_id: *candidate_id,
@@ -297,18 +374,23 @@ impl Vault {
 
     /// A proof of erasure for an erased candidate: the erase entry, its inclusion proof, a
     /// signed checkpoint.
-    pub fn erasure_receipt(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<Receipt> {
+    pub fn erasure_receipt(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+    ) -> Result<Receipt> {
         self.authorize_audit(principal, "audit.receipt")?;
         let pseudonym = self.pseudonyms().candidate(candidate_id);
         let entries = self.readers.read(|conn| verify::search(conn, &pseudonym))?;
         let erase = entries
             .iter()
             .rev()
-            .find(|e| (e.action == "candidate.erase" || e.action == "retention.erase") && e.decision == Outcome::Allow)
-            .ok_or_else(|| {
-                Error::NotFound {
-                    what: "erasure of this candidate in the audit trail (it has not been erased)",
-                }
+            .find(|e| {
+                (e.action == "candidate.erase" || e.action == "retention.erase")
+                    && e.decision == Outcome::Allow
+            })
+            .ok_or_else(|| Error::NotFound {
+                what: "erasure of this candidate in the audit trail (it has not been erased)",
             })?;
         Ok(Receipt {
             format: "cvvault-erasure-receipt/v1".into(),
@@ -320,28 +402,55 @@ impl Vault {
 
     /// Places or releases a legal hold (a DPO's decision): a held candidate is not erased by
     /// retention until released.
-    pub fn set_hold(&self, principal: &PrincipalFacts, candidate_id: &CandidateId, hold: bool, reason: &str) -> Result<()> {
+    pub fn set_hold(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+        hold: bool,
+        reason: &str,
+    ) -> Result<()> {
         let reason = reason.trim();
         if hold && (reason.is_empty() || reason.len() > 200) {
             return Err(Error::invalid_input(
                 "--reason must be 1 to 200 characters naming the legal ground (e.g. a case number); no personal details",
             ));
         }
-        let action = if hold { Action::PlaceHold } else { Action::ReleaseHold };
+        let action = if hold {
+            Action::PlaceHold
+        } else {
+            Action::ReleaseHold
+        };
         let name = if hold { "hold.place" } else { "hold.release" };
-        let facts = self.readers.read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let facts = self
+            .readers
+            .read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let mut record = Record::new(name, &actor(principal), Outcome::Deny, &new_request_id());
+        record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
+            record.note = Some("not-found".into());
+            self.writer
+                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
             return Err(Error::NotFound { what: "candidate" });
         };
         let decision = self.decide_candidate(principal, action, &facts);
-        let mut record = Record::new(name, &actor(principal), Outcome::Deny, &new_request_id());
-        record.candidate = Some(*candidate_id);
         record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
-            return Err(Error::Denied {
-                action: format!("{} a legal hold", if hold { "placing" } else { "releasing" }),
-                policy_ids: decision.policy_ids().to_vec(),
+            let unrelated = unrelated(principal);
+            if unrelated {
+                record.note = Some("not-found-or-unrelated".into());
+            }
+            self.writer
+                .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            return Err(if unrelated {
+                Error::NotFound { what: "candidate" }
+            } else {
+                Error::Denied {
+                    action: format!(
+                        "{} a legal hold",
+                        if hold { "placing" } else { "releasing" }
+                    ),
+                    policy_ids: decision.policy_ids().to_vec(),
+                }
             });
         }
         record.decision = Outcome::Allow;

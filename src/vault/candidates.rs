@@ -1,7 +1,6 @@
 //! Candidate use cases: register, import, extract, erase.
 
 use std::io::BufRead;
-use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -13,7 +12,7 @@ use crate::crypto::keyring::Keyring;
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
 use crate::model::{FieldGroup, Purpose, Role};
-use crate::policy::{Action, PrincipalFacts, Request, Resource};
+use crate::policy::{Action, PrincipalFacts, Request};
 use crate::profile::Profile;
 use crate::store::rows::{self, SealedProfile, RECORD_VERSION};
 
@@ -41,8 +40,28 @@ pub struct Extract {
 /// How `candidate import` treats bad lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImportMode {
-    /// Validate every line first; import nothing if any line is bad (the default).
+    /// One pass: import every good line, skip and report every bad one (the default).
+    SkipBad,
+    /// Two passes: validate every line first; import nothing if any line is bad.
     AllOrNothing,
+}
+
+/// What to import.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// How bad lines are treated.
+    pub mode: ImportMode,
+    /// Import only these line numbers (from 1), e.g. the lines fixed after a first run.
+    pub only_lines: Option<std::collections::BTreeSet<u64>>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            mode: ImportMode::SkipBad,
+            only_lines: None,
+        }
+    }
 }
 
 /// What an import did.
@@ -50,8 +69,12 @@ pub enum ImportMode {
 pub struct ImportReport {
     /// Candidates registered.
     pub imported: u64,
-    /// Every bad line: (line number from 1, message). Non-empty means nothing was imported.
+    /// Every bad line: (line number from 1, message). In all-or-nothing mode a non-empty
+    /// list means nothing was imported; in skip mode these lines were skipped.
     pub rejected: Vec<(u64, String)>,
+    /// The mode the import ran in.
+    #[serde(skip)]
+    pub mode: Option<ImportMode>,
     /// The ids registered, in file order.
     #[serde(skip)]
     pub ids: Vec<CandidateId>,
@@ -83,22 +106,25 @@ fn seal_profile(keyring: &Keyring, profile: &Profile) -> Result<SealedCandidate>
 }
 
 impl Vault {
-    fn authorize_register(&self, principal: &PrincipalFacts, request_id: &str) -> Result<Vec<String>> {
-        let decision = self.policy.decide(&Request {
-            principal,
-            action: Action::Register,
-            resource: Resource::Vault,
-            purpose: None,
-            group: None,
-            kind: None,
-            org: None,
-        });
+    fn authorize_register(
+        &self,
+        principal: &PrincipalFacts,
+        request_id: &str,
+    ) -> Result<Vec<String>> {
+        let decision = self
+            .policy
+            .decide(&Request::on_vault(principal, Action::Register));
         if decision.is_allowed() {
             return Ok(decision.policy_ids().to_vec());
         }
-        let mut record = Record::new("candidate.register", &actor(principal), Outcome::Deny, request_id);
+        let mut record = Record::new(
+            "candidate.register",
+            &actor(principal),
+            Outcome::Deny,
+            request_id,
+        );
         record.policy_ids = decision.policy_ids().to_vec();
-        self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+        self.record(record)?;
         Err(Error::Denied {
             action: "registering candidates".into(),
             policy_ids: decision.policy_ids().to_vec(),
@@ -134,53 +160,83 @@ impl Vault {
         self.register(principal, &profile)
     }
 
-    /// Imports newline-delimited profiles (cvvault or JSON Resume documents), all or
-    /// nothing: every line is validated first and every bad line reported with its number;
-    /// only a clean file is written, in batches of committed transactions.
-    /// `progress(done, total)` is called as lines are validated and as batches commit.
-    pub fn import<R: BufRead, S: BufRead>(
+    /// Imports newline-delimited profiles (cvvault or JSON Resume documents).
+    ///
+    /// [`ImportMode::SkipBad`] reads the file once: lines are parsed and sealed on every core
+    /// while the previous batch commits; a bad line is skipped and reported with its number
+    /// and JSON path. [`ImportMode::AllOrNothing`] first validates every line (a second
+    /// read, `open` is called twice) and writes nothing if any is bad. Either way the file's
+    /// good lines are committed in batched transactions, each candidate with its audit entry.
+    /// `progress(phase, lines done)` reports as it goes.
+    pub fn import(
         &self,
         principal: &PrincipalFacts,
-        validate_pass: R,
-        write_pass: S,
+        open: &dyn Fn() -> Result<Box<dyn BufRead>>,
+        options: &ImportOptions,
         progress: &dyn Fn(ImportPhase, u64),
     ) -> Result<ImportReport> {
         let request_id = new_request_id();
         let policy_ids = self.authorize_register(principal, &request_id)?;
+        let wanted = |n: u64| {
+            options
+                .only_lines
+                .as_ref()
+                .is_none_or(|set| set.contains(&n))
+        };
 
-        // Pass 1: parse and validate everything; nothing is written.
-        let mut rejected = Vec::new();
-        let mut total = 0u64;
-        for_each_line(validate_pass, |number, line| {
-            total = number;
-            if let Err(e) = Profile::from_document(line).and_then(|p| p.validate()) {
-                rejected.push((number, e.to_string()));
+        if options.mode == ImportMode::AllOrNothing {
+            // Pass 1: parse and validate everything, on every core; nothing is written.
+            let mut rejected = Vec::new();
+            let mut total = 0u64;
+            let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
+            for_each_line(open()?, |number, line| {
+                if wanted(number) {
+                    total += 1;
+                    chunk.push((number, line.to_vec()));
+                    if chunk.len() == IMPORT_BATCH {
+                        rejected.extend(validate_parallel(&chunk)?);
+                        chunk.clear();
+                        progress(ImportPhase::Validate, number);
+                    }
+                }
+                Ok(())
+            })?;
+            rejected.extend(validate_parallel(&chunk)?);
+            if !rejected.is_empty() || total == 0 {
+                if total == 0 {
+                    rejected.push((
+                        0,
+                        "the file holds no profile: one JSON document per line expected".into(),
+                    ));
+                }
+                return Ok(ImportReport {
+                    imported: 0,
+                    rejected,
+                    ids: Vec::new(),
+                    mode: Some(options.mode),
+                });
             }
-            if number % 1024 == 0 {
-                progress(ImportPhase::Validate, number);
-            }
-        })?;
-        progress(ImportPhase::Validate, total);
-        if !rejected.is_empty() || total == 0 {
-            if total == 0 {
-                rejected.push((0, "the file holds no profile: one JSON document per line expected".into()));
-            }
-            return Ok(ImportReport {
-                imported: 0,
-                rejected,
-                ids: Vec::new(),
-            });
         }
 
-        // Pass 2: parse, seal in parallel, write batch n while batch n+1 is sealed.
+        // Seal in parallel; write batch n while batch n+1 is sealed.
         let keyring = self.keyring();
         let actor = actor(principal);
-        let mut ids = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+        let mut ids = Vec::new();
+        let mut rejected = Vec::new();
         let mut pending: Option<std::sync::mpsc::Receiver<Result<()>>> = None;
-        let mut lines: Vec<Vec<u8>> = Vec::with_capacity(IMPORT_BATCH);
+        let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
         let mut imported = 0u64;
-        let mut flush = |lines: &mut Vec<Vec<u8>>, pending: &mut Option<std::sync::mpsc::Receiver<Result<()>>>| -> Result<()> {
-            let batch = seal_parallel(&keyring, lines)?;
+        let mut flush = |lines: &mut Vec<(u64, Vec<u8>)>,
+                         pending: &mut Option<std::sync::mpsc::Receiver<Result<()>>>,
+                         rejected: &mut Vec<(u64, String)>|
+         -> Result<()> {
+            let mut batch = Vec::with_capacity(lines.len());
+            for (number, sealed) in seal_parallel(&keyring, lines)? {
+                match sealed {
+                    Ok(candidate) => batch.push(candidate),
+                    Err(e) => rejected.push((number, e.to_string())),
+                }
+            }
             lines.clear();
             ids.extend(batch.iter().map(|c| c.id));
             let count = batch.len() as u64;
@@ -194,7 +250,8 @@ impl Vault {
                 let now = ctx.audit.now();
                 for c in &batch {
                     rows::insert_candidate(ctx.conn, &c.id, now, &c.dek, &c.sealed)?;
-                    let mut record = Record::new("candidate.register", &actor, Outcome::Allow, &request_id);
+                    let mut record =
+                        Record::new("candidate.register", &actor, Outcome::Allow, &request_id);
                     record.candidate = Some(c.id);
                     record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
                     record.policy_ids = policy_ids.clone();
@@ -207,31 +264,33 @@ impl Vault {
             progress(ImportPhase::Write, imported);
             Ok(())
         };
-        let mut failure = None;
-        for_each_line(write_pass, |_, line| {
-            if failure.is_some() {
-                return;
-            }
-            lines.push(line.to_vec());
-            if lines.len() == IMPORT_BATCH {
-                if let Err(e) = flush(&mut lines, &mut pending) {
-                    failure = Some(e);
+        for_each_line(open()?, |number, line| {
+            if wanted(number) {
+                lines.push((number, line.to_vec()));
+                if lines.len() == IMPORT_BATCH {
+                    flush(&mut lines, &mut pending, &mut rejected)?;
                 }
             }
+            Ok(())
         })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
         if !lines.is_empty() {
-            flush(&mut lines, &mut pending)?;
+            flush(&mut lines, &mut pending, &mut rejected)?;
         }
         if let Some(last) = pending.take() {
             last.recv().map_err(|_| stopped())??;
         }
+        if imported == 0 && rejected.is_empty() {
+            rejected.push((
+                0,
+                "the file holds no profile: one JSON document per line expected".into(),
+            ));
+        }
+        rejected.sort_by_key(|(n, _)| *n);
         Ok(ImportReport {
             imported,
             rejected,
             ids,
+            mode: Some(options.mode),
         })
     }
 
@@ -240,7 +299,12 @@ impl Vault {
     /// INVARIANT: the audit entry is committed before any plaintext is opened for release.
     /// An employer or provider gets [`Error::NotFound`] both for a missing candidate and for
     /// one it has no open assignment with (or may not see at all), so ids cannot be probed.
-    pub fn extract(&self, principal: &PrincipalFacts, candidate_id: &CandidateId, purpose: &Purpose) -> Result<Extract> {
+    pub fn extract(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+        purpose: &Purpose,
+    ) -> Result<Extract> {
         let request_id = new_request_id();
         let read = self.readers.read(|conn| {
             let facts = self.candidate_facts(conn, candidate_id)?;
@@ -251,14 +315,17 @@ impl Vault {
             Ok(facts.zip(sealed))
         })?;
         let actor = actor(principal);
-        let requested: Vec<String> = FieldGroup::DISCLOSABLE.iter().map(|g| g.to_string()).collect();
+        let requested: Vec<String> = FieldGroup::DISCLOSABLE
+            .iter()
+            .map(|g| g.to_string())
+            .collect();
         let Some(((facts, dek), sealed)) = read else {
             let mut record = Record::new("extract", &actor, Outcome::Deny, &request_id);
             record.candidate = Some(*candidate_id);
             record.purpose = Some(purpose.to_string());
             record.groups = requested;
             record.note = Some("not-found".into());
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });
         };
         let grant = self.policy.decide_read(principal, &facts, purpose);
@@ -271,9 +338,16 @@ impl Vault {
             let unrelated = matches!(principal.role, Role::Employer | Role::Provider);
             record.decision = Outcome::Deny;
             record.groups = requested;
-            record.note = Some(if unrelated { "not-found-or-unrelated" } else { "denied" }.into());
+            record.note = Some(
+                if unrelated {
+                    "not-found-or-unrelated"
+                } else {
+                    "denied"
+                }
+                .into(),
+            );
             let policy_ids = record.policy_ids.clone();
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(if unrelated {
                 Error::NotFound { what: "candidate" }
             } else {
@@ -296,7 +370,10 @@ impl Vault {
         let cipher = dek.cipher(id)?;
         let mut opened = Vec::with_capacity(allowed.len());
         for group in &allowed {
-            opened.push((*group, cipher.open(*group, sealed.record_version, sealed.group(*group))?));
+            opened.push((
+                *group,
+                cipher.open(*group, sealed.record_version, sealed.group(*group))?,
+            ));
         }
         let json = extract_json(&id, &opened);
         Ok(Extract {
@@ -313,27 +390,23 @@ impl Vault {
     /// transaction with the audit entry), then truncates the WAL so no copy lingers there.
     pub fn erase(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<()> {
         let request_id = new_request_id();
-        let facts = self.readers.read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let facts = self
+            .readers
+            .read(|conn| self.candidate_facts(conn, candidate_id))?;
         let actor = actor(principal);
         let mut record = Record::new("candidate.erase", &actor, Outcome::Deny, &request_id);
         record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
             record.note = Some("not-found".into());
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });
         };
-        let decision = self.policy.decide(&Request {
-            principal,
-            action: Action::Erase,
-            resource: Resource::Candidate(&facts),
-            purpose: None,
-            group: None,
-            kind: None,
-            org: None,
-        });
+        let decision = self
+            .policy
+            .decide(&Request::on_candidate(principal, Action::Erase, &facts));
         record.policy_ids = decision.policy_ids().to_vec();
         if !decision.is_allowed() {
-            self.writer.write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))?;
+            self.record(record)?;
             return Err(Error::Denied {
                 action: "erasing this candidate".into(),
                 policy_ids: decision.policy_ids().to_vec(),
@@ -381,7 +454,10 @@ fn stopped() -> Error {
 }
 
 /// Calls `f(line number, line)` for each non-blank line; a line over [`MAX_LINE`] is an error.
-fn for_each_line<R: BufRead>(mut reader: R, mut f: impl FnMut(u64, &[u8])) -> Result<()> {
+fn for_each_line<R: BufRead>(
+    mut reader: R,
+    mut f: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
     let mut buffer = Vec::with_capacity(8 * 1024);
     let mut number = 0u64;
     loop {
@@ -400,41 +476,70 @@ fn for_each_line<R: BufRead>(mut reader: R, mut f: impl FnMut(u64, &[u8])) -> Re
         }
         let line = buffer.trim_ascii();
         if !line.is_empty() {
-            f(number, line);
+            f(number, line)?;
         }
     }
 }
 
-/// Parses and seals lines on every core.
-fn seal_parallel(keyring: &Arc<Keyring>, lines: &[Vec<u8>]) -> Result<Vec<SealedCandidate>> {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
-    let chunk = lines.len().div_ceil(workers).max(1);
+/// Maps `f` over `items` on every core, keeping the order.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Result<Vec<R>> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(1);
+    let chunk = items.len().div_ceil(workers).max(1);
+    let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = lines
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|line| seal_profile(keyring, &Profile::from_document(line)?))
-                        .collect::<Result<Vec<_>>>()
-                })
-            })
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
             .collect();
-        let mut out = Vec::with_capacity(lines.len());
+        let mut out = Vec::with_capacity(items.len());
         for handle in handles {
-            let part = handle.join().map_err(|_| Error::Corrupt {
-                what: "a sealing thread failed",
-            })??;
-            out.extend(part);
+            out.extend(handle.join().map_err(|_| Error::Corrupt {
+                what: "a worker thread of the import failed",
+            })?);
         }
         Ok(out)
     })
 }
 
+/// Parses and validates numbered lines on every core; returns the bad ones, in order.
+fn validate_parallel(lines: &[(u64, Vec<u8>)]) -> Result<Vec<(u64, String)>> {
+    Ok(par_map(lines, |(n, line)| {
+        Profile::from_document(line)
+            .err()
+            .map(|e| (*n, e.to_string()))
+    })?
+    .into_iter()
+    .flatten()
+    .collect())
+}
+
+/// Parses and seals numbered lines on every core; a bad line gives its error.
+fn seal_parallel(
+    keyring: &Keyring,
+    lines: &[(u64, Vec<u8>)],
+) -> Result<Vec<(u64, Result<SealedCandidate>)>> {
+    par_map(lines, |(n, line)| {
+        (
+            *n,
+            Profile::from_document(line).and_then(|p| seal_profile(keyring, &p)),
+        )
+    })
+}
+
 /// `{"candidate_id":"...","groups":{"identity":{...},...}}` built from the opened groups'
 /// JSON without re-parsing it, into memory that is wiped on drop.
-fn extract_json(id: &CandidateId, opened: &[(FieldGroup, Zeroizing<Vec<u8>>)]) -> Zeroizing<Vec<u8>> {
-    let size = opened.iter().map(|(_, json)| json.len() + 24).sum::<usize>() + 80;
+fn extract_json(
+    id: &CandidateId,
+    opened: &[(FieldGroup, Zeroizing<Vec<u8>>)],
+) -> Zeroizing<Vec<u8>> {
+    let size = opened
+        .iter()
+        .map(|(_, json)| json.len() + 24)
+        .sum::<usize>()
+        + 80;
     let mut out = Zeroizing::new(Vec::with_capacity(size));
     out.extend_from_slice(format!("{{\"candidate_id\":\"{id}\",\"groups\":{{").as_bytes());
     for (n, (group, json)) in opened.iter().enumerate() {

@@ -49,7 +49,9 @@ impl Vault {
     pub fn keys_status(&self) -> Result<KeysStatus> {
         let ring = self.keyring();
         let counts = self.readers().read(|conn| {
-            let mut stmt = conn.prepare("SELECT kek_version, count(*) FROM candidates GROUP BY kek_version ORDER BY 1")?;
+            let mut stmt = conn.prepare(
+                "SELECT kek_version, count(*) FROM candidates GROUP BY kek_version ORDER BY 1",
+            )?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
             rows.map(|r| {
                 let (v, n) = r?;
@@ -66,7 +68,11 @@ impl Vault {
     }
 
     /// Rotates the KEK (or resumes an interrupted rotation). `progress(done, total)`.
-    pub fn rotate_keys(&self, unlock: &Unlock, progress: &dyn Fn(u64, u64)) -> Result<RotationReport> {
+    pub fn rotate_keys(
+        &self,
+        unlock: &Unlock,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<RotationReport> {
         let protection = self.keyring_protection(unlock)?;
         let mut ring = Keyring::open(&self.paths().keyring(), unlock)?;
         let resumed = ring.versions().len() > 1;
@@ -81,7 +87,12 @@ impl Vault {
         let note = format!("kek_version={new_version}");
         self.writer().write(move |ctx| {
             rows::set_meta(ctx.conn, META_CURRENT_KEK, &new_version.to_string())?;
-            let mut record = Record::new("keys.rotate.begin", &Actor::operator(), Outcome::Allow, &new_request_id());
+            let mut record = Record::new(
+                "keys.rotate.begin",
+                &Actor::operator(),
+                Outcome::Allow,
+                &new_request_id(),
+            );
             record.note = Some(note);
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })?;
@@ -103,14 +114,21 @@ impl Vault {
                      WHERE kek_version != ?1 LIMIT ?2",
                 )?;
                 let rows = stmt.query_map(params![new_version, REWRAP_BATCH as i64], |r| {
-                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?))
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                    ))
                 })?;
                 rows.map(|r| {
                     let (id, v, wrapped, commitment) = r?;
                     Ok((
                         CandidateId::from_slice(&id)?,
                         WrappedDek {
-                            kek_version: u32::try_from(v).map_err(|_| Error::Corrupt { what: "a KEK version is out of range" })?,
+                            kek_version: u32::try_from(v).map_err(|_| Error::Corrupt {
+                                what: "a KEK version is out of range",
+                            })?,
                             wrapped,
                             commitment,
                         },
@@ -124,7 +142,11 @@ impl Vault {
             let mut rewrapped_batch = Vec::with_capacity(batch.len());
             for (id, old) in &batch {
                 let dek = Dek::unwrap(&ring, id, old)?;
-                rewrapped_batch.push((*id, old.kek_version, dek.wrap_under(&ring, new_version, id)?));
+                rewrapped_batch.push((
+                    *id,
+                    old.kek_version,
+                    dek.wrap_under(&ring, new_version, id)?,
+                ));
             }
             let n = rewrapped_batch.len() as u64;
             self.writer().write(move |ctx| {
@@ -133,7 +155,13 @@ impl Vault {
                      WHERE candidate_id = ?1 AND kek_version = ?5",
                 )?;
                 for (id, old_version, new) in &rewrapped_batch {
-                    stmt.execute(params![&id.as_bytes()[..], new.kek_version, new.wrapped, new.commitment, old_version])?;
+                    stmt.execute(params![
+                        &id.as_bytes()[..],
+                        new.kek_version,
+                        new.wrapped,
+                        new.commitment,
+                        old_version
+                    ])?;
                 }
                 Ok(())
             })?;
@@ -148,7 +176,12 @@ impl Vault {
         self.replace_keyring(Arc::new(ring));
         let note = format!("kek_version={new_version} retired={retired:?} rewrapped={rewrapped}");
         self.writer().write(move |ctx| {
-            let mut record = Record::new("keys.rotate.end", &Actor::operator(), Outcome::Allow, &new_request_id());
+            let mut record = Record::new(
+                "keys.rotate.end",
+                &Actor::operator(),
+                Outcome::Allow,
+                &new_request_id(),
+            );
             record.note = Some(note);
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })?;

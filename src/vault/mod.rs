@@ -13,7 +13,7 @@ mod tokens;
 
 pub use assignments::OpenAssignment;
 pub use audit::{Disclosure, Receipt, SubjectAccessReport};
-pub use candidates::{Extract, ImportMode, ImportPhase, ImportReport};
+pub use candidates::{Extract, ImportMode, ImportOptions, ImportPhase, ImportReport};
 pub use health::Readiness;
 pub use keys::{KeysStatus, RotationReport};
 pub use quota::ExtractRefusal;
@@ -92,7 +92,9 @@ impl Vault {
                 });
             }
         }
-        if options.passphrase.is_some() && (options.identity.is_some() || !options.recovery_recipients.is_empty()) {
+        if options.passphrase.is_some()
+            && (options.identity.is_some() || !options.recovery_recipients.is_empty())
+        {
             return Err(Error::invalid_input(
                 "--passphrase cannot be combined with --identity or --recovery-recipient: age encrypts a passphrase file to the passphrase alone. Use an identity with recovery recipients, or a passphrase",
             ));
@@ -109,25 +111,9 @@ impl Vault {
         let protection = match (options.passphrase, options.identity) {
             (Some(pass), _) => Protection::Passphrase(pass),
             (None, Some(identity_path)) => {
-                let identities = keyring::read_identities(&identity_path)?;
-                let own = age::IdentityFile::from_file(identity_path.to_string_lossy().into_owned())
-                    .ok()
-                    .and_then(|f| f.to_recipients().ok())
-                    .unwrap_or_default();
-                if identities.is_empty() || own.is_empty() {
-                    return Err(Error::IdentityMissing { path: identity_path });
-                }
-                let mut own_text = String::new();
-                if let Ok(text) = std::fs::read_to_string(&identity_path) {
-                    for line in text.lines().map(str::trim).filter(|l| l.starts_with("AGE-SECRET-KEY-")) {
-                        if let Ok(id) = line.parse::<age::x25519::Identity>() {
-                            own_text.push_str(&format!("{}\n", id.to_public()));
-                            recipients.insert(0, id.to_public());
-                        }
-                    }
-                }
-                if own_text.is_empty() {
-                    return Err(Error::IdentityMissing { path: identity_path });
+                let own = keyring::identity_recipients(&identity_path)?;
+                for (n, recipient) in own.into_iter().enumerate() {
+                    recipients.insert(n, recipient);
                 }
                 Protection::Recipients(recipients)
             }
@@ -144,12 +130,15 @@ impl Vault {
             }
         };
         if let Protection::Recipients(list) = &protection {
-            let mut text = String::from("# age recipients the keyring is encrypted to (operator first, then recovery)\n");
+            let mut text = String::from(
+                "# age recipients the keyring is encrypted to (operator first, then recovery)\n",
+            );
             for r in list {
                 text.push_str(&format!("{r}\n"));
             }
             std::fs::create_dir_all(&paths.keys_dir).map_err(|e| Error::io(&paths.keys_dir, e))?;
-            std::fs::write(paths.keyring_recipients(), text).map_err(|e| Error::io(paths.keyring_recipients(), e))?;
+            std::fs::write(paths.keyring_recipients(), text)
+                .map_err(|e| Error::io(paths.keyring_recipients(), e))?;
         }
         let ring = Keyring::generate()?;
         keyring::write_private_file(&keyring_path, &ring.seal(&protection)?)?;
@@ -161,7 +150,9 @@ impl Vault {
         rows::set_meta(&conn, META_CURRENT_KEK, &ring.current_version().to_string())?;
         drop(conn);
         let signer = NoteSigner::from_pkcs8(&origin_key_name(&origin), ring.signing_pkcs8())
-            .map_err(|_| Error::Corrupt { what: "the new signing key is unusable" })?;
+            .map_err(|_| Error::Corrupt {
+                what: "the new signing key is unusable",
+            })?;
         let verifier_key = signer.verifier_key();
         let vault = Vault::start(paths.clone(), ring, policy, Arc::new(SystemClock))?;
         vault.audit_operator("vault.init", None)?;
@@ -183,6 +174,12 @@ impl Vault {
 
     /// [`Vault::open`] with an injected clock (tests, retention simulations).
     pub fn open_with_clock(paths: &Paths, unlock: &Unlock, clock: Arc<dyn Clock>) -> Result<Vault> {
+        // In an empty folder the useful advice is `init`, whatever else is missing.
+        if !paths.keyring().exists() {
+            return Err(Error::KeyringMissing {
+                path: paths.keyring(),
+            });
+        }
         let policy = PolicyEngine::load_dir(&paths.policy_dir)?;
         let ring = Keyring::open(&paths.keyring(), unlock)?;
         let database = paths.database();
@@ -192,7 +189,12 @@ impl Vault {
         Vault::start(paths.clone(), ring, policy, clock)
     }
 
-    fn start(paths: Paths, ring: Keyring, policy: PolicyEngine, clock: Arc<dyn Clock>) -> Result<Vault> {
+    fn start(
+        paths: Paths,
+        ring: Keyring,
+        policy: PolicyEngine,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Vault> {
         let database = paths.database();
         let mut conn = store::open_connection(&database, false)?;
         store::migrate(&mut conn)?;
@@ -200,7 +202,12 @@ impl Vault {
             what: "the database has no checkpoint origin",
         })?;
         let pseudonyms = Pseudonymizer::new(ring.audit_key());
-        let appender = Appender::load(&conn, pseudonyms.clone(), policy.policy_hash(), clock.clone())?;
+        let appender = Appender::load(
+            &conn,
+            pseudonyms.clone(),
+            policy.policy_hash(),
+            clock.clone(),
+        )?;
         let signer = NoteSigner::from_pkcs8(&origin_key_name(&origin), ring.signing_pkcs8())
             .map_err(|_| Error::KeyringCorrupt {
                 path: paths.keyring(),
@@ -223,7 +230,12 @@ impl Vault {
         if previous_policy.as_deref() != Some(hash.as_str()) {
             // A new policy set took effect: that is a decision worth a line in the trail.
             vault.writer.write(move |ctx| {
-                let mut record = Record::new("policy.load", &Actor::operator(), Outcome::Allow, &new_request_id());
+                let mut record = Record::new(
+                    "policy.load",
+                    &Actor::operator(),
+                    Outcome::Allow,
+                    &new_request_id(),
+                );
                 record.note = Some(format!("sha256:{hash}"));
                 ctx.audit.append(ctx.conn, record)?;
                 rows::set_meta(ctx.conn, META_POLICY_HASH, &hash)
@@ -287,13 +299,25 @@ impl Vault {
     pub fn sign_checkpoint(&self) -> Result<Option<String>> {
         let signer = self.signer.clone();
         let origin = self.origin.clone();
-        self.writer.write(move |ctx| ctx.audit.checkpoint(ctx.conn, &signer, &origin))
+        self.writer
+            .write(move |ctx| ctx.audit.checkpoint(ctx.conn, &signer, &origin))
+    }
+
+    /// Appends one audit entry on its own (a refusal, or an action with no other change).
+    pub(crate) fn record(&self, record: Record) -> Result<()> {
+        self.writer
+            .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))
     }
 
     /// Records an operator action (outside policy: the operator holds the keyring).
     pub(crate) fn audit_operator(&self, action: &'static str, note: Option<String>) -> Result<()> {
         self.writer.write(move |ctx| {
-            let mut record = Record::new(action, &Actor::operator(), Outcome::Allow, &new_request_id());
+            let mut record = Record::new(
+                action,
+                &Actor::operator(),
+                Outcome::Allow,
+                &new_request_id(),
+            );
             record.note = note;
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })
@@ -322,10 +346,32 @@ impl Vault {
         }
     }
 
+    /// Decides an extract (every field group) from the store's current facts, without
+    /// recording or disclosing anything: the decision path of [`Vault::extract`], for
+    /// explanations and measurement. `None` when there is no such candidate.
+    pub fn decide_extract(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+        purpose: &crate::model::Purpose,
+    ) -> Result<Option<crate::policy::ReadGrant>> {
+        let facts = self
+            .readers
+            .read(|conn| self.candidate_facts(conn, candidate_id))?;
+        Ok(facts.map(|(facts, _)| self.policy.decide_read(principal, &facts, purpose)))
+    }
+
     /// Explains, per field group, what `principal` may see of a candidate for `purpose`.
     /// An operator's tool (the CLI); it discloses no profile content.
-    pub fn explain(&self, principal: &PrincipalFacts, candidate_id: &CandidateId, purpose: &crate::model::Purpose) -> Result<Vec<crate::policy::Explanation>> {
-        let facts = self.readers.read(|conn| self.candidate_facts(conn, candidate_id))?;
+    pub fn explain(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+        purpose: &crate::model::Purpose,
+    ) -> Result<Vec<crate::policy::Explanation>> {
+        let facts = self
+            .readers
+            .read(|conn| self.candidate_facts(conn, candidate_id))?;
         let Some((facts, _)) = facts else {
             return Err(Error::NotFound { what: "candidate" });
         };
@@ -334,7 +380,11 @@ impl Vault {
 
     /// The facts policy needs about a candidate, and the candidate's DEK (to open groups
     /// later without unwrapping twice). `None` when there is no such candidate.
-    pub(crate) fn candidate_facts(&self, conn: &Connection, id: &CandidateId) -> Result<Option<(CandidateFacts, Dek)>> {
+    pub(crate) fn candidate_facts(
+        &self,
+        conn: &Connection,
+        id: &CandidateId,
+    ) -> Result<Option<(CandidateFacts, Dek)>> {
         let Some(keys) = rows::candidate_keys(conn, id)? else {
             return Ok(None);
         };
@@ -344,7 +394,9 @@ impl Vault {
             });
         };
         let dek = Dek::unwrap(&self.keyring(), id, &keys.dek)?;
-        let plain = dek.cipher(*id)?.open(FieldGroup::Control, version, &sealed_control)?;
+        let plain = dek
+            .cipher(*id)?
+            .open(FieldGroup::Control, version, &sealed_control)?;
         let control: Control = serde_json::from_slice(&plain).map_err(|_| Error::Corrupt {
             what: "a control group does not parse",
         })?;
@@ -400,7 +452,10 @@ fn write_default_policy(paths: &Paths) -> Result<Vec<PathBuf>> {
     if has_policy {
         return Ok(written);
     }
-    for (name, text) in crate::policy::DEFAULT_FILES.iter().chain(crate::settings::DEFAULT_FILES) {
+    for (name, text) in crate::policy::DEFAULT_FILES
+        .iter()
+        .chain(crate::settings::DEFAULT_FILES)
+    {
         let path = dir.join(name);
         if !path.exists() {
             std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;

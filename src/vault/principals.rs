@@ -9,9 +9,17 @@ use crate::store::rows::{self, PrincipalRow};
 
 impl Vault {
     /// Adds a principal. A subject must name the candidate they are.
-    pub fn add_principal(&self, id: PrincipalId, role: Role, org: OrgId, subject_of: Option<CandidateId>) -> Result<()> {
+    pub fn add_principal(
+        &self,
+        id: PrincipalId,
+        role: Role,
+        org: OrgId,
+        subject_of: Option<CandidateId>,
+    ) -> Result<()> {
         if id.as_str() == "system" || id.as_str() == "operator" {
-            return Err(Error::invalid_input(format!("`{id}` is reserved: choose another principal id")));
+            return Err(Error::invalid_input(format!(
+                "`{id}` is reserved: choose another principal id"
+            )));
         }
         match (role, subject_of) {
             (Role::System, _) => {
@@ -50,7 +58,10 @@ impl Vault {
                 crate::audit::entry::Outcome::Allow,
                 &super::new_request_id(),
             );
-            record.note = Some(format!("principal={} role={} org={}", row.principal_id, row.role, row.org_id));
+            record.note = Some(format!(
+                "principal={} role={} org={}",
+                row.principal_id, row.role, row.org_id
+            ));
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })
     }
@@ -65,10 +76,16 @@ impl Vault {
         let id = id.clone();
         self.writer().write(move |ctx| {
             if !rows::set_principal_disabled(ctx.conn, &id, disabled)? {
-                return Err(Error::invalid_input(format!("unknown principal `{id}`: see `cvvault principal list`")));
+                return Err(Error::invalid_input(format!(
+                    "unknown principal `{id}`: see `cvvault principal list`"
+                )));
             }
             let mut record = crate::audit::log::Record::new(
-                if disabled { "principal.disable" } else { "principal.enable" },
+                if disabled {
+                    "principal.disable"
+                } else {
+                    "principal.enable"
+                },
                 &crate::audit::log::Actor::operator(),
                 crate::audit::entry::Outcome::Allow,
                 &super::new_request_id(),

@@ -1,6 +1,12 @@
 //! Shared fixtures for the integration tests: a real vault (SQLite file, age keyring, Cedar
 //! policy) in a temporary directory, principals of every role, and the binary's path.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -40,13 +46,30 @@ impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::under(dir.path());
-        Vault::init(&paths, InitOptions { passphrase: None, identity: None, recovery_recipients: vec![] }).unwrap();
+        Vault::init(
+            &paths,
+            InitOptions {
+                passphrase: None,
+                identity: None,
+                recovery_recipients: vec![],
+            },
+        )
+        .unwrap();
         let clock = ManualClock::at(START);
-        let vault = Vault::open_with_clock(&paths, &Self::unlock_for(&paths), Arc::new(clock.clone())).unwrap();
+        let vault =
+            Vault::open_with_clock(&paths, &Self::unlock_for(&paths), Arc::new(clock.clone()))
+                .unwrap();
         for (id, role, org) in PRINCIPALS {
-            vault.add_principal(id.parse().unwrap(), *role, org.parse().unwrap(), None).unwrap();
+            vault
+                .add_principal(id.parse().unwrap(), *role, org.parse().unwrap(), None)
+                .unwrap();
         }
-        Fixture { dir, paths, vault, clock }
+        Fixture {
+            dir,
+            paths,
+            vault,
+            clock,
+        }
     }
 
     pub fn unlock_for(paths: &Paths) -> Unlock {
@@ -60,14 +83,28 @@ impl Fixture {
     /// Closes and reopens the vault (e.g. after changing files on disk).
     pub fn reopen(self) -> Fixture {
         self.vault.close().unwrap();
-        let Fixture { dir, paths, vault, clock } = self;
+        let Fixture {
+            dir,
+            paths,
+            vault,
+            clock,
+        } = self;
         drop(vault);
-        let vault = Vault::open_with_clock(&paths, &Self::unlock_for(&paths), Arc::new(clock.clone())).unwrap();
-        Fixture { dir, paths, vault, clock }
+        let vault =
+            Vault::open_with_clock(&paths, &Self::unlock_for(&paths), Arc::new(clock.clone()))
+                .unwrap();
+        Fixture {
+            dir,
+            paths,
+            vault,
+            clock,
+        }
     }
 
     pub fn as_(&self, id: &str) -> PrincipalFacts {
-        self.vault.principal(&id.parse::<PrincipalId>().unwrap()).unwrap()
+        self.vault
+            .principal(&id.parse::<PrincipalId>().unwrap())
+            .unwrap()
     }
 
     /// Registers a synthetic profile carrying `marker`; protected and consent as given.
@@ -83,14 +120,23 @@ impl Fixture {
     }
 
     /// Opens an assignment as the caseworker.
-    pub fn assign(&self, candidate: CandidateId, org: &str, kind: &str, purpose: &str) -> cvvault::ids::AssignmentId {
+    pub fn assign(
+        &self,
+        candidate: CandidateId,
+        org: &str,
+        kind: &str,
+        purpose: &str,
+    ) -> cvvault::ids::AssignmentId {
         self.vault
-            .open_assignment(&self.as_("cw"), OpenAssignment {
-                candidate_id: candidate,
-                org: org.parse().unwrap(),
-                kind: kind.parse().unwrap(),
-                purpose: purpose.parse().unwrap(),
-            })
+            .open_assignment(
+                &self.as_("cw"),
+                OpenAssignment {
+                    candidate_id: candidate,
+                    org: org.parse().unwrap(),
+                    kind: kind.parse().unwrap(),
+                    purpose: purpose.parse().unwrap(),
+                },
+            )
             .unwrap()
     }
 
@@ -158,5 +204,8 @@ pub fn stderr(o: &Output) -> String {
 
 /// Whether the `age` command-line tool is installed (CI installs it).
 pub fn age_cli() -> bool {
-    Command::new("age").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("age")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }

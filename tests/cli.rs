@@ -1,0 +1,634 @@
+//! The `cvvault` binary: set-up, unlocking, bad input and exit codes, and interoperability
+//! with the `age` command-line tool.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{cvvault, cvvault_env, stderr, stdout};
+
+fn init(root: &Path) {
+    let out = cvvault(root, &["init"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+fn code(out: &std::process::Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn setup_principals(root: &Path) {
+    for (id, role, org) in [
+        ("cw", "caseworker", "agency"),
+        ("emp", "employer", "emp-org"),
+        ("coach", "provider", "coach-org"),
+        ("dpo", "dpo", "agency"),
+    ] {
+        let out = cvvault(
+            root,
+            &["principal", "add", id, "--role", role, "--org", org],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}
+
+fn add_candidate(root: &Path, doc: &str) -> String {
+    let file = root.join("profile.json");
+    std::fs::write(&file, doc).unwrap();
+    let out = cvvault(
+        root,
+        &["candidate", "add", file.to_str().unwrap(), "--as", "cw"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+const PROFILE: &str = r#"{"identity":{"name":"Amani Haile","birth_year":1991},
+ "contact":{"email":"amani@example.org"},
+ "professional":{"headline":"Undersköterska CLIMARKER","skills":[{"name":"omvårdnad"}]},
+ "special":{"nationality":"Eritrea","asylum_status":"permanent residence permit"},
+ "control":{"protected":false,"consents":{"employer_contact":true}}}"#;
+
+fn age_or_fail() {
+    assert!(
+        common::age_cli(),
+        "the `age` command-line tool is required by this test: apt-get install age (.ci/run installs it)"
+    );
+}
+
+#[test]
+fn init_creates_a_keyring_the_age_tool_decrypts_and_refuses_to_overwrite() {
+    age_or_fail();
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let identity = dir.path().join("keys/identity.txt");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&identity).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let out = Command::new("age")
+        .args([
+            "-d",
+            "-i",
+            identity.to_str().unwrap(),
+            dir.path().join("keys/keyring.age").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "age -d: {}", stderr(&out));
+    let keyring: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(keyring["format"], "cvvault-keyring/v1");
+    assert_eq!(keyring["keks"][0]["version"], 1);
+    // A second init refuses and changes nothing.
+    let before = std::fs::read(dir.path().join("keys/keyring.age")).unwrap();
+    let again = cvvault(dir.path(), &["init"]);
+    assert_eq!(code(&again), 10, "{}", stderr(&again));
+    assert!(stderr(&again).contains("refusing to overwrite"));
+    assert_eq!(
+        before,
+        std::fs::read(dir.path().join("keys/keyring.age")).unwrap()
+    );
+}
+
+#[test]
+fn unlock_failures_each_have_their_message_and_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // Missing keyring.
+    let out = cvvault(root, &["keys", "status"]);
+    assert_eq!(code(&out), 11, "{}", stderr(&out));
+    assert!(stderr(&out).contains("run `cvvault init` first"));
+
+    // Passphrase vault: wrong passphrase, then the right one.
+    let pass = [("CVVAULT_PASSPHRASE", "correct horse battery staple")];
+    let out = cvvault_env(root, &["init", "--passphrase"], &pass);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!root.join("keys/identity.txt").exists());
+    let wrong = cvvault_env(
+        root,
+        &["keys", "status"],
+        &[("CVVAULT_PASSPHRASE", "not the passphrase at all")],
+    );
+    assert_eq!(code(&wrong), 12, "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("wrong passphrase"));
+    let ok = cvvault_env(root, &["keys", "status"], &pass);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let no_pass = cvvault(root, &["keys", "status"]);
+    assert_eq!(code(&no_pass), 13, "{}", stderr(&no_pass));
+    assert!(stderr(&no_pass).contains("CVVAULT_PASSPHRASE"));
+
+    // Identity vault: a foreign identity, a missing identity, a corrupt keyring.
+    let dir2 = tempfile::tempdir().unwrap();
+    let root2 = dir2.path();
+    init(root2);
+    let foreign = root2.join("foreign.txt");
+    let (text, _) = cvvault::crypto::keyring::generate_identity();
+    std::fs::write(&foreign, text.as_bytes()).unwrap();
+    let out = cvvault_env(
+        root2,
+        &["keys", "status"],
+        &[("CVVAULT_IDENTITY", foreign.to_str().unwrap())],
+    );
+    assert_eq!(code(&out), 13, "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot open the keyring"));
+    let out = cvvault_env(
+        root2,
+        &["keys", "status"],
+        &[("CVVAULT_IDENTITY", "/nonexistent/identity.txt")],
+    );
+    assert_eq!(code(&out), 13);
+    assert!(stderr(&out).contains("no usable age identity"));
+    let keyring = root2.join("keys/keyring.age");
+    let mut bytes = std::fs::read(&keyring).unwrap();
+    let n = bytes.len();
+    bytes[n - 20] ^= 0xff;
+    std::fs::write(&keyring, &bytes).unwrap();
+    let out = cvvault(root2, &["keys", "status"]);
+    assert_eq!(code(&out), 14, "{}", stderr(&out));
+    assert!(stderr(&out).contains("corrupt"));
+    std::fs::write(&keyring, b"not an age file").unwrap();
+    assert_eq!(code(&cvvault(root2, &["keys", "status"])), 14);
+}
+
+#[test]
+fn bad_input_gets_a_clear_message_and_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    init(root);
+    setup_principals(root);
+    let file = root.join("bad.json");
+    let cases: &[(&str, i32, &str)] = &[
+        (
+            r#"{"identity":{"name":"A"},"extra":1}"#,
+            65,
+            "unknown field",
+        ),
+        (
+            r#"{"identity":{"name":"A","birth_year":"x"}}"#,
+            65,
+            "$.identity.birth_year",
+        ),
+        (r#"{"identity":{"name":"A""#, 65, "malformed JSON"),
+        (r#"[1,2]"#, 65, ""),
+    ];
+    for (doc, expected, message) in cases {
+        std::fs::write(&file, doc).unwrap();
+        let out = cvvault(
+            root,
+            &["candidate", "add", file.to_str().unwrap(), "--as", "cw"],
+        );
+        assert_eq!(code(&out), *expected, "{doc}: {}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{doc}: {}", stderr(&out));
+    }
+    let out = cvvault(root, &["candidate", "add", file.to_str().unwrap()]);
+    assert_eq!(code(&out), 65);
+    assert!(stderr(&out).contains("--as"), "{}", stderr(&out));
+    let out = cvvault(
+        root,
+        &[
+            "candidate",
+            "show",
+            "not-a-uuid",
+            "--as",
+            "cw",
+            "--purpose",
+            "coaching",
+        ],
+    );
+    assert_eq!(code(&out), 65);
+    assert!(stderr(&out).contains("not a valid candidate id"));
+    let out = cvvault(
+        root,
+        &[
+            "candidate",
+            "show",
+            "0b6f2c6e-8a4e-4f55-9c43-6f1d2b7a9e10",
+            "--as",
+            "emp",
+            "--purpose",
+            "recruitment",
+        ],
+    );
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let out = cvvault(
+        root,
+        &["candidate", "add", file.to_str().unwrap(), "--as", "nobody"],
+    );
+    assert_eq!(code(&out), 65);
+    assert!(stderr(&out).contains("unknown principal"));
+    let out = cvvault(
+        root,
+        &["principal", "add", "x", "--role", "king", "--org", "o"],
+    );
+    assert_eq!(code(&out), 65);
+    assert!(stderr(&out).contains("unknown role"));
+    let out = cvvault(
+        root,
+        &["candidate", "add", file.to_str().unwrap(), "--as", "emp"],
+    );
+    assert_eq!(code(&out), 65, "the document is checked before anything");
+    std::fs::write(&file, PROFILE).unwrap();
+    let out = cvvault(
+        root,
+        &["candidate", "add", file.to_str().unwrap(), "--as", "emp"],
+    );
+    assert_eq!(
+        code(&out),
+        3,
+        "employers may not register: {}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("denied by policy"));
+    // A closed-assignment step that is wrong.
+    let id = add_candidate(root, PROFILE);
+    let out = cvvault(
+        root,
+        &[
+            "assignment",
+            "open",
+            "--candidate",
+            &id,
+            "--org",
+            "nowhere",
+            "--kind",
+            "matching",
+            "--purpose",
+            "recruitment",
+            "--as",
+            "cw",
+        ],
+    );
+    assert_eq!(code(&out), 65);
+    assert!(stderr(&out).contains("unknown organisation"));
+}
+
+#[test]
+fn import_reports_every_bad_line_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    init(root);
+    setup_principals(root);
+    let file = root.join("batch.ndjson");
+    let good = PROFILE.replace('\n', "");
+    std::fs::write(
+        &file,
+        format!("{good}\n{{\"identity\":{{}}}}\n{good}\n\n{{oops\n"),
+    )
+    .unwrap();
+    let file_arg = file.to_str().unwrap();
+    let out = cvvault(
+        root,
+        &[
+            "candidate",
+            "import",
+            file_arg,
+            "--all-or-nothing",
+            "--as",
+            "cw",
+        ],
+    );
+    assert_eq!(code(&out), 65, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("nothing imported") && err.contains("line 2:") && err.contains("line 5:"),
+        "{err}"
+    );
+    assert!(!err.contains("line 1:") && !err.contains("line 3:"));
+    // The default: good lines in, bad ones reported with the command that re-imports them.
+    let out = cvvault(root, &["candidate", "import", file_arg, "--as", "cw"]);
+    assert_eq!(code(&out), 65, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("imported 2 candidates") && err.contains("--only-lines 2,5"),
+        "{err}"
+    );
+    std::fs::write(&file, format!("{good}\n{good}\n")).unwrap();
+    let out = cvvault(
+        root,
+        &[
+            "--json",
+            "candidate",
+            "import",
+            file.to_str().unwrap(),
+            "--as",
+            "cw",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["imported"], 2);
+    let out = cvvault(root, &["--json", "keys", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        status["deks_per_version"],
+        serde_json::json!([[1, 4]]),
+        "2 from the default run, 2 from the clean file"
+    );
+}
+
+#[test]
+fn an_extract_to_a_file_is_encrypted_to_the_employer_and_holds_only_permitted_groups() {
+    age_or_fail();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    init(root);
+    setup_principals(root);
+    let id = add_candidate(root, PROFILE);
+    let out = cvvault(
+        root,
+        &[
+            "assignment",
+            "open",
+            "--candidate",
+            &id,
+            "--org",
+            "emp-org",
+            "--kind",
+            "matching",
+            "--purpose",
+            "recruitment",
+            "--as",
+            "cw",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The employer's own key pair; only its public half is registered with the vault.
+    let keygen = Command::new("age-keygen")
+        .arg("-o")
+        .arg(root.join("emp-identity.txt"))
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let public = String::from_utf8_lossy(&keygen.stderr)
+        .trim()
+        .trim_start_matches("Public key: ")
+        .to_owned();
+    let out_file = root.join("extract.age");
+    let out = cvvault(
+        root,
+        &[
+            "extract",
+            "--candidate",
+            &id,
+            "--purpose",
+            "recruitment",
+            "--out",
+            out_file.to_str().unwrap(),
+            "--as",
+            "emp",
+        ],
+    );
+    assert_eq!(
+        code(&out),
+        65,
+        "no recipient registered yet: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("keys/recipients/emp.txt"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::create_dir_all(root.join("keys/recipients")).unwrap();
+    std::fs::write(root.join("keys/recipients/emp.txt"), format!("{public}\n")).unwrap();
+    let out = cvvault(
+        root,
+        &[
+            "extract",
+            "--candidate",
+            &id,
+            "--purpose",
+            "recruitment",
+            "--out",
+            out_file.to_str().unwrap(),
+            "--as",
+            "emp",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sealed = std::fs::read(&out_file).unwrap();
+    assert!(!common::contains(&sealed, b"CLIMARKER"));
+    let plain = Command::new("age")
+        .args([
+            "-d",
+            "-i",
+            root.join("emp-identity.txt").to_str().unwrap(),
+            out_file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(plain.status.success(), "age -d: {}", stderr(&plain));
+    let json: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    let mut groups: Vec<&String> = json["groups"].as_object().unwrap().keys().collect();
+    groups.sort();
+    assert_eq!(groups, ["contact", "identity", "professional"]);
+    assert!(json["groups"]["professional"]["headline"]
+        .as_str()
+        .unwrap()
+        .contains("CLIMARKER"));
+    assert!(
+        !String::from_utf8_lossy(&plain.stdout).contains("Eritrea"),
+        "special never reaches an employer"
+    );
+}
+
+#[test]
+fn policy_check_and_explain() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    init(root);
+    setup_principals(root);
+    let out = cvvault(root, &["policy", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("is valid"));
+    let id = add_candidate(root, PROFILE);
+    cvvault(
+        root,
+        &[
+            "assignment",
+            "open",
+            "--candidate",
+            &id,
+            "--org",
+            "emp-org",
+            "--kind",
+            "matching",
+            "--purpose",
+            "recruitment",
+            "--as",
+            "cw",
+        ],
+    );
+    let out = cvvault(
+        root,
+        &[
+            "policy",
+            "explain",
+            "--candidate",
+            &id,
+            "--purpose",
+            "recruitment",
+            "--as",
+            "emp",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("may see professional") && text.contains("special-never-to-employer"),
+        "{text}"
+    );
+    std::fs::write(
+        root.join("policy/broken.cedar"),
+        "permit(principal, action, resource) when { resource.nope };",
+    )
+    .unwrap();
+    let out = cvvault(root, &["policy", "check"]);
+    assert_eq!(code(&out), 15, "{}", stderr(&out));
+    assert!(stderr(&out).contains("broken.cedar"), "{}", stderr(&out));
+    let out = cvvault(root, &["keys", "status"]);
+    assert_eq!(
+        code(&out),
+        15,
+        "the vault refuses to start on an invalid policy"
+    );
+}
+
+#[test]
+fn rotation_through_the_binary_keeps_every_record_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    init(root);
+    setup_principals(root);
+    let id = add_candidate(root, PROFILE);
+    cvvault(
+        root,
+        &[
+            "assignment",
+            "open",
+            "--candidate",
+            &id,
+            "--org",
+            "coach-org",
+            "--kind",
+            "coaching",
+            "--purpose",
+            "coaching",
+            "--as",
+            "cw",
+        ],
+    );
+    let out = cvvault(root, &["--json", "keys", "rotate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["new_version"], 2);
+    let out = cvvault(root, &["--json", "keys", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["keyring_versions"], serde_json::json!([2]));
+    assert_eq!(status["deks_per_version"], serde_json::json!([[2, 1]]));
+    let out = cvvault(
+        root,
+        &[
+            "candidate",
+            "show",
+            &id,
+            "--purpose",
+            "coaching",
+            "--as",
+            "coach",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("CLIMARKER"));
+}
+
+#[test]
+fn help_explains_every_command() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cvvault"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    for command in [
+        "init",
+        "candidate",
+        "principal",
+        "assignment",
+        "extract",
+        "policy",
+        "keys",
+        "audit",
+        "retention",
+        "demo",
+    ] {
+        assert!(text.contains(command), "--help lists {command}");
+    }
+    assert!(text.contains("Exit codes"));
+}
+
+#[test]
+fn init_with_an_existing_identity_and_a_recovery_recipient() {
+    age_or_fail();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let own = root.join("own-identity.txt");
+    let recovery = root.join("recovery-identity.txt");
+    for file in [&own, &recovery] {
+        assert!(Command::new("age-keygen")
+            .arg("-o")
+            .arg(file)
+            .output()
+            .unwrap()
+            .status
+            .success());
+    }
+    let recovery_public = Command::new("age-keygen")
+        .arg("-y")
+        .arg(&recovery)
+        .output()
+        .unwrap();
+    let recovery_public = stdout(&recovery_public).trim().to_owned();
+    let out = cvvault(
+        root,
+        &[
+            "init",
+            "--identity",
+            own.to_str().unwrap(),
+            "--recovery-recipient",
+            &recovery_public,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !root.join("keys/identity.txt").exists(),
+        "no identity is generated"
+    );
+    // Both the operator's identity and the recovery identity open the keyring.
+    for identity in [&own, &recovery] {
+        let out = cvvault_env(
+            root,
+            &["keys", "status"],
+            &[("CVVAULT_IDENTITY", identity.to_str().unwrap())],
+        );
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            identity.display(),
+            stderr(&out)
+        );
+    }
+    let bad = cvvault(
+        &root.join("other"),
+        &["init", "--recovery-recipient", "age1notakey"],
+    );
+    assert_eq!(code(&bad), 65, "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("not an age X25519 recipient"));
+}

@@ -1,0 +1,544 @@
+//! The encrypted vault core and access by policy, through the library's public API:
+//! real SQLite files, the real age format, the shipped Cedar policy.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::{contains, db_and_wal, Fixture};
+use cvvault::error::Error;
+use cvvault::ids::CandidateId;
+use cvvault::model::{FieldGroup, Purpose, Role};
+use cvvault::profile::Profile;
+use cvvault::synth::Synth;
+use cvvault::vault::{ImportMode, ImportOptions};
+
+fn purpose(p: &str) -> Purpose {
+    p.parse().unwrap()
+}
+
+fn extract_groups(
+    f: &Fixture,
+    who: &str,
+    id: &CandidateId,
+    p: &str,
+) -> Result<serde_json::Value, Error> {
+    let extract = f.vault.extract(&f.as_(who), id, &purpose(p))?;
+    Ok(serde_json::from_slice(&extract.json).unwrap())
+}
+
+#[test]
+fn every_field_group_round_trips_through_the_store() {
+    let f = Fixture::new();
+    let mut profile = Synth::new(11).profile_with_marker("ROUNDTRIP-MARKER");
+    profile.control.protected = false;
+    let original: serde_json::Value =
+        serde_json::from_slice(&profile.to_json_groups(&FieldGroup::ALL).unwrap()).unwrap();
+    let id = f.register(&profile);
+    // The subject reads their own profile: every disclosable group.
+    f.vault
+        .add_principal(
+            "me".parse().unwrap(),
+            Role::Subject,
+            "self".parse().unwrap(),
+            Some(id),
+        )
+        .unwrap();
+    let json = extract_groups(&f, "me", &id, "subject-access").unwrap();
+    for group in FieldGroup::DISCLOSABLE {
+        assert_eq!(
+            json["groups"][group.as_str()],
+            original[group.as_str()],
+            "group {group}"
+        );
+    }
+    assert!(
+        json["groups"].get("control").is_none(),
+        "control is never disclosed"
+    );
+}
+
+#[test]
+fn no_plaintext_reaches_the_database_file_or_its_wal() {
+    let f = Fixture::new();
+    let marker = "UNIQUE-MARKER-7d1e5a";
+    f.register_marked(marker, false, true);
+    let bytes = db_and_wal(&f.db());
+    assert!(bytes.len() > 4096, "the database and WAL were read");
+    assert!(
+        !contains(&bytes, marker.as_bytes()),
+        "the marker is in the raw database or WAL"
+    );
+    // The same holds once the WAL is checkpointed into the main file.
+    f.vault.truncate_wal().unwrap();
+    assert!(!contains(&db_and_wal(&f.db()), marker.as_bytes()));
+}
+
+#[test]
+fn a_flipped_byte_in_a_stored_ciphertext_or_wrapped_dek_fails_to_open() {
+    let f = Fixture::new();
+    let id = f.register_marked("FLIP", false, true);
+    f.assign(id, "emp-org", "matching", "recruitment");
+    assert!(extract_groups(&f, "emp", &id, "recruitment").is_ok());
+    let raw = f.raw();
+    for (table, column) in [
+        ("sealed_profiles", "professional"),
+        ("sealed_profiles", "control"),
+        ("candidates", "wrapped_dek"),
+        ("candidates", "dek_commitment"),
+    ] {
+        let original: Vec<u8> = raw
+            .query_row(
+                &format!("SELECT {column} FROM {table} WHERE candidate_id = ?1"),
+                [&id.as_bytes()[..]],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut flipped = original.clone();
+        flipped[original.len() / 2] ^= 0x01;
+        raw.execute(
+            &format!("UPDATE {table} SET {column} = ?1 WHERE candidate_id = ?2"),
+            rusqlite::params![flipped, &id.as_bytes()[..]],
+        )
+        .unwrap();
+        let result = extract_groups(&f, "emp", &id, "recruitment");
+        assert!(
+            matches!(result, Err(Error::DecryptionFailed)),
+            "{table}.{column}: {:?}",
+            result.err()
+        );
+        raw.execute(
+            &format!("UPDATE {table} SET {column} = ?1 WHERE candidate_id = ?2"),
+            rusqlite::params![original, &id.as_bytes()[..]],
+        )
+        .unwrap();
+    }
+    assert!(
+        extract_groups(&f, "emp", &id, "recruitment").is_ok(),
+        "restored rows open again"
+    );
+}
+
+#[test]
+fn a_sealed_group_moved_to_another_candidate_fails_to_open() {
+    let f = Fixture::new();
+    let a = f.register_marked("MOVE-A", false, true);
+    let b = f.register_marked("MOVE-B", false, true);
+    f.assign(b, "emp-org", "matching", "recruitment");
+    let raw = f.raw();
+    let a_professional: Vec<u8> = raw
+        .query_row(
+            "SELECT professional FROM sealed_profiles WHERE candidate_id = ?1",
+            [&a.as_bytes()[..]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    raw.execute(
+        "UPDATE sealed_profiles SET professional = ?1 WHERE candidate_id = ?2",
+        rusqlite::params![a_professional, &b.as_bytes()[..]],
+    )
+    .unwrap();
+    assert!(matches!(
+        extract_groups(&f, "emp", &b, "recruitment"),
+        Err(Error::DecryptionFailed)
+    ));
+}
+
+#[test]
+fn rotation_rewraps_every_dek_and_retires_the_old_version() {
+    let f = Fixture::new();
+    let ids: Vec<CandidateId> = (0..25)
+        .map(|i| f.register_marked(&format!("ROT-{i}"), false, true))
+        .collect();
+    for id in &ids {
+        f.assign(*id, "coach-org", "coaching", "coaching");
+    }
+    let sealed_before: String = f
+        .raw()
+        .query_row(
+            "SELECT group_concat(hex(professional)) FROM sealed_profiles",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let report = f.vault.rotate_keys(&f.unlock(), &|_, _| {}).unwrap();
+    assert_eq!(
+        (report.new_version, report.rewrapped, report.retired.clone()),
+        (2, 25, vec![1])
+    );
+    let status = f.vault.keys_status().unwrap();
+    assert_eq!(status.keyring_versions, vec![2]);
+    assert_eq!(
+        status.deks_per_version,
+        vec![(2, 25)],
+        "no DEK remains under version 1"
+    );
+    let sealed_after: String = f
+        .raw()
+        .query_row(
+            "SELECT group_concat(hex(professional)) FROM sealed_profiles",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        sealed_before, sealed_after,
+        "data ciphertexts are untouched"
+    );
+    let f = f.reopen();
+    for id in &ids {
+        assert!(extract_groups(&f, "coach", id, "coaching").is_ok());
+    }
+}
+
+#[test]
+fn an_interrupted_rotation_resumes_without_a_new_version() {
+    let f = Fixture::new();
+    let ids: Vec<CandidateId> = (0..5)
+        .map(|i| f.register_marked(&format!("RES-{i}"), false, false))
+        .collect();
+    // Simulate a crash after the keyring gained version 2 and two DEKs were rewrapped.
+    let mut ring =
+        cvvault::crypto::keyring::Keyring::open(&f.paths.keyring(), &f.unlock()).unwrap();
+    ring.begin_rotation().unwrap();
+    let recipients =
+        cvvault::crypto::keyring::read_recipients(&f.paths.keyring_recipients()).unwrap();
+    let sealed = ring
+        .seal(&cvvault::crypto::keyring::Protection::Recipients(
+            recipients,
+        ))
+        .unwrap();
+    cvvault::crypto::keyring::write_private_file(&f.paths.keyring(), &sealed).unwrap();
+    let f = f.reopen();
+    assert!(f.vault.keys_status().unwrap().rotation_pending);
+    let report = f.vault.rotate_keys(&f.unlock(), &|_, _| {}).unwrap();
+    assert!(report.resumed);
+    assert_eq!(report.new_version, 2);
+    assert_eq!(
+        f.vault.keys_status().unwrap().deks_per_version,
+        vec![(2, 5)]
+    );
+    f.vault
+        .add_principal(
+            "me".parse().unwrap(),
+            Role::Subject,
+            "self".parse().unwrap(),
+            Some(ids[0]),
+        )
+        .unwrap();
+    assert!(extract_groups(&f, "me", &ids[0], "subject-access").is_ok());
+}
+
+fn import_text(f: &Fixture, text: &str, options: &ImportOptions) -> cvvault::vault::ImportReport {
+    let owned = text.to_owned();
+    let open = move || -> cvvault::Result<Box<dyn std::io::BufRead>> {
+        Ok(Box::new(std::io::Cursor::new(owned.clone().into_bytes())))
+    };
+    f.vault
+        .import(&f.as_("cw"), &open, options, &|_, _| {})
+        .unwrap()
+}
+
+fn five_lines_two_bad() -> Vec<String> {
+    let mut synth = Synth::new(3);
+    let mut lines: Vec<String> = (0..5)
+        .map(|_| {
+            String::from_utf8(
+                synth
+                    .profile()
+                    .to_json_groups(&FieldGroup::ALL)
+                    .unwrap()
+                    .to_vec(),
+            )
+            .unwrap()
+        })
+        .collect();
+    lines[1] = r#"{"identity":{"name":"A","nationalty":"x"}}"#.into();
+    lines[3] = "{not json".into();
+    lines
+}
+
+#[test]
+fn all_or_nothing_import_reports_every_bad_line_and_imports_nothing() {
+    let f = Fixture::new();
+    let lines = five_lines_two_bad();
+    let all_or_nothing = ImportOptions {
+        mode: ImportMode::AllOrNothing,
+        only_lines: None,
+    };
+    let report = import_text(&f, &lines.join("\n"), &all_or_nothing);
+    assert_eq!(report.imported, 0);
+    let bad: Vec<u64> = report.rejected.iter().map(|(n, _)| *n).collect();
+    assert_eq!(bad, vec![2, 4]);
+    assert!(
+        report.rejected[0].1.contains("$.identity"),
+        "{}",
+        report.rejected[0].1
+    );
+    assert_eq!(
+        f.vault.candidate_count().unwrap(),
+        0,
+        "nothing was imported"
+    );
+}
+
+#[test]
+fn default_import_skips_and_reports_bad_lines_then_imports_just_the_fixed_ones() {
+    let f = Fixture::new();
+    let mut lines = five_lines_two_bad();
+    let report = import_text(&f, &lines.join("\n"), &ImportOptions::default());
+    assert_eq!(report.imported, 3);
+    assert_eq!(
+        report.rejected.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        vec![2, 4]
+    );
+    assert_eq!(f.vault.candidate_count().unwrap(), 3);
+    // Fix the two lines and import only them: no candidate is imported twice.
+    let mut synth = Synth::new(99);
+    for i in [1, 3] {
+        lines[i] = String::from_utf8(
+            synth
+                .profile()
+                .to_json_groups(&FieldGroup::ALL)
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
+    }
+    let only = ImportOptions {
+        mode: ImportMode::SkipBad,
+        only_lines: Some([2, 4].into_iter().collect()),
+    };
+    let report = import_text(&f, &lines.join("\n"), &only);
+    assert_eq!((report.imported, report.rejected.len()), (2, 0));
+    assert_eq!(f.vault.candidate_count().unwrap(), 5);
+}
+
+#[test]
+fn unknown_fields_are_refused_with_their_json_path_and_no_value() {
+    let err = Profile::from_document(
+        br#"{"identity":{"name":"Secret Person"},"special":{"nationalty":"SECRETVALUE"}}"#,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("$.special"), "{err}");
+    assert!(err.contains("nationalty"), "{err}");
+    assert!(
+        !err.contains("SECRETVALUE") && !err.contains("Secret Person"),
+        "{err}"
+    );
+}
+
+#[test]
+fn registering_as_an_employer_grants_nothing() {
+    let f = Fixture::new();
+    let id = f.register_marked("NOACCESS", false, true);
+    for who in ["emp", "coach"] {
+        assert!(matches!(
+            extract_groups(&f, who, &id, "recruitment"),
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            extract_groups(&f, who, &id, "coaching"),
+            Err(Error::NotFound { .. })
+        ));
+    }
+    // A random id gets the very same answer: ids cannot be probed.
+    assert!(matches!(
+        extract_groups(&f, "emp", &CandidateId::random(), "recruitment"),
+        Err(Error::NotFound { .. })
+    ));
+    // Nor may an employer register candidates or open assignments.
+    let profile = Synth::new(1).profile();
+    assert!(matches!(
+        f.vault.register(&f.as_("emp"), &profile),
+        Err(Error::Denied { .. })
+    ));
+}
+
+#[test]
+fn extracts_hold_exactly_the_permitted_groups() {
+    let f = Fixture::new();
+    let consenting = f.register_marked("CONSENT", false, true);
+    let private = f.register_marked("PRIVATE", false, false);
+    for id in [consenting, private] {
+        f.assign(id, "emp-org", "matching", "recruitment");
+        f.assign(id, "coach-org", "coaching", "coaching");
+    }
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v["groups"].as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&extract_groups(&f, "emp", &consenting, "recruitment").unwrap()),
+        ["contact", "identity", "professional"]
+    );
+    assert_eq!(
+        keys(&extract_groups(&f, "emp", &private, "recruitment").unwrap()),
+        ["professional"]
+    );
+    assert_eq!(
+        keys(&extract_groups(&f, "coach", &private, "coaching").unwrap()),
+        ["contact", "identity", "professional"]
+    );
+    // Other organisation, wrong purpose, after the assignment closed: nothing.
+    assert!(matches!(
+        extract_groups(&f, "emp2", &consenting, "recruitment"),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        extract_groups(&f, "emp", &consenting, "coaching"),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        extract_groups(&f, "dpo", &consenting, "recruitment"),
+        Err(Error::Denied { .. })
+    ));
+}
+
+#[test]
+fn closing_the_assignment_ends_access() {
+    let f = Fixture::new();
+    let id = f.register_marked("CLOSE", false, true);
+    let assignment = f.assign(id, "emp-org", "matching", "recruitment");
+    assert!(extract_groups(&f, "emp", &id, "recruitment").is_ok());
+    f.vault
+        .close_assignment(&f.as_("cw"), &assignment, "placed in work")
+        .unwrap();
+    assert!(matches!(
+        extract_groups(&f, "emp", &id, "recruitment"),
+        Err(Error::NotFound { .. })
+    ));
+    // The state machine refuses wrong steps with a clear message.
+    let again = f
+        .vault
+        .close_assignment(&f.as_("cw"), &assignment, "again")
+        .err()
+        .unwrap();
+    assert!(
+        matches!(again, Error::Conflict(_)) && again.to_string().contains("already closed"),
+        "{again}"
+    );
+    let unknown_org = f
+        .vault
+        .open_assignment(
+            &f.as_("cw"),
+            cvvault::vault::OpenAssignment {
+                candidate_id: id,
+                org: "no-such-org".parse().unwrap(),
+                kind: "matching".parse().unwrap(),
+                purpose: purpose("recruitment"),
+            },
+        )
+        .err()
+        .unwrap();
+    assert!(
+        unknown_org.to_string().contains("unknown organisation"),
+        "{unknown_org}"
+    );
+    f.vault.erase(&f.as_("cw"), &id).unwrap();
+    let erased = f
+        .vault
+        .open_assignment(
+            &f.as_("cw"),
+            cvvault::vault::OpenAssignment {
+                candidate_id: id,
+                org: "emp-org".parse().unwrap(),
+                kind: "matching".parse().unwrap(),
+                purpose: purpose("recruitment"),
+            },
+        )
+        .err()
+        .unwrap();
+    assert!(matches!(erased, Error::NotFound { .. }), "{erased}");
+}
+
+#[test]
+fn a_protected_candidate_never_reaches_employers_or_providers() {
+    let f = Fixture::new();
+    let id = f.register_marked("PROTECTED", true, true);
+    f.assign(id, "coach-org", "coaching", "coaching");
+    let matching = f.vault.open_assignment(
+        &f.as_("cw"),
+        cvvault::vault::OpenAssignment {
+            candidate_id: id,
+            org: "emp-org".parse().unwrap(),
+            kind: "matching".parse().unwrap(),
+            purpose: purpose("recruitment"),
+        },
+    );
+    assert!(
+        matches!(matching, Err(Error::Denied { .. })),
+        "matching a protected candidate is refused"
+    );
+    assert!(matches!(
+        extract_groups(&f, "coach", &id, "coaching"),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn a_permit_everything_file_still_keeps_special_and_protected_candidates_safe() {
+    let f = Fixture::new();
+    let normal = f.register_marked("PERMITALL-N", false, true);
+    let protected = f.register_marked("PERMITALL-P", true, true);
+    f.assign(normal, "emp-org", "matching", "recruitment");
+    std::fs::write(
+        f.paths.policy_dir.join("zz-permit-everything.cedar"),
+        "@id(\"permit-everything\")\n@description(\"A careless rule added later.\")\npermit(principal, action, resource);\n",
+    )
+    .unwrap();
+    let f = f.reopen();
+    let json = extract_groups(&f, "emp", &normal, "recruitment").unwrap();
+    assert!(
+        json["groups"].get("special").is_none(),
+        "special never reaches an employer"
+    );
+    for who in ["emp", "emp2", "coach"] {
+        let result = extract_groups(&f, who, &protected, "recruitment");
+        assert!(
+            matches!(result, Err(Error::NotFound { .. })),
+            "{who}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_policy_stops_the_vault_from_opening_with_file_and_position() {
+    let f = Fixture::new();
+    std::fs::write(
+        f.paths.policy_dir.join("zz-typo.cedar"),
+        "@id(\"typo\")\n@description(\"typo\")\npermit(principal is Employer, action, resource is Candidate)\nwhen { resource.protectd };\n",
+    )
+    .unwrap();
+    f.vault.close().unwrap();
+    let err = cvvault::vault::Vault::open(&f.paths, &f.unlock())
+        .err()
+        .unwrap();
+    let text = err.to_string();
+    assert!(matches!(err, Error::InvalidPolicy { .. }), "{text}");
+    assert!(text.contains("zz-typo.cedar:4:"), "{text}");
+    assert_eq!(err.exit_code(), 15);
+}
+
+#[test]
+fn errors_never_carry_profile_content() {
+    let f = Fixture::new();
+    let id = f.register_marked("ERRMARKER", false, true);
+    let errors = [
+        extract_groups(&f, "emp", &id, "recruitment").err().unwrap(),
+        extract_groups(&f, "dpo", &id, "recruitment").err().unwrap(),
+        f.vault.erase(&f.as_("emp"), &id).err().unwrap(),
+    ];
+    for e in errors {
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("ERRMARKER"), "{text}");
+    }
+}
