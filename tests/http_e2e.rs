@@ -5,7 +5,12 @@
 
 // Test code: a failed step should stop the test loudly (clippy.toml allows this only inside
 // #[test] functions, not in their helpers).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -365,4 +370,20 @@ fn demo_over_http_walks_the_whole_lifecycle() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
+}
+
+#[test]
+fn sigterm_right_after_the_address_is_announced_still_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(cvvault(dir.path(), &["init"]).status.success());
+    let (mut server, rest) = start(dir.path());
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "serve exited with {status}");
+    assert!(rest.join().unwrap().contains("final checkpoint signed"));
 }

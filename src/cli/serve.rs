@@ -36,6 +36,8 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<ExitCode> {
         .build()
         .map_err(|e| Error::io("tokio runtime", e))?;
     let served = runtime.block_on(async {
+        // Installed before the address is announced: a supervisor may signal at once.
+        let shutdown = server::shutdown_signal();
         let listener = tokio::net::TcpListener::bind(args.bind)
             .await
             .map_err(|e| Error::io(format!("listen address {}", args.bind), e))?;
@@ -54,7 +56,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<ExitCode> {
             listener,
             state,
             Duration::from_secs(args.checkpoint_interval),
-            server::shutdown_signal(),
+            shutdown,
         )
         .await
     });
