@@ -539,7 +539,9 @@ fn walk(
     expect(&reply, 204)?;
     let reply = api.get(&format!("/v1/candidates/{hidden}/erasure-receipt"), &dpo)?;
     expect(&reply, 200)?;
-    let index = at(at(&reply.json(), "proof"), "index").as_u64().unwrap_or_default();
+    let index = at(at(&reply.json(), "proof"), "index")
+        .as_u64()
+        .unwrap_or_default();
     println!("  receipt: erase entry #{index} with an inclusion proof and a signed checkpoint");
     let reply = api.get(&format!("/v1/audit/entries/{index}/proof"), &dpo)?;
     expect(&reply, 200)?;

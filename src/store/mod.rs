@@ -323,7 +323,9 @@ impl Readers {
             conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
             let result = f(conn);
             // A read transaction changes nothing: ending it cannot lose work.
-            let ended = conn.prepare_cached("COMMIT").and_then(|mut end| end.execute([]));
+            let ended = conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut end| end.execute([]));
             let value = result?;
             ended?;
             Ok(value)

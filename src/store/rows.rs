@@ -442,7 +442,13 @@ pub struct TokenRow {
 }
 
 /// Stores a new token's hash.
-pub fn insert_token(conn: &Connection, token_id: &str, principal: &PrincipalId, hash: &[u8; 32], now: i64) -> Result<()> {
+pub fn insert_token(
+    conn: &Connection,
+    token_id: &str,
+    principal: &PrincipalId,
+    hash: &[u8; 32],
+    now: i64,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO tokens (token_id, principal_id, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -452,20 +458,26 @@ pub fn insert_token(conn: &Connection, token_id: &str, principal: &PrincipalId, 
 
 /// The token id and principal of an unrevoked token with this hash (a unique-index lookup).
 pub fn token_by_hash(conn: &Connection, hash: &[u8; 32]) -> Result<Option<(String, PrincipalId)>> {
-    conn.prepare_cached("SELECT token_id, principal_id FROM tokens WHERE token_hash = ?1 AND revoked_at IS NULL")?
-        .query_row(params![&hash[..]], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .optional()?
-        .map(|(token_id, principal)| Ok((token_id, principal.parse()?)))
-        .transpose()
+    conn.prepare_cached(
+        "SELECT token_id, principal_id FROM tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
+    )?
+    .query_row(params![&hash[..]], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })
+    .optional()?
+    .map(|(token_id, principal)| Ok((token_id, principal.parse()?)))
+    .transpose()
 }
 
 /// One token.
 pub fn token(conn: &Connection, token_id: &str) -> Result<Option<TokenRow>> {
-    conn.prepare_cached("SELECT token_id, principal_id, created_at, revoked_at FROM tokens WHERE token_id = ?1")?
-        .query_row(params![token_id], token_from_row)
-        .optional()?
-        .map(parse_token)
-        .transpose()
+    conn.prepare_cached(
+        "SELECT token_id, principal_id, created_at, revoked_at FROM tokens WHERE token_id = ?1",
+    )?
+    .query_row(params![token_id], token_from_row)
+    .optional()?
+    .map(parse_token)
+    .transpose()
 }
 
 /// Every token, oldest first.

@@ -154,7 +154,11 @@ impl Vault {
     /// Registers one candidate from a profile document (cvvault JSON or JSON Resume). Decided
     /// before the document is parsed, so a principal who may not register gets the refusal,
     /// not a report on the document.
-    pub fn register_document(&self, principal: &PrincipalFacts, document: &[u8]) -> Result<CandidateId> {
+    pub fn register_document(
+        &self,
+        principal: &PrincipalFacts,
+        document: &[u8],
+    ) -> Result<CandidateId> {
         self.authorize_register(principal, &new_request_id())?;
         let profile = Profile::from_document(document)?;
         self.register(principal, &profile)

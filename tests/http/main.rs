@@ -3,7 +3,12 @@
 
 // Test code: a failed step should stop the test loudly (clippy.toml allows this only inside
 // #[test] functions, not in their helpers).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "../common/mod.rs"]
 mod common;
