@@ -56,12 +56,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut lines = Vec::new();
     cvvault::synth::ndjson(DUE, 42, &mut lines)?;
     let owned = lines.clone();
-    let open = move || -> cvvault::Result<Box<dyn std::io::BufRead>> {
+    let reader = move || -> cvvault::Result<Box<dyn std::io::BufRead>> {
         Ok(Box::new(std::io::Cursor::new(owned.clone())))
     };
     let report = vault.import(
         &cw,
-        &open,
+        &reader,
         &cvvault::vault::ImportOptions::default(),
         &|_, _| {},
     )?;
@@ -85,12 +85,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..(TOTAL - DUE) / 50_000 {
         let tx = conn.transaction()?;
         {
-            let mut keys = tx
-                .prepare(
-                    "INSERT INTO candidates (candidate_id, created_at, kek_version, wrapped_dek, dek_commitment,
-                         open_assignments, ever_assigned, idle_since) VALUES (?1, ?2, 1, ?3, ?4, 1, 1, NULL)",
-                )
-                ?;
+            let mut keys = tx.prepare(
+                "INSERT INTO candidate_keys (candidate_id, kek_version, wrapped_dek, dek_commitment)
+                 VALUES (?1, 1, ?2, ?3)",
+            )?;
+            let mut lifecycle = tx.prepare(
+                "INSERT INTO candidates (candidate_id, key_id, created_at, open_assignments,
+                     ever_assigned, idle_since) VALUES (?1, last_insert_rowid(), ?2, 1, 1, NULL)",
+            )?;
             let mut sealed = tx
                 .prepare(
                     "INSERT INTO sealed_profiles (candidate_id, record_version, identity, contact, professional,
@@ -99,7 +101,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ?;
             for _ in 0..50_000 {
                 let id = blob(16);
-                keys.execute(rusqlite::params![id, START, blob(60), blob(32)])?;
+                keys.execute(rusqlite::params![id, blob(60), blob(32)])?;
+                lifecycle.execute(rusqlite::params![id, START])?;
                 let [a, b, c, d, e] = GROUP_SIZES.map(&mut blob);
                 sealed.execute(rusqlite::params![id, a, b, c, d, e])?;
             }

@@ -603,7 +603,7 @@ fn erased_candidates_leave_no_marker_or_wrapped_key_in_the_database_or_its_wal()
     for id in &ids {
         let (wrapped, commitment): (Vec<u8>, Vec<u8>) = conn
             .query_row(
-                "SELECT wrapped_dek, dek_commitment FROM candidates WHERE candidate_id = ?1",
+                "SELECT wrapped_dek, dek_commitment FROM candidate_keys WHERE candidate_id = ?1",
                 [&id.as_bytes()[..]],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

@@ -89,8 +89,8 @@ fn a_flipped_byte_in_a_stored_ciphertext_or_wrapped_dek_fails_to_open() {
     for (table, column) in [
         ("sealed_profiles", "professional"),
         ("sealed_profiles", "control"),
-        ("candidates", "wrapped_dek"),
-        ("candidates", "dek_commitment"),
+        ("candidate_keys", "wrapped_dek"),
+        ("candidate_keys", "dek_commitment"),
     ] {
         let original: Vec<u8> = raw
             .query_row(
@@ -540,5 +540,74 @@ fn errors_never_carry_profile_content() {
     for e in errors {
         let text = format!("{e} {e:?}");
         assert!(!text.contains("ERRMARKER"), "{text}");
+    }
+}
+
+#[test]
+fn a_legal_hold_blocks_erasure_on_request_until_released() {
+    let f = Fixture::new();
+    let id = f.register_marked("HOLD", false, false);
+    f.vault
+        .set_hold(&f.as_("dpo"), &id, true, "case 2026-041")
+        .unwrap();
+    let refused = f.vault.erase(&f.as_("cw"), &id).err().unwrap();
+    assert!(
+        matches!(refused, Error::Conflict(_)) && refused.to_string().contains("legal hold"),
+        "{refused}"
+    );
+    assert_eq!(f.vault.candidate_count().unwrap(), 1);
+    f.vault.set_hold(&f.as_("dpo"), &id, false, "").unwrap();
+    f.vault.erase(&f.as_("cw"), &id).unwrap();
+    assert_eq!(f.vault.candidate_count().unwrap(), 0);
+}
+
+#[test]
+fn refused_state_changes_are_audited_too() {
+    let f = Fixture::new();
+    let id = f.register_marked("REFUSALS", false, false);
+    let assignment = f.assign(id, "coach-org", "coaching", "coaching");
+    f.vault
+        .close_assignment(&f.as_("cw"), &assignment, "done")
+        .unwrap();
+    assert!(f
+        .vault
+        .close_assignment(&f.as_("cw"), &assignment, "again")
+        .is_err());
+    assert!(f
+        .vault
+        .close_assignment(&f.as_("cw"), &cvvault::ids::AssignmentId::random(), "x")
+        .is_err());
+    let _ = f.vault.open_assignment(
+        &f.as_("cw"),
+        cvvault::vault::OpenAssignment {
+            candidate_id: id,
+            org: "nowhere".parse().unwrap(),
+            kind: "coaching".parse().unwrap(),
+            purpose: purpose("coaching"),
+        },
+    );
+    f.vault
+        .explain(&f.as_("emp"), &id, &purpose("recruitment"))
+        .unwrap();
+    let notes: Vec<String> = f
+        .raw()
+        .prepare("SELECT entry FROM audit_entries")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    for (action, note) in [
+        ("assignment.close", "already-closed"),
+        ("assignment.close", "not-found"),
+        ("assignment.open", "unknown-organisation"),
+        ("policy.explain", "explanation only"),
+    ] {
+        assert!(
+            notes
+                .iter()
+                .any(|e| e.contains(&format!("\"action\":\"{action}\"")) && e.contains(note)),
+            "no {action} entry with {note}"
+        );
     }
 }

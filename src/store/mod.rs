@@ -241,8 +241,9 @@ fn writer_loop(
                 Err(e.to_string())
             }
         };
-        for completion in completions.0 {
-            completion(outcome.clone());
+        for (completion, failed) in completions.0 {
+            // A job whose savepoint could not be released must not be told it succeeded.
+            completion(failed.map_or_else(|| outcome.clone(), Err));
         }
     }
 }
@@ -251,13 +252,13 @@ fn run_group(
     conn: &mut Connection,
     audit: &mut Appender,
     batch: Vec<Job>,
-) -> (Vec<Completion>, Result<()>) {
+) -> (Vec<(Completion, Option<String>)>, Result<()>) {
     let mut completions = Vec::with_capacity(batch.len());
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             for job in batch {
-                completions.push(job(None).1);
+                completions.push((job(None).1, None));
             }
             return (completions, Err(Error::from(e)));
         }
@@ -266,7 +267,7 @@ fn run_group(
     // process may have appended since our last group (the transaction now holds the lock).
     if let Err(e) = audit.sync(&tx) {
         for job in batch {
-            completions.push(job(None).1);
+            completions.push((job(None).1, None));
         }
         return (completions, Err(e));
     }
@@ -275,7 +276,7 @@ fn run_group(
         let savepoint = match tx.savepoint() {
             Ok(sp) => sp,
             Err(_) => {
-                completions.push(job(None).1);
+                completions.push((job(None).1, None));
                 continue;
             }
         };
@@ -284,15 +285,17 @@ fn run_group(
             audit,
         }));
         let released = if ok {
-            savepoint.commit().is_ok()
+            savepoint.commit().map_err(|e| e.to_string())
         } else {
-            false
+            Err(String::new())
         };
-        if !released {
+        if released.is_err() {
             // Dropping an uncommitted savepoint rolls it back; the appender follows.
             audit.restore(snapshot);
         }
-        completions.push(completion);
+        // A job that succeeded but whose savepoint could not be released failed after all.
+        let failed = if ok { released.err() } else { None };
+        completions.push((completion, failed));
     }
     let result = audit
         .persist(&tx)
@@ -333,11 +336,12 @@ impl Readers {
     }
 
     /// `PRAGMA wal_checkpoint(TRUNCATE)` on a read connection outside any transaction: moves
-    /// committed pages into the database file and empties the WAL.
-    pub fn checkpoint_truncate(&self) -> Result<()> {
+    /// committed pages into the database file and empties the WAL. Returns whether it was
+    /// busy (another connection still reads part of the WAL, so it did not complete).
+    pub fn checkpoint_truncate(&self) -> Result<bool> {
         self.with_connection(|conn| {
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-            Ok(())
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            Ok(busy != 0)
         })
     }
 

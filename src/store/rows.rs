@@ -51,7 +51,7 @@ fn version_u32(v: i64) -> Result<u32> {
     })
 }
 
-/// Inserts a new candidate: keys row and sealed row.
+/// Inserts a new candidate: key slot, lifecycle row and sealed row.
 pub fn insert_candidate(
     conn: &Connection,
     id: &CandidateId,
@@ -60,24 +60,43 @@ pub fn insert_candidate(
     sealed: &SealedProfile,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO candidates (candidate_id, created_at, kek_version, wrapped_dek, dek_commitment, idle_since)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?2)",
+        "INSERT INTO candidate_keys (candidate_id, kek_version, wrapped_dek, dek_commitment)
+         VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![&id.as_bytes()[..], created_at, dek.kek_version, dek.wrapped, dek.commitment])?;
+    .execute(params![
+        &id.as_bytes()[..],
+        dek.kek_version,
+        dek.wrapped,
+        dek.commitment
+    ])?;
+    let key_id = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "INSERT INTO candidates (candidate_id, key_id, created_at, idle_since) VALUES (?1, ?2, ?3, ?3)",
+    )?
+    .execute(params![&id.as_bytes()[..], key_id, created_at])?;
     let [identity, contact, professional, special, control] = &sealed.groups;
     conn.prepare_cached(
         "INSERT INTO sealed_profiles (candidate_id, record_version, identity, contact, professional, special, control)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![&id.as_bytes()[..], sealed.record_version, identity, contact, professional, special, control])?;
+    .execute(params![
+        &id.as_bytes()[..],
+        sealed.record_version,
+        identity,
+        contact,
+        professional,
+        special,
+        control
+    ])?;
     Ok(())
 }
 
-/// The keys row of a candidate, or `None` when there is no such candidate.
+/// The keys and lifecycle of a candidate, or `None` when there is no such candidate.
 pub fn candidate_keys(conn: &Connection, id: &CandidateId) -> Result<Option<CandidateKeys>> {
     conn.prepare_cached(
-        "SELECT kek_version, wrapped_dek, dek_commitment, open_assignments, legal_hold, created_at
-             FROM candidates WHERE candidate_id = ?1",
+        "SELECT k.kek_version, k.wrapped_dek, k.dek_commitment, c.open_assignments, c.legal_hold, c.created_at
+         FROM candidates c JOIN candidate_keys k ON k.key_id = c.key_id
+         WHERE c.candidate_id = ?1",
     )?
     .query_row(params![&id.as_bytes()[..]], |r| {
         Ok((
@@ -142,8 +161,26 @@ pub fn sealed_control(conn: &Connection, id: &CandidateId) -> Result<Option<(u32
     .transpose()
 }
 
-/// Deletes a candidate, its sealed groups and its assignments. Returns whether it existed.
+/// Erases a candidate: its key slot is overwritten in place with zeros (crypto-shredding),
+/// then its lifecycle row, sealed groups and assignments are deleted. Returns whether it
+/// existed.
 pub fn delete_candidate(conn: &Connection, id: &CandidateId) -> Result<bool> {
+    let key_id: Option<i64> = conn
+        .prepare_cached("SELECT key_id FROM candidates WHERE candidate_id = ?1")?
+        .query_row(params![&id.as_bytes()[..]], |r| r.get(0))
+        .optional()?;
+    let Some(key_id) = key_id else {
+        return Ok(false);
+    };
+    // INVARIANT: same lengths, so SQLite rewrites the cell where it is.
+    conn.prepare_cached(
+        "UPDATE candidate_keys SET kek_version = 0,
+             candidate_id = zeroblob(length(candidate_id)),
+             wrapped_dek = zeroblob(length(wrapped_dek)),
+             dek_commitment = zeroblob(length(dek_commitment))
+         WHERE key_id = ?1",
+    )?
+    .execute(params![key_id])?;
     let n = conn
         .prepare_cached("DELETE FROM candidates WHERE candidate_id = ?1")?
         .execute(params![&id.as_bytes()[..]])?;

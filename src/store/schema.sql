@@ -6,13 +6,25 @@ CREATE TABLE vault_meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 
--- Small, hot rows: keys and lifecycle. Rewrapping a DEK touches only this table.
+-- Key material. SQLite moves cells between pages when a B-tree is rebalanced and does not
+-- zero the space they leave, so a row that is ever moved can leave a stale copy behind,
+-- which secure_delete does not reach. This table is therefore append-only by design: a new
+-- row goes to the right edge (existing cells never move to make room for it), and a slot is
+-- overwritten in place with the same number of bytes (rotation: the new wrapping; erasure:
+-- zeros) and never deleted. No copy of a wrapped DEK outlives its erasure.
+CREATE TABLE candidate_keys (
+    key_id         INTEGER PRIMARY KEY,
+    candidate_id   BLOB NOT NULL,
+    kek_version    INTEGER NOT NULL,  -- 0 once shredded
+    wrapped_dek    BLOB NOT NULL,
+    dek_commitment BLOB NOT NULL
+);
+
+-- Small, hot rows: lifecycle. No key material here.
 CREATE TABLE candidates (
     candidate_id     BLOB PRIMARY KEY NOT NULL CHECK (length(candidate_id) = 16),
+    key_id           INTEGER NOT NULL REFERENCES candidate_keys (key_id),
     created_at       INTEGER NOT NULL,
-    kek_version      INTEGER NOT NULL,
-    wrapped_dek      BLOB NOT NULL,
-    dek_commitment   BLOB NOT NULL,
     open_assignments INTEGER NOT NULL DEFAULT 0 CHECK (open_assignments >= 0),
     ever_assigned    INTEGER NOT NULL DEFAULT 0,
     -- NULL while an assignment is open; else since when the candidate has had none.

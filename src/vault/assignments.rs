@@ -65,6 +65,8 @@ impl Vault {
             });
         }
         if !org_known {
+            record.note = Some("unknown-organisation".into());
+            self.record(record)?;
             return Err(Error::invalid_input(format!(
                 "unknown organisation `{}`: register a principal of it first with `cvvault principal add ID --role provider|employer --org {}`",
                 request.org, request.org
@@ -119,10 +121,19 @@ impl Vault {
         let row = self
             .readers
             .read(|conn| rows::assignment(conn, assignment_id))?;
+        let refuse = |note: &str, candidate: Option<crate::ids::CandidateId>| -> Result<()> {
+            let mut record = Record::new("assignment.close", &actor, Outcome::Deny, &request_id);
+            record.assignment = Some(*assignment_id);
+            record.candidate = candidate;
+            record.note = Some(note.to_owned());
+            self.record(record)
+        };
         let Some(row) = row else {
+            refuse("not-found", None)?;
             return Err(Error::NotFound { what: "assignment" });
         };
         if row.closed_at.is_some() {
+            refuse("already-closed", Some(row.candidate_id))?;
             return Err(Error::Conflict(format!(
                 "assignment {assignment_id} is already closed: nothing to do"
             )));

@@ -416,9 +416,20 @@ impl Vault {
                 policy_ids: decision.policy_ids().to_vec(),
             });
         }
+        let id = *candidate_id;
+        let on_hold = self
+            .readers
+            .read(|conn| rows::candidate_keys(conn, &id))?
+            .is_some_and(|keys| keys.legal_hold);
+        if on_hold {
+            record.note = Some("legal-hold".into());
+            self.record(record)?;
+            return Err(Error::Conflict(
+                "this candidate is under a legal hold placed by a data-protection officer: it cannot be erased until the DPO releases the hold (`cvvault hold release`)".into(),
+            ));
+        }
         record.decision = Outcome::Allow;
         record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
-        let id = *candidate_id;
         self.writer.write(move |ctx| {
             if !rows::delete_candidate(ctx.conn, &id)? {
                 return Err(Error::NotFound { what: "candidate" });
@@ -433,7 +444,21 @@ impl Vault {
     /// secure_delete has zeroed erased ones) and empties the WAL.
     pub fn truncate_wal(&self) -> Result<()> {
         self.writer.write(|_| Ok(()))?;
-        self.readers.checkpoint_truncate()
+        // A reader in another process can hold the WAL open; then the checkpoint is partial
+        // ("busy") and erased pages could stay in the WAL. Retry for a while, then warn.
+        for attempt in 0..50u32 {
+            let busy = self.readers.checkpoint_truncate()?;
+            if !busy {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(
+                20 * u64::from(attempt.min(10) + 1),
+            ));
+        }
+        tracing::warn!(
+            "the WAL could not be truncated because another process is reading the database; erased pages leave the WAL at the next checkpoint"
+        );
+        Ok(())
     }
 
     /// Number of candidates held (a count, never a list: nobody browses the population).

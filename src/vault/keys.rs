@@ -50,7 +50,7 @@ impl Vault {
         let ring = self.keyring();
         let counts = self.readers().read(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT kek_version, count(*) FROM candidates GROUP BY kek_version ORDER BY 1",
+                "SELECT kek_version, count(*) FROM candidate_keys WHERE kek_version != 0 GROUP BY kek_version ORDER BY 1",
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
             rows.map(|r| {
@@ -99,31 +99,40 @@ impl Vault {
 
         let total = self.readers().read(|conn| {
             let n: i64 = conn.query_row(
-                "SELECT count(*) FROM candidates WHERE kek_version != ?1",
+                "SELECT count(*) FROM candidate_keys WHERE kek_version NOT IN (0, ?1)",
                 params![new_version],
                 |r| r.get(0),
             )?;
             Ok(u64::try_from(n).unwrap_or(0))
         })?;
         let mut rewrapped = 0u64;
+        let mut after_key_id = 0i64;
         progress(0, total);
         loop {
-            let batch: Vec<(CandidateId, WrappedDek)> = self.readers().read(|conn| {
+            // Walk the key slots in order; each batch starts where the last ended.
+            let batch: Vec<(i64, CandidateId, WrappedDek)> = self.readers().read(|conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT candidate_id, kek_version, wrapped_dek, dek_commitment FROM candidates
-                     WHERE kek_version != ?1 LIMIT ?2",
+                    "SELECT key_id, candidate_id, kek_version, wrapped_dek, dek_commitment
+                     FROM candidate_keys
+                     WHERE key_id > ?1 AND kek_version NOT IN (0, ?2)
+                     ORDER BY key_id LIMIT ?3",
                 )?;
-                let rows = stmt.query_map(params![new_version, REWRAP_BATCH as i64], |r| {
-                    Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                    ))
-                })?;
+                let rows = stmt.query_map(
+                    params![after_key_id, new_version, REWRAP_BATCH as i64],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, Vec<u8>>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                        ))
+                    },
+                )?;
                 rows.map(|r| {
-                    let (id, v, wrapped, commitment) = r?;
+                    let (key_id, id, v, wrapped, commitment) = r?;
                     Ok((
+                        key_id,
                         CandidateId::from_slice(&id)?,
                         WrappedDek {
                             kek_version: u32::try_from(v).map_err(|_| Error::Corrupt {
@@ -136,32 +145,28 @@ impl Vault {
                 })
                 .collect()
             })?;
-            if batch.is_empty() {
+            let Some((last, _, _)) = batch.last() else {
                 break;
-            }
+            };
+            after_key_id = *last;
             let mut rewrapped_batch = Vec::with_capacity(batch.len());
-            for (id, old) in &batch {
+            for (key_id, id, old) in &batch {
                 let dek = Dek::unwrap(&ring, id, old)?;
                 rewrapped_batch.push((
-                    *id,
+                    *key_id,
                     old.kek_version,
                     dek.wrap_under(&ring, new_version, id)?,
                 ));
             }
             let n = rewrapped_batch.len() as u64;
             self.writer().write(move |ctx| {
+                // Same lengths as before: each slot is overwritten where it is.
                 let mut stmt = ctx.conn.prepare_cached(
-                    "UPDATE candidates SET kek_version = ?2, wrapped_dek = ?3, dek_commitment = ?4
-                     WHERE candidate_id = ?1 AND kek_version = ?5",
+                    "UPDATE candidate_keys SET kek_version = ?2, wrapped_dek = ?3, dek_commitment = ?4
+                     WHERE key_id = ?1 AND kek_version = ?5",
                 )?;
-                for (id, old_version, new) in &rewrapped_batch {
-                    stmt.execute(params![
-                        &id.as_bytes()[..],
-                        new.kek_version,
-                        new.wrapped,
-                        new.commitment,
-                        old_version
-                    ])?;
+                for (key_id, old_version, new) in &rewrapped_batch {
+                    stmt.execute(params![key_id, new.kek_version, new.wrapped, new.commitment, old_version])?;
                 }
                 Ok(())
             })?;

@@ -372,10 +372,30 @@ impl Vault {
         let facts = self
             .readers
             .read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let mut record = Record::new(
+            "policy.explain",
+            &actor(principal),
+            Outcome::Allow,
+            &new_request_id(),
+        );
+        record.candidate = Some(*candidate_id);
+        record.purpose = Some(purpose.to_string());
         let Some((facts, _)) = facts else {
+            record.decision = Outcome::Deny;
+            record.note = Some("not-found".into());
+            self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });
         };
-        Ok(self.policy.explain(principal, &facts, purpose))
+        let explanation = self.policy.explain(principal, &facts, purpose);
+        // What the principal may see is itself worth a line: who asked about whom, and when.
+        record.groups = explanation
+            .iter()
+            .filter(|e| e.verdict == crate::policy::Verdict::Allow)
+            .map(|e| e.group.to_string())
+            .collect();
+        record.note = Some("explanation only: nothing disclosed".into());
+        self.record(record)?;
+        Ok(explanation)
     }
 
     /// The facts policy needs about a candidate, and the candidate's DEK (to open groups
