@@ -179,6 +179,25 @@ impl Appender {
         Ok(())
     }
 
+    /// Reloads the tree's right edge if another process appended since this appender last
+    /// wrote (e.g. `cvvault token issue` while `cvvault serve` runs). Called by the writer at
+    /// the start of each group transaction, which holds SQLite's write lock, so the state read
+    /// here cannot change before the group commits.
+    pub fn sync(&mut self, conn: &Connection) -> Result<()> {
+        let next: i64 = conn.query_row(
+            "SELECT coalesce(max(entry_index) + 1, 0) FROM audit_entries",
+            [],
+            |r| r.get(0),
+        )?;
+        // More entries than this appender wrote: another process appended, and its tree edge
+        // committed with them. Fewer can only be tampering: appending goes on as before, so
+        // that the next `audit verify` (whose own entry is appended first) names the damage.
+        if u64::try_from(next).is_ok_and(|next| next > self.frontier.size()) {
+            self.reload(conn)?;
+        }
+        Ok(())
+    }
+
     /// The pseudonymizer.
     pub fn pseudonyms(&self) -> &Pseudonymizer {
         &self.pseudonyms

@@ -24,6 +24,10 @@ pub struct DemoArgs {
     /// Keep the temporary vault and print where it is.
     #[arg(long)]
     pub keep: bool,
+    /// Walk through the lifecycle over the HTTP API instead: a server on 127.0.0.1 (any free
+    /// port) in this process, driven by an HTTP client with a bearer token per principal.
+    #[arg(long)]
+    pub http: bool,
 }
 
 pub(crate) struct Demo {
@@ -46,7 +50,10 @@ fn o(id: &str) -> Result<OrgId> {
     id.parse()
 }
 
-pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
+    if args.http {
+        return super::demo_http::run(ctx, args);
+    }
     let dir = tempfile::Builder::new()
         .prefix("cvvault-demo-")
         .tempdir()

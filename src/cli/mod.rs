@@ -5,12 +5,15 @@ mod assignment;
 mod audit;
 mod candidate;
 mod demo;
+mod demo_http;
 mod extract;
 mod init;
 mod keys;
 mod policy;
 mod principal;
 mod retention;
+mod serve;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -103,6 +106,11 @@ pub enum Command {
     /// Legal holds (DPO): keep a candidate from retention until released.
     #[command(subcommand)]
     Hold(audit::HoldCommand),
+    /// Issue, revoke and list bearer tokens for the HTTP API (the operator's task).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Serve the HTTP API until SIGTERM or Ctrl-C.
+    Serve(serve::ServeArgs),
     /// Create a vault in a temporary directory and walk through the whole lifecycle.
     Demo(demo::DemoArgs),
 }
@@ -193,6 +201,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Retention(cmd) => with_vault(&ctx, |vault| retention::run(&ctx, vault, cmd)),
         Command::Hold(cmd) => with_vault(&ctx, |vault| audit::run_hold(&ctx, vault, cmd)),
+        Command::Token(cmd) => with_vault(&ctx, |vault| token::run(&ctx, vault, cmd)),
+        Command::Serve(args) => serve::run(&ctx, args),
         Command::Demo(args) => demo::run(&ctx, args),
     }
 }

@@ -1,1 +1,242 @@
-//! The HTTP API (axum).
+//! The HTTP API (axum): `router(state)` for tests and `serve` for the `cvvault serve` command.
+//!
+//! Every `/v1` request is authenticated by a bearer token ([`auth`]), handled by calling one
+//! vault use case on tokio's blocking pool ([`handlers`]; rusqlite blocks, the async workers
+//! must not), and every error is rendered once, as problem+json ([`problem`]). Extract
+//! quotas ([`quota`]), Prometheus metrics ([`metrics`]) and the OpenAPI document ([`openapi`])
+//! sit beside them. The vault signs a checkpoint on an interval and once more at shutdown.
+
+pub mod auth;
+pub mod handlers;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+pub mod quota;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+
+use crate::error::{Error, Result};
+use crate::settings::Limits;
+use crate::vault::Vault;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+struct Shared {
+    vault: Arc<Vault>,
+    quota: quota::QuotaTracker,
+    metrics: metrics::Metrics,
+    max_body_bytes: usize,
+}
+
+impl AppState {
+    /// State over an open vault, with the quotas and body limit of `limits`.
+    pub fn new(vault: Arc<Vault>, limits: &Limits) -> AppState {
+        AppState(Arc::new(Shared {
+            vault,
+            quota: quota::QuotaTracker::new(&limits.extract),
+            metrics: metrics::Metrics::default(),
+            max_body_bytes: limits.http.max_body_bytes,
+        }))
+    }
+
+    /// The vault.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.0.vault
+    }
+
+    /// The extract quotas.
+    pub fn quota(&self) -> &quota::QuotaTracker {
+        &self.0.quota
+    }
+
+    /// The request metrics.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.0.metrics
+    }
+
+    /// The request body limit.
+    pub fn max_body_bytes(&self) -> usize {
+        self.0.max_body_bytes
+    }
+}
+
+/// Runs a vault call on the blocking pool and waits for it without blocking a worker.
+pub async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        let what = if e.is_panic() {
+            "a request task panicked"
+        } else {
+            "a request task was cancelled"
+        };
+        Error::io("request task", std::io::Error::other(what))
+    })?
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.max_body_bytes();
+    Router::new()
+        .route("/v1/candidates", post(handlers::register_candidate))
+        .route(
+            "/v1/candidates/{candidate_id}",
+            delete(handlers::erase_candidate),
+        )
+        .route(
+            "/v1/candidates/{candidate_id}/extract",
+            get(handlers::extract),
+        )
+        .route(
+            "/v1/candidates/{candidate_id}/assignments",
+            get(handlers::list_assignments),
+        )
+        .route(
+            "/v1/candidates/{candidate_id}/legal-hold",
+            put(handlers::place_hold).delete(handlers::release_hold),
+        )
+        .route(
+            "/v1/candidates/{candidate_id}/subject-access",
+            get(handlers::subject_access),
+        )
+        .route(
+            "/v1/candidates/{candidate_id}/erasure-receipt",
+            get(handlers::erasure_receipt),
+        )
+        .route(
+            "/v1/candidates/{candidate_id}/audit-entries",
+            get(handlers::audit_search),
+        )
+        .route("/v1/assignments", post(handlers::open_assignment))
+        .route(
+            "/v1/assignments/{assignment_id}/close",
+            post(handlers::close_assignment),
+        )
+        .route("/v1/audit/entries", get(handlers::audit_export))
+        .route(
+            "/v1/audit/entries/{index}/proof",
+            get(handlers::audit_proof),
+        )
+        .route("/v1/audit/checkpoint", get(handlers::audit_checkpoint))
+        .route("/livez", get(handlers::livez))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(metrics::serve))
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(handlers::unknown_route)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::map_response(protective_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+/// No response is cached by a browser or proxy, and none is sniffed into another type.
+async fn protective_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// Serves until `shutdown` completes, then drains the requests in flight. Signs a checkpoint
+/// every `checkpoint_every` meanwhile. The caller closes the vault afterwards (which signs the
+/// final checkpoint).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    checkpoint_every: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let vault = state.vault().clone();
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let signer = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(checkpoint_every.max(Duration::from_secs(1)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    let vault = vault.clone();
+                    match blocking(move || vault.sign_checkpoint()).await {
+                        Ok(Some(_)) => tracing::debug!("checkpoint signed"),
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(error = %e, "the periodic checkpoint could not be signed"),
+                    }
+                }
+                _ = stopped.changed() => break,
+            }
+        }
+    });
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::io("HTTP listener", e));
+    let _ = stop.send(true);
+    let _ = signer.await;
+    served
+}
+
+/// A future that completes on SIGTERM or Ctrl-C (SIGINT). The handlers are installed when
+/// this is called (inside the runtime), so a signal that arrives before the future is first
+/// polled is not lost and does not kill the process with the default action.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let (mut terminate, mut interrupt) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match terminate.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match interrupt.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = term => {}
+                _ = int => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        tracing::info!("shutting down: draining requests in flight");
+    }
+}

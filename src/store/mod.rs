@@ -23,6 +23,10 @@ const SCHEMA_V1: &str = include_str!("schema.sql");
 const MIGRATIONS: &[&str] = &[SCHEMA_V1];
 /// Most jobs committed in one group.
 const MAX_GROUP: usize = 256;
+/// Read connections kept open for reuse. Above the number of concurrent readers (the HTTP
+/// server runs up to one per request in flight), a connection would be opened and closed per
+/// read, with a cold page cache each time.
+const MAX_IDLE_READERS: usize = 256;
 
 /// Opens a connection with the vault's pragmas.
 ///
@@ -259,6 +263,14 @@ fn run_group(
             return (completions, Err(Error::from(e)));
         }
     };
+    // INVARIANT: the appender's tree edge matches the log before any job appends; another
+    // process may have appended since our last group (the transaction now holds the lock).
+    if let Err(e) = audit.sync(&tx) {
+        for job in batch {
+            completions.push((job(None).1, None));
+        }
+        return (completions, Err(e));
+    }
     for job in batch {
         let snapshot = audit.snapshot();
         let savepoint = match tx.savepoint() {
@@ -306,15 +318,45 @@ impl Readers {
         }
     }
 
-    /// Runs `f` with a read connection.
+    /// Runs `f` with a read connection, in one read transaction: every statement of `f` sees
+    /// the same snapshot, and the connection's page cache is revalidated against the WAL once
+    /// per call rather than once per statement.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.with_connection(|conn| {
+            conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
+            let result = f(conn);
+            // A read transaction changes nothing: ending it cannot lose work.
+            let ended = conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut end| end.execute([]));
+            let value = result?;
+            ended?;
+            Ok(value)
+        })
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)` on a read connection outside any transaction: moves
+    /// committed pages into the database file and empties the WAL. Returns whether it was
+    /// busy (another connection still reads part of the WAL, so it did not complete).
+    pub fn checkpoint_truncate(&self) -> Result<bool> {
+        self.with_connection(|conn| {
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            Ok(busy != 0)
+        })
+    }
+
+    fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = match self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
             Some(conn) => conn,
             None => open_connection(&self.path, false)?,
         };
         let result = f(&conn);
+        // INVARIANT: only a connection outside any transaction goes back to the pool.
+        if !conn.is_autocommit() {
+            return result;
+        }
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < 32 {
+            if idle.len() < MAX_IDLE_READERS {
                 idle.push(conn);
             }
         }

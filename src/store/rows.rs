@@ -464,3 +464,88 @@ pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// An API bearer token as stored: never the token itself, only its SHA-256.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TokenRow {
+    /// The public part of the token, used to name it (list, revoke).
+    pub token_id: String,
+    /// Whom the token authenticates.
+    pub principal_id: PrincipalId,
+    /// Issued at.
+    pub created_at: i64,
+    /// Revoked at, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// Stores a new token's hash.
+pub fn insert_token(
+    conn: &Connection,
+    token_id: &str,
+    principal: &PrincipalId,
+    hash: &[u8; 32],
+    now: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO tokens (token_id, principal_id, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![token_id, principal.as_str(), &hash[..], now])?;
+    Ok(())
+}
+
+/// The token id and principal of an unrevoked token with this hash (a unique-index lookup).
+pub fn token_by_hash(conn: &Connection, hash: &[u8; 32]) -> Result<Option<(String, PrincipalId)>> {
+    conn.prepare_cached(
+        "SELECT token_id, principal_id FROM tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
+    )?
+    .query_row(params![&hash[..]], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })
+    .optional()?
+    .map(|(token_id, principal)| Ok((token_id, principal.parse()?)))
+    .transpose()
+}
+
+/// One token.
+pub fn token(conn: &Connection, token_id: &str) -> Result<Option<TokenRow>> {
+    conn.prepare_cached(
+        "SELECT token_id, principal_id, created_at, revoked_at FROM tokens WHERE token_id = ?1",
+    )?
+    .query_row(params![token_id], token_from_row)
+    .optional()?
+    .map(parse_token)
+    .transpose()
+}
+
+/// Every token, oldest first.
+pub fn tokens(conn: &Connection) -> Result<Vec<TokenRow>> {
+    let mut stmt =
+        conn.prepare("SELECT token_id, principal_id, created_at, revoked_at FROM tokens ORDER BY created_at, token_id")?;
+    let rows = stmt.query_map([], token_from_row)?;
+    rows.map(|r| parse_token(r?)).collect()
+}
+
+/// Marks a token revoked. Returns whether an unrevoked token was revoked.
+pub fn revoke_token(conn: &Connection, token_id: &str, now: i64) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE tokens SET revoked_at = ?2 WHERE token_id = ?1 AND revoked_at IS NULL",
+        params![token_id, now],
+    )?;
+    Ok(n > 0)
+}
+
+type RawToken = (String, String, i64, Option<i64>);
+
+fn token_from_row(r: &Row<'_>) -> rusqlite::Result<RawToken> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn parse_token(raw: RawToken) -> Result<TokenRow> {
+    let (token_id, principal, created_at, revoked_at) = raw;
+    Ok(TokenRow {
+        token_id,
+        principal_id: principal.parse()?,
+        created_at,
+        revoked_at,
+    })
+}

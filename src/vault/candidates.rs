@@ -151,6 +151,19 @@ impl Vault {
         Ok(id)
     }
 
+    /// Registers one candidate from a profile document (cvvault JSON or JSON Resume). Decided
+    /// before the document is parsed, so a principal who may not register gets the refusal,
+    /// not a report on the document.
+    pub fn register_document(
+        &self,
+        principal: &PrincipalFacts,
+        document: &[u8],
+    ) -> Result<CandidateId> {
+        self.authorize_register(principal, &new_request_id())?;
+        let profile = Profile::from_document(document)?;
+        self.register(principal, &profile)
+    }
+
     /// Imports newline-delimited profiles (cvvault or JSON Resume documents).
     ///
     /// [`ImportMode::SkipBad`] reads the file once: lines are parsed and sealed on every core
@@ -419,11 +432,7 @@ impl Vault {
         // A reader in another process can hold the WAL open; then the checkpoint is partial
         // ("busy") and erased pages could stay in the WAL. Retry for a while, then warn.
         for attempt in 0..50u32 {
-            let busy = self.readers.read(|conn| {
-                Ok(conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    r.get::<_, i64>(0)
-                })? != 0)
-            })?;
+            let busy = self.readers.checkpoint_truncate()?;
             if !busy {
                 return Ok(());
             }

@@ -5,13 +5,19 @@
 mod assignments;
 mod audit;
 mod candidates;
+mod health;
 mod keys;
 mod principals;
+mod quota;
+mod tokens;
 
 pub use assignments::OpenAssignment;
 pub use audit::{Disclosure, Receipt, SubjectAccessReport};
 pub use candidates::{Extract, ImportMode, ImportOptions, ImportPhase, ImportReport};
+pub use health::Readiness;
 pub use keys::{KeysStatus, RotationReport};
+pub use quota::ExtractRefusal;
+pub use tokens::{token_hash, IssuedToken, TOKEN_PREFIX};
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};

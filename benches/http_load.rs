@@ -1,0 +1,478 @@
+//! Load test of the HTTP API over loopback: audited extracts per second and their latency,
+//! with `/livez` in the same run as the ceiling of the HTTP stack itself.
+//!
+//! `cargo bench --bench http_load` sets up a vault (10,000 synthetic candidates, each with an
+//! open coaching assignment for one provider), starts the real `cvvault serve`, then drives it
+//! with 64 keep-alive connections for 10 s per phase. Every extract's audit entry is durable
+//! (WAL, synchronous=FULL, group commit) before its response is sent; the run checks the trail
+//! afterwards holds an allow entry for every 200 the client saw.
+//!
+//! Knobs (environment): HTTP_LOAD_CANDIDATES (10000), HTTP_LOAD_CONNECTIONS (64),
+//! HTTP_LOAD_SECONDS (10), HTTP_LOAD_WRK=1 to also run /usr/bin/wrk with benches/extract.lua,
+//! HTTP_LOAD_PERF=FILE to record a `perf` profile of the server during the extract phase.
+
+// A measuring harness, like a test: any failure should stop it loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cvvault::config::Paths;
+use cvvault::crypto::keyring::Unlock;
+use cvvault::ids::CandidateId;
+use cvvault::model::Role;
+use cvvault::vault::{InitOptions, OpenAssignment, Vault};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a plain `cargo test --benches` run passes nothing and
+    // should not spend a minute here.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("http_load: run with `cargo bench --bench http_load`");
+        return;
+    }
+    let candidates = knob("HTTP_LOAD_CANDIDATES", 10_000);
+    let connections = knob("HTTP_LOAD_CONNECTIONS", 64);
+    let seconds = knob("HTTP_LOAD_SECONDS", 10) as u64;
+
+    let dir = tempfile::Builder::new()
+        .prefix("cvvault-bench-")
+        .tempdir()
+        .unwrap();
+    let (ids, token) = set_up(dir.path(), candidates);
+    let root = dir.path();
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_cvvault"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--checkpoint-interval",
+            "5",
+        ])
+        .env("CVVAULT_KEYS_DIR", root.join("keys"))
+        .env("CVVAULT_DATA_DIR", root.join("data"))
+        .env("CVVAULT_POLICY_DIR", root.join("policy"))
+        .env("CVVAULT_LOG", "warn")
+        .env_remove("CVVAULT_PASSPHRASE")
+        .env_remove("CVVAULT_IDENTITY")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut lines = BufReader::new(server.stdout.take().unwrap());
+    lines.read_line(&mut first).unwrap();
+    // Keep reading, so that the server's last words do not hit a closed pipe.
+    let drain = std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+    let address = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
+    println!("server: {address} (pid {})", server.id());
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let livez = runtime.block_on(load(
+        &address,
+        connections,
+        Duration::from_secs(seconds),
+        Arc::new(|_| "/livez".to_owned()),
+        None,
+    ));
+    report("GET /livez", &livez);
+    let paths: Arc<Vec<String>> = Arc::new(
+        ids.iter()
+            .map(|id| format!("/v1/candidates/{id}/extract?purpose=coaching"))
+            .collect(),
+    );
+    let extract_paths = paths.clone();
+    // HTTP_LOAD_PERF=FILE: profile the server during the extract phase (perf record -g).
+    let perf = std::env::var("HTTP_LOAD_PERF").ok().map(|file| {
+        Command::new("perf")
+            .args([
+                "record",
+                "-F",
+                "499",
+                "-g",
+                "--call-graph",
+                "dwarf,16384",
+                "-o",
+                &file,
+                "-p",
+                &server.id().to_string(),
+                "--",
+                "sleep",
+                &seconds.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    });
+    let cpu_before = cpu_seconds(server.id());
+    let extracts = runtime.block_on(load(
+        &address,
+        connections,
+        Duration::from_secs(seconds),
+        Arc::new(move |n| extract_paths[n % extract_paths.len()].clone()),
+        Some(token.clone()),
+    ));
+    report("GET /v1/candidates/{id}/extract (audited)", &extracts);
+    let cpu = cpu_seconds(server.id()) - cpu_before;
+    println!(
+        "server CPU during the extract phase: {cpu:.1} s ({:.0} us per extract)",
+        cpu * 1e6 / extracts.ok.max(1) as f64
+    );
+    if let Some(mut perf) = perf {
+        let _ = perf.wait();
+    }
+
+    if std::env::var("HTTP_LOAD_WRK").is_ok_and(|v| v == "1") && Path::new("/usr/bin/wrk").exists()
+    {
+        let ids_file = root.join("ids.txt");
+        std::fs::write(
+            &ids_file,
+            ids.iter().map(|i| format!("{i}\n")).collect::<String>(),
+        )
+        .unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/extract.lua");
+        let duration = format!("{seconds}s");
+        let url = format!("http://{address}");
+        for (what, args) in [
+            (
+                "wrk /livez",
+                vec![
+                    "-t2",
+                    "-c",
+                    &connections.to_string(),
+                    "-d",
+                    &duration,
+                    "--latency",
+                    &format!("{url}/livez"),
+                ],
+            ),
+            (
+                "wrk extract",
+                vec![
+                    "-t2",
+                    "-c",
+                    &connections.to_string(),
+                    "-d",
+                    &duration,
+                    "--latency",
+                    "-s",
+                    script.to_str().unwrap(),
+                    &url,
+                ],
+            ),
+        ] {
+            let out = Command::new("/usr/bin/wrk")
+                .args(&args)
+                .env("CVVAULT_TOKEN", &token)
+                .env("CVVAULT_IDS", &ids_file)
+                .output()
+                .unwrap();
+            println!(
+                "\n== {what}: wrk {}\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+
+    // SIGTERM: drain, final checkpoint, exit 0.
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.wait().unwrap();
+    let _ = drain.join();
+    assert!(exit.success(), "serve exited with {exit}");
+
+    // Every 200 had its audit entry committed before the response: count them.
+    let conn = rusqlite::Connection::open(root.join("data/vault.db")).unwrap();
+    let allowed: u64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit_entries WHERE entry LIKE '{\"action\":\"extract\",%' AND entry LIKE '%\"decision\":\"allow\"%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let (size, checkpoint): (u64, u64) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM audit_entries), (SELECT max(tree_size) FROM audit_checkpoints)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    println!(
+        "\naudit: {allowed} extract allow entries for {} HTTP 200s; log size {size}, final checkpoint {checkpoint}",
+        extracts.ok
+    );
+    assert!(
+        allowed >= extracts.ok,
+        "an extract was answered without its audit entry"
+    );
+    assert_eq!(
+        size, checkpoint,
+        "the final checkpoint covers the whole log"
+    );
+}
+
+/// User + system CPU time of a process so far (Linux /proc; 0 elsewhere).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields 14 and 15 (utime, stime), counted after the `(comm)` field; 100 ticks per second.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Vault with `count` candidates, each with an open coaching assignment for `coach`.
+fn set_up(root: &Path, count: usize) -> (Vec<CandidateId>, String) {
+    let started = Instant::now();
+    let paths = Paths::under(root);
+    Vault::init(
+        &paths,
+        InitOptions {
+            passphrase: None,
+            identity: None,
+            recovery_recipients: vec![],
+        },
+    )
+    .unwrap();
+    // Quotas high enough not to interfere with the measurement.
+    std::fs::write(
+        paths.limits_settings(),
+        "[extract]\nextracts = 4000000000\nwindow_seconds = 3600\n\n[http]\nmax_body_bytes = 262144\n",
+    )
+    .unwrap();
+    let vault = Arc::new(Vault::open(&paths, &Unlock::Identity(paths.default_identity())).unwrap());
+    vault
+        .add_principal(
+            "cw".parse().unwrap(),
+            Role::Caseworker,
+            "agency".parse().unwrap(),
+            None,
+        )
+        .unwrap();
+    vault
+        .add_principal(
+            "coach".parse().unwrap(),
+            Role::Provider,
+            "coach-org".parse().unwrap(),
+            None,
+        )
+        .unwrap();
+    let caseworker = vault.principal(&"cw".parse().unwrap()).unwrap();
+    // Synthetic profiles, none protected: a provider may never see a protected one, and the
+    // bench measures disclosures.
+    let mut synth = cvvault::synth::Synth::new(2026);
+    let mut ndjson = Vec::new();
+    for _ in 0..count {
+        let mut profile = synth.profile();
+        profile.control.protected = false;
+        serde_json::to_writer(&mut ndjson, &profile).unwrap();
+        ndjson.push(b'\n');
+    }
+    let ndjson = Arc::new(ndjson);
+    let open = || -> cvvault::Result<Box<dyn std::io::BufRead>> {
+        Ok(Box::new(std::io::Cursor::new(ndjson.as_ref().clone())))
+    };
+    let report = vault
+        .import(
+            &caseworker,
+            &open,
+            &cvvault::vault::ImportOptions::default(),
+            &|_, _| {},
+        )
+        .unwrap();
+    assert_eq!(report.imported as usize, count, "{:?}", report.rejected);
+    let ids = report.ids.clone();
+    // Open the assignments from many threads, so that group commit batches them.
+    let chunks: Vec<Vec<CandidateId>> = ids
+        .chunks(ids.len().div_ceil(16).max(1))
+        .map(<[_]>::to_vec)
+        .collect();
+    std::thread::scope(|scope| {
+        for chunk in chunks {
+            let (vault, caseworker) = (vault.clone(), caseworker.clone());
+            scope.spawn(move || {
+                for id in chunk {
+                    vault
+                        .open_assignment(
+                            &caseworker,
+                            OpenAssignment {
+                                candidate_id: id,
+                                org: "coach-org".parse().unwrap(),
+                                kind: "coaching".parse().unwrap(),
+                                purpose: "coaching".parse().unwrap(),
+                            },
+                        )
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let token = vault
+        .issue_token(&"coach".parse().unwrap())
+        .unwrap()
+        .token
+        .to_string();
+    vault.close().unwrap();
+    println!(
+        "set-up: {count} candidates, {count} open coaching assignments in {:.1?}",
+        started.elapsed()
+    );
+    (ids, token)
+}
+
+#[derive(Default)]
+struct Outcome {
+    ok: u64,
+    other: u64,
+    statuses: std::collections::BTreeMap<u16, u64>,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+}
+
+fn report(what: &str, o: &Outcome) {
+    let mut l = o.latencies_us.clone();
+    l.sort_unstable();
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    println!(
+        "\n== {what}\n{} x 200, {} other {:?}, in {:.1?}: {:.0} req/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        o.ok,
+        o.other,
+        o.statuses,
+        o.elapsed,
+        o.ok as f64 / o.elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        l.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+}
+
+/// `connections` keep-alive HTTP/1.1 connections sending `path(n)` back to back for `span`.
+async fn load(
+    address: &str,
+    connections: usize,
+    span: Duration,
+    path: Arc<dyn Fn(usize) -> String + Send + Sync>,
+    token: Option<String>,
+) -> Outcome {
+    let deadline = Instant::now() + span;
+    let started = Instant::now();
+    let local = tokio::task::LocalSet::new();
+    let mut handles = Vec::new();
+    for c in 0..connections {
+        let (address, path, token) = (address.to_owned(), path.clone(), token.clone());
+        handles.push(local.spawn_local(async move {
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut out = Outcome::default();
+            let mut buffer = Vec::with_capacity(16 * 1024);
+            let mut n = c * 7919;
+            while Instant::now() < deadline {
+                n += 1;
+                let auth = token
+                    .as_ref()
+                    .map(|t| format!("authorization: Bearer {t}\r\n"))
+                    .unwrap_or_default();
+                let request = format!("GET {} HTTP/1.1\r\nhost: {address}\r\n{auth}\r\n", path(n));
+                let sent = Instant::now();
+                stream.write_all(request.as_bytes()).await.unwrap();
+                let status = read_response(&mut stream, &mut buffer).await;
+                out.latencies_us
+                    .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                if status == 200 {
+                    out.ok += 1;
+                } else {
+                    out.other += 1;
+                    *out.statuses.entry(status).or_default() += 1;
+                }
+            }
+            out
+        }));
+    }
+    local
+        .run_until(async move {
+            let mut total = Outcome::default();
+            for h in handles {
+                let o = h.await.unwrap();
+                total.ok += o.ok;
+                total.other += o.other;
+                for (status, n) in o.statuses {
+                    *total.statuses.entry(status).or_default() += n;
+                }
+                total.latencies_us.extend(o.latencies_us);
+            }
+            total.elapsed = started.elapsed();
+            total
+        })
+        .await
+}
+
+/// Reads one response with a Content-Length body; returns its status.
+async fn read_response(stream: &mut tokio::net::TcpStream, buffer: &mut Vec<u8>) -> u16 {
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buffer[..end])
+                .unwrap()
+                .to_ascii_lowercase();
+            let status: u16 = head[9..12].parse().unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            let total = end + 4 + length;
+            while buffer.len() < total {
+                fill(stream, buffer).await;
+            }
+            buffer.drain(..total);
+            return status;
+        }
+        fill(stream, buffer).await;
+    }
+}
+
+async fn fill(stream: &mut tokio::net::TcpStream, buffer: &mut Vec<u8>) {
+    let mut chunk = [0u8; 16 * 1024];
+    let n = stream.read(&mut chunk).await.unwrap();
+    assert!(n > 0, "the server closed the connection");
+    buffer.extend_from_slice(&chunk[..n]);
+}

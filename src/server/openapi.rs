@@ -1,0 +1,95 @@
+//! `/openapi.json`: the OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
+//! attributes, so that it cannot drift from the code (a test calls every operation it lists).
+
+use std::sync::OnceLock;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::handlers;
+use super::metrics;
+use super::problem::Problem;
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cvvault",
+        description = "A privacy-first encrypted CV vault. Every request is authenticated with a bearer token from `cvvault token issue`, decided by Cedar policy and audited before anything is released. Errors are RFC 9457 problem details.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    paths(
+        handlers::register_candidate,
+        handlers::extract,
+        handlers::erase_candidate,
+        handlers::list_assignments,
+        handlers::place_hold,
+        handlers::release_hold,
+        handlers::subject_access,
+        handlers::erasure_receipt,
+        handlers::audit_search,
+        handlers::open_assignment,
+        handlers::close_assignment,
+        handlers::audit_export,
+        handlers::audit_proof,
+        handlers::audit_checkpoint,
+        handlers::livez,
+        handlers::readyz,
+        metrics::serve,
+        serve,
+    ),
+    components(schemas(
+        Problem,
+        handlers::OpenAssignmentRequest,
+        handlers::ReasonRequest,
+        handlers::CandidateCreated,
+        handlers::AssignmentOpened,
+        handlers::AssignmentClosed,
+        handlers::LegalHold,
+        handlers::Health,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "candidates", description = "Register, extract, erase"),
+        (name = "assignments", description = "The only link between an organisation and a candidate"),
+        (name = "audit", description = "The DPO's tools and the data subject's report"),
+        (name = "operations", description = "Health, metrics, this document")
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The document as JSON, rendered once.
+pub fn document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default())
+}
+
+/// `GET /openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "This document", body = Object))
+)]
+pub async fn serve() -> Response {
+    let mut response = (StatusCode::OK, document()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

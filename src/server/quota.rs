@@ -1,0 +1,151 @@
+//! Extract quotas per principal: at most `extracts` admitted attempts in any sliding window of
+//! `window_seconds` (policy/limits.toml `[extract]`).
+//!
+//! Every attempt counts, whatever its outcome (a 404 counts: probing ids is the attack).
+//! Attempts refused by the quota itself do not count, so `Retry-After` tells the truth: after
+//! that many seconds one slot is free. The log per principal holds at most `extracts`
+//! timestamps. State is in memory: a restart starts every window afresh (SECURITY.md).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::ids::PrincipalId;
+use crate::settings::Quota;
+
+/// The outcome of asking for a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Go ahead; the attempt was counted.
+    Admit,
+    /// Refused; one slot frees in this many seconds (at least 1).
+    Refuse {
+        /// Seconds until a slot is free.
+        retry_after_secs: u64,
+    },
+}
+
+/// Sliding-window logs of admitted attempts, per principal.
+pub struct QuotaTracker {
+    limit: usize,
+    window: Duration,
+    origin: Instant,
+    logs: Mutex<HashMap<PrincipalId, VecDeque<Duration>>>,
+}
+
+impl QuotaTracker {
+    /// A tracker for `quota`.
+    pub fn new(quota: &Quota) -> QuotaTracker {
+        QuotaTracker {
+            limit: usize::try_from(quota.extracts).unwrap_or(usize::MAX),
+            window: Duration::from_secs(quota.window_seconds),
+            origin: Instant::now(),
+            logs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Asks for a slot now.
+    pub fn admit(&self, principal: &PrincipalId) -> Admission {
+        self.admit_at(principal, self.origin.elapsed())
+    }
+
+    /// Asks for a slot at `now` (time since the tracker started; tests pass it explicitly).
+    pub fn admit_at(&self, principal: &PrincipalId, now: Duration) -> Admission {
+        let mut logs = match self.logs.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let log = logs.entry(principal.clone()).or_default();
+        // Forget attempts that left the window (at `now - window` or earlier).
+        while log.front().is_some_and(|&t| t + self.window <= now) {
+            log.pop_front();
+        }
+        if log.len() < self.limit {
+            log.push_back(now);
+            return Admission::Admit;
+        }
+        let frees_at = log
+            .front()
+            .map_or(now + self.window, |&oldest| oldest + self.window);
+        let wait = frees_at.saturating_sub(now);
+        // Round up: retrying after the advertised seconds must succeed.
+        let mut retry_after_secs = wait.as_secs();
+        if wait.subsec_nanos() > 0 || retry_after_secs == 0 {
+            retry_after_secs += 1;
+        }
+        Admission::Refuse { retry_after_secs }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracker(extracts: u32, window_seconds: u64) -> QuotaTracker {
+        QuotaTracker::new(&Quota {
+            extracts,
+            window_seconds,
+        })
+    }
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn admits_up_to_the_quota_then_refuses_until_the_oldest_leaves_the_window() {
+        let quota = tracker(3, 60);
+        let emp: PrincipalId = "emp".parse().unwrap();
+        assert_eq!(quota.admit_at(&emp, secs(0.0)), Admission::Admit);
+        assert_eq!(quota.admit_at(&emp, secs(10.0)), Admission::Admit);
+        assert_eq!(quota.admit_at(&emp, secs(20.0)), Admission::Admit);
+        assert_eq!(
+            quota.admit_at(&emp, secs(30.0)),
+            Admission::Refuse {
+                retry_after_secs: 30
+            }
+        );
+        // Refused attempts do not push the window: the advertised time is honest.
+        assert_eq!(
+            quota.admit_at(&emp, secs(59.5)),
+            Admission::Refuse {
+                retry_after_secs: 1
+            }
+        );
+        assert_eq!(quota.admit_at(&emp, secs(60.0)), Admission::Admit);
+        assert_eq!(
+            quota.admit_at(&emp, secs(60.0)),
+            Admission::Refuse {
+                retry_after_secs: 10
+            }
+        );
+        assert_eq!(quota.admit_at(&emp, secs(70.0)), Admission::Admit);
+    }
+
+    #[test]
+    fn principals_have_separate_windows() {
+        let quota = tracker(1, 3600);
+        let a: PrincipalId = "a".parse().unwrap();
+        let b: PrincipalId = "b".parse().unwrap();
+        assert_eq!(quota.admit_at(&a, secs(1.0)), Admission::Admit);
+        assert_eq!(quota.admit_at(&b, secs(1.0)), Admission::Admit);
+        assert_eq!(
+            quota.admit_at(&a, secs(2.0)),
+            Admission::Refuse {
+                retry_after_secs: 3599
+            }
+        );
+    }
+
+    #[test]
+    fn a_zero_quota_refuses_everything_for_a_whole_window() {
+        let quota = tracker(0, 120);
+        let a: PrincipalId = "a".parse().unwrap();
+        assert_eq!(
+            quota.admit_at(&a, secs(5.0)),
+            Admission::Refuse {
+                retry_after_secs: 120
+            }
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! API bearer tokens: issued and revoked by the operator, stored only as a SHA-256 hash.
+//!
+//! A token reads `cvv_<token_id>_<secret>`: 16 hex digits that name it (in `token list`, in
+//! the audit trail) and 64 hex digits (256 bits) from the operating system's CSPRNG. The store
+//! keeps `SHA-256(token)` under a unique index and authentication is one lookup of that hash:
+//! no stored value is compared byte by byte with the secret, so there is no timing side
+//! channel on it, and a copy of the database does not hold a usable token.
+
+use ring::digest;
+use zeroize::Zeroizing;
+
+use super::{new_request_id, Vault};
+use crate::audit::entry::Outcome;
+use crate::audit::log::{Actor, Record};
+use crate::error::{Error, Result};
+use crate::ids::PrincipalId;
+use crate::policy::PrincipalFacts;
+use crate::store::rows::{self, TokenRow};
+
+/// The prefix every token starts with (so that a leaked one is recognisable by scanners).
+pub const TOKEN_PREFIX: &str = "cvv_";
+/// Hex digits of a token id.
+const ID_HEX: usize = 16;
+/// Hex digits of a token's secret part.
+const SECRET_HEX: usize = 64;
+
+/// A token just issued. The token itself exists only here, once; it has no `Debug`.
+pub struct IssuedToken {
+    /// The public name of the token.
+    pub token_id: String,
+    /// Whom it authenticates.
+    pub principal_id: PrincipalId,
+    /// `cvv_<token_id>_<secret>`: show it once, never store or log it.
+    pub token: Zeroizing<String>,
+}
+
+/// SHA-256 of the whole token text: what the store keeps and looks up.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    let digest = digest::digest(&digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// The token id of a well-formed token, `None` for anything else.
+fn token_id_of(token: &str) -> Option<&str> {
+    let rest = token.strip_prefix(TOKEN_PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    let hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    (hex(id, ID_HEX) && hex(secret, SECRET_HEX)).then_some(id)
+}
+
+fn valid_token_id(token_id: &str) -> Result<()> {
+    if token_id.len() == ID_HEX
+        && token_id
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(format!(
+            "`{}` is not a token id: it is the 16 hex digits after `cvv_` (see `cvvault token list`)",
+            crate::ids::printable(token_id)
+        )))
+    }
+}
+
+impl Vault {
+    /// Issues a bearer token for a registered principal (an operator action, audited).
+    pub fn issue_token(&self, principal_id: &PrincipalId) -> Result<IssuedToken> {
+        let known = self
+            .readers()
+            .read(|conn| rows::principal(conn, principal_id))?;
+        if known.is_none() {
+            return Err(Error::invalid_input(format!(
+                "unknown principal `{principal_id}`: add it first with `cvvault principal add {principal_id} --role ROLE --org ORG`"
+            )));
+        }
+        let token_id = hex::encode(*crate::crypto::random_secret::<{ ID_HEX / 2 }>()?);
+        let secret = crate::crypto::random_secret::<{ SECRET_HEX / 2 }>()?;
+        let token = Zeroizing::new(format!("{TOKEN_PREFIX}{token_id}_{}", hex::encode(*secret)));
+        let hash = token_hash(&token);
+        let (id, principal) = (token_id.clone(), principal_id.clone());
+        self.writer().write(move |ctx| {
+            rows::insert_token(ctx.conn, &id, &principal, &hash, ctx.audit.now())?;
+            let mut record = Record::new(
+                "token.issue",
+                &Actor::operator(),
+                Outcome::Allow,
+                &new_request_id(),
+            );
+            record.note = Some(format!("token_id={id} principal={principal}"));
+            ctx.audit.append(ctx.conn, record).map(|_| ())
+        })?;
+        Ok(IssuedToken {
+            token_id,
+            principal_id: principal_id.clone(),
+            token,
+        })
+    }
+
+    /// Revokes a token by its id (an operator action, audited). Takes effect at the next
+    /// request: every request looks its token up.
+    pub fn revoke_token(&self, token_id: &str) -> Result<()> {
+        valid_token_id(token_id)?;
+        let id = token_id.to_owned();
+        self.writer().write(move |ctx| {
+            match rows::token(ctx.conn, &id)? {
+                None => {
+                    return Err(Error::invalid_input(format!(
+                        "unknown token id `{id}`: see `cvvault token list`"
+                    )))
+                }
+                Some(row) if row.revoked_at.is_some() => {
+                    return Err(Error::Conflict(format!(
+                        "token {id} is already revoked: nothing to do"
+                    )))
+                }
+                Some(_) => {}
+            }
+            rows::revoke_token(ctx.conn, &id, ctx.audit.now())?;
+            let mut record = Record::new(
+                "token.revoke",
+                &Actor::operator(),
+                Outcome::Allow,
+                &new_request_id(),
+            );
+            record.note = Some(format!("token_id={id}"));
+            ctx.audit.append(ctx.conn, record).map(|_| ())
+        })
+    }
+
+    /// Every token (ids, principals, times; never a secret).
+    pub fn list_tokens(&self) -> Result<Vec<TokenRow>> {
+        self.readers().read(rows::tokens)
+    }
+
+    /// Authenticates a bearer token: well-formed, issued, not revoked, and its principal
+    /// registered and enabled. Every failure to identify is [`Error::Unauthenticated`]; a
+    /// disabled principal is [`Error::Denied`].
+    pub fn authenticate(&self, token: &str) -> Result<PrincipalFacts> {
+        let Some(token_id) = token_id_of(token) else {
+            return Err(Error::Unauthenticated);
+        };
+        let hash = token_hash(token);
+        // One read: the token and its principal.
+        let found = self
+            .readers()
+            .read(|conn| match rows::token_by_hash(conn, &hash)? {
+                Some((stored_id, principal_id)) => {
+                    Ok(Some((stored_id, rows::principal(conn, &principal_id)?)))
+                }
+                None => Ok(None),
+            })?;
+        match found {
+            // The hash covers the id, so a match on another id cannot happen; checked anyway.
+            Some((stored_id, Some(row))) if stored_id == token_id => {
+                if row.disabled {
+                    return Err(Error::Denied {
+                        action: format!(
+                            "acting as {} (the principal is disabled)",
+                            row.principal_id
+                        ),
+                        policy_ids: vec![],
+                    });
+                }
+                Ok(PrincipalFacts {
+                    principal_id: row.principal_id,
+                    role: row.role,
+                    org: row.org_id,
+                    subject_of: row.subject_of,
+                })
+            }
+            _ => Err(Error::Unauthenticated),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_is_sha256_of_the_whole_token() {
+        // SHA-256("abc"), FIPS 180-2 appendix B.1.
+        assert_eq!(
+            hex::encode(token_hash("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let a = format!("cvv_{}_{}", "0".repeat(16), "1".repeat(64));
+        let b = format!("cvv_{}_{}", "0".repeat(16), "2".repeat(64));
+        assert_ne!(token_hash(&a), token_hash(&b));
+    }
+
+    #[test]
+    fn only_well_formed_tokens_are_looked_up() {
+        let id = "0123456789abcdef";
+        let good = format!("cvv_{id}_{}", "a".repeat(64));
+        assert_eq!(token_id_of(&good), Some(id));
+        for bad in [
+            String::new(),
+            "cvv_".into(),
+            format!("cvv_{id}"),
+            format!("cvv_{id}_{}", "a".repeat(63)),
+            format!("cvv_{id}_{}", "A".repeat(64)),
+            format!("xyz_{id}_{}", "a".repeat(64)),
+            format!("cvv_{}_{}", "g".repeat(16), "a".repeat(64)),
+            format!("cvv_{id}_{}_", "a".repeat(64)),
+        ] {
+            assert_eq!(token_id_of(&bad), None, "{bad}");
+        }
+        assert!(valid_token_id(id).is_ok());
+        assert!(valid_token_id("../etc").is_err());
+    }
+}
