@@ -6,7 +6,7 @@
 //! How the population is built (a shortcut, said plainly): the 100,000 candidates that will be
 //! erased are imported through `Vault::import` (real profiles, real sealing, real audit
 //! entries), so their erasure does all the work a real one does. The other 900,000 are
-//! inserted directly into `candidates` and `sealed_profiles` with rusqlite, using the vault's
+//! inserted directly into `candidate_keys`, `candidates` and `sealed_profiles` with rusqlite, using the vault's
 //! schema: random 16-byte ids, random bytes of realistic size in place of the wrapped DEK, the
 //! key commitment and the five sealed groups (about 1.4 KB per candidate), an open assignment
 //! recorded in the lifecycle columns (`open_assignments = 1`, `idle_since = NULL`) but no
@@ -95,8 +95,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )?;
             let mut sealed = tx
                 .prepare(
-                    "INSERT INTO sealed_profiles (candidate_id, record_version, identity, contact, professional,
-                         special, control) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO sealed_profiles (key_id, candidate_id, record_version, identity, contact,
+                         professional, special, control)
+                     VALUES (last_insert_rowid(), ?1, 1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 ?;
             for _ in 0..50_000 {

@@ -182,19 +182,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(audit::AuditCommand::VerifyProof {
             file,
             key: Some(key),
-        }) => {
-            let verifier = crate::audit::note::NoteVerifier::parse(&key)
-                .map_err(|e| Error::invalid_input(format!("--key: {e}")))?;
-            let checkpoint = audit::verify_proof_file(&file, &verifier)?;
-            ctx.print(
-                &serde_json::json!({"valid": true, "tree_size": checkpoint.size}),
-                &format!(
-                    "proof valid: the entry is in the log of {} entries signed by {}",
-                    checkpoint.size, checkpoint.origin
-                ),
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        }) => audit::verify_proof_offline(&ctx, &file, &key),
         Command::Audit(cmd) => with_vault(&ctx, |vault| audit::run(&ctx, vault, cmd)),
         Command::SubjectAccess { id } => {
             with_vault(&ctx, |vault| audit::run_subject_access(&ctx, vault, &id))

@@ -76,8 +76,8 @@ pub fn insert_candidate(
     .execute(params![&id.as_bytes()[..], key_id, created_at])?;
     let [identity, contact, professional, special, control] = &sealed.groups;
     conn.prepare_cached(
-        "INSERT INTO sealed_profiles (candidate_id, record_version, identity, contact, professional, special, control)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO sealed_profiles (key_id, candidate_id, record_version, identity, contact, professional, special, control)
+         VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         &id.as_bytes()[..],
@@ -86,7 +86,8 @@ pub fn insert_candidate(
         contact,
         professional,
         special,
-        control
+        control,
+        key_id
     ])?;
     Ok(())
 }
@@ -129,8 +130,8 @@ pub fn candidate_keys(conn: &Connection, id: &CandidateId) -> Result<Option<Cand
 /// The sealed groups of a candidate.
 pub fn sealed_profile(conn: &Connection, id: &CandidateId) -> Result<Option<SealedProfile>> {
     conn.prepare_cached(
-        "SELECT record_version, identity, contact, professional, special, control
-         FROM sealed_profiles WHERE candidate_id = ?1",
+        "SELECT s.record_version, s.identity, s.contact, s.professional, s.special, s.control
+         FROM candidates c JOIN sealed_profiles s ON s.key_id = c.key_id WHERE c.candidate_id = ?1",
     )?
     .query_row(params![&id.as_bytes()[..]], |r| {
         Ok((
@@ -151,7 +152,8 @@ pub fn sealed_profile(conn: &Connection, id: &CandidateId) -> Result<Option<Seal
 /// Only the sealed `control` group (what policy needs), without reading the large groups.
 pub fn sealed_control(conn: &Connection, id: &CandidateId) -> Result<Option<(u32, Vec<u8>)>> {
     conn.prepare_cached(
-        "SELECT record_version, control FROM sealed_profiles WHERE candidate_id = ?1",
+        "SELECT s.record_version, s.control FROM candidates c JOIN sealed_profiles s ON s.key_id = c.key_id
+         WHERE c.candidate_id = ?1",
     )?
     .query_row(params![&id.as_bytes()[..]], |r| {
         Ok((r.get::<_, i64>(0)?, r.get(1)?))
@@ -181,6 +183,8 @@ pub fn delete_candidate(conn: &Connection, id: &CandidateId) -> Result<bool> {
          WHERE key_id = ?1",
     )?
     .execute(params![key_id])?;
+    conn.prepare_cached("DELETE FROM sealed_profiles WHERE key_id = ?1")?
+        .execute(params![key_id])?;
     let n = conn
         .prepare_cached("DELETE FROM candidates WHERE candidate_id = ?1")?
         .execute(params![&id.as_bytes()[..]])?;

@@ -36,9 +36,11 @@ CREATE TABLE candidates (
 CREATE INDEX candidates_by_idle ON candidates (idle_since) WHERE idle_since IS NOT NULL;
 CREATE INDEX candidates_by_age ON candidates (created_at);
 
--- Large, cold rows: one sealed blob per field group (nonce || ciphertext || tag).
+-- Large, cold rows: one sealed blob per field group (nonce || ciphertext || tag). Keyed by
+-- the key slot, so rows are appended in order (no random-key index to maintain).
 CREATE TABLE sealed_profiles (
-    candidate_id   BLOB PRIMARY KEY NOT NULL REFERENCES candidates (candidate_id) ON DELETE CASCADE,
+    key_id         INTEGER PRIMARY KEY REFERENCES candidate_keys (key_id),
+    candidate_id   BLOB NOT NULL,
     record_version INTEGER NOT NULL,
     identity       BLOB NOT NULL,
     contact        BLOB NOT NULL,
