@@ -171,21 +171,13 @@ impl Tree {
     }
 }
 
-/// Hands a full (or the last) chunk to the hashing thread and, if MACs are checked, to the MAC
-/// thread. A thread that has stopped (the MAC thread after a bad MAC) is sent nothing more.
-fn send_chunk(
-    chunk: Chunk,
-    hasher: &mut Option<mpsc::SyncSender<Arc<Chunk>>>,
-    checker: &mut Option<mpsc::SyncSender<Arc<Chunk>>>,
-) {
-    let chunk = Arc::new(chunk);
-    if checker
+/// Hands a full (or the last) chunk to the hashing thread (which also checks the MACs); a
+/// thread that has stopped is sent nothing more.
+fn send_chunk(chunk: Chunk, hasher: &mut Option<mpsc::SyncSender<Arc<Chunk>>>) {
+    if hasher
         .as_ref()
-        .is_some_and(|s| s.send(chunk.clone()).is_err())
+        .is_some_and(|s| s.send(Arc::new(chunk)).is_err())
     {
-        *checker = None;
-    }
-    if hasher.as_ref().is_some_and(|s| s.send(chunk).is_err()) {
         *hasher = None;
     }
 }
@@ -224,9 +216,9 @@ pub fn verify(
         next_checkpoint += 1;
     }
 
-    // 2. Recompute the tree. This thread reads rows and checks their structure; one thread
-    //    hashes the leaves (in order, so the tree is built here from its results), another
-    //    checks the MACs. Reading and hashing cost about the same, so they overlap.
+    // 2. Recompute the tree. This thread reads rows and checks their structure; another hashes
+    //    the leaves and checks each MAC over its leaf (in order, so the tree is built here from
+    //    its results). Reading and hashing cost about the same, so they overlap.
     let mut tree = Tree {
         frontier: Frontier::new(),
         next_checkpoint,
@@ -242,34 +234,32 @@ pub fn verify(
         let (chunk_sender, chunk_receiver) = mpsc::sync_channel::<Arc<Chunk>>(4);
         // Unbounded, so the hasher never waits on this thread: it is drained after every send.
         let (leaf_sender, leaf_receiver) = mpsc::channel::<Vec<Hash>>();
-        scope.spawn(move || {
+        // The hasher also checks each entry's MAC, which is over the leaf it just computed.
+        let checker = scope.spawn(move || -> Option<u64> {
+            let mut bad = None;
             for chunk in chunk_receiver {
-                let leaves = chunk
+                let leaves: Vec<Hash> = chunk
                     .entries()
                     .map(|(_, entry)| merkle::leaf_hash(entry))
                     .collect();
+                if let (Some(keys), None) = (macs, bad) {
+                    bad = chunk
+                        .entries()
+                        .zip(leaves.iter().zip(&chunk.macs))
+                        .find(|(_, (leaf, mac))| {
+                            !mac.is_some_and(|mac| keys.entry_mac_ok(leaf, &mac))
+                        })
+                        .map(|((index, _), _)| index);
+                }
                 if leaf_sender.send(leaves).is_err() {
                     break;
                 }
             }
+            bad
         });
-        let (mac_sender, mac_receiver) = mpsc::sync_channel::<Arc<Chunk>>(4);
-        let checker = macs.map(|keys| {
-            scope.spawn(move || -> Option<u64> {
-                for chunk in mac_receiver {
-                    for ((index, entry), mac) in chunk.entries().zip(&chunk.macs) {
-                        if !mac.is_some_and(|mac| keys.entry_mac_ok(entry, &mac)) {
-                            return Some(index);
-                        }
-                    }
-                }
-                None
-            })
-        });
-        let mut mac_sender = checker.as_ref().map(|_| mac_sender);
         let mut chunk_sender = Some(chunk_sender);
 
-        let mut chunk = Chunk::starting_at(0, mac_sender.is_some());
+        let mut chunk = Chunk::starting_at(0, macs.is_some());
         while let Some(row) = rows.next()? {
             let index: i64 = row.get(0)?;
             let expected = read;
@@ -302,7 +292,7 @@ pub fn verify(
             }
             chunk.text.extend_from_slice(entry.as_bytes());
             chunk.ends.push(chunk.text.len());
-            if mac_sender.is_some() {
+            if macs.is_some() {
                 chunk.macs.push(
                     row.get_ref(2)?
                         .as_blob()
@@ -313,9 +303,8 @@ pub fn verify(
             bytes += entry.len() as u64;
             read += 1;
             if chunk.ends.len() == CHUNK {
-                let full =
-                    std::mem::replace(&mut chunk, Chunk::starting_at(read, mac_sender.is_some()));
-                send_chunk(full, &mut chunk_sender, &mut mac_sender);
+                let full = std::mem::replace(&mut chunk, Chunk::starting_at(read, macs.is_some()));
+                send_chunk(full, &mut chunk_sender);
                 for leaves in leaf_receiver.try_iter() {
                     tree.absorb(leaves, &checkpoints, macs.is_some(), progress)?;
                 }
@@ -325,17 +314,16 @@ pub fn verify(
             }
         }
         if tree.mismatch.is_none() && !chunk.ends.is_empty() {
-            send_chunk(chunk, &mut chunk_sender, &mut mac_sender);
+            send_chunk(chunk, &mut chunk_sender);
         }
         // Closing the inputs lets both threads finish what they have and stop.
         drop(chunk_sender);
-        drop(mac_sender);
         for leaves in leaf_receiver.iter() {
             tree.absorb(leaves, &checkpoints, macs.is_some(), progress)?;
         }
-        if let Some(handle) = checker {
-            let bad = handle.join().map_err(|_| Error::Corrupt {
-                what: "the MAC checking thread failed",
+        {
+            let bad = checker.join().map_err(|_| Error::Corrupt {
+                what: "the hashing thread failed",
             })?;
             if let Some(index) = bad {
                 return Err(tampered(format!(

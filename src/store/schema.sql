@@ -85,7 +85,7 @@ CREATE TABLE tokens (
 CREATE TABLE audit_entries (
     entry_index    INTEGER PRIMARY KEY NOT NULL,
     entry          TEXT NOT NULL,
-    -- HMAC-SHA256(audit key, "cvvault/audit/entry/v1\n" || entry): names the exact entry
+    -- HMAC-SHA256(audit key, "cvvault/audit/entry/v1\n" || leaf hash): names the exact entry
     -- that was altered, where a signed root alone only says that something was.
     entry_mac      BLOB NOT NULL,
     candidate_hmac TEXT
