@@ -611,3 +611,50 @@ fn refused_state_changes_are_audited_too() {
         );
     }
 }
+
+#[test]
+fn a_process_holding_an_old_keyring_refuses_to_store_after_another_rotated() {
+    let f = Fixture::new();
+    let id = f.register_marked("BEFORE-ROTATION", false, false);
+    // A second process (here: a second vault on the same files) rotates the keys.
+    let other = cvvault::vault::Vault::open(&f.paths, &f.unlock()).unwrap();
+    other.rotate_keys(&f.unlock(), &|_, _| {}).unwrap();
+    other.close().unwrap();
+    // The first still holds KEK version 1, which no longer exists: it must not store with it.
+    let refused = f
+        .vault
+        .register(&f.as_("cw"), &Synth::new(8).profile())
+        .err()
+        .unwrap();
+    assert!(
+        refused
+            .to_string()
+            .contains("rotated by another cvvault process"),
+        "{refused}"
+    );
+    assert_eq!(f.vault.candidate_count().unwrap(), 1, "nothing was stored");
+    f.vault
+        .add_principal(
+            "me0".parse().unwrap(),
+            Role::Subject,
+            "self".parse().unwrap(),
+            Some(id),
+        )
+        .unwrap();
+    let stale = extract_groups(&f, "me0", &id, "subject-access")
+        .err()
+        .unwrap();
+    assert!(stale.to_string().contains("restart this one"), "{stale}");
+    // After a restart everything works, including the candidate from before.
+    let f = f.reopen();
+    f.register(&Synth::new(9).profile());
+    f.vault
+        .add_principal(
+            "me".parse().unwrap(),
+            Role::Subject,
+            "self".parse().unwrap(),
+            Some(id),
+        )
+        .unwrap();
+    assert!(extract_groups(&f, "me", &id, "subject-access").is_ok());
+}

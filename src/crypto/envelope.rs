@@ -149,9 +149,12 @@ impl Dek {
         candidate_id: &CandidateId,
         stored: &WrappedDek,
     ) -> Result<Dek> {
-        let kek = keyring
-            .kek(stored.kek_version)
-            .ok_or(Error::DecryptionFailed)?;
+        let kek = keyring.kek(stored.kek_version).ok_or_else(|| {
+            Error::Conflict(format!(
+                "this record is wrapped under KEK version {}, which this process's keyring does not hold: the keys were rotated by another cvvault process; restart this one (e.g. `cvvault serve`) so that it loads the new keyring",
+                stored.kek_version
+            ))
+        })?;
         let plain = open(
             &aead_key(&kek.key)?,
             &dek_aad(stored.kek_version, candidate_id),

@@ -92,6 +92,18 @@ pub fn insert_candidate(
     Ok(())
 }
 
+/// Refuses to store a DEK wrapped under a KEK version other than the one the database
+/// records as current: another process rotated the keys and will destroy this version.
+pub fn check_current_kek(conn: &Connection, kek_version: u32) -> Result<()> {
+    let current = meta(conn, "current_kek_version")?;
+    match current.as_deref().map(str::parse::<u32>) {
+        Some(Ok(v)) if v != kek_version => Err(Error::Conflict(format!(
+            "the keys were rotated by another cvvault process (KEK version {v} is current, this process holds {kek_version}): nothing was stored; restart this process (e.g. `cvvault serve`) so that it loads the new keyring"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The keys and lifecycle of a candidate, or `None` when there is no such candidate.
 pub fn candidate_keys(conn: &Connection, id: &CandidateId) -> Result<Option<CandidateKeys>> {
     conn.prepare_cached(

@@ -141,6 +141,7 @@ impl Vault {
         let actor = actor(principal);
         self.writer.write(move |ctx| {
             let now = ctx.audit.now();
+            rows::check_current_kek(ctx.conn, sealed.dek.kek_version)?;
             rows::insert_candidate(ctx.conn, &sealed.id, now, &sealed.dek, &sealed.sealed)?;
             let mut record = Record::new("candidate.register", &actor, Outcome::Allow, &request_id);
             record.candidate = Some(sealed.id);
@@ -252,6 +253,9 @@ impl Vault {
             let policy_ids = policy_ids.clone();
             *pending = Some(self.writer.submit(move |ctx| {
                 let now = ctx.audit.now();
+                if let Some(first) = batch.first() {
+                    rows::check_current_kek(ctx.conn, first.dek.kek_version)?;
+                }
                 for c in &batch {
                     rows::insert_candidate(ctx.conn, &c.id, now, &c.dek, &c.sealed)?;
                     let mut record =

@@ -76,6 +76,7 @@ pub struct Vault {
 }
 
 const META_ORIGIN: &str = "checkpoint_origin";
+/// Also read by `store::rows::check_current_kek`.
 const META_CURRENT_KEK: &str = "current_kek_version";
 const META_POLICY_HASH: &str = "policy_hash";
 
