@@ -234,7 +234,12 @@ fn bad_input_gets_a_clear_message_and_exit_code() {
         root,
         &["candidate", "add", file.to_str().unwrap(), "--as", "emp"],
     );
-    assert_eq!(code(&out), 65, "the document is checked before anything");
+    assert_eq!(
+        code(&out),
+        3,
+        "policy decides before the document is read: {}",
+        stderr(&out)
+    );
     std::fs::write(&file, PROFILE).unwrap();
     let out = cvvault(
         root,

@@ -11,7 +11,6 @@ use super::{progress_bar, Context};
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
 use crate::model::Purpose;
-use crate::profile::Profile;
 use crate::vault::{ImportMode, ImportOptions, ImportPhase, Vault};
 
 /// Largest profile document read from a file or standard input.
@@ -61,8 +60,7 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: CandidateCommand) -> Result<ExitCo
         CandidateCommand::Add { file } => {
             let principal = ctx.acting(vault)?;
             let bytes = read_document(&file)?;
-            let profile = Profile::from_document(&bytes)?;
-            let id = vault.register(&principal, &profile)?;
+            let id = vault.register_document(&principal, &bytes)?;
             ctx.print(&serde_json::json!({ "candidate_id": id }), &id.to_string());
             Ok(ExitCode::SUCCESS)
         }

@@ -136,6 +136,17 @@ impl Vault {
         let request_id = new_request_id();
         let policy_ids = self.authorize_register(principal, &request_id)?;
         profile.validate()?;
+        self.store_registered(principal, profile, request_id, policy_ids)
+    }
+
+    /// Seals and stores a validated profile whose registration policy allowed, with its entry.
+    fn store_registered(
+        &self,
+        principal: &PrincipalFacts,
+        profile: &Profile,
+        request_id: String,
+        policy_ids: Vec<String>,
+    ) -> Result<CandidateId> {
         let sealed = seal_profile(&self.keyring(), profile)?;
         let id = sealed.id;
         let actor = actor(principal);
@@ -160,9 +171,11 @@ impl Vault {
         principal: &PrincipalFacts,
         document: &[u8],
     ) -> Result<CandidateId> {
-        self.authorize_register(principal, &new_request_id())?;
+        let request_id = new_request_id();
+        let policy_ids = self.authorize_register(principal, &request_id)?;
+        // `from_document` validates what it parses.
         let profile = Profile::from_document(document)?;
-        self.register(principal, &profile)
+        self.store_registered(principal, &profile, request_id, policy_ids)
     }
 
     /// Imports newline-delimited profiles (cvvault or JSON Resume documents).
