@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Bearer;
+use super::openapi::{AuthErrors, CandidateErrors};
 use super::problem::Problem;
 use super::quota::Admission;
 use super::{blocking, AppState};
@@ -277,11 +278,10 @@ fn accepts_age(headers: &HeaderMap) -> bool {
     ),
     responses(
         (status = 201, description = "Registered", body = CandidateCreated),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The principal may not register candidates (caseworkers may)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over limits.http.max_body_bytes", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a valid profile: the problem names the JSON path", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors
     ),
     security(("bearer" = []))
 )]
@@ -316,13 +316,12 @@ pub async fn register_candidate(
             (Object = "application/json"),
             (Vec<u8> = "application/age")
         )),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Refused by policy (e.g. a DPO, a wrong purpose)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such candidate, or (for employers and providers) not theirs: the same answer", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A malformed id or purpose, or no age recipient registered", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Extract quota used up (see Retry-After); audited", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until the quota window frees a slot"))),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors
     ),
     security(("bearer" = []))
 )]
@@ -401,11 +400,9 @@ pub async fn extract(
     params(("candidate_id" = String, Path, format = Uuid, description = "Candidate id")),
     responses(
         (status = 204, description = "Erased: key and ciphertexts deleted in one transaction with the audit entry"),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The principal may not erase candidates (caseworkers may; employers and providers get 404)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a candidate id", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors,
+        CandidateErrors
     ),
     security(("bearer" = []))
 )]
@@ -435,11 +432,9 @@ pub async fn erase_candidate(
     params(("candidate_id" = String, Path, format = Uuid, description = "Candidate id")),
     responses(
         (status = 200, description = "The assignments, open and closed", body = Vec<Object>),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The principal may not list this candidate's assignments", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a candidate id", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors,
+        CandidateErrors
     ),
     security(("bearer" = []))
 )]
@@ -470,12 +465,11 @@ pub async fn list_assignments(
     request_body(content = ReasonRequest, description = "The legal ground (e.g. a case reference); no personal details"),
     responses(
         (status = 200, description = "The hold is in place", body = LegalHold),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only a DPO may place a legal hold", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over limits.http.max_body_bytes", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a candidate id, or an invalid body (the problem names the JSON path)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors
     ),
     security(("bearer" = []))
 )]
@@ -515,11 +509,9 @@ pub async fn place_hold(
     params(("candidate_id" = String, Path, format = Uuid, description = "Candidate id")),
     responses(
         (status = 200, description = "No hold is in place now", body = LegalHold),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only a DPO may release a legal hold", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a candidate id", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors,
+        CandidateErrors
     ),
     security(("bearer" = []))
 )]
@@ -558,11 +550,9 @@ pub async fn release_hold(
     params(("candidate_id" = String, Path, format = Uuid, description = "Candidate id")),
     responses(
         (status = 200, description = "The report", body = Object),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only the candidate and a DPO get the report", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a candidate id", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors,
+        CandidateErrors
     ),
     security(("bearer" = []))
 )]
@@ -592,11 +582,10 @@ pub async fn subject_access(
     params(("candidate_id" = String, Path, format = Uuid, description = "Candidate id")),
     responses(
         (status = 200, description = "The receipt (cvvault-erasure-receipt/v1)", body = Object),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only a DPO reads the audit trail", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The trail holds no erasure of this candidate", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a candidate id", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors
     ),
     security(("bearer" = []))
 )]
@@ -622,10 +611,9 @@ pub async fn erasure_receipt(
     params(("candidate_id" = String, Path, format = Uuid, description = "Candidate id")),
     responses(
         (status = 200, description = "`{\"entries\": [...]}` in log order", body = Object),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only a DPO reads the audit trail", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a candidate id", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors
     ),
     security(("bearer" = []))
 )]
@@ -653,12 +641,11 @@ pub async fn audit_search(
     request_body = OpenAssignmentRequest,
     responses(
         (status = 201, description = "Opened", body = AssignmentOpened),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Refused by policy (not a caseworker; matching a protected candidate)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over limits.http.max_body_bytes", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An invalid body (the problem names the JSON path) or an unknown organisation", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors
     ),
     security(("bearer" = []))
 )]
@@ -696,13 +683,12 @@ pub async fn open_assignment(
     request_body(content = ReasonRequest, description = "Why it ends, e.g. `placed in work`; no personal details"),
     responses(
         (status = 200, description = "Closed", body = AssignmentClosed),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The principal may not close assignments (caseworkers may)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such assignment; for an employer or a provider also any refusal (the same body)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already closed", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over limits.http.max_body_bytes", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not an assignment id, or an invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors
     ),
     security(("bearer" = []))
 )]
@@ -755,10 +741,9 @@ fn export_time(text: Option<String>) -> Result<Option<i64>> {
     params(ExportQuery),
     responses(
         (status = 200, description = "One canonical entry per line, in log order", body = String, content_type = "application/x-ndjson"),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only a DPO reads the audit trail", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A time that does not parse", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors
     ),
     security(("bearer" = []))
 )]
@@ -830,10 +815,9 @@ pub async fn audit_export(
     params(("index" = u64, Path, description = "Entry index, from 0")),
     responses(
         (status = 200, description = "The proof (cvvault-inclusion-proof/v1)", body = Object),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only a DPO reads the audit trail", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not an index, or no such entry", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors
     ),
     security(("bearer" = []))
 )]
@@ -866,8 +850,7 @@ pub async fn audit_proof(
     tag = "audit",
     responses(
         (status = 200, description = "The signed note", body = String, content_type = "text/plain"),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (details are logged, not returned)", body = Problem, content_type = "application/problem+json")
+        AuthErrors
     ),
     security(("bearer" = []))
 )]

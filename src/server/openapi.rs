@@ -93,3 +93,57 @@ pub async fn serve() -> Response {
     );
     response
 }
+
+/// A problem+json response description referring to the `Problem` schema.
+fn problem_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// The errors every authenticated endpoint can give: 401 and 500.
+pub struct AuthErrors;
+
+impl utoipa::IntoResponses for AuthErrors {
+    fn responses(
+    ) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        [
+            ("401".to_owned(), problem_response("No valid bearer token")),
+            (
+                "500".to_owned(),
+                problem_response("Internal error (details are logged, not returned)"),
+            ),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
+/// The errors of an endpoint about one candidate named in the path: 404 (the same for an
+/// unknown id and, for employers and providers, any refusal) and 422 for a malformed id.
+pub struct CandidateErrors;
+
+impl utoipa::IntoResponses for CandidateErrors {
+    fn responses(
+    ) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        [
+            (
+                "404".to_owned(),
+                problem_response(
+                    "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)",
+                ),
+            ),
+            ("422".to_owned(), problem_response("Not a candidate id")),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
