@@ -251,7 +251,7 @@ impl Profile {
     pub fn from_json(bytes: &[u8]) -> Result<Profile> {
         check_document_size(bytes)?;
         let profile: Profile = parse_tracked(bytes, "$")?;
-        profile.validate()?;
+        profile.validate_parsed(bytes.len())?;
         Ok(profile)
     }
 
@@ -268,7 +268,7 @@ impl Profile {
         // malformed one; those take the slower paths below, which also explain errors.
         if let Ok(profile) = serde_json::from_slice::<Profile>(bytes) {
             if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-                profile.validate()?;
+                profile.validate_parsed(bytes.len())?;
                 return Ok(profile);
             }
         }
@@ -344,8 +344,28 @@ impl Profile {
     /// is longer than [`MAX_STRING_BYTES`], no list has more than [`MAX_LIST_ITEMS`] items and
     /// the serialized profile is at most [`MAX_PROFILE_BYTES`].
     pub fn validate(&self) -> Result<()> {
-        let size = serialized_len(self)?;
-        if size > MAX_PROFILE_BYTES {
+        self.check_serialized_size()?;
+        self.check_fields()
+    }
+
+    /// [`Profile::validate`] for a profile just parsed from a cvvault document of
+    /// `document_len` bytes, without serializing it to measure it when it cannot be too large.
+    ///
+    /// Serialized, such a profile is at most the document's length plus the serialized
+    /// length of an empty profile: every value is written in at most as many bytes as any
+    /// JSON text that parses to it (no whitespace, no escape longer than the input's, absent
+    /// options and empty lists left out), and the only fields written that the document may
+    /// have left out are the defaults an empty profile also writes. A property test checks
+    /// this bound.
+    fn validate_parsed(&self, document_len: usize) -> Result<()> {
+        if document_len.saturating_add(serialized_len(&Profile::default())?) > MAX_PROFILE_BYTES {
+            self.check_serialized_size()?;
+        }
+        self.check_fields()
+    }
+
+    fn check_serialized_size(&self) -> Result<()> {
+        if serialized_len(self)? > MAX_PROFILE_BYTES {
             return Err(invalid(
                 "$",
                 format!(
@@ -355,7 +375,11 @@ impl Profile {
                 ),
             ));
         }
+        Ok(())
+    }
 
+    /// Every check of [`Profile::validate`] but the size.
+    fn check_fields(&self) -> Result<()> {
         let identity = &self.identity;
         if identity.name.trim().is_empty() {
             return Err(invalid(
@@ -712,14 +736,40 @@ fn serialized_len<T: Serialize>(value: &T) -> Result<usize> {
     Ok(count.0)
 }
 
-/// Serializes into a buffer allocated once at the exact size and wiped on drop, so no
-/// reallocation leaves an unwiped copy of the plaintext behind.
+/// A growing buffer for plaintext that wipes every allocation it leaves behind: it grows by
+/// copying into a new buffer twice the size and wiping the old one, where `Vec`'s own
+/// growth would free the old allocation unwiped.
+struct ZeroizingWriter(Zeroizing<Vec<u8>>);
+
+impl io::Write for ZeroizingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let needed = self.0.len().saturating_add(buf.len());
+        if needed > self.0.capacity() {
+            let capacity = needed.max(self.0.capacity().saturating_mul(2));
+            let mut grown = Zeroizing::new(Vec::with_capacity(capacity));
+            grown.extend_from_slice(&self.0);
+            // The old buffer is wiped as it drops.
+            self.0 = grown;
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// First allocation for a serialized group; most fit, the largest grow once or twice.
+const GROUP_BUFFER: usize = 1024;
+
+/// Serializes into memory that is wiped on drop, in one pass, with no unwiped copy left by
+/// reallocation.
 fn to_zeroizing_json<T: Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(serialized_len(value)?));
-    serde_json::to_writer(&mut *out, value).map_err(|_| Error::Corrupt {
+    let mut out = ZeroizingWriter(Zeroizing::new(Vec::with_capacity(GROUP_BUFFER)));
+    serde_json::to_writer(&mut out, value).map_err(|_| Error::Corrupt {
         what: "a profile group could not be serialized",
     })?;
-    Ok(out)
+    Ok(out.0)
 }
 
 #[cfg(test)]
@@ -1111,12 +1161,23 @@ mod tests {
     }
 
     #[test]
-    fn group_json_is_sized_exactly() {
-        let profile = Profile::from_json(FULL.as_bytes()).unwrap();
+    fn group_json_is_serde_json_through_every_growth_of_its_buffer() {
+        let mut profile = Profile::from_json(FULL.as_bytes()).unwrap();
+        // Past the first buffer several times over, with writes that straddle each growth.
+        profile.professional.licences = (0..300).map(|n| "l".repeat(n % 37)).collect();
         for group in FieldGroup::ALL {
             let bytes = profile.group_json(group).unwrap();
-            assert_eq!(bytes.len(), bytes.capacity());
+            let expected = match group {
+                FieldGroup::Identity => serde_json::to_vec(&profile.identity),
+                FieldGroup::Contact => serde_json::to_vec(&profile.contact),
+                FieldGroup::Professional => serde_json::to_vec(&profile.professional),
+                FieldGroup::Special => serde_json::to_vec(&profile.special),
+                FieldGroup::Control => serde_json::to_vec(&profile.control),
+            }
+            .unwrap();
+            assert_eq!(bytes.as_slice(), expected.as_slice(), "{group}");
         }
+        assert!(profile.group_json(FieldGroup::Professional).unwrap().len() > 4 * GROUP_BUFFER);
     }
 
     #[test]
@@ -1180,6 +1241,142 @@ mod tests {
             format!(r#"{{"basics":{{"name":"A","email":{v}}}}}"#),
             format!(r#"{{"$schema":"jsonresume","basics":{v}}}"#),
         ]
+    }
+
+    /// Text with what JSON must escape, what it may, and what it need not.
+    fn text() -> impl Strategy<Value = String> {
+        "[a-zA-Z åäö\"\\\\/\\x00-\\x1f\\x7f\u{2028}\u{10348}]{0,24}"
+    }
+
+    /// An optional field as a JSON member, absent about half the time.
+    fn member(
+        key: &'static str,
+        value: impl Strategy<Value = serde_json::Value>,
+    ) -> impl Strategy<Value = Option<(String, serde_json::Value)>> {
+        proptest::option::of(value.prop_map(move |v| (key.to_owned(), v)))
+    }
+
+    fn object(members: Vec<Option<(String, serde_json::Value)>>) -> serde_json::Value {
+        serde_json::Value::Object(members.into_iter().flatten().collect())
+    }
+
+    fn string() -> impl Strategy<Value = serde_json::Value> {
+        text().prop_map(serde_json::Value::String)
+    }
+
+    /// cvvault documents with any subset of the optional members, written compactly: the
+    /// shortest text of each value, so the tightest case for the serialized-size bound.
+    fn documents() -> impl Strategy<Value = serde_json::Value> {
+        let identity = (
+            "[A-Za-zåö]{1,12}",
+            member(
+                "birth_year",
+                (1900u16..2000).prop_map(serde_json::Value::from),
+            ),
+            member("personal_number", string()),
+        )
+            .prop_map(|(name, year, number)| {
+                object(vec![Some(("name".into(), name.into())), year, number])
+            });
+        let address = (member("street", string()), member("city", string()))
+            .prop_map(|(a, b)| object(vec![a, b]));
+        let contact = (member("phone", string()), member("address", address))
+            .prop_map(|(a, b)| object(vec![a, b]));
+        let work = (string(), string(), member("description", string())).prop_map(|(e, t, d)| {
+            object(vec![
+                Some(("employer".into(), e)),
+                Some(("title".into(), t)),
+                d,
+            ])
+        });
+        let professional = (
+            member("headline", string()),
+            member(
+                "work",
+                proptest::collection::vec(work, 0..4).prop_map(serde_json::Value::from),
+            ),
+            member(
+                "licences",
+                proptest::collection::vec(string(), 0..3).prop_map(serde_json::Value::from),
+            ),
+        )
+            .prop_map(|(a, b, c)| object(vec![a, b, c]));
+        let special = (member("health", string()), member("religion", string()))
+            .prop_map(|(a, b)| object(vec![a, b]));
+        let consents = member(
+            "employer_contact",
+            any::<bool>().prop_map(serde_json::Value::from),
+        )
+        .prop_map(|a| object(vec![a]));
+        let control = (
+            member("protected", any::<bool>().prop_map(serde_json::Value::from)),
+            member("consents", consents),
+        )
+            .prop_map(|(a, b)| object(vec![a, b]));
+        (
+            identity,
+            member("contact", contact),
+            member("professional", professional),
+            member("special", special),
+            member("control", control),
+        )
+            .prop_map(|(identity, contact, professional, special, control)| {
+                object(vec![
+                    Some(("identity".into(), identity)),
+                    contact,
+                    professional,
+                    special,
+                    control,
+                ])
+            })
+    }
+
+    #[test]
+    fn a_document_near_the_limit_that_grows_by_its_defaults_is_measured_and_refused() {
+        let default_len = serialized_len(&Profile::default()).unwrap();
+        let skeleton = r#"{"identity":{"name":"A"},"professional":{"licences":[]}}"#.len();
+        // Licences of 8,000 bytes each ("x...",) fill the document to just under the limit.
+        let room = MAX_PROFILE_BYTES - 10 - skeleton;
+        let mut licences: Vec<String> = vec!["x".repeat(8_000); room / 8_003];
+        let used: usize = licences.iter().map(|l| l.len() + 3).sum::<usize>() - 1;
+        licences.push("x".repeat(room - used - 3));
+        let doc = serde_json::to_vec(&serde_json::json!({
+            "identity": {"name": "A"},
+            "professional": {"licences": licences},
+        }))
+        .unwrap();
+        assert!(doc.len() <= MAX_PROFILE_BYTES && doc.len() + default_len > MAX_PROFILE_BYTES);
+        // Serialized, the absent groups are written as defaults and take it over the limit.
+        for result in [Profile::from_document(&doc), Profile::from_json(&doc)] {
+            let (path, reason) = err_of(result);
+            assert_eq!(path, "$");
+            assert!(
+                reason.starts_with("the profile is larger than 256 KiB"),
+                "{reason}"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The bound `validate_parsed` relies on to skip measuring: serialized, a parsed
+        /// document is at most its own length plus an empty profile's serialized length.
+        #[test]
+        fn a_parsed_document_serializes_within_its_length_plus_the_defaults(value in documents()) {
+            let doc = serde_json::to_vec(&value).unwrap();
+            // Every generated document is valid: a case that did not parse would prove nothing.
+            let profile = Profile::from_document(&doc).unwrap();
+            let serialized = serialized_len(&profile).unwrap();
+            let bound = doc.len() + serialized_len(&Profile::default()).unwrap();
+            prop_assert!(serialized <= bound, "{serialized} > {bound}");
+            let groups: usize = FieldGroup::ALL
+                .iter()
+                .map(|g| profile.group_json(*g).unwrap().len())
+                .sum();
+            // The groups, as sealed, are the profile less its braces, keys and commas.
+            prop_assert!(groups < serialized);
+        }
     }
 
     proptest! {
