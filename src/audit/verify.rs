@@ -546,11 +546,15 @@ pub fn export(
     Ok(written)
 }
 
+/// The entries about a candidate pseudonym `?1`. The index holds 16 hex digits of each
+/// pseudonym (schema version 2); the whole one is compared after the lookup.
+pub(crate) const SEARCH_SQL: &str = "SELECT entry FROM audit_entries
+     WHERE substr(candidate_hmac, 13, 16) = substr(?1, 13, 16) AND candidate_hmac = ?1
+     ORDER BY entry_index";
+
 /// The entries about one candidate pseudonym, in order.
 pub fn search(conn: &Connection, candidate_hmac: &str) -> Result<Vec<super::entry::Entry>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT entry FROM audit_entries WHERE candidate_hmac = ?1 ORDER BY entry_index",
-    )?;
+    let mut stmt = conn.prepare_cached(SEARCH_SQL)?;
     let rows = stmt.query_map(params![candidate_hmac], |r| r.get::<_, String>(0))?;
     rows.map(|r| {
         serde_json::from_str(&r?).map_err(|_| Error::Corrupt {
