@@ -4,6 +4,7 @@ use std::io::BufRead;
 
 use zeroize::Zeroizing;
 
+use super::workers::Workers;
 use super::{actor, new_request_id, Vault};
 use crate::audit::entry::Outcome;
 use crate::audit::log::Record;
@@ -204,23 +205,37 @@ impl Vault {
 
         if options.mode == ImportMode::AllOrNothing {
             // Pass 1: parse and validate everything, on every core; nothing is written.
-            let mut rejected = Vec::new();
-            let mut total = 0u64;
-            let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
-            for_each_line(open()?, |number, line| {
-                if wanted(number) {
-                    total += 1;
-                    chunk.push((number, line.to_vec()));
-                    if chunk.len() == IMPORT_BATCH {
-                        rejected.extend(validate_parallel(&chunk)?);
-                        chunk.clear();
-                        progress(ImportPhase::Validate, number);
+            let validate = |(number, line): &(u64, Vec<u8>)| {
+                Profile::from_document(line)
+                    .err()
+                    .map(|e| (*number, e.to_string()))
+            };
+            let (rejected, total) = std::thread::scope(|scope| -> Result<_> {
+                let workers = Workers::start(scope, &validate);
+                let mut rejected = Vec::new();
+                let mut total = 0u64;
+                let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
+                for_each_line(open()?, |number, line| {
+                    if wanted(number) {
+                        total += 1;
+                        chunk.push((number, line.to_vec()));
+                        if chunk.len() == IMPORT_BATCH {
+                            rejected.extend(
+                                workers
+                                    .map(std::mem::take(&mut chunk))?
+                                    .into_iter()
+                                    .flatten(),
+                            );
+                            progress(ImportPhase::Validate, number);
+                        }
                     }
-                }
-                Ok(())
+                    Ok(())
+                })?;
+                rejected.extend(workers.map(chunk)?.into_iter().flatten());
+                Ok((rejected, total))
             })?;
-            rejected.extend(validate_parallel(&chunk)?);
             if !rejected.is_empty() || total == 0 {
+                let mut rejected = rejected;
                 if total == 0 {
                     rejected.push((
                         0,
@@ -236,70 +251,81 @@ impl Vault {
             }
         }
 
-        // Seal in parallel; write batch n while batch n+1 is sealed.
+        // Seal on every core; write batch n while batch n+1 is sealed.
         let keyring = self.keyring();
+        let seal = |(number, line): &(u64, Vec<u8>)| {
+            (
+                *number,
+                Profile::from_document(line).and_then(|p| seal_profile(&keyring, &p)),
+            )
+        };
         let actor = actor(principal);
         let mut ids = Vec::new();
         let mut rejected = Vec::new();
-        let mut pending: Option<std::sync::mpsc::Receiver<Result<()>>> = None;
-        let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
         let mut imported = 0u64;
-        let mut flush = |lines: &mut Vec<(u64, Vec<u8>)>,
-                         pending: &mut Option<std::sync::mpsc::Receiver<Result<()>>>,
-                         rejected: &mut Vec<(u64, String)>|
-         -> Result<()> {
-            let mut batch = Vec::with_capacity(lines.len());
-            for (number, sealed) in seal_parallel(&keyring, lines)? {
-                match sealed {
-                    Ok(candidate) => batch.push(candidate),
-                    Err(e) => rejected.push((number, e.to_string())),
+        std::thread::scope(|scope| -> Result<()> {
+            let workers = Workers::start(scope, &seal);
+            let mut pending: Option<std::sync::mpsc::Receiver<Result<()>>> = None;
+            let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
+            let mut flush = |lines: Vec<(u64, Vec<u8>)>,
+                             pending: &mut Option<std::sync::mpsc::Receiver<Result<()>>>|
+             -> Result<()> {
+                let mut batch = Vec::with_capacity(lines.len());
+                for (number, sealed) in workers.map(lines)? {
+                    match sealed {
+                        Ok(candidate) => batch.push(candidate),
+                        Err(e) => rejected.push((number, e.to_string())),
+                    }
                 }
-            }
-            lines.clear();
-            ids.extend(batch.iter().map(|c| c.id));
-            let count = batch.len() as u64;
-            if let Some(previous) = pending.take() {
-                previous.recv().map_err(|_| stopped())??;
-            }
-            let actor = actor.clone();
-            let request_id = request_id.clone();
-            let policy_ids = policy_ids.clone();
-            *pending = Some(self.writer.submit(move |ctx| {
-                let now = ctx.audit.now();
-                if let Some(first) = batch.first() {
-                    rows::check_current_kek(ctx.conn, first.dek.kek_version)?;
+                ids.extend(batch.iter().map(|c| c.id));
+                let count = batch.len() as u64;
+                if let Some(previous) = pending.take() {
+                    previous.recv().map_err(|_| stopped())??;
                 }
-                for c in &batch {
-                    rows::insert_candidate(ctx.conn, &c.id, now, &c.dek, &c.sealed)?;
-                    let mut record =
-                        Record::new("candidate.register", &actor, Outcome::Allow, &request_id);
-                    record.candidate = Some(c.id);
-                    record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
-                    record.policy_ids = policy_ids.clone();
-                    record.note = Some("import".into());
-                    ctx.audit.append(ctx.conn, record)?;
+                let actor = actor.clone();
+                let request_id = request_id.clone();
+                let policy_ids = policy_ids.clone();
+                *pending = Some(self.writer.submit(move |ctx| {
+                    let now = ctx.audit.now();
+                    if let Some(first) = batch.first() {
+                        rows::check_current_kek(ctx.conn, first.dek.kek_version)?;
+                    }
+                    for c in &batch {
+                        rows::insert_candidate(ctx.conn, &c.id, now, &c.dek, &c.sealed)?;
+                        let mut record =
+                            Record::new("candidate.register", &actor, Outcome::Allow, &request_id);
+                        record.candidate = Some(c.id);
+                        record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
+                        record.policy_ids = policy_ids.clone();
+                        record.note = Some("import".into());
+                        ctx.audit.append(ctx.conn, record)?;
+                    }
+                    Ok(())
+                })?);
+                imported += count;
+                progress(ImportPhase::Write, imported);
+                Ok(())
+            };
+            for_each_line(open()?, |number, line| {
+                if wanted(number) {
+                    lines.push((number, line.to_vec()));
+                    if lines.len() == IMPORT_BATCH {
+                        flush(
+                            std::mem::replace(&mut lines, Vec::with_capacity(IMPORT_BATCH)),
+                            &mut pending,
+                        )?;
+                    }
                 }
                 Ok(())
-            })?);
-            imported += count;
-            progress(ImportPhase::Write, imported);
-            Ok(())
-        };
-        for_each_line(open()?, |number, line| {
-            if wanted(number) {
-                lines.push((number, line.to_vec()));
-                if lines.len() == IMPORT_BATCH {
-                    flush(&mut lines, &mut pending, &mut rejected)?;
-                }
+            })?;
+            if !lines.is_empty() {
+                flush(lines, &mut pending)?;
+            }
+            if let Some(last) = pending.take() {
+                last.recv().map_err(|_| stopped())??;
             }
             Ok(())
         })?;
-        if !lines.is_empty() {
-            flush(&mut lines, &mut pending, &mut rejected)?;
-        }
-        if let Some(last) = pending.take() {
-            last.recv().map_err(|_| stopped())??;
-        }
         if imported == 0 && rejected.is_empty() {
             rejected.push((
                 0,
@@ -510,54 +536,6 @@ fn for_each_line<R: BufRead>(
             f(number, line)?;
         }
     }
-}
-
-/// Maps `f` over `items` on every core, keeping the order.
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Result<Vec<R>> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .max(1);
-    let chunk = items.len().div_ceil(workers).max(1);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        let mut out = Vec::with_capacity(items.len());
-        for handle in handles {
-            out.extend(handle.join().map_err(|_| Error::Corrupt {
-                what: "a worker thread of the import failed",
-            })?);
-        }
-        Ok(out)
-    })
-}
-
-/// Parses and validates numbered lines on every core; returns the bad ones, in order.
-fn validate_parallel(lines: &[(u64, Vec<u8>)]) -> Result<Vec<(u64, String)>> {
-    Ok(par_map(lines, |(n, line)| {
-        Profile::from_document(line)
-            .err()
-            .map(|e| (*n, e.to_string()))
-    })?
-    .into_iter()
-    .flatten()
-    .collect())
-}
-
-/// Parses and seals numbered lines on every core; a bad line gives its error.
-fn seal_parallel(
-    keyring: &Keyring,
-    lines: &[(u64, Vec<u8>)],
-) -> Result<Vec<(u64, Result<SealedCandidate>)>> {
-    par_map(lines, |(n, line)| {
-        (
-            *n,
-            Profile::from_document(line).and_then(|p| seal_profile(keyring, &p)),
-        )
-    })
 }
 
 /// `{"candidate_id":"...","groups":{"identity":{...},...}}` built from the opened groups'

@@ -10,6 +10,7 @@ mod keys;
 mod principals;
 mod quota;
 mod tokens;
+mod workers;
 
 pub use assignments::OpenAssignment;
 pub use audit::{Disclosure, Receipt, SubjectAccessReport};
