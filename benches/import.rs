@@ -1,8 +1,8 @@
 //! `cargo bench --bench import [-- COUNT]`: `candidate import` throughput for COUNT profiles
 //! of about 4 KiB (default 100,000), and in the same run a plain rusqlite insert of the same
 //! number of 4 KiB blobs with the same durability settings: the storage limit of the machine.
-//! The plain insert runs before and after the import and the faster run is the reference.
-//! Each phase also reports the bytes it wrote and the CPU time it used (Linux /proc).
+//! Two rounds of both; the best run of each is compared. Each phase also reports the bytes
+//! it wrote and the CPU time it used (Linux /proc).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -82,8 +82,59 @@ fn main() {
     drop(profiles);
     drop(lines);
 
-    // 1. cvvault: validate every line, seal per group, insert with one audit entry each.
-    let paths = Paths::under(&dir.path().join("vault"));
+    // Two rounds of (plain insert, import), each phase on a clean slate (the files of the one
+    // before deleted), and the best of each kind compared: on a shared machine the fastest run
+    // is the least disturbed one.
+    let blob: Vec<u8> = (0..mean).map(|i| (i * 7 + 13) as u8).collect();
+    let mut plains = Vec::new();
+    let mut imports = Vec::new();
+    for round in 1..=2 {
+        let db = dir.path().join(format!("plain-{round}.db"));
+        plains.push(plain_insert(&db, count, &blob));
+        remove_database(&db);
+        imports.push(import_once(
+            &dir.path().join(format!("vault-{round}")),
+            &file,
+            count,
+        ));
+    }
+
+    let rate = |secs: f64| count as f64 / secs;
+    let mib = |bytes: u64| bytes as f64 / 1048576.0;
+    for (round, (plain, import)) in plains.iter().zip(&imports).enumerate() {
+        println!(
+            "round {}: plain insert {count} blobs in {:.2} s = {:.0} rows/s ({:.1} MiB/s); wrote {:.0} MiB, {:.2} CPU s",
+            round + 1,
+            plain.secs,
+            rate(plain.secs),
+            total_bytes as f64 / 1048576.0 / plain.secs,
+            mib(plain.written),
+            plain.cpu_secs
+        );
+        println!(
+            "round {}: cvvault import {count} profiles in {:.2} s = {:.0} profiles/s ({:.1} MiB/s); wrote {:.0} MiB, {:.2} CPU s",
+            round + 1,
+            import.secs,
+            rate(import.secs),
+            total_bytes as f64 / 1048576.0 / import.secs,
+            mib(import.written),
+            import.cpu_secs
+        );
+    }
+    let best = |runs: &[Phase]| runs.iter().map(|r| r.secs).fold(f64::INFINITY, f64::min);
+    let (plain, import) = (best(&plains), best(&imports));
+    println!(
+        "best: cvvault import {:.0} profiles/s, plain insert {:.0} rows/s; ratio (import / plain) = {:.2}  (goal >= 0.60)",
+        rate(import),
+        rate(plain),
+        rate(import) / rate(plain)
+    );
+}
+
+/// `candidate import` of `file` into a new vault under `dir`, as a caseworker; the vault is
+/// closed and deleted afterwards.
+fn import_once(dir: &std::path::Path, file: &std::path::Path, count: usize) -> Phase {
+    let paths = Paths::under(dir);
     Vault::init(
         &paths,
         InitOptions {
@@ -106,30 +157,16 @@ fn main() {
     let open = || -> cvvault::Result<Box<dyn std::io::BufRead>> {
         Ok(Box::new(BufReader::with_capacity(
             1 << 20,
-            std::fs::File::open(&file).unwrap(),
+            std::fs::File::open(file).unwrap(),
         )))
     };
-
-    // The plain insert runs before and after the import; the faster run is the reference, so
-    // that write-back left over from one phase cannot flatter the ratio.
-    let blob: Vec<u8> = (0..mean).map(|i| (i * 7 + 13) as u8).collect();
-    let plain_before = plain_insert(&dir.path().join("plain-1.db"), count, &blob);
-    // Each phase starts on a clean slate: the files of the one before are deleted.
-    remove_database(&dir.path().join("plain-1.db"));
-
-    let validated = std::cell::Cell::new(None);
     let import = Phase::measure(|| {
-        let started = Instant::now();
         let report = vault
             .import(
                 &cw,
                 &open,
                 &cvvault::vault::ImportOptions::default(),
-                &|phase, _| {
-                    if phase == cvvault::vault::ImportPhase::Write && validated.get().is_none() {
-                        validated.set(Some(started.elapsed()));
-                    }
-                },
+                &|_, _| {},
             )
             .unwrap();
         assert_eq!(report.imported as usize, count);
@@ -140,44 +177,7 @@ fn main() {
     // file still open keeps its pages cached, which slowed the next phase by a third.
     drop(vault);
     remove_database(&paths.database());
-    let validate_secs = validated.get().map_or(0.0, |d| d.as_secs_f64());
-    println!(
-        "import passes  : validate {validate_secs:.2} s, seal+write {:.2} s",
-        import.secs - validate_secs
-    );
-
-    let plain_after = plain_insert(&dir.path().join("plain-2.db"), count, &blob);
-    remove_database(&dir.path().join("plain-2.db"));
-    let plain = if plain_before.secs <= plain_after.secs {
-        plain_before
-    } else {
-        plain_after
-    };
-
-    let rate = |secs: f64| count as f64 / secs;
-    let mib = |bytes: u64| bytes as f64 / 1048576.0;
-    println!(
-        "cvvault import : {count} profiles in {:.2} s = {:.0} profiles/s ({:.1} MiB/s); wrote {:.0} MiB, {:.2} CPU s",
-        import.secs,
-        rate(import.secs),
-        total_bytes as f64 / 1048576.0 / import.secs,
-        mib(import.written),
-        import.cpu_secs
-    );
-    for (label, run) in [("before", &plain_before), ("after ", &plain_after)] {
-        println!(
-            "plain {label}   : {count} blobs    in {:.2} s = {:.0} rows/s ({:.1} MiB/s); wrote {:.0} MiB, {:.2} CPU s",
-            run.secs,
-            rate(run.secs),
-            total_bytes as f64 / 1048576.0 / run.secs,
-            mib(run.written),
-            run.cpu_secs
-        );
-    }
-    println!(
-        "ratio (import / faster plain) = {:.2}  (goal >= 0.60)",
-        rate(import.secs) / rate(plain.secs)
-    );
+    import
 }
 
 /// A plain rusqlite insert of `count` blobs into a rowid table with a random 16-byte key,

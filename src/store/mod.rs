@@ -304,13 +304,24 @@ fn writer_loop(
     }
 }
 
-/// Copies committed WAL frames into the database file after each group commit. PASSIVE
-/// never waits for readers or the writer: it copies what it can and the next tick goes on.
+/// Least time from the start of one background checkpoint to the start of the next. Under a
+/// stream of small commits (the HTTP server) a checkpoint then covers many of them instead of
+/// running without pause beside the writer; an import's commits are further apart anyway.
+const CHECKPOINT_SPACING: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Copies committed WAL frames into the database file after group commits, at most once per
+/// [`CHECKPOINT_SPACING`]. PASSIVE never waits for readers or the writer: it copies what it
+/// can and the next run goes on from there.
 fn checkpoint_loop(conn: &Connection, ticks: &mpsc::Receiver<()>, path: &Path) {
     while ticks.recv().is_ok() {
+        let started = std::time::Instant::now();
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))
         {
             tracing::warn!(db = %path.display(), error = %e, "background WAL checkpoint failed; the writer checkpoints by itself once the WAL reaches its limit");
+        }
+        // Commits made meanwhile leave a tick waiting; they are covered by the next run.
+        if let Some(rest) = CHECKPOINT_SPACING.checked_sub(started.elapsed()) {
+            std::thread::sleep(rest);
         }
     }
 }
