@@ -5,10 +5,6 @@
 //!
 //! `cargo bench --bench audit_verify`
 
-/// The allocator of the `cvvault` binary, so that the library is measured as it runs there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -9,10 +9,6 @@
     clippy::indexing_slicing
 )]
 
-/// The allocator of the `cvvault` binary, so that the library is measured as it runs there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::io::{BufReader, BufWriter, Write};
 use std::time::{Duration, Instant};
 

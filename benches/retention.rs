@@ -13,10 +13,6 @@
 //! `assignments` rows. Retention never reads their sealed groups: those rows only have to sit
 //! in the tables and indexes as real ones would.
 
-/// The allocator of the `cvvault` binary, so that the library is measured as it runs there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::sync::Arc;
 use std::time::Instant;
 

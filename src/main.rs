@@ -4,13 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc: parsing, sealing and serving allocate many small buffers from several threads
-/// at once, where glibc's allocator contends (`candidate import`: 15 % less CPU, measured
-/// with `cargo bench --bench import`). Wiping on drop is unchanged: `zeroize` wipes before
-/// memory is returned, whatever the allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

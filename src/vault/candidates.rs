@@ -286,6 +286,7 @@ impl Vault {
                 let request_id = request_id.clone();
                 let policy_ids = policy_ids.clone();
                 *pending = Some(self.writer.submit(move |ctx| {
+                    ctx.mark_bulk();
                     let now = ctx.audit.now();
                     if let Some(first) = batch.first() {
                         rows::check_current_kek(ctx.conn, first.dek.kek_version)?;
