@@ -2,7 +2,7 @@
 //! it records, or neither does (fail closed).
 
 use ring::hmac;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Statement};
 use std::sync::Arc;
 
 use super::entry::{Entry, Outcome, ENTRY_VERSION};
@@ -128,13 +128,103 @@ impl Pseudonymizer {
     }
 }
 
+/// Turns records into entries, all but the two values that only the writer knows: the
+/// entry's index and its time. Import workers prepare their entries in parallel with this,
+/// so that the single writer only splices, hashes and inserts them.
+#[derive(Clone)]
+pub struct Renderer {
+    pseudonyms: Pseudonymizer,
+    policy_hash: String,
+}
+
+/// An entry rendered but for its index and time (see [`Appender::append_prepared`]).
+pub struct PreparedEntry {
+    /// The canonical JSON up to the index value: `{"action":...,"groups":[...],"index":`.
+    head: String,
+    /// From the index value to the time value: `,"note":...,"request_id":"...","time":`.
+    middle: String,
+    /// The candidate's pseudonym, for the search column.
+    candidate: Option<String>,
+}
+
+/// What follows the time value in every entry.
+const ENTRY_TAIL: &str = ",\"v\":1}";
+const _: () = assert!(ENTRY_VERSION == 1, "ENTRY_TAIL spells the version out");
+
+impl Renderer {
+    /// Pseudonyms under `pseudonyms`, and the policy set's SHA-256.
+    pub fn new(pseudonyms: Pseudonymizer, policy_hash: [u8; 32]) -> Renderer {
+        Renderer {
+            pseudonyms,
+            policy_hash: format!("sha256:{}", hex::encode(policy_hash)),
+        }
+    }
+
+    /// The pseudonymizer.
+    pub fn pseudonyms(&self) -> &Pseudonymizer {
+        &self.pseudonyms
+    }
+
+    /// Renders `record` as its canonical entry, leaving out the index and time.
+    ///
+    /// INVARIANT: splicing an index and a time into the result gives exactly
+    /// [`Entry::canonical_bytes`] of the entry with those values (a property test checks
+    /// this): the entry is serialized by serde with index 0 and an empty time, and cut at
+    /// those two values. The cut cannot land inside a string value, where every `"` is
+    /// escaped; the keys before `index` are fixed, so its first occurrence is the key's.
+    pub fn prepare(&self, record: Record) -> Result<PreparedEntry> {
+        let candidate = record.candidate.map(|c| self.pseudonyms.candidate(&c));
+        let entry = Entry {
+            action: record.action.to_owned(),
+            actor: record.actor.id,
+            actor_org: record.actor.org,
+            actor_role: record.actor.role,
+            assignment: record.assignment.map(|a| self.pseudonyms.assignment(&a)),
+            candidate: candidate.clone(),
+            decision: record.decision,
+            groups: record.groups,
+            index: 0,
+            note: record.note,
+            policy_hash: self.policy_hash.clone(),
+            policy_ids: record.policy_ids,
+            purpose: record.purpose,
+            request_id: record.request_id,
+            time: String::new(),
+            v: ENTRY_VERSION,
+        };
+        let unrenderable = || Error::AuditWrite {
+            reason: "an entry could not be rendered".into(),
+        };
+        let text = String::from_utf8(entry.canonical_bytes()).map_err(|_| unrenderable())?;
+        let body = text
+            .strip_suffix(ENTRY_TAIL)
+            .and_then(|body| body.strip_suffix(",\"time\":\"\""))
+            .ok_or_else(unrenderable)?;
+        let (before, after) = body.split_once(",\"index\":0,").ok_or_else(unrenderable)?;
+        let mut head = String::with_capacity(before.len() + 9);
+        head.push_str(before);
+        head.push_str(",\"index\":");
+        let mut middle = String::with_capacity(after.len() + 9);
+        middle.push(',');
+        middle.push_str(after);
+        middle.push_str(",\"time\":");
+        Ok(PreparedEntry {
+            head,
+            middle,
+            candidate,
+        })
+    }
+}
+
 /// Appends entries and keeps the tree's right edge. Owned by the writer thread.
 pub struct Appender {
     frontier: Frontier,
     dirty: bool,
-    pseudonyms: Pseudonymizer,
-    policy_hash: String,
+    renderer: Renderer,
     clock: Arc<dyn Clock>,
+    /// The last time rendered, as Unix seconds and as a JSON string: entries written in the
+    /// same second share it.
+    time: (i64, String),
 }
 
 /// A copy of the appender's state, restored when a job rolls back.
@@ -142,6 +232,9 @@ pub struct Snapshot {
     frontier: Frontier,
     dirty: bool,
 }
+
+const INSERT_ENTRY: &str =
+    "INSERT INTO audit_entries (entry_index, entry, entry_mac, candidate_hmac) VALUES (?1, ?2, ?3, ?4)";
 
 fn audit_write(e: rusqlite::Error) -> Error {
     Error::AuditWrite {
@@ -161,9 +254,9 @@ impl Appender {
         Ok(Appender {
             frontier,
             dirty: false,
-            pseudonyms,
-            policy_hash: format!("sha256:{}", hex::encode(policy_hash)),
+            renderer: Renderer::new(pseudonyms, policy_hash),
             clock,
+            time: (i64::MIN, String::new()),
         })
     }
 
@@ -195,7 +288,12 @@ impl Appender {
 
     /// The pseudonymizer.
     pub fn pseudonyms(&self) -> &Pseudonymizer {
-        &self.pseudonyms
+        self.renderer.pseudonyms()
+    }
+
+    /// The renderer entries are prepared with.
+    pub fn renderer(&self) -> &Renderer {
+        &self.renderer
     }
 
     /// Entries in the log, including those appended in the open transaction.
@@ -229,41 +327,58 @@ impl Appender {
 
     /// Appends one entry in `conn`'s transaction and returns its index.
     pub fn append(&mut self, conn: &Connection, record: Record) -> Result<u64> {
+        let prepared = self.renderer.prepare(record)?;
+        self.append_prepared(conn, prepared)
+    }
+
+    /// Appends an entry prepared by [`Renderer::prepare`] (possibly on another thread), with
+    /// the next index and the current time, and returns its index.
+    pub fn append_prepared(&mut self, conn: &Connection, entry: PreparedEntry) -> Result<u64> {
+        let mut statement = conn.prepare_cached(INSERT_ENTRY).map_err(audit_write)?;
+        self.append_with(&mut statement, entry)
+    }
+
+    /// Appends prepared entries in order through one prepared statement, as an import batch
+    /// does; returns the index of the first.
+    pub fn append_all(
+        &mut self,
+        conn: &Connection,
+        entries: impl IntoIterator<Item = PreparedEntry>,
+    ) -> Result<u64> {
+        let first = self.frontier.size();
+        let mut statement = conn.prepare_cached(INSERT_ENTRY).map_err(audit_write)?;
+        for entry in entries {
+            self.append_with(&mut statement, entry)?;
+        }
+        Ok(first)
+    }
+
+    fn append_with(&mut self, statement: &mut Statement<'_>, entry: PreparedEntry) -> Result<u64> {
         let index = self.frontier.size();
-        let candidate = record.candidate.map(|c| self.pseudonyms.candidate(&c));
-        let entry = Entry {
-            action: record.action.to_owned(),
-            actor: record.actor.id,
-            actor_org: record.actor.org,
-            actor_role: record.actor.role,
-            assignment: record.assignment.map(|a| self.pseudonyms.assignment(&a)),
-            candidate: candidate.clone(),
-            decision: record.decision,
-            groups: record.groups,
-            index,
-            note: record.note,
-            policy_hash: self.policy_hash.clone(),
-            policy_ids: record.policy_ids,
-            purpose: record.purpose,
-            request_id: record.request_id,
-            time: rfc3339(self.clock.now()),
-            v: ENTRY_VERSION,
-        };
-        let bytes = entry.canonical_bytes();
-        let text = String::from_utf8(bytes).map_err(|_| Error::AuditWrite {
-            reason: "an entry is not UTF-8".into(),
-        })?;
         let stored_index = i64::try_from(index).map_err(|_| Error::AuditWrite {
             reason: "the log is full".into(),
         })?;
+        let now = self.clock.now();
+        if self.time.0 != now {
+            let time = serde_json::to_string(&rfc3339(now)).map_err(|_| Error::AuditWrite {
+                reason: "the entry time could not be rendered".into(),
+            })?;
+            self.time = (now, time);
+        }
+        let digits = index.to_string();
+        let mut text = String::with_capacity(
+            entry.head.len() + digits.len() + entry.middle.len() + self.time.1.len() + 8,
+        );
+        text.push_str(&entry.head);
+        text.push_str(&digits);
+        text.push_str(&entry.middle);
+        text.push_str(&self.time.1);
+        text.push_str(ENTRY_TAIL);
         let leaf = merkle::leaf_hash(text.as_bytes());
-        conn.prepare_cached(
-            "INSERT INTO audit_entries (entry_index, entry, entry_mac, candidate_hmac) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![stored_index, text, self.pseudonyms.entry_mac(&leaf), candidate])
-        })
-        .map_err(audit_write)?;
+        let mac = self.renderer.pseudonyms.entry_mac(&leaf);
+        statement
+            .execute(params![stored_index, text, mac, entry.candidate])
+            .map_err(audit_write)?;
         self.frontier.push(leaf).map_err(|e| Error::AuditWrite {
             reason: e.to_string(),
         })?;
@@ -352,4 +467,120 @@ fn load_frontier(conn: &Connection) -> Result<Frontier> {
         )));
     }
     Ok(frontier)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use proptest::prelude::*;
+
+    /// Text that tries to break the cut: quotes, escapes, the markers themselves, non-ASCII.
+    fn awkward() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z0-9._-]{0,12}",
+            Just(",\"index\":0,".to_owned()),
+            Just(",\"time\":\"\",\"v\":1}".to_owned()),
+            Just("\"index\":0,\"note\":null".to_owned()),
+            "\\PC{0,16}",
+            "[\"\\\\\u{0}-\u{1f}]{0,6}",
+        ]
+    }
+
+    fn record() -> impl Strategy<Value = Record> {
+        (
+            (awkward(), awkward(), proptest::option::of(awkward())),
+            (any::<bool>(), any::<bool>(), any::<bool>()),
+            proptest::collection::vec(awkward(), 0..4),
+            proptest::collection::vec(awkward(), 0..3),
+            (
+                proptest::option::of(awkward()),
+                proptest::option::of(awkward()),
+            ),
+            awkward(),
+        )
+            .prop_map(
+                |(
+                    (id, role, org),
+                    (candidate, assignment, allow),
+                    groups,
+                    ids,
+                    (purpose, note),
+                    request,
+                )| {
+                    let actor = Actor { id, role, org };
+                    let decision = if allow { Outcome::Allow } else { Outcome::Deny };
+                    let mut record = Record::new("extract", &actor, decision, &request);
+                    record.candidate = candidate.then(CandidateId::random);
+                    record.assignment = assignment.then(AssignmentId::random);
+                    record.groups = groups;
+                    record.policy_ids = ids;
+                    record.purpose = purpose;
+                    record.note = note;
+                    record
+                },
+            )
+    }
+
+    proptest! {
+        /// The splice the writer does gives exactly the canonical encoding of the same entry.
+        #[test]
+        fn a_prepared_entry_spliced_is_the_canonical_entry(
+            record in record(),
+            index in prop_oneof![Just(0u64), 1u64..1_000, any::<u32>().prop_map(u64::from)],
+            now in 0i64..4_102_444_800,
+        ) {
+            let renderer = Renderer::new(Pseudonymizer::new(&[3; 32]), [9; 32]);
+            let pseudonyms = renderer.pseudonyms().clone();
+            let expected = Entry {
+                action: record.action.to_owned(),
+                actor: record.actor.id.clone(),
+                actor_org: record.actor.org.clone(),
+                actor_role: record.actor.role.clone(),
+                assignment: record.assignment.map(|a| pseudonyms.assignment(&a)),
+                candidate: record.candidate.map(|c| pseudonyms.candidate(&c)),
+                decision: record.decision,
+                groups: record.groups.clone(),
+                index,
+                note: record.note.clone(),
+                policy_hash: format!("sha256:{}", hex::encode([9; 32])),
+                policy_ids: record.policy_ids.clone(),
+                purpose: record.purpose.clone(),
+                request_id: record.request_id.clone(),
+                time: rfc3339(now),
+                v: ENTRY_VERSION,
+            };
+            let prepared = renderer.prepare(record).unwrap();
+            prop_assert_eq!(prepared.candidate.clone(), expected.candidate.clone());
+
+            let conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch(
+                "CREATE TABLE audit_entries (entry_index INTEGER PRIMARY KEY, entry TEXT NOT NULL,
+                                             entry_mac BLOB NOT NULL, candidate_hmac TEXT);
+                 CREATE TABLE audit_frontier (id INTEGER PRIMARY KEY, frontier BLOB NOT NULL);
+                 INSERT INTO audit_frontier VALUES (1, x'');",
+            )
+            .unwrap();
+            let mut appender = Appender::load(
+                &conn,
+                Pseudonymizer::new(&[3; 32]),
+                [9; 32],
+                Arc::new(ManualClock::at(now)),
+            )
+            .unwrap();
+            // The index comes from the tree's size: start the tree there.
+            let mut edge = vec![1u8]; // the frontier format's version
+            edge.extend_from_slice(&index.to_be_bytes());
+            edge.resize(edge.len() + 32 * index.count_ones() as usize, 0);
+            appender.frontier = Frontier::from_bytes(&edge).unwrap();
+            let stored = appender.append_prepared(&conn, prepared).unwrap();
+            prop_assert_eq!(stored, expected.index);
+            let text: String = conn
+                .query_row("SELECT entry FROM audit_entries", [], |r| r.get(0))
+                .unwrap();
+            prop_assert_eq!(text.as_bytes(), &expected.canonical_bytes()[..]);
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Typed reads and writes of the store's rows. SQL lives here and nowhere else but
 //! `audit`; callers pass the connection of their transaction.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row};
 
 use crate::crypto::envelope::WrappedDek;
 use crate::error::{Error, Result};
@@ -51,45 +51,64 @@ fn version_u32(v: i64) -> Result<u32> {
     })
 }
 
-/// Inserts a new candidate: key slot, lifecycle row and sealed row.
-pub fn insert_candidate(
-    conn: &Connection,
-    id: &CandidateId,
-    created_at: i64,
-    dek: &WrappedDek,
-    sealed: &SealedProfile,
-) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO candidate_keys (candidate_id, kek_version, wrapped_dek, dek_commitment)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        &id.as_bytes()[..],
-        dek.kek_version,
-        dek.wrapped,
-        dek.commitment
-    ])?;
-    let key_id = conn.last_insert_rowid();
-    conn.prepare_cached(
-        "INSERT INTO candidates (candidate_id, key_id, created_at, idle_since) VALUES (?1, ?2, ?3, ?3)",
-    )?
-    .execute(params![&id.as_bytes()[..], key_id, created_at])?;
-    let [identity, contact, professional, special, control] = &sealed.groups;
-    conn.prepare_cached(
-        "INSERT INTO sealed_profiles (key_id, candidate_id, record_version, identity, contact, professional, special, control)
-         VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        &id.as_bytes()[..],
-        sealed.record_version,
-        identity,
-        contact,
-        professional,
-        special,
-        control,
-        key_id
-    ])?;
-    Ok(())
+/// Inserts new candidates (key slot, lifecycle row and sealed row each) through statements
+/// prepared once, as an import batch of thousands does.
+pub struct CandidateInserter<'conn> {
+    conn: &'conn Connection,
+    key_slot: CachedStatement<'conn>,
+    lifecycle: CachedStatement<'conn>,
+    sealed: CachedStatement<'conn>,
+}
+
+impl<'conn> CandidateInserter<'conn> {
+    /// Prepares the statements on `conn` (inside the caller's transaction).
+    pub fn new(conn: &'conn Connection) -> Result<CandidateInserter<'conn>> {
+        Ok(CandidateInserter {
+            conn,
+            key_slot: conn.prepare_cached(
+                "INSERT INTO candidate_keys (candidate_id, kek_version, wrapped_dek, dek_commitment)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?,
+            lifecycle: conn.prepare_cached(
+                "INSERT INTO candidates (candidate_id, key_id, created_at, idle_since) VALUES (?1, ?2, ?3, ?3)",
+            )?,
+            sealed: conn.prepare_cached(
+                "INSERT INTO sealed_profiles (key_id, candidate_id, record_version, identity, contact, professional, special, control)
+                 VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?,
+        })
+    }
+
+    /// Inserts one new candidate.
+    pub fn insert(
+        &mut self,
+        id: &CandidateId,
+        created_at: i64,
+        dek: &WrappedDek,
+        sealed: &SealedProfile,
+    ) -> Result<()> {
+        self.key_slot.execute(params![
+            &id.as_bytes()[..],
+            dek.kek_version,
+            dek.wrapped,
+            dek.commitment
+        ])?;
+        let key_id = self.conn.last_insert_rowid();
+        self.lifecycle
+            .execute(params![&id.as_bytes()[..], key_id, created_at])?;
+        let [identity, contact, professional, special, control] = &sealed.groups;
+        self.sealed.execute(params![
+            &id.as_bytes()[..],
+            sealed.record_version,
+            identity,
+            contact,
+            professional,
+            special,
+            control,
+            key_id
+        ])?;
+        Ok(())
+    }
 }
 
 /// Refuses to store a DEK wrapped under a KEK version other than the one the database

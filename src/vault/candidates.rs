@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 use super::workers::Workers;
 use super::{actor, new_request_id, Vault};
 use crate::audit::entry::Outcome;
-use crate::audit::log::Record;
+use crate::audit::log::{Actor, PreparedEntry, Record, Renderer};
 use crate::crypto::envelope::{Dek, WrappedDek};
 use crate::crypto::keyring::Keyring;
 use crate::error::{Error, Result};
@@ -16,9 +16,12 @@ use crate::model::{FieldGroup, Purpose};
 use crate::policy::{Action, PrincipalFacts, Request};
 use crate::profile::Profile;
 use crate::store::rows::{self, SealedProfile, RECORD_VERSION};
+use crate::store::WriteCtx;
 
 /// Candidates sealed and committed per transaction during an import.
 const IMPORT_BATCH: usize = 2_000;
+/// Batches the import's workers may be given beyond the one the writer is writing.
+const SEAL_AHEAD: usize = 2;
 /// Longest accepted import line (a profile is at most 256 KiB).
 const MAX_LINE: usize = 512 * 1024;
 
@@ -81,14 +84,47 @@ pub struct ImportReport {
     pub ids: Vec<CandidateId>,
 }
 
-/// A profile sealed and ready to insert.
+/// A profile sealed, with its registration entry prepared, ready to insert.
 struct SealedCandidate {
     id: CandidateId,
     dek: WrappedDek,
     sealed: SealedProfile,
+    entry: PreparedEntry,
 }
 
-fn seal_profile(keyring: &Keyring, profile: &Profile) -> Result<SealedCandidate> {
+/// Who registers, under which decision: what each registration's audit entry says.
+struct Registration {
+    actor: Actor,
+    request_id: String,
+    policy_ids: Vec<String>,
+    /// `import` for the candidates of a bulk import.
+    note: Option<&'static str>,
+}
+
+impl Registration {
+    fn record(&self, id: CandidateId) -> Record {
+        let mut record = Record::new(
+            "candidate.register",
+            &self.actor,
+            Outcome::Allow,
+            &self.request_id,
+        );
+        record.candidate = Some(id);
+        record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
+        record.policy_ids = self.policy_ids.clone();
+        record.note = self.note.map(str::to_owned);
+        record
+    }
+}
+
+/// Seals a profile under a new DEK and prepares its registration entry: all the work of a
+/// registration that needs no database, done before the writer is involved.
+fn seal_profile(
+    keyring: &Keyring,
+    renderer: &Renderer,
+    registration: &Registration,
+    profile: &Profile,
+) -> Result<SealedCandidate> {
     let id = CandidateId::random();
     let dek = Dek::generate()?;
     let cipher = dek.cipher(id)?;
@@ -103,7 +139,27 @@ fn seal_profile(keyring: &Keyring, profile: &Profile) -> Result<SealedCandidate>
             record_version: RECORD_VERSION,
             groups,
         },
+        entry: renderer.prepare(registration.record(id))?,
     })
+}
+
+/// The writer's part of registering sealed candidates: their rows and entries, in the job's
+/// transaction, each statement prepared once for the batch.
+fn insert_sealed(ctx: &mut WriteCtx<'_>, batch: Vec<SealedCandidate>) -> Result<()> {
+    let Some(first) = batch.first() else {
+        return Ok(());
+    };
+    // INVARIANT: a batch is sealed under one keyring, so one KEK version.
+    rows::check_current_kek(ctx.conn, first.dek.kek_version)?;
+    let now = ctx.audit.now();
+    let mut inserter = rows::CandidateInserter::new(ctx.conn)?;
+    let mut entries = Vec::with_capacity(batch.len());
+    for candidate in batch {
+        inserter.insert(&candidate.id, now, &candidate.dek, &candidate.sealed)?;
+        entries.push(candidate.entry);
+    }
+    ctx.audit.append_all(ctx.conn, entries)?;
+    Ok(())
 }
 
 impl Vault {
@@ -148,19 +204,16 @@ impl Vault {
         request_id: String,
         policy_ids: Vec<String>,
     ) -> Result<CandidateId> {
-        let sealed = seal_profile(&self.keyring(), profile)?;
+        let registration = Registration {
+            actor: actor(principal),
+            request_id,
+            policy_ids,
+            note: None,
+        };
+        let sealed = seal_profile(&self.keyring(), self.renderer(), &registration, profile)?;
         let id = sealed.id;
-        let actor = actor(principal);
-        self.writer.write(move |ctx| {
-            let now = ctx.audit.now();
-            rows::check_current_kek(ctx.conn, sealed.dek.kek_version)?;
-            rows::insert_candidate(ctx.conn, &sealed.id, now, &sealed.dek, &sealed.sealed)?;
-            let mut record = Record::new("candidate.register", &actor, Outcome::Allow, &request_id);
-            record.candidate = Some(sealed.id);
-            record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
-            record.policy_ids = policy_ids;
-            ctx.audit.append(ctx.conn, record).map(|_| ())
-        })?;
+        self.writer
+            .write(move |ctx| insert_sealed(ctx, vec![sealed]))?;
         Ok(id)
     }
 
@@ -211,7 +264,7 @@ impl Vault {
                     .map(|e| (*number, e.to_string()))
             };
             let (rejected, total) = std::thread::scope(|scope| -> Result<_> {
-                let workers = Workers::start(scope, &validate);
+                let mut workers = Workers::start(scope, &validate);
                 let mut rejected = Vec::new();
                 let mut total = 0u64;
                 let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
@@ -251,78 +304,75 @@ impl Vault {
             }
         }
 
-        // Seal on every core; write batch n while batch n+1 is sealed.
+        // Parse and seal on every core while the writer inserts and commits: the workers are
+        // kept up to SEAL_AHEAD batches ahead of the one being written, so that neither waits
+        // for the other when a batch takes longer than usual on one side.
         let keyring = self.keyring();
+        let registration = Registration {
+            actor: actor(principal),
+            request_id,
+            policy_ids,
+            note: Some("import"),
+        };
         let seal = |(number, line): &(u64, Vec<u8>)| {
             (
                 *number,
-                Profile::from_document(line).and_then(|p| seal_profile(&keyring, &p)),
+                Profile::from_document(line)
+                    .and_then(|p| seal_profile(&keyring, self.renderer(), &registration, &p)),
             )
         };
-        let actor = actor(principal);
         let mut ids = Vec::new();
         let mut rejected = Vec::new();
         let mut imported = 0u64;
         std::thread::scope(|scope| -> Result<()> {
-            let workers = Workers::start(scope, &seal);
-            let mut pending: Option<std::sync::mpsc::Receiver<Result<()>>> = None;
-            let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
-            let mut flush = |lines: Vec<(u64, Vec<u8>)>,
-                             pending: &mut Option<std::sync::mpsc::Receiver<Result<()>>>|
-             -> Result<()> {
-                let mut batch = Vec::with_capacity(lines.len());
-                for (number, sealed) in workers.map(lines)? {
-                    match sealed {
-                        Ok(candidate) => batch.push(candidate),
-                        Err(e) => rejected.push((number, e.to_string())),
+            let mut workers = Workers::start(scope, &seal);
+            let mut committed: Option<std::sync::mpsc::Receiver<Result<()>>> = None;
+            // Hands the oldest sealed batch to the writer once the one before has committed.
+            let mut write_oldest =
+                |workers: &mut Workers<_, (u64, Result<SealedCandidate>)>| -> Result<()> {
+                    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+                    for (number, sealed) in workers.receive()? {
+                        match sealed {
+                            Ok(candidate) => batch.push(candidate),
+                            Err(e) => rejected.push((number, e.to_string())),
+                        }
                     }
-                }
-                ids.extend(batch.iter().map(|c| c.id));
-                let count = batch.len() as u64;
-                if let Some(previous) = pending.take() {
-                    previous.recv().map_err(|_| stopped())??;
-                }
-                let actor = actor.clone();
-                let request_id = request_id.clone();
-                let policy_ids = policy_ids.clone();
-                *pending = Some(self.writer.submit(move |ctx| {
-                    ctx.mark_bulk();
-                    let now = ctx.audit.now();
-                    if let Some(first) = batch.first() {
-                        rows::check_current_kek(ctx.conn, first.dek.kek_version)?;
+                    ids.extend(batch.iter().map(|c| c.id));
+                    let count = batch.len() as u64;
+                    if let Some(previous) = committed.take() {
+                        previous.recv().map_err(|_| stopped())??;
                     }
-                    for c in &batch {
-                        rows::insert_candidate(ctx.conn, &c.id, now, &c.dek, &c.sealed)?;
-                        let mut record =
-                            Record::new("candidate.register", &actor, Outcome::Allow, &request_id);
-                        record.candidate = Some(c.id);
-                        record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
-                        record.policy_ids = policy_ids.clone();
-                        record.note = Some("import".into());
-                        ctx.audit.append(ctx.conn, record)?;
-                    }
+                    committed = Some(self.writer.submit(move |ctx| {
+                        ctx.mark_bulk();
+                        insert_sealed(ctx, batch)
+                    })?);
+                    imported += count;
+                    progress(ImportPhase::Write, imported);
                     Ok(())
-                })?);
-                imported += count;
-                progress(ImportPhase::Write, imported);
-                Ok(())
-            };
+                };
+            let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
             for_each_line(open()?, |number, line| {
                 if wanted(number) {
                     lines.push((number, line.to_vec()));
                     if lines.len() == IMPORT_BATCH {
-                        flush(
-                            std::mem::replace(&mut lines, Vec::with_capacity(IMPORT_BATCH)),
-                            &mut pending,
-                        )?;
+                        workers.send(std::mem::replace(
+                            &mut lines,
+                            Vec::with_capacity(IMPORT_BATCH),
+                        ))?;
+                        if workers.in_flight() > SEAL_AHEAD {
+                            write_oldest(&mut workers)?;
+                        }
                     }
                 }
                 Ok(())
             })?;
             if !lines.is_empty() {
-                flush(lines, &mut pending)?;
+                workers.send(lines)?;
             }
-            if let Some(last) = pending.take() {
+            while workers.in_flight() > 0 {
+                write_oldest(&mut workers)?;
+            }
+            if let Some(last) = committed.take() {
                 last.recv().map_err(|_| stopped())??;
             }
             Ok(())

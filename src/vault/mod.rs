@@ -26,7 +26,7 @@ use std::sync::{Arc, RwLock};
 use rusqlite::Connection;
 
 use crate::audit::entry::Outcome;
-use crate::audit::log::{Actor, Appender, Pseudonymizer, Record};
+use crate::audit::log::{Actor, Appender, Pseudonymizer, Record, Renderer};
 use crate::audit::note::NoteSigner;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Paths;
@@ -71,7 +71,7 @@ pub struct Vault {
     writer: Writer,
     readers: Readers,
     clock: Arc<dyn Clock>,
-    pseudonyms: Pseudonymizer,
+    renderer: Renderer,
     signer: Arc<NoteSigner>,
     origin: String,
 }
@@ -203,13 +203,13 @@ impl Vault {
         let origin = rows::meta(&conn, META_ORIGIN)?.ok_or(Error::Corrupt {
             what: "the database has no checkpoint origin",
         })?;
-        let pseudonyms = Pseudonymizer::new(ring.audit_key());
         let appender = Appender::load(
             &conn,
-            pseudonyms.clone(),
+            Pseudonymizer::new(ring.audit_key()),
             policy.policy_hash(),
             clock.clone(),
         )?;
+        let renderer = appender.renderer().clone();
         let signer = NoteSigner::from_pkcs8(&origin_key_name(&origin), ring.signing_pkcs8())
             .map_err(|_| Error::KeyringCorrupt {
                 path: paths.keyring(),
@@ -223,7 +223,7 @@ impl Vault {
             keyring: RwLock::new(Arc::new(ring)),
             policy: Arc::new(policy),
             clock,
-            pseudonyms,
+            renderer,
             signer: Arc::new(signer),
             origin,
             paths,
@@ -294,7 +294,12 @@ impl Vault {
     }
 
     pub(crate) fn pseudonyms(&self) -> &Pseudonymizer {
-        &self.pseudonyms
+        self.renderer.pseudonyms()
+    }
+
+    /// Renders audit entries ahead of the writer (see [`Renderer::prepare`]).
+    pub(crate) fn renderer(&self) -> &Renderer {
+        &self.renderer
     }
 
     /// Signs a checkpoint of the current tree if it grew since the last one.
