@@ -47,24 +47,38 @@ fn aead_key(key: &[u8; 32]) -> Result<LessSafeKey> {
 
 /// `nonce || AES-256-GCM(key, nonce, aad, plaintext) || tag` with a random 96-bit nonce.
 fn seal(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-    let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new()
-        .fill(&mut nonce)
-        .map_err(|_| Error::Corrupt {
-            what: "the operating system's random number generator failed",
-        })?;
+    let [nonce] = random_nonces::<1>()?;
+    seal_with_nonce(key, nonce, aad, plaintext)
+}
+
+/// `nonce || AES-256-GCM(key, nonce, aad, plaintext) || tag`, encrypted in place in the one
+/// buffer it is returned in.
+fn seal_with_nonce(
+    key: &LessSafeKey,
+    nonce: [u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
-    let mut body = out.split_off(NONCE_LEN);
-    key.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(aad),
-        &mut body,
-    )
-    .map_err(|_| Error::DecryptionFailed)?;
-    out.extend_from_slice(&body);
+    let (_, body) = out.split_at_mut(NONCE_LEN);
+    let tag = key
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), body)
+        .map_err(|_| Error::DecryptionFailed)?;
+    out.extend_from_slice(tag.as_ref());
     Ok(out)
+}
+
+/// `N` random 96-bit nonces, from one call to the operating system's generator.
+fn random_nonces<const N: usize>() -> Result<[[u8; NONCE_LEN]; N]> {
+    let mut nonces = [[0u8; NONCE_LEN]; N];
+    SystemRandom::new()
+        .fill(nonces.as_flattened_mut())
+        .map_err(|_| Error::Corrupt {
+            what: "the operating system's random number generator failed",
+        })?;
+    Ok(nonces)
 }
 
 fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
@@ -205,6 +219,31 @@ impl GroupCipher {
         )
     }
 
+    /// Seals every group's serialized JSON, given in [`FieldGroup::ALL`] order: as
+    /// [`GroupCipher::seal`] on each, with the nonces drawn in one call.
+    pub fn seal_all(
+        &self,
+        record_version: u32,
+        plaintexts: [&[u8]; FieldGroup::ALL.len()],
+    ) -> Result<[Vec<u8>; FieldGroup::ALL.len()]> {
+        let nonces = random_nonces::<{ FieldGroup::ALL.len() }>()?;
+        let mut sealed: [Vec<u8>; FieldGroup::ALL.len()] = Default::default();
+        for (((out, group), plaintext), nonce) in sealed
+            .iter_mut()
+            .zip(FieldGroup::ALL)
+            .zip(plaintexts)
+            .zip(nonces)
+        {
+            *out = seal_with_nonce(
+                &self.key,
+                nonce,
+                &field_aad(&self.candidate_id, group, record_version),
+                plaintext,
+            )?;
+        }
+        Ok(sealed)
+    }
+
     /// Opens one group; any change to the ciphertext, or its place, fails.
     pub fn open(
         &self,
@@ -250,6 +289,33 @@ mod tests {
                 text.as_bytes()
             );
         }
+    }
+
+    #[test]
+    fn seal_all_seals_each_group_in_its_place_under_its_own_nonce() {
+        let (_, id, dek, _) = fixture();
+        let cipher = dek.cipher(id).unwrap();
+        let texts = FieldGroup::ALL.map(|group| format!("{{\"group\":\"{group}\"}}"));
+        let sealed = cipher
+            .seal_all(1, texts.each_ref().map(|t| t.as_bytes()))
+            .unwrap();
+        for ((group, text), blob) in FieldGroup::ALL.iter().zip(&texts).zip(&sealed) {
+            assert_eq!(&cipher.open(*group, 1, blob).unwrap()[..], text.as_bytes());
+            for other in FieldGroup::ALL.iter().filter(|g| *g != group) {
+                assert!(
+                    cipher.open(*other, 1, blob).is_err(),
+                    "{group} opened as {other}"
+                );
+            }
+        }
+        let mut nonces: Vec<&[u8]> = sealed.iter().map(|b| &b[..NONCE_LEN]).collect();
+        nonces.sort_unstable();
+        nonces.dedup();
+        assert_eq!(
+            nonces.len(),
+            FieldGroup::ALL.len(),
+            "every group has its own nonce"
+        );
     }
 
     #[test]

@@ -244,6 +244,13 @@ impl Profile {
         }
     }
 
+    /// Every group's JSON ([`Profile::group_json`]), in [`FieldGroup::ALL`] order.
+    pub fn group_texts(&self) -> Result<[Zeroizing<Vec<u8>>; FieldGroup::ALL.len()]> {
+        let [identity, contact, professional, special, control] =
+            FieldGroup::ALL.map(|group| self.group_json(group));
+        Ok([identity?, contact?, professional?, special?, control?])
+    }
+
     /// Parses a cvvault profile document and validates it ([`Profile::validate`]).
     ///
     /// Unknown fields are refused. Errors are [`Error::InvalidProfile`] with the JSON path of

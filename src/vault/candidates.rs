@@ -128,10 +128,8 @@ fn seal_profile(
     let id = CandidateId::random();
     let dek = Dek::generate()?;
     let cipher = dek.cipher(id)?;
-    let mut groups: [Vec<u8>; 5] = Default::default();
-    for (slot, group) in groups.iter_mut().zip(FieldGroup::ALL) {
-        *slot = cipher.seal(group, RECORD_VERSION, &profile.group_json(group)?)?;
-    }
+    let texts = profile.group_texts()?;
+    let groups = cipher.seal_all(RECORD_VERSION, texts.each_ref().map(|text| text.as_slice()))?;
     Ok(SealedCandidate {
         id,
         dek: dek.wrap(keyring, &id)?,
