@@ -138,6 +138,7 @@ pub struct Renderer {
 }
 
 /// An entry rendered but for its index and time (see [`Appender::append_prepared`]).
+#[cfg_attr(test, derive(Debug, PartialEq, Eq))]
 pub struct PreparedEntry {
     /// The canonical JSON up to the index value: `{"action":...,"groups":[...],"index":`.
     head: String,
@@ -145,6 +146,36 @@ pub struct PreparedEntry {
     middle: String,
     /// The candidate's pseudonym, for the search column.
     candidate: Option<String>,
+}
+
+/// The entries of a bulk registration, which differ only in the candidate they name: the
+/// record is rendered once, and each candidate's pseudonym spliced into it.
+pub struct CandidateEntries {
+    /// The prepared head up to the candidate's pseudonym, `..."candidate":"`.
+    before: String,
+    /// The prepared head after the pseudonym, `","decision":...,"index":`.
+    after: String,
+    /// As in [`PreparedEntry`].
+    middle: String,
+    pseudonyms: Pseudonymizer,
+}
+
+impl CandidateEntries {
+    /// The entry naming `candidate`: what [`Renderer::prepare`] gives for the record with
+    /// that candidate.
+    pub fn entry(&self, candidate: &CandidateId) -> PreparedEntry {
+        let pseudonym = self.pseudonyms.candidate(candidate);
+        let mut head =
+            String::with_capacity(self.before.len() + pseudonym.len() + self.after.len());
+        head.push_str(&self.before);
+        head.push_str(&pseudonym);
+        head.push_str(&self.after);
+        PreparedEntry {
+            head,
+            middle: self.middle.clone(),
+            candidate: Some(pseudonym),
+        }
+    }
 }
 
 /// What follows the time value in every entry.
@@ -163,6 +194,30 @@ impl Renderer {
     /// The pseudonymizer.
     pub fn pseudonyms(&self) -> &Pseudonymizer {
         &self.pseudonyms
+    }
+
+    /// Renders `record` once for many candidates (its own candidate, if any, is replaced):
+    /// see [`CandidateEntries::entry`].
+    pub fn prepare_for_candidates(&self, mut record: Record) -> Result<CandidateEntries> {
+        // Any id will do: its pseudonym marks where each candidate's goes.
+        let placeholder = CandidateId::random();
+        record.candidate = Some(placeholder);
+        let prepared = self.prepare(record)?;
+        let marker = format!(
+            ",\"candidate\":\"{}\"",
+            self.pseudonyms.candidate(&placeholder)
+        );
+        // INVARIANT: as in `prepare`, the marker cannot occur inside an earlier string value,
+        // where every `"` is escaped.
+        let (before, after) = prepared.head.split_once(&marker).ok_or(Error::AuditWrite {
+            reason: "an entry could not be rendered".into(),
+        })?;
+        Ok(CandidateEntries {
+            before: format!("{before},\"candidate\":\""),
+            after: format!("\"{after}"),
+            middle: prepared.middle,
+            pseudonyms: self.pseudonyms.clone(),
+        })
     }
 
     /// Renders `record` as its canonical entry, leaving out the index and time.
@@ -525,6 +580,19 @@ mod tests {
     }
 
     proptest! {
+        /// A bulk registration's entries are those `prepare` gives for each candidate.
+        #[test]
+        fn entries_for_many_candidates_are_the_entries_for_each(record in record()) {
+            let renderer = Renderer::new(Pseudonymizer::new(&[3; 32]), [9; 32]);
+            let entries = renderer.prepare_for_candidates(record.clone()).unwrap();
+            for _ in 0..3 {
+                let candidate = CandidateId::random();
+                let mut one = record.clone();
+                one.candidate = Some(candidate);
+                prop_assert_eq!(entries.entry(&candidate), renderer.prepare(one).unwrap());
+            }
+        }
+
         /// The splice the writer does gives exactly the canonical encoding of the same entry.
         #[test]
         fn a_prepared_entry_spliced_is_the_canonical_entry(

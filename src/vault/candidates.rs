@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 use super::workers::Workers;
 use super::{actor, new_request_id, Vault};
 use crate::audit::entry::Outcome;
-use crate::audit::log::{Actor, PreparedEntry, Record, Renderer};
+use crate::audit::log::{CandidateEntries, PreparedEntry, Record, Renderer};
 use crate::crypto::envelope::{Dek, WrappedDek};
 use crate::crypto::keyring::Keyring;
 use crate::error::{Error, Result};
@@ -92,37 +92,32 @@ struct SealedCandidate {
     entry: PreparedEntry,
 }
 
-/// Who registers, under which decision: what each registration's audit entry says.
-struct Registration {
-    actor: Actor,
-    request_id: String,
+/// The audit entries of candidates registered by `principal` under one decision: one
+/// `candidate.register` record, rendered once (`import` is the note of a bulk import).
+fn registration_entries(
+    renderer: &Renderer,
+    principal: &PrincipalFacts,
+    request_id: &str,
     policy_ids: Vec<String>,
-    /// `import` for the candidates of a bulk import.
-    note: Option<&'static str>,
-}
-
-impl Registration {
-    fn record(&self, id: CandidateId) -> Record {
-        let mut record = Record::new(
-            "candidate.register",
-            &self.actor,
-            Outcome::Allow,
-            &self.request_id,
-        );
-        record.candidate = Some(id);
-        record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
-        record.policy_ids = self.policy_ids.clone();
-        record.note = self.note.map(str::to_owned);
-        record
-    }
+    note: Option<&str>,
+) -> Result<CandidateEntries> {
+    let mut record = Record::new(
+        "candidate.register",
+        &actor(principal),
+        Outcome::Allow,
+        request_id,
+    );
+    record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
+    record.policy_ids = policy_ids;
+    record.note = note.map(str::to_owned);
+    renderer.prepare_for_candidates(record)
 }
 
 /// Seals a profile under a new DEK and prepares its registration entry: all the work of a
 /// registration that needs no database, done before the writer is involved.
 fn seal_profile(
     keyring: &Keyring,
-    renderer: &Renderer,
-    registration: &Registration,
+    entries: &CandidateEntries,
     profile: &Profile,
 ) -> Result<SealedCandidate> {
     let id = CandidateId::random();
@@ -137,7 +132,7 @@ fn seal_profile(
             record_version: RECORD_VERSION,
             groups,
         },
-        entry: renderer.prepare(registration.record(id))?,
+        entry: entries.entry(&id),
     })
 }
 
@@ -202,13 +197,9 @@ impl Vault {
         request_id: String,
         policy_ids: Vec<String>,
     ) -> Result<CandidateId> {
-        let registration = Registration {
-            actor: actor(principal),
-            request_id,
-            policy_ids,
-            note: None,
-        };
-        let sealed = seal_profile(&self.keyring(), self.renderer(), &registration, profile)?;
+        let entries =
+            registration_entries(self.renderer(), principal, &request_id, policy_ids, None)?;
+        let sealed = seal_profile(&self.keyring(), &entries, profile)?;
         let id = sealed.id;
         self.writer
             .write(move |ctx| insert_sealed(ctx, vec![sealed]))?;
@@ -306,17 +297,17 @@ impl Vault {
         // kept up to SEAL_AHEAD batches ahead of the one being written, so that neither waits
         // for the other when a batch takes longer than usual on one side.
         let keyring = self.keyring();
-        let registration = Registration {
-            actor: actor(principal),
-            request_id,
+        let entries = registration_entries(
+            self.renderer(),
+            principal,
+            &request_id,
             policy_ids,
-            note: Some("import"),
-        };
+            Some("import"),
+        )?;
         let seal = |(number, line): &(u64, Vec<u8>)| {
             (
                 *number,
-                Profile::from_document(line)
-                    .and_then(|p| seal_profile(&keyring, self.renderer(), &registration, &p)),
+                Profile::from_document(line).and_then(|p| seal_profile(&keyring, &entries, &p)),
             )
         };
         let mut ids = Vec::new();
