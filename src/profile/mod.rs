@@ -244,11 +244,30 @@ impl Profile {
         }
     }
 
-    /// Every group's JSON ([`Profile::group_json`]), in [`FieldGroup::ALL`] order.
-    pub fn group_texts(&self) -> Result<[Zeroizing<Vec<u8>>; FieldGroup::ALL.len()]> {
-        let [identity, contact, professional, special, control] =
-            FieldGroup::ALL.map(|group| self.group_json(group));
-        Ok([identity?, contact?, professional?, special?, control?])
+    /// Every group's JSON ([`Profile::group_json`]), serialized one after the other into one
+    /// buffer. `document_len` is the length of the document the profile was parsed from (0 if
+    /// none): the buffer is sized for it and never grows for a cvvault document (see
+    /// [`Profile::validate_parsed`] for the bound); otherwise it grows, wiping what it leaves.
+    pub fn group_texts(&self, document_len: usize) -> Result<GroupTexts> {
+        let capacity = document_len
+            .saturating_add(GroupTexts::SLACK)
+            .clamp(GROUP_BUFFER, MAX_PROFILE_BYTES + GroupTexts::SLACK);
+        let mut out = ZeroizingWriter(Zeroizing::new(Vec::with_capacity(capacity)));
+        let mut ends = [0usize; FieldGroup::ALL.len()];
+        for (end, group) in ends.iter_mut().zip(FieldGroup::ALL) {
+            match group {
+                FieldGroup::Identity => write_json(&mut out, &self.identity),
+                FieldGroup::Contact => write_json(&mut out, &self.contact),
+                FieldGroup::Professional => write_json(&mut out, &self.professional),
+                FieldGroup::Special => write_json(&mut out, &self.special),
+                FieldGroup::Control => write_json(&mut out, &self.control),
+            }?;
+            *end = out.0.len();
+        }
+        Ok(GroupTexts {
+            buffer: out.0,
+            ends,
+        })
     }
 
     /// Parses a cvvault profile document and validates it ([`Profile::validate`]).
@@ -748,15 +767,23 @@ fn serialized_len<T: Serialize>(value: &T) -> Result<usize> {
 /// growth would free the old allocation unwiped.
 struct ZeroizingWriter(Zeroizing<Vec<u8>>);
 
+impl ZeroizingWriter {
+    #[cold]
+    fn grow(&mut self, needed: usize) {
+        let capacity = needed.max(self.0.capacity().saturating_mul(2));
+        let mut grown = Zeroizing::new(Vec::with_capacity(capacity));
+        grown.extend_from_slice(&self.0);
+        // The old buffer is wiped as it drops.
+        self.0 = grown;
+    }
+}
+
 impl io::Write for ZeroizingWriter {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let needed = self.0.len().saturating_add(buf.len());
         if needed > self.0.capacity() {
-            let capacity = needed.max(self.0.capacity().saturating_mul(2));
-            let mut grown = Zeroizing::new(Vec::with_capacity(capacity));
-            grown.extend_from_slice(&self.0);
-            // The old buffer is wiped as it drops.
-            self.0 = grown;
+            self.grow(needed);
         }
         self.0.extend_from_slice(buf);
         Ok(buf.len())
@@ -773,10 +800,39 @@ const GROUP_BUFFER: usize = 1024;
 /// reallocation.
 fn to_zeroizing_json<T: Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>> {
     let mut out = ZeroizingWriter(Zeroizing::new(Vec::with_capacity(GROUP_BUFFER)));
-    serde_json::to_writer(&mut out, value).map_err(|_| Error::Corrupt {
-        what: "a profile group could not be serialized",
-    })?;
+    write_json(&mut out, value)?;
     Ok(out.0)
+}
+
+fn write_json<T: Serialize>(out: &mut ZeroizingWriter, value: &T) -> Result<()> {
+    serde_json::to_writer(out, value).map_err(|_| Error::Corrupt {
+        what: "a profile group could not be serialized",
+    })
+}
+
+/// Every field group's JSON text, one after the other in one buffer that is wiped on drop
+/// ([`Profile::group_texts`]).
+pub struct GroupTexts {
+    buffer: Zeroizing<Vec<u8>>,
+    /// Where each group's text ends, in [`FieldGroup::ALL`] order.
+    ends: [usize; FieldGroup::ALL.len()],
+}
+
+impl GroupTexts {
+    /// What the groups' texts may add to the length of the document they were parsed from:
+    /// at most the serialized length of an empty profile, which is below this (tested).
+    const SLACK: usize = 256;
+
+    /// Each group's JSON text, in [`FieldGroup::ALL`] order.
+    pub fn all(&self) -> [&[u8]; FieldGroup::ALL.len()] {
+        let mut start = 0;
+        self.ends.map(|end| {
+            // INVARIANT: the ends were recorded in order while writing `buffer`.
+            let text = self.buffer.get(start..end).unwrap_or_default();
+            start = end;
+            text
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1188,6 +1244,24 @@ mod tests {
     }
 
     #[test]
+    fn group_texts_are_the_groups_json_whatever_the_buffer_starts_at() {
+        let mut profile = Profile::from_json(FULL.as_bytes()).unwrap();
+        profile.professional.licences = (0..300).map(|n| "l".repeat(n % 37)).collect();
+        let expected: Vec<Vec<u8>> = FieldGroup::ALL
+            .iter()
+            .map(|g| profile.group_json(*g).unwrap().to_vec())
+            .collect();
+        let total: usize = expected.iter().map(Vec::len).sum();
+        // From too small (grows several times) to larger than needed.
+        for document_len in [0, 1, total / 2, total, 10 * total] {
+            let texts = profile.group_texts(document_len).unwrap();
+            let all: Vec<Vec<u8>> = texts.all().iter().map(|t| t.to_vec()).collect();
+            assert_eq!(all, expected, "starting from {document_len}");
+        }
+        assert!(serialized_len(&Profile::default()).unwrap() <= GroupTexts::SLACK);
+    }
+
+    #[test]
     fn from_document_reads_both_formats() {
         let profile = Profile::from_document(FULL.as_bytes()).unwrap();
         assert_eq!(profile.identity.name, "Anna Lindqvist");
@@ -1383,6 +1457,10 @@ mod tests {
                 .sum();
             // The groups, as sealed, are the profile less its braces, keys and commas.
             prop_assert!(groups < serialized);
+            // So the buffer `group_texts` sizes from the document never has to grow.
+            let texts = profile.group_texts(doc.len()).unwrap();
+            prop_assert_eq!(texts.buffer.capacity(), (doc.len() + GroupTexts::SLACK).max(GROUP_BUFFER));
+            prop_assert_eq!(texts.buffer.len(), groups);
         }
     }
 

@@ -115,16 +115,17 @@ fn registration_entries(
 
 /// Seals a profile under a new DEK and prepares its registration entry: all the work of a
 /// registration that needs no database, done before the writer is involved.
+/// `document_len` is the length of the document it was parsed from, if any (0 if none).
 fn seal_profile(
     keyring: &Keyring,
     entries: &CandidateEntries,
     profile: &Profile,
+    document_len: usize,
 ) -> Result<SealedCandidate> {
     let id = CandidateId::random();
     let dek = Dek::generate()?;
     let cipher = dek.cipher(id)?;
-    let texts = profile.group_texts()?;
-    let groups = cipher.seal_all(RECORD_VERSION, texts.each_ref().map(|text| text.as_slice()))?;
+    let groups = cipher.seal_all(RECORD_VERSION, profile.group_texts(document_len)?.all())?;
     Ok(SealedCandidate {
         id,
         dek: dek.wrap(keyring, &id)?,
@@ -186,20 +187,22 @@ impl Vault {
         let request_id = new_request_id();
         let policy_ids = self.authorize_register(principal, &request_id)?;
         profile.validate()?;
-        self.store_registered(principal, profile, request_id, policy_ids)
+        self.store_registered(principal, profile, 0, request_id, policy_ids)
     }
 
-    /// Seals and stores a validated profile whose registration policy allowed, with its entry.
+    /// Seals and stores a validated profile whose registration policy allowed, with its entry
+    /// (`document_len`: as in `seal_profile`).
     fn store_registered(
         &self,
         principal: &PrincipalFacts,
         profile: &Profile,
+        document_len: usize,
         request_id: String,
         policy_ids: Vec<String>,
     ) -> Result<CandidateId> {
         let entries =
             registration_entries(self.renderer(), principal, &request_id, policy_ids, None)?;
-        let sealed = seal_profile(&self.keyring(), &entries, profile)?;
+        let sealed = seal_profile(&self.keyring(), &entries, profile, document_len)?;
         let id = sealed.id;
         self.writer
             .write(move |ctx| insert_sealed(ctx, vec![sealed]))?;
@@ -218,7 +221,7 @@ impl Vault {
         let policy_ids = self.authorize_register(principal, &request_id)?;
         // `from_document` validates what it parses.
         let profile = Profile::from_document(document)?;
-        self.store_registered(principal, &profile, request_id, policy_ids)
+        self.store_registered(principal, &profile, document.len(), request_id, policy_ids)
     }
 
     /// Imports newline-delimited profiles (cvvault or JSON Resume documents).
@@ -307,7 +310,8 @@ impl Vault {
         let seal = |(number, line): &(u64, Vec<u8>)| {
             (
                 *number,
-                Profile::from_document(line).and_then(|p| seal_profile(&keyring, &entries, &p)),
+                Profile::from_document(line)
+                    .and_then(|p| seal_profile(&keyring, &entries, &p, line.len())),
             )
         };
         let mut ids = Vec::new();
