@@ -390,15 +390,15 @@ impl Appender {
     /// the next index and the current time, and returns its index.
     pub fn append_prepared(&mut self, conn: &Connection, entry: PreparedEntry) -> Result<u64> {
         let mut statement = conn.prepare_cached(INSERT_ENTRY).map_err(audit_write)?;
-        self.append_with(&mut statement, entry)
+        self.append_with(&mut statement, &entry)
     }
 
     /// Appends prepared entries in order through one prepared statement, as an import batch
     /// does; returns the index of the first.
-    pub fn append_all(
+    pub fn append_all<'a>(
         &mut self,
         conn: &Connection,
-        entries: impl IntoIterator<Item = PreparedEntry>,
+        entries: impl IntoIterator<Item = &'a PreparedEntry>,
     ) -> Result<u64> {
         let first = self.frontier.size();
         let mut statement = conn.prepare_cached(INSERT_ENTRY).map_err(audit_write)?;
@@ -408,7 +408,7 @@ impl Appender {
         Ok(first)
     }
 
-    fn append_with(&mut self, statement: &mut Statement<'_>, entry: PreparedEntry) -> Result<u64> {
+    fn append_with(&mut self, statement: &mut Statement<'_>, entry: &PreparedEntry) -> Result<u64> {
         let index = self.frontier.size();
         let stored_index = i64::try_from(index).map_err(|_| Error::AuditWrite {
             reason: "the log is full".into(),
