@@ -546,11 +546,22 @@ pub fn export(
     Ok(written)
 }
 
-/// The entries about a candidate pseudonym `?1`. The index holds 16 hex digits of each
-/// pseudonym (schema version 2); the whole one is compared after the lookup.
-pub(crate) const SEARCH_SQL: &str = "SELECT entry FROM audit_entries
-     WHERE substr(candidate_hmac, 13, 16) = substr(?1, 13, 16) AND candidate_hmac = ?1
-     ORDER BY entry_index";
+/// The entries about a candidate pseudonym `?1`. The index is keyed by each entry's bucket of
+/// 4,096 entries, then 16 hex digits of its pseudonym (schema version 3): the query looks the
+/// pseudonym up in every bucket (CROSS JOIN keeps the buckets the outer loop, where the
+/// planner would rather scan the whole index), and compares the whole of it after each lookup.
+pub(crate) const SEARCH_SQL: &str = "WITH RECURSIVE bucket(n) AS (
+         SELECT 0
+         UNION ALL
+         SELECT n + 1 FROM bucket
+         WHERE n < (SELECT coalesce(max(entry_index), 0) >> 12 FROM audit_entries)
+     )
+     SELECT a.entry FROM bucket
+     CROSS JOIN audit_entries AS a INDEXED BY audit_by_candidate
+       ON a.entry_index >> 12 = bucket.n
+      AND substr(a.candidate_hmac, 13, 16) = substr(?1, 13, 16)
+     WHERE a.candidate_hmac = ?1
+     ORDER BY a.entry_index";
 
 /// The entries about one candidate pseudonym, in order.
 pub fn search(conn: &Connection, candidate_hmac: &str) -> Result<Vec<super::entry::Entry>> {

@@ -21,8 +21,10 @@ use crate::error::{Error, Result};
 const SCHEMA_V1: &str = include_str!("schema.sql");
 /// Migration 2: append-ordered candidate indexes and a compact audit search index.
 const SCHEMA_V2: &str = include_str!("schema_v2.sql");
+/// Migration 3: the audit search index keyed by bucket of entries first.
+const SCHEMA_V3: &str = include_str!("schema_v3.sql");
 /// Migrations in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 /// Most jobs committed in one group.
 const MAX_GROUP: usize = 256;
 /// Read connections kept open for reuse. Above the number of concurrent readers (the HTTP
@@ -591,13 +593,60 @@ mod tests {
             "{by_id}"
         );
         let search = plan(&conn, crate::audit::verify::SEARCH_SQL);
-        assert!(search.contains("INDEX audit_by_candidate"), "{search}");
+        assert!(
+            search.contains("SEARCH a USING INDEX audit_by_candidate (<expr>=? AND <expr>=?)"),
+            "one lookup per bucket, on both keys: {search}"
+        );
+        assert!(!search.contains("SCAN a"), "{search}");
         let idle = plan(
             &conn,
             "SELECT candidate_id FROM candidates INDEXED BY candidates_by_idle
              WHERE idle_since IS NOT NULL AND idle_since <= 5",
         );
         assert!(idle.contains("INDEX candidates_by_idle"), "{idle}");
+    }
+
+    #[test]
+    fn a_search_finds_a_candidates_entries_in_every_bucket_in_order_and_no_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("search.db");
+        create(&path).unwrap();
+        let conn = open_connection(&path, false).unwrap();
+        let wanted = format!("hmac-sha256:{}", "ab".repeat(32));
+        // Same 16 digits the index holds, different pseudonym: found by the lookup, then
+        // dropped by the comparison of the whole pseudonym.
+        let lookalike = format!("hmac-sha256:{}{}", "ab".repeat(8), "cd".repeat(24));
+        let other = format!("hmac-sha256:{}", "ef".repeat(32));
+        let mut expected = Vec::new();
+        for index in [0i64, 1, 4_095, 4_096, 4_097, 8_191, 20_000, 20_001] {
+            let pseudonym = match index % 3 {
+                0 => &wanted,
+                1 => &lookalike,
+                _ => &other,
+            };
+            let entry = format!("{{\"index\":{index}}}");
+            if pseudonym == &wanted {
+                expected.push(entry.clone());
+            }
+            conn.execute(
+                "INSERT INTO audit_entries (entry_index, entry, entry_mac, candidate_hmac) VALUES (?1, ?2, x'00', ?3)",
+                rusqlite::params![index, entry, pseudonym],
+            )
+            .unwrap();
+        }
+        let found: Vec<String> = conn
+            .prepare(crate::audit::verify::SEARCH_SQL)
+            .unwrap()
+            .query_map([&wanted], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(found, expected);
+        assert_eq!(
+            expected.len(),
+            3,
+            "entries in the first, second and fifth bucket"
+        );
     }
 
     #[test]
