@@ -319,6 +319,106 @@ fn default_import_skips_and_reports_bad_lines_then_imports_just_the_fixed_ones()
     assert_eq!(f.vault.candidate_count().unwrap(), 5);
 }
 
+/// More lines than the workers are given at once (2,000 a batch, two batches ahead of the
+/// writer), with bad lines in several batches: every good line is imported once, in file
+/// order, each with its registration entry, and every bad one is reported.
+#[test]
+fn an_import_of_many_batches_keeps_every_line_in_order_with_its_entry() {
+    let f = Fixture::new();
+    const LINES: u64 = 9_500;
+    let bad: Vec<u64> = vec![1, 2_000, 2_001, 4_500, 8_001, LINES];
+    let mut synth = Synth::new(21);
+    let mut text = String::new();
+    for n in 1..=LINES {
+        if bad.contains(&n) {
+            text.push_str(r#"{"identity":{"name":"x"},"contact":{"emial":"x"}}"#);
+        } else {
+            let mut profile = synth.profile();
+            profile.identity.name = format!("Line {n}");
+            profile.control.protected = false;
+            text.push_str(
+                std::str::from_utf8(&profile.to_json_groups(&FieldGroup::ALL).unwrap()).unwrap(),
+            );
+        }
+        text.push('\n');
+    }
+    let seen = std::sync::Mutex::new(Vec::new());
+    let owned = text.clone();
+    let open = move || -> cvvault::Result<Box<dyn std::io::BufRead>> {
+        Ok(Box::new(std::io::Cursor::new(owned.clone().into_bytes())))
+    };
+    let report = f
+        .vault
+        .import(
+            &f.as_("cw"),
+            &open,
+            &ImportOptions::default(),
+            &|_, done| seen.lock().unwrap().push(done),
+        )
+        .unwrap();
+
+    let good = LINES - bad.len() as u64;
+    assert_eq!(report.imported, good);
+    assert_eq!(report.ids.len() as u64, good);
+    let rejected: Vec<u64> = report.rejected.iter().map(|(n, _)| *n).collect();
+    assert_eq!(rejected, bad);
+    assert!(report
+        .rejected
+        .iter()
+        .all(|(_, why)| why.contains("$.contact")));
+    assert_eq!(f.vault.candidate_count().unwrap(), good);
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "progress only grows");
+    assert_eq!(seen.last(), Some(&good));
+
+    // Ids come in file order: sample the first, the last and one from every batch.
+    let good_lines: Vec<u64> = (1..=LINES).filter(|n| !bad.contains(n)).collect();
+    let mut entry_indexes = Vec::new();
+    for k in [
+        0,
+        1,
+        1_998,
+        2_500,
+        4_496,
+        6_000,
+        7_994,
+        good_lines.len() - 1,
+    ] {
+        let id = report.ids[k];
+        let me = format!("subject-{k}");
+        f.vault
+            .add_principal(
+                me.parse().unwrap(),
+                Role::Subject,
+                "self".parse().unwrap(),
+                Some(id),
+            )
+            .unwrap();
+        let json = extract_groups(&f, &me, &id, "subject-access").unwrap();
+        assert_eq!(
+            json["groups"]["identity"]["name"],
+            format!("Line {}", good_lines[k])
+        );
+        let entries = f.vault.audit_search(&f.as_("dpo"), &id).unwrap();
+        let registered: Vec<_> = entries
+            .iter()
+            .filter(|e| e.action == "candidate.register")
+            .collect();
+        assert_eq!(registered.len(), 1, "one registration entry per candidate");
+        assert_eq!(registered[0].note.as_deref(), Some("import"));
+        entry_indexes.push(registered[0].index);
+    }
+    assert!(
+        entry_indexes.windows(2).all(|w| w[0] < w[1]),
+        "entries in file order: {entry_indexes:?}"
+    );
+    let verified = f
+        .vault
+        .audit_verify(&f.as_("dpo"), vec![], &|_| {})
+        .unwrap();
+    assert!(verified.entries > good);
+}
+
 #[test]
 fn unknown_fields_are_refused_with_their_json_path_and_no_value() {
     let err = Profile::from_document(
