@@ -419,6 +419,35 @@ fn an_import_of_many_batches_keeps_every_line_in_order_with_its_entry() {
     assert!(verified.entries > good);
 }
 
+/// A line far over the limit (a file with no line breaks, say) is one bad line: reported with
+/// its number, the lines after it imported, and never read into memory whole.
+#[test]
+fn an_overlong_line_is_reported_like_any_bad_line_in_both_modes() {
+    let f = Fixture::new();
+    let mut lines = five_lines_two_bad();
+    lines[1] = lines[0].clone();
+    lines[3] = format!("{{\"identity\":{{\"name\":\"{}\"}}}}", "n".repeat(4 << 20));
+    let text = lines.join("\n");
+    let all_or_nothing = ImportOptions {
+        mode: ImportMode::AllOrNothing,
+        only_lines: None,
+    };
+    for options in [all_or_nothing, ImportOptions::default()] {
+        let report = import_text(&f, &text, &options);
+        assert_eq!(report.rejected.len(), 1, "{:?}", report.rejected);
+        let (line, why) = &report.rejected[0];
+        assert_eq!(*line, 4);
+        assert!(why.contains("longer than 512 KiB"), "{why}");
+        let expected = if options.mode == ImportMode::AllOrNothing {
+            0
+        } else {
+            4
+        };
+        assert_eq!(report.imported, expected, "{:?}", options.mode);
+    }
+    assert_eq!(f.vault.candidate_count().unwrap(), 4);
+}
+
 #[test]
 fn unknown_fields_are_refused_with_their_json_path_and_no_value() {
     let err = Profile::from_document(

@@ -256,16 +256,9 @@ impl Renderer {
             .and_then(|body| body.strip_suffix(",\"time\":\"\""))
             .ok_or_else(unrenderable)?;
         let (before, after) = body.split_once(",\"index\":0,").ok_or_else(unrenderable)?;
-        let mut head = String::with_capacity(before.len() + 9);
-        head.push_str(before);
-        head.push_str(",\"index\":");
-        let mut middle = String::with_capacity(after.len() + 9);
-        middle.push(',');
-        middle.push_str(after);
-        middle.push_str(",\"time\":");
         Ok(PreparedEntry {
-            head,
-            middle,
+            head: format!("{before},\"index\":"),
+            middle: format!(",{after},\"time\":"),
             candidate,
         })
     }

@@ -22,7 +22,7 @@ use crate::store::WriteCtx;
 const IMPORT_BATCH: usize = 2_000;
 /// Batches the import's workers may be given beyond the one the writer is writing.
 const SEAL_AHEAD: usize = 2;
-/// Longest accepted import line (a profile is at most 256 KiB).
+/// Longest import line read (a profile is at most 256 KiB); a longer one is rejected unread.
 const MAX_LINE: usize = 512 * 1024;
 
 /// A decrypted extract: exactly the permitted groups, as JSON, in wiped-on-drop memory.
@@ -115,6 +115,7 @@ fn registration_entries(
 
 /// Seals a profile under a new DEK and prepares its registration entry: all the work of a
 /// registration that needs no database, done before the writer is involved.
+///
 /// `document_len` is the length of the document it was parsed from, if any (0 if none).
 fn seal_profile(
     keyring: &Keyring,
@@ -269,6 +270,10 @@ impl Vault {
                 for_each_line(open()?, |number, line| {
                     if wanted(number) {
                         total += 1;
+                        let Line::Text(line) = line else {
+                            rejected.push((number, too_long()));
+                            return Ok(());
+                        };
                         chunk.push((number, line.to_vec()));
                         if chunk.len() == IMPORT_BATCH {
                             rejected.extend(
@@ -325,57 +330,70 @@ impl Vault {
         let mut imported = 0u64;
         std::thread::scope(|scope| -> Result<()> {
             let mut workers = Workers::start(scope, &seal);
+            // The batch the writer holds, if any.
             let mut committed: Option<std::sync::mpsc::Receiver<Result<Vec<SealedCandidate>>>> =
                 None;
             // Hands the oldest sealed batch to the writer once the one before has committed.
-            let mut write_oldest =
-                |workers: &mut Workers<_, (u64, Result<SealedCandidate>)>| -> Result<()> {
-                    let mut batch = Vec::with_capacity(IMPORT_BATCH);
-                    for (number, sealed) in workers.receive()? {
-                        match sealed {
-                            Ok(candidate) => batch.push(candidate),
-                            Err(e) => rejected.push((number, e.to_string())),
-                        }
-                    }
-                    ids.extend(batch.iter().map(|c| c.id));
-                    let count = batch.len() as u64;
-                    if let Some(previous) = committed.take() {
-                        previous.recv().map_err(|_| stopped())??;
-                    }
-                    committed = Some(self.writer.submit(move |ctx| {
-                        ctx.mark_bulk();
-                        insert_sealed(ctx, batch)
-                    })?);
-                    imported += count;
-                    progress(ImportPhase::Write, imported);
-                    Ok(())
-                };
-            let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
-            for_each_line(open()?, |number, line| {
-                if wanted(number) {
-                    lines.push((number, line.to_vec()));
-                    if lines.len() == IMPORT_BATCH {
-                        workers.send(std::mem::replace(
-                            &mut lines,
-                            Vec::with_capacity(IMPORT_BATCH),
-                        ))?;
-                        if workers.in_flight() > SEAL_AHEAD {
-                            write_oldest(&mut workers)?;
-                        }
+            let mut write_oldest = |workers: &mut Workers<_, (u64, Result<SealedCandidate>)>,
+                                    committed: &mut Option<_>|
+             -> Result<()> {
+                let mut batch = Vec::with_capacity(IMPORT_BATCH);
+                for (number, sealed) in workers.receive()? {
+                    match sealed {
+                        Ok(candidate) => batch.push(candidate),
+                        Err(e) => rejected.push((number, e.to_string())),
                     }
                 }
+                ids.extend(batch.iter().map(|c| c.id));
+                let count = batch.len() as u64;
+                if let Some(previous) = committed.take() {
+                    wait_for(previous)?;
+                }
+                *committed = Some(self.writer.submit(move |ctx| {
+                    ctx.mark_bulk();
+                    insert_sealed(ctx, batch)
+                })?);
+                imported += count;
+                progress(ImportPhase::Write, imported);
                 Ok(())
-            })?;
-            if !lines.is_empty() {
-                workers.send(lines)?;
-            }
-            while workers.in_flight() > 0 {
-                write_oldest(&mut workers)?;
-            }
-            if let Some(last) = committed.take() {
-                last.recv().map_err(|_| stopped())??;
-            }
-            Ok(())
+            };
+            let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
+            let mut too_long_lines = Vec::new();
+            let read = open().and_then(|reader| {
+                for_each_line(reader, |number, line| {
+                    if wanted(number) {
+                        let Line::Text(line) = line else {
+                            too_long_lines.push((number, too_long()));
+                            return Ok(());
+                        };
+                        lines.push((number, line.to_vec()));
+                        if lines.len() == IMPORT_BATCH {
+                            workers.send(std::mem::replace(
+                                &mut lines,
+                                Vec::with_capacity(IMPORT_BATCH),
+                            ))?;
+                            if workers.in_flight() > SEAL_AHEAD {
+                                write_oldest(&mut workers, &mut committed)?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            });
+            let written = read.and_then(|()| {
+                if !lines.is_empty() {
+                    workers.send(std::mem::take(&mut lines))?;
+                }
+                while workers.in_flight() > 0 {
+                    write_oldest(&mut workers, &mut committed)?;
+                }
+                Ok(())
+            });
+            // Whatever stopped the import, the batch the writer holds has committed or failed
+            // before it returns: nothing goes on being written after an error is reported.
+            let last = committed.take().map(wait_for).unwrap_or(Ok(()));
+            rejected.extend(too_long_lines);
+            written.and(last)
         })?;
         if imported == 0 && rejected.is_empty() {
             rejected.push((
@@ -555,36 +573,79 @@ pub enum ImportPhase {
     Write,
 }
 
+/// Waits for a batch the writer holds to commit; the batch comes back to be freed here.
+fn wait_for(batch: std::sync::mpsc::Receiver<Result<Vec<SealedCandidate>>>) -> Result<()> {
+    batch.recv().map_err(|_| stopped())?.map(drop)
+}
+
 fn stopped() -> Error {
     Error::AuditWrite {
         reason: "the writer has stopped".into(),
     }
 }
 
-/// Calls `f(line number, line)` for each non-blank line; a line over [`MAX_LINE`] is an error.
+/// One line of an import file, as [`for_each_line`] gives it.
+enum Line<'a> {
+    /// The line, trimmed.
+    Text(&'a [u8]),
+    /// A line longer than [`MAX_LINE`]: read past, never held whole in memory.
+    TooLong,
+}
+
+/// Why a [`Line::TooLong`] is rejected.
+fn too_long() -> String {
+    format!(
+        "the line is longer than {} KiB: one profile per line, at most 256 KiB each",
+        MAX_LINE / 1024
+    )
+}
+
+/// Calls `f(line number, line)` for each non-blank line, holding at most [`MAX_LINE`] bytes
+/// of a line in memory: a longer one is read past and given as [`Line::TooLong`].
 fn for_each_line<R: BufRead>(
     mut reader: R,
-    mut f: impl FnMut(u64, &[u8]) -> Result<()>,
+    mut f: impl FnMut(u64, Line<'_>) -> Result<()>,
 ) -> Result<()> {
+    let read_error = |e| Error::io("import file", e);
     let mut buffer = Vec::with_capacity(8 * 1024);
     let mut number = 0u64;
     loop {
         buffer.clear();
-        let n = reader
+        let n = std::io::Read::take(reader.by_ref(), MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut buffer)
-            .map_err(|e| Error::io("import file", e))?;
+            .map_err(read_error)?;
         if n == 0 {
             return Ok(());
         }
         number += 1;
-        if buffer.len() > MAX_LINE {
-            return Err(Error::invalid_input(format!(
-                "line {number} is longer than {MAX_LINE} bytes: one profile per line, at most 256 KiB each"
-            )));
+        if buffer.len() > MAX_LINE && buffer.last() != Some(&b'\n') {
+            skip_line(&mut reader).map_err(read_error)?;
+            f(number, Line::TooLong)?;
+            continue;
         }
         let line = buffer.trim_ascii();
         if !line.is_empty() {
-            f(number, line)?;
+            f(number, Line::Text(line))?;
+        }
+    }
+}
+
+/// Reads past the rest of the current line, without keeping it.
+fn skip_line<R: BufRead>(reader: &mut R) -> std::io::Result<()> {
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        match chunk.iter().position(|b| *b == b'\n') {
+            Some(end) => {
+                reader.consume(end + 1);
+                return Ok(());
+            }
+            None => {
+                let all = chunk.len();
+                reader.consume(all);
+            }
         }
     }
 }
@@ -611,4 +672,55 @@ fn extract_json(
     }
     out.extend_from_slice(b"}}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    /// What `for_each_line` gives, as (number, Some(line) or None for too long).
+    fn lines_of(input: &[u8], buffer: usize) -> Vec<(u64, Option<Vec<u8>>)> {
+        let mut seen = Vec::new();
+        let reader = std::io::BufReader::with_capacity(buffer, input);
+        for_each_line(reader, |number, line| {
+            seen.push((
+                number,
+                match line {
+                    Line::Text(text) => Some(text.to_vec()),
+                    Line::TooLong => None,
+                },
+            ));
+            Ok(())
+        })
+        .unwrap();
+        seen
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_read_past_and_numbering_goes_on() {
+        let mut input = b"first\n\n  \n".to_vec();
+        input.extend(vec![b'x'; MAX_LINE + 10]);
+        input.extend(b"\n");
+        input.extend(vec![b'y'; MAX_LINE]);
+        input.extend(b"\n");
+        input.extend(vec![b'z'; 3 * MAX_LINE]);
+        input.extend(b"\nlast without newline");
+        // Small and large read buffers: the skip works across buffer refills.
+        for buffer in [7, 8 * 1024, 1 << 20] {
+            let seen = lines_of(&input, buffer);
+            let expected = vec![
+                (1, Some(b"first".to_vec())),
+                (4, None),
+                (5, Some(vec![b'y'; MAX_LINE])),
+                (6, None),
+                (7, Some(b"last without newline".to_vec())),
+            ];
+            assert_eq!(seen, expected, "read buffer of {buffer} bytes");
+        }
+        // A file that ends inside an over-long line.
+        let seen = lines_of(&vec![b'q'; MAX_LINE + 1], 8 * 1024);
+        assert_eq!(seen, vec![(1, None)]);
+    }
 }
