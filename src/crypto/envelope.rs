@@ -11,11 +11,10 @@
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use super::keyring::Keyring;
-use super::{frame, random_secret};
+use super::{fill_random, frame, random_secret};
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
 use crate::model::FieldGroup;
@@ -73,11 +72,7 @@ fn seal_with_nonce(
 /// `N` random 96-bit nonces, from one call to the operating system's generator.
 fn random_nonces<const N: usize>() -> Result<[[u8; NONCE_LEN]; N]> {
     let mut nonces = [[0u8; NONCE_LEN]; N];
-    SystemRandom::new()
-        .fill(nonces.as_flattened_mut())
-        .map_err(|_| Error::Corrupt {
-            what: "the operating system's random number generator failed",
-        })?;
+    fill_random(nonces.as_flattened_mut())?;
     Ok(nonces)
 }
 

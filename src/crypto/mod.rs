@@ -16,12 +16,15 @@ use crate::error::{Error, Result};
 /// Fills a fresh secret of `N` bytes from the operating system's CSPRNG.
 pub(crate) fn random_secret<const N: usize>() -> Result<Zeroizing<[u8; N]>> {
     let mut bytes = Zeroizing::new([0u8; N]);
-    SystemRandom::new()
-        .fill(bytes.as_mut())
-        .map_err(|_| Error::Corrupt {
-            what: "the operating system's random number generator failed",
-        })?;
+    fill_random(bytes.as_mut())?;
     Ok(bytes)
+}
+
+/// Fills `bytes` from the operating system's CSPRNG.
+pub(crate) fn fill_random(bytes: &mut [u8]) -> Result<()> {
+    SystemRandom::new().fill(bytes).map_err(|_| Error::Corrupt {
+        what: "the operating system's random number generator failed",
+    })
 }
 
 /// Length-prefixed framing of associated data, so that no two distinct tuples encode alike.
