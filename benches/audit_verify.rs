@@ -30,7 +30,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut conn = cvvault::store::open_connection(&path, false)?;
     let keys = Pseudonymizer::new(&[42; 32]);
     let clock = ManualClock::at(1_767_225_600);
-    let mut appender = Appender::load(&conn, keys.clone(), [7; 32], Arc::new(clock.clone()))?;
+    let integrity = Arc::new(cvvault::crypto::integrity::IntegrityKey::new(&[6; 32]));
+    let mut appender = Appender::load(
+        &conn,
+        keys.clone(),
+        integrity,
+        [7; 32],
+        Arc::new(clock.clone()),
+    )?;
     let actor = Actor {
         id: "hr-anna".into(),
         role: "employer".into(),

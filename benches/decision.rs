@@ -14,11 +14,10 @@ use std::time::{Duration, Instant};
 
 use cvvault::config::Paths;
 use cvvault::crypto::keyring::Unlock;
-use cvvault::ids::{AssignmentId, CandidateId};
+use cvvault::ids::CandidateId;
 use cvvault::model::{AssignmentKind, FieldGroup, Purpose, Role};
-use cvvault::store::rows::{self, AssignmentRow};
 use cvvault::synth::Synth;
-use cvvault::vault::{InitOptions, Vault};
+use cvvault::vault::{InitOptions, OpenAssignment, Vault};
 
 const CANDIDATES: usize = 100_000;
 const EMPLOYERS: usize = 50;
@@ -102,45 +101,51 @@ fn main() {
         ids.len(),
         started.elapsed()
     );
+    // 200,000 assignments: two per candidate (one matching, one coaching), opened through
+    // the vault's own use case (decided, MACed, audited) from several threads, so that the
+    // writer commits them in groups.
+    let started = Instant::now();
+    let threads = 8;
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (vault, ids, cw) = (&vault, &ids, &cw);
+            scope.spawn(move || {
+                for (n, id) in ids.iter().enumerate().skip(t).step_by(threads) {
+                    for (kind, org, purpose) in [
+                        (
+                            AssignmentKind::Matching,
+                            format!("org{}", n % EMPLOYERS),
+                            "recruitment",
+                        ),
+                        (
+                            AssignmentKind::Coaching,
+                            format!("coach-org{}", n % EMPLOYERS),
+                            "coaching",
+                        ),
+                    ] {
+                        vault
+                            .open_assignment(
+                                cw,
+                                OpenAssignment {
+                                    candidate_id: *id,
+                                    org: org.parse().unwrap(),
+                                    kind,
+                                    purpose: purpose.parse().unwrap(),
+                                },
+                            )
+                            .unwrap();
+                    }
+                }
+            });
+        }
+    });
+    println!(
+        "setup: opened {} assignments in {:.1?}",
+        ids.len() * 2,
+        started.elapsed()
+    );
     vault.close().unwrap();
     drop(vault);
-
-    // 200,000 assignments: two per candidate (one matching, one coaching), written straight
-    // into the store with the vault's own row functions.
-    let conn = cvvault::store::open_connection(&paths.database(), false).unwrap();
-    conn.execute_batch("BEGIN").unwrap();
-    for (n, id) in ids.iter().enumerate() {
-        for (kind, org, purpose) in [
-            (
-                AssignmentKind::Matching,
-                format!("org{}", n % EMPLOYERS),
-                "recruitment",
-            ),
-            (
-                AssignmentKind::Coaching,
-                format!("coach-org{}", n % EMPLOYERS),
-                "coaching",
-            ),
-        ] {
-            let row = AssignmentRow {
-                assignment_id: AssignmentId::random(),
-                candidate_id: *id,
-                org_id: org.parse().unwrap(),
-                kind,
-                purpose: purpose.into(),
-                opened_at: 1_767_225_600,
-                closed_at: None,
-                close_reason: None,
-            };
-            rows::insert_assignment(&conn, &row, "cw").unwrap();
-        }
-    }
-    conn.execute_batch("COMMIT").unwrap();
-    let assignments: i64 = conn
-        .query_row("SELECT count(*) FROM assignments", [], |r| r.get(0))
-        .unwrap();
-    println!("setup: {assignments} assignments");
-    drop(conn);
 
     let vault = Vault::open(&paths, &Unlock::Identity(paths.default_identity())).unwrap();
     let recruitment: Purpose = "recruitment".parse().unwrap();

@@ -33,6 +33,11 @@ impl Paths {
         self.keys_dir.join("keyring.recipients")
     }
 
+    /// `keys/keyring.lock`: held by a key rotation (or recipient change) while it runs.
+    pub fn keyring_lock(&self) -> PathBuf {
+        self.keys_dir.join("keyring.lock")
+    }
+
     /// `keys/identity.txt`: the default operator identity.
     pub fn default_identity(&self) -> PathBuf {
         self.keys_dir.join("identity.txt")

@@ -129,6 +129,12 @@ pub enum Error {
         /// The lock file.
         path: PathBuf,
     },
+    /// Another key rotation (or recipient change) holds the keyring lock.
+    #[error("another key rotation is in progress (lock {path} is held): nothing was changed. Wait for it to finish, then check with `cvvault keys status`")]
+    RotationLocked {
+        /// The lock file.
+        path: PathBuf,
+    },
 
     // ----- integrity -----
     /// Authenticated decryption failed: tampered ciphertext, moved ciphertext or wrong key.
@@ -151,6 +157,14 @@ pub enum Error {
     /// The audit trail does not verify.
     #[error("audit trail verification failed: {0}")]
     AuditTampered(String),
+    /// A row that authorization depends on fails its MAC: it was written outside cvvault.
+    #[error("the {table} row {row} fails its integrity check: it was written or changed outside cvvault, so it is refused. Run `cvvault audit verify` to list every such row, then restore the database from a backup")]
+    Forged {
+        /// The table.
+        table: &'static str,
+        /// The row's key, printable (a principal, token, assignment or candidate id).
+        row: String,
+    },
 
     // ----- environment -----
     /// A file system error on a named path.
@@ -201,9 +215,9 @@ impl Error {
             Error::KeyringCorrupt { .. } => 14,
             Error::InvalidPolicy { .. } | Error::InvalidSettings { .. } => 15,
             Error::AuditWrite { .. } => 16,
-            Error::AuditTampered(_) => 17,
+            Error::AuditTampered(_) | Error::Forged { .. } => 17,
             Error::DecryptionFailed | Error::Corrupt { .. } => 18,
-            Error::RetentionLocked { .. } => 75,
+            Error::RetentionLocked { .. } | Error::RotationLocked { .. } => 75,
             Error::Io { .. } | Error::Store(_) => 74,
         }
     }
@@ -214,7 +228,10 @@ impl Error {
             Error::InvalidInput { .. } | Error::InvalidProfile { .. } => 422,
             Error::Denied { .. } => 403,
             Error::NotFound { .. } => 404,
-            Error::Conflict(_) | Error::VaultExists { .. } | Error::RetentionLocked { .. } => 409,
+            Error::Conflict(_)
+            | Error::VaultExists { .. }
+            | Error::RetentionLocked { .. }
+            | Error::RotationLocked { .. } => 409,
             Error::QuotaExceeded { .. } => 429,
             Error::Unauthenticated => 401,
             _ => 500,

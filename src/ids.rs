@@ -161,6 +161,28 @@ name_id!(
     PrincipalId,
     "principal"
 );
+impl PrincipalId {
+    /// A fresh id for a subject principal, `subject-<16 hex digits>`: random, so that it is
+    /// no personal data (a person's own account must not be named after them; an e-mail
+    /// address as id would outlive their erasure wherever it was written down).
+    pub fn new_subject() -> PrincipalId {
+        PrincipalId(format!(
+            "subject-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..16]
+        ))
+    }
+
+    /// Whether the id has the form [`PrincipalId::new_subject`] gives.
+    pub fn is_generated_subject(&self) -> bool {
+        self.0.strip_prefix("subject-").is_some_and(|rest| {
+            rest.len() == 16
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        })
+    }
+}
+
 name_id!(
     /// An organisation: the agency, a provider or an employer.
     OrgId,

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod files;
 pub mod ids;
 pub mod model;
 pub mod policy;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 
 use fs2::FileExt;
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::audit::entry::Outcome;
@@ -70,24 +70,6 @@ pub struct RetentionReport {
     pub checkpoint: Option<String>,
 }
 
-/// `SELECT` of due candidates for one rule; `?1` = cut-off, `?2` = hold flag, `?3` = limit.
-fn rule_query(rule: Rule) -> &'static str {
-    match rule {
-        Rule::ClosedGrace => {
-            "SELECT candidate_id FROM candidates INDEXED BY candidates_by_idle
-             WHERE idle_since IS NOT NULL AND idle_since <= ?1 AND ever_assigned = 1 AND legal_hold = ?2 LIMIT ?3"
-        }
-        Rule::MaxIdle => {
-            "SELECT candidate_id FROM candidates INDEXED BY candidates_by_idle
-             WHERE idle_since IS NOT NULL AND idle_since <= ?1 AND legal_hold = ?2 LIMIT ?3"
-        }
-        Rule::MaxLife => {
-            "SELECT candidate_id FROM candidates INDEXED BY candidates_by_age
-             WHERE created_at <= ?1 AND legal_hold = ?2 LIMIT ?3"
-        }
-    }
-}
-
 fn cutoff(rule: Rule, settings: &Retention, now: i64) -> i64 {
     let days = match rule {
         Rule::ClosedGrace => settings.grace_after_close_days,
@@ -107,11 +89,7 @@ fn due(
     held: bool,
     limit: i64,
 ) -> Result<Vec<CandidateId>> {
-    let mut stmt = conn.prepare_cached(rule_query(rule))?;
-    let rows = stmt.query_map(params![cutoff(rule, settings, now), held, limit], |r| {
-        r.get::<_, Vec<u8>>(0)
-    })?;
-    rows.map(|r| CandidateId::from_slice(&r?)).collect()
+    rows::due_candidates(conn, rule, cutoff(rule, settings, now), held, limit)
 }
 
 /// Runs retention once. `progress(erased so far)`.
@@ -172,8 +150,10 @@ pub fn run(
     } else {
         let system = system_principal();
         let request_id = new_request_id();
-        // Candidates that failed are not retried in this run (so a bad row cannot loop).
+        // Candidates that failed are not retried in this run (so a bad row cannot loop), nor
+        // are those found held or no longer due when their erasure was written.
         let mut failed = std::collections::BTreeSet::new();
+        let mut skipped = std::collections::BTreeSet::new();
         for rule in RULES {
             loop {
                 let batch: Vec<CandidateId> = vault
@@ -185,11 +165,11 @@ pub fn run(
                             settings,
                             now,
                             false,
-                            (BATCH + failed.len()) as i64,
+                            (BATCH + failed.len() + skipped.len()) as i64,
                         )
                     })?
                     .into_iter()
-                    .filter(|id| !failed.contains(id))
+                    .filter(|id| !failed.contains(id) && !skipped.contains(id))
                     .take(BATCH)
                     .collect();
                 if batch.is_empty() {
@@ -199,9 +179,9 @@ pub fn run(
                 // assumed). Facts need the control group: only due candidates are opened.
                 let mut decided = Vec::with_capacity(batch.len());
                 for id in batch {
-                    let facts = vault
-                        .readers()
-                        .read(|conn| vault.candidate_facts(conn, &id));
+                    // Erasure needs no plaintext: a candidate whose control group no longer
+                    // opens is decided on the most restrictive facts (see `erasure_facts`).
+                    let facts = vault.readers().read(|conn| vault.erasure_facts(conn, &id));
                     let decision = match facts {
                         Ok(Some((facts, _))) => vault.policy().decide(&Request {
                             principal: &system,
@@ -232,11 +212,23 @@ pub fn run(
                     role: "system".into(),
                     org: None,
                 };
-                let erased = vault.writer().write(move |ctx| {
-                    let mut erased = 0u64;
+                let cutoff = cutoff(rule, settings, now);
+                let (erased, held_now, passed) = vault.writer().write(move |ctx| {
+                    let (mut erased, mut held_now, mut passed) = (0u64, Vec::new(), Vec::new());
                     for (id, policy_ids) in decided {
-                        if !rows::delete_candidate(ctx.conn, &id)? {
-                            continue;
+                        // INVARIANT: hold and rule are checked again in the erasing
+                        // transaction: a hold acknowledged before it is never overtaken.
+                        let condition = rows::EraseCondition::Due { rule, cutoff };
+                        match rows::erase_candidate(ctx.conn, ctx.integrity, &id, condition)? {
+                            rows::Erasure::Erased => {}
+                            rows::Erasure::Held => {
+                                held_now.push(id);
+                                continue;
+                            }
+                            rows::Erasure::NotDue | rows::Erasure::Gone => {
+                                passed.push(id);
+                                continue;
+                            }
                         }
                         let mut record =
                             Record::new("retention.erase", &actor, Outcome::Allow, &request_id);
@@ -247,8 +239,12 @@ pub fn run(
                         ctx.audit.append(ctx.conn, record)?;
                         erased += 1;
                     }
-                    Ok(erased)
+                    Ok((erased, held_now, passed))
                 })?;
+                // Held since the batch was selected: kept, counted, and not selected again.
+                report.held += held_now.len() as u64;
+                skipped.extend(held_now);
+                skipped.extend(passed);
                 *report.erased.entry(rule.as_str()).or_default() += erased;
                 report.total += erased;
                 progress(report.total);

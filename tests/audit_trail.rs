@@ -20,7 +20,6 @@ use common::{contains, cvvault, stderr, stdout, Fixture};
 use cvvault::audit::entry::{Entry, Outcome};
 use cvvault::audit::note::NoteVerifier;
 use cvvault::ids::CandidateId;
-use cvvault::model::Role;
 use cvvault::Error;
 
 // ----- helpers -----
@@ -441,12 +440,12 @@ fn a_truncated_tail_is_caught_by_a_checkpoint_kept_elsewhere() {
     let (fixture, _) = busy_fixture(3);
     // The state the attacker will roll back to.
     let kept_size = entry_count(&fixture);
-    let kept_frontier: Vec<u8> = fixture
+    let (kept_frontier, kept_mac): (Vec<u8>, Vec<u8>) = fixture
         .raw()
         .query_row(
-            "SELECT frontier FROM audit_frontier WHERE id = 1",
+            "SELECT frontier, mac FROM audit_frontier WHERE id = 1",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
     for n in 0..5 {
@@ -460,7 +459,8 @@ fn a_truncated_tail_is_caught_by_a_checkpoint_kept_elsewhere() {
     fixture.register_marked("TAILMARK9", false, false);
     fixture.vault.close().unwrap();
 
-    // Remove the tail, roll back the tree edge and the newer checkpoints.
+    // Remove the tail, roll back the tree edge (with the MAC it had then: a copy of the old
+    // database has both) and the newer checkpoints.
     let conn = fixture.raw();
     drop_append_only_triggers(&conn);
     conn.execute(
@@ -471,6 +471,26 @@ fn a_truncated_tail_is_caught_by_a_checkpoint_kept_elsewhere() {
     conn.execute(
         "UPDATE audit_frontier SET frontier = ?1 WHERE id = 1",
         [&kept_frontier],
+    )
+    .unwrap();
+    drop(conn);
+    // The edge alone, without its MAC, is refused: it is not the one cvvault wrote.
+    let unproven = cvvault(fixture.dir.path(), &["audit", "verify", "--as", "dpo"]);
+    assert_eq!(
+        unproven.status.code(),
+        Some(17),
+        "{}",
+        all_output(&unproven)
+    );
+    assert!(
+        stderr(&unproven).contains("audit_frontier"),
+        "{}",
+        all_output(&unproven)
+    );
+    let conn = fixture.raw();
+    conn.execute(
+        "UPDATE audit_frontier SET mac = ?1 WHERE id = 1",
+        [&kept_mac],
     )
     .unwrap();
     conn.execute(
@@ -910,18 +930,13 @@ fn no_entry_holds_a_marker_or_a_candidate_id_after_every_use_case() {
             }
         )
         .is_err());
-    fixture
+    let subject_subj0 = fixture
         .vault
-        .add_principal(
-            "subj0".parse().unwrap(),
-            Role::Subject,
-            "agency".parse().unwrap(),
-            Some(ids[0]),
-        )
+        .add_subject(ids[0], "agency".parse().unwrap())
         .unwrap();
     let own = fixture
         .vault
-        .subject_access(&fixture.as_("subj0"), &ids[0])
+        .subject_access(&fixture.as_(subject_subj0.as_str()), &ids[0])
         .unwrap();
     assert!(serde_json::to_string(&own.data)
         .unwrap()
@@ -1098,18 +1113,13 @@ fn subject_access_lists_every_disclosure_and_gives_data_only_to_the_subject() {
     );
 
     // The subject gets the same report with their own data.
-    fixture
+    let subject_subj = fixture
         .vault
-        .add_principal(
-            "subj".parse().unwrap(),
-            Role::Subject,
-            "agency".parse().unwrap(),
-            Some(id),
-        )
+        .add_subject(id, "agency".parse().unwrap())
         .unwrap();
     let own = fixture
         .vault
-        .subject_access(&fixture.as_("subj"), &id)
+        .subject_access(&fixture.as_(subject_subj.as_str()), &id)
         .unwrap();
     let data = own.data.as_ref().unwrap();
     assert!(serde_json::to_string(data).unwrap().contains(marker));
@@ -1123,16 +1133,11 @@ fn subject_access_lists_every_disclosure_and_gives_data_only_to_the_subject() {
 
     // Everyone else is refused, and the refusal is audited. Employers and providers get the
     // same "not found" as for an unknown id.
-    fixture
+    let subject_subj2 = fixture
         .vault
-        .add_principal(
-            "subj2".parse().unwrap(),
-            Role::Subject,
-            "agency".parse().unwrap(),
-            Some(other),
-        )
+        .add_subject(other, "agency".parse().unwrap())
         .unwrap();
-    for who in ["cw", "subj2"] {
+    for who in ["cw", subject_subj2.as_str()] {
         let refused = fixture.vault.subject_access(&fixture.as_(who), &id);
         assert!(
             matches!(refused, Err(Error::Denied { .. })),
@@ -1157,9 +1162,13 @@ fn subject_access_lists_every_disclosure_and_gives_data_only_to_the_subject() {
         .filter(|e| e.action == "subject_access" && e.decision == Outcome::Deny)
         .count();
     assert_eq!(refusals, 5);
-    assert!(entries.iter().any(|e| e.action == "subject_access"
-        && e.decision == Outcome::Allow
-        && e.actor == "subj"));
+    assert!(
+        entries.iter().any(|e| e.action == "subject_access"
+            && e.decision == Outcome::Allow
+            && e.actor.starts_with("hmac-sha256:")
+            && e.actor != subject_subj.as_str()),
+        "the subject is named in the trail by pseudonym, never by principal id"
+    );
 
     // Through the binary as well.
     fixture.vault.close().unwrap();

@@ -13,10 +13,10 @@ mod common;
 use common::{contains, db_and_wal, Fixture};
 use cvvault::error::Error;
 use cvvault::ids::CandidateId;
-use cvvault::model::{FieldGroup, Purpose, Role};
+use cvvault::model::{FieldGroup, Purpose};
 use cvvault::profile::Profile;
 use cvvault::synth::Synth;
-use cvvault::vault::{ImportMode, ImportOptions};
+use cvvault::vault::{ImportMode, ImportOptions, RotateIdentity};
 
 fn purpose(p: &str) -> Purpose {
     p.parse().unwrap()
@@ -41,15 +41,8 @@ fn every_field_group_round_trips_through_the_store() {
         serde_json::from_slice(&profile.to_json_groups(&FieldGroup::ALL).unwrap()).unwrap();
     let id = f.register(&profile);
     // The subject reads their own profile: every disclosable group.
-    f.vault
-        .add_principal(
-            "me".parse().unwrap(),
-            Role::Subject,
-            "self".parse().unwrap(),
-            Some(id),
-        )
-        .unwrap();
-    let json = extract_groups(&f, "me", &id, "subject-access").unwrap();
+    let subject_me = f.vault.add_subject(id, "self".parse().unwrap()).unwrap();
+    let json = extract_groups(&f, subject_me.as_str(), &id, "subject-access").unwrap();
     for group in FieldGroup::DISCLOSABLE {
         assert_eq!(
             json["groups"][group.as_str()],
@@ -166,7 +159,10 @@ fn rotation_rewraps_every_dek_and_retires_the_old_version() {
             |r| r.get(0),
         )
         .unwrap();
-    let report = f.vault.rotate_keys(&f.unlock(), &|_, _| {}).unwrap();
+    let report = f
+        .vault
+        .rotate_keys(&f.unlock(), RotateIdentity::Keep, &|_, _| {})
+        .unwrap();
     assert_eq!(
         (report.new_version, report.rewrapped, report.retired.clone()),
         (2, 25, vec![1])
@@ -202,7 +198,8 @@ fn an_interrupted_rotation_resumes_without_a_new_version() {
     let ids: Vec<CandidateId> = (0..5)
         .map(|i| f.register_marked(&format!("RES-{i}"), false, false))
         .collect();
-    // Simulate a crash after the keyring gained version 2 and two DEKs were rewrapped.
+    // Simulate a crash after the keyring gained version 2 and before the database recorded
+    // the rotation (the mid-batch case is `tests/keys.rs`).
     let mut ring =
         cvvault::crypto::keyring::Keyring::open(&f.paths.keyring(), &f.unlock()).unwrap();
     ring.begin_rotation().unwrap();
@@ -216,22 +213,21 @@ fn an_interrupted_rotation_resumes_without_a_new_version() {
     cvvault::crypto::keyring::write_private_file(&f.paths.keyring(), &sealed).unwrap();
     let f = f.reopen();
     assert!(f.vault.keys_status().unwrap().rotation_pending);
-    let report = f.vault.rotate_keys(&f.unlock(), &|_, _| {}).unwrap();
+    let report = f
+        .vault
+        .rotate_keys(&f.unlock(), RotateIdentity::Keep, &|_, _| {})
+        .unwrap();
     assert!(report.resumed);
     assert_eq!(report.new_version, 2);
     assert_eq!(
         f.vault.keys_status().unwrap().deks_per_version,
         vec![(2, 5)]
     );
-    f.vault
-        .add_principal(
-            "me".parse().unwrap(),
-            Role::Subject,
-            "self".parse().unwrap(),
-            Some(ids[0]),
-        )
+    let subject_me = f
+        .vault
+        .add_subject(ids[0], "self".parse().unwrap())
         .unwrap();
-    assert!(extract_groups(&f, "me", &ids[0], "subject-access").is_ok());
+    assert!(extract_groups(&f, subject_me.as_str(), &ids[0], "subject-access").is_ok());
 }
 
 fn import_text(f: &Fixture, text: &str, options: &ImportOptions) -> cvvault::vault::ImportReport {
@@ -385,16 +381,8 @@ fn an_import_of_many_batches_keeps_every_line_in_order_with_its_entry() {
         good_lines.len() - 1,
     ] {
         let id = report.ids[k];
-        let me = format!("subject-{k}");
-        f.vault
-            .add_principal(
-                me.parse().unwrap(),
-                Role::Subject,
-                "self".parse().unwrap(),
-                Some(id),
-            )
-            .unwrap();
-        let json = extract_groups(&f, &me, &id, "subject-access").unwrap();
+        let me = f.vault.add_subject(id, "self".parse().unwrap()).unwrap();
+        let json = extract_groups(&f, me.as_str(), &id, "subject-access").unwrap();
         assert_eq!(
             json["groups"]["identity"]["name"],
             format!("Line {}", good_lines[k])
@@ -747,7 +735,9 @@ fn a_process_holding_an_old_keyring_refuses_to_store_after_another_rotated() {
     let id = f.register_marked("BEFORE-ROTATION", false, false);
     // A second process (here: a second vault on the same files) rotates the keys.
     let other = cvvault::vault::Vault::open(&f.paths, &f.unlock()).unwrap();
-    other.rotate_keys(&f.unlock(), &|_, _| {}).unwrap();
+    other
+        .rotate_keys(&f.unlock(), RotateIdentity::Keep, &|_, _| {})
+        .unwrap();
     other.close().unwrap();
     // The first still holds KEK version 1, which no longer exists: it must not store with it.
     let refused = f
@@ -762,28 +752,14 @@ fn a_process_holding_an_old_keyring_refuses_to_store_after_another_rotated() {
         "{refused}"
     );
     assert_eq!(f.vault.candidate_count().unwrap(), 1, "nothing was stored");
-    f.vault
-        .add_principal(
-            "me0".parse().unwrap(),
-            Role::Subject,
-            "self".parse().unwrap(),
-            Some(id),
-        )
-        .unwrap();
-    let stale = extract_groups(&f, "me0", &id, "subject-access")
+    let subject_me0 = f.vault.add_subject(id, "self".parse().unwrap()).unwrap();
+    let stale = extract_groups(&f, subject_me0.as_str(), &id, "subject-access")
         .err()
         .unwrap();
     assert!(stale.to_string().contains("restart this one"), "{stale}");
     // After a restart everything works, including the candidate from before.
     let f = f.reopen();
     f.register(&Synth::new(9).profile());
-    f.vault
-        .add_principal(
-            "me".parse().unwrap(),
-            Role::Subject,
-            "self".parse().unwrap(),
-            Some(id),
-        )
-        .unwrap();
-    assert!(extract_groups(&f, "me", &id, "subject-access").is_ok());
+    let subject_me = f.vault.add_subject(id, "self".parse().unwrap()).unwrap();
+    assert!(extract_groups(&f, subject_me.as_str(), &id, "subject-access").is_ok());
 }

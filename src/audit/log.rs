@@ -9,6 +9,7 @@ use super::entry::{Entry, Outcome, ENTRY_VERSION};
 use super::merkle::{self, Frontier};
 use super::note::{Checkpoint, NoteSigner};
 use crate::clock::{rfc3339, Clock};
+use crate::crypto::integrity::{Domain, IntegrityKey};
 use crate::error::{Error, Result};
 use crate::ids::{AssignmentId, CandidateId};
 
@@ -91,7 +92,7 @@ impl Pseudonymizer {
         }
     }
 
-    fn tag(&self, domain: &[u8], id: &[u8; 16]) -> String {
+    fn tag(&self, domain: &[u8], id: &[u8]) -> String {
         let mut ctx = hmac::Context::with_key(&self.key);
         ctx.update(domain);
         ctx.update(id);
@@ -120,6 +121,13 @@ impl Pseudonymizer {
     /// `hmac-sha256:<hex>` of a candidate id.
     pub fn candidate(&self, id: &CandidateId) -> String {
         self.tag(b"cvvault/audit/candidate/v1\n", id.as_bytes())
+    }
+
+    /// `hmac-sha256:<hex>` of a subject's principal id: the audit trail names the people
+    /// whose data it is by pseudonym only, even as actors, so that their entries say nothing
+    /// once their data is erased.
+    pub fn principal(&self, id: &str) -> String {
+        self.tag(b"cvvault/audit/principal/v1\n", id.as_bytes())
     }
 
     /// `hmac-sha256:<hex>` of an assignment id.
@@ -229,9 +237,15 @@ impl Renderer {
     /// escaped; the keys before `index` are fixed, so its first occurrence is the key's.
     pub fn prepare(&self, record: Record) -> Result<PreparedEntry> {
         let candidate = record.candidate.map(|c| self.pseudonyms.candidate(&c));
+        // INVARIANT: a subject is named by pseudonym, whichever use case recorded them.
+        let actor = if record.actor.role == crate::model::Role::Subject.as_str() {
+            self.pseudonyms.principal(&record.actor.id)
+        } else {
+            record.actor.id
+        };
         let entry = Entry {
             action: record.action.to_owned(),
-            actor: record.actor.id,
+            actor,
             actor_org: record.actor.org,
             actor_role: record.actor.role,
             assignment: record.assignment.map(|a| self.pseudonyms.assignment(&a)),
@@ -267,6 +281,8 @@ impl Renderer {
 /// Appends entries and keeps the tree's right edge. Owned by the writer thread.
 pub struct Appender {
     frontier: Frontier,
+    /// Proves the stored frontier (see `load_frontier`).
+    integrity: Arc<IntegrityKey>,
     dirty: bool,
     renderer: Renderer,
     clock: Arc<dyn Clock>,
@@ -295,12 +311,14 @@ impl Appender {
     pub fn load(
         conn: &Connection,
         pseudonyms: Pseudonymizer,
+        integrity: Arc<IntegrityKey>,
         policy_hash: [u8; 32],
         clock: Arc<dyn Clock>,
     ) -> Result<Appender> {
-        let frontier = load_frontier(conn)?;
+        let frontier = load_frontier(conn, &integrity)?;
         Ok(Appender {
             frontier,
+            integrity,
             dirty: false,
             renderer: Renderer::new(pseudonyms, policy_hash),
             clock,
@@ -310,7 +328,7 @@ impl Appender {
 
     /// Re-reads the persisted state (after a failed commit).
     pub fn reload(&mut self, conn: &Connection) -> Result<()> {
-        self.frontier = load_frontier(conn)?;
+        self.frontier = load_frontier(conn, &self.integrity)?;
         self.dirty = false;
         Ok(())
     }
@@ -437,9 +455,11 @@ impl Appender {
     /// Writes the right edge into the transaction (once per group).
     pub fn persist(&mut self, conn: &Connection) -> Result<()> {
         if self.dirty {
+            let bytes = self.frontier.to_bytes();
+            let mac = self.integrity.mac(Domain::Frontier, &[&bytes]);
             conn.execute(
-                "UPDATE audit_frontier SET frontier = ?1 WHERE id = 1",
-                params![self.frontier.to_bytes()],
+                "UPDATE audit_frontier SET frontier = ?1, mac = ?2 WHERE id = 1",
+                params![bytes, mac],
             )
             .map_err(audit_write)?;
             self.dirty = false;
@@ -466,6 +486,14 @@ impl Appender {
         if latest == Some(stored_size) {
             return Ok(None);
         }
+        if latest.is_some_and(|latest| latest > stored_size) {
+            // C2SP tlog-checkpoint: a log must never sign a checkpoint inconsistent with one
+            // it signed before. A tree smaller than a signed one was truncated.
+            return Err(Error::AuditTampered(format!(
+                "the log holds {size} entries but a checkpoint of {} was signed: entries were removed outside cvvault, and no checkpoint is signed over the shortened log. Run `cvvault audit verify` and restore the database from a backup",
+                latest.unwrap_or_default()
+            )));
+        }
         self.persist(conn)?;
         let note = signer
             .sign(&Checkpoint {
@@ -485,17 +513,28 @@ impl Appender {
     }
 }
 
-fn load_frontier(conn: &Connection) -> Result<Frontier> {
-    let bytes: Vec<u8> = conn
+/// Loads the stored right edge of the tree and proves it: its MAC (under the keyring's
+/// integrity key) shows cvvault wrote it, and its size must match the entries. The vault
+/// signs checkpoints over this edge, so a frontier replaced in the database would otherwise
+/// make it sign a forged history.
+fn load_frontier(conn: &Connection, integrity: &IntegrityKey) -> Result<Frontier> {
+    let (bytes, mac): (Vec<u8>, Option<Vec<u8>>) = conn
         .query_row(
-            "SELECT frontier FROM audit_frontier WHERE id = 1",
+            "SELECT frontier, mac FROM audit_frontier WHERE id = 1",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?
         .ok_or(Error::Corrupt {
             what: "the audit frontier row is missing",
         })?;
+    // The empty edge of a new log is the only one with nothing to prove.
+    let unwritten = bytes.is_empty() && mac.is_none();
+    if !unwritten && !integrity.verify(Domain::Frontier, &[&bytes], mac.as_deref()) {
+        return Err(Error::AuditTampered(
+            "the stored tree edge (audit_frontier) fails its integrity check: it was written outside cvvault, and no checkpoint is signed over it. Locate the altered entries with `cvvault audit verify --key VERIFIER_KEY` (it reads the entries, not the stored edge), then restore the database from a backup".into(),
+        ));
+    }
     let frontier = if bytes.is_empty() {
         Frontier::new()
     } else {
@@ -572,6 +611,38 @@ mod tests {
             )
     }
 
+    #[test]
+    fn a_subject_actor_is_named_by_pseudonym_only() {
+        // An e-mail-like subject id stayed in clear in the trail after erasure (2026-12).
+        let renderer = Renderer::new(Pseudonymizer::new(&[3; 32]), [9; 32]);
+        let actor = Actor {
+            id: "anna.lindqvist@example.org".into(),
+            role: "subject".into(),
+            org: Some("self".into()),
+        };
+        let prepared = renderer
+            .prepare(Record::new("extract", &actor, Outcome::Allow, "r"))
+            .unwrap();
+        assert!(!prepared.head.contains("anna"), "{}", prepared.head);
+        assert!(prepared.head.contains(&format!(
+            "\"actor\":\"{}\"",
+            renderer
+                .pseudonyms()
+                .principal("anna.lindqvist@example.org")
+        )));
+        let caseworker = Actor {
+            role: "caseworker".into(),
+            ..actor
+        };
+        let prepared = renderer
+            .prepare(Record::new("extract", &caseworker, Outcome::Allow, "r"))
+            .unwrap();
+        assert!(
+            prepared.head.contains("anna.lindqvist"),
+            "other actors stay named"
+        );
+    }
+
     proptest! {
         /// A bulk registration's entries are those `prepare` gives for each candidate.
         #[test]
@@ -597,7 +668,11 @@ mod tests {
             let pseudonyms = renderer.pseudonyms().clone();
             let expected = Entry {
                 action: record.action.to_owned(),
-                actor: record.actor.id.clone(),
+                actor: if record.actor.role == "subject" {
+                    pseudonyms.principal(&record.actor.id)
+                } else {
+                    record.actor.id.clone()
+                },
                 actor_org: record.actor.org.clone(),
                 actor_role: record.actor.role.clone(),
                 assignment: record.assignment.map(|a| pseudonyms.assignment(&a)),
@@ -620,13 +695,14 @@ mod tests {
             conn.execute_batch(
                 "CREATE TABLE audit_entries (entry_index INTEGER PRIMARY KEY, entry TEXT NOT NULL,
                                              entry_mac BLOB NOT NULL, candidate_hmac TEXT);
-                 CREATE TABLE audit_frontier (id INTEGER PRIMARY KEY, frontier BLOB NOT NULL);
-                 INSERT INTO audit_frontier VALUES (1, x'');",
+                 CREATE TABLE audit_frontier (id INTEGER PRIMARY KEY, frontier BLOB NOT NULL, mac BLOB);
+                 INSERT INTO audit_frontier VALUES (1, x'', NULL);",
             )
             .unwrap();
             let mut appender = Appender::load(
                 &conn,
                 Pseudonymizer::new(&[3; 32]),
+                Arc::new(IntegrityKey::new(&[4; 32])),
                 [9; 32],
                 Arc::new(ManualClock::at(now)),
             )

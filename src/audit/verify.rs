@@ -595,8 +595,14 @@ mod tests {
         crate::store::create(&path).unwrap();
         let conn = crate::store::open_connection(&path, false).unwrap();
         let keys = Pseudonymizer::new(&[7; 32]);
-        let mut appender =
-            Appender::load(&conn, keys.clone(), [1; 32], Arc::new(ManualClock::at(0))).unwrap();
+        let mut appender = Appender::load(
+            &conn,
+            keys.clone(),
+            Arc::new(crate::crypto::integrity::IntegrityKey::new(&[8; 32])),
+            [1; 32],
+            Arc::new(ManualClock::at(0)),
+        )
+        .unwrap();
         for i in 0..n {
             let mut record = Record::new("extract", &Actor::operator(), Outcome::Allow, "r");
             record.candidate = (i % 2 == 0).then(CandidateId::random);

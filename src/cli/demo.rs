@@ -233,7 +233,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     }
 
     demo.say("key rotation: new KEK version, every DEK rewrapped, old version destroyed");
-    let rotation = vault.rotate_keys(&unlock, &|_, _| {})?;
+    let rotation = vault.rotate_keys(&unlock, crate::vault::RotateIdentity::Keep, &|_, _| {})?;
     println!(
         "KEK v{} current, {} DEKs rewrapped, destroyed {:?}",
         rotation.new_version, rotation.rewrapped, rotation.retired

@@ -15,8 +15,9 @@ pub enum PrincipalCommand {
     /// Register a principal. It may act only as policy allows (an employer sees nothing
     /// until an assignment links its organisation to a candidate).
     Add {
-        /// Principal id (letters, digits, `-`, `_`, `.`, `@`).
-        id: String,
+        /// Principal id (letters, digits, `-`, `_`, `.`, `@`). Left out for --role subject:
+        /// a subject's id is generated (it must be no personal data) and printed.
+        id: Option<String>,
         /// caseworker, provider, employer, dpo or subject.
         #[arg(long)]
         role: String,
@@ -49,11 +50,28 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: PrincipalCommand) -> Result<ExitCo
             org,
             candidate,
         } => {
-            let id: PrincipalId = id.parse()?;
             let role: Role = role.parse()?;
             let org: OrgId = org.parse()?;
             let candidate = candidate.map(|c| c.parse::<CandidateId>()).transpose()?;
-            vault.add_principal(id.clone(), role, org.clone(), candidate)?;
+            let id = match (role, id, candidate) {
+                (Role::Subject, None, Some(candidate)) => vault.add_subject(candidate, org.clone())?,
+                (Role::Subject, Some(given), _) if !given.parse::<PrincipalId>().is_ok_and(|id| id.is_generated_subject()) => {
+                    return Err(crate::Error::invalid_input(format!(
+                        "`{}` cannot name a subject: a subject's id is generated so that it is no personal data. Leave the id out: `cvvault principal add --role subject --org {org} --candidate ID`",
+                        crate::ids::printable(&given)
+                    )))
+                }
+                (_, None, _) if role != Role::Subject => {
+                    return Err(crate::Error::invalid_input(
+                        "principal add needs an ID (e.g. `cvvault principal add emp1 --role employer --org acme-ab`)",
+                    ))
+                }
+                (_, id, candidate) => {
+                    let id: PrincipalId = id.unwrap_or_default().parse()?;
+                    vault.add_principal(id.clone(), role, org.clone(), candidate)?;
+                    id
+                }
+            };
             ctx.print(
                 &serde_json::json!({"principal_id": id, "role": role, "org": org}),
                 &format!("added {role} {id} of {org}"),

@@ -4,7 +4,10 @@
 //! Associated data binds every ciphertext to where it belongs, so a ciphertext moved to
 //! another candidate, group, record version or KEK version fails to open:
 //! - field group: `frame("cvvault/field/v1", candidate id, group name, record version)`
-//! - wrapped DEK: `frame("cvvault/dek/v1", kek version, candidate id)`
+//! - wrapped DEK: `frame("cvvault/dek/v2", kek id, candidate id)`, where the KEK id is the
+//!   key's own fingerprint (see `keyring`): two KEKs that share a version number (two
+//!   rotations started at once, say) can never be taken for each other. KEKs from before
+//!   key ids existed keep `frame("cvvault/dek/v1", kek version, candidate id)` until rotated.
 //!
 //! AES-GCM is not key-committing, so a commitment `HMAC-SHA256(DEK, frame("cvvault/commit/v1",
 //! candidate id))` is stored beside the wrapped DEK and checked before the DEK is used.
@@ -13,7 +16,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::hmac;
 use zeroize::Zeroizing;
 
-use super::keyring::Keyring;
+use super::keyring::{Kek, Keyring};
 use super::{fill_random, frame, random_secret};
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
@@ -99,12 +102,16 @@ fn field_aad(candidate_id: &CandidateId, group: FieldGroup, record_version: u32)
     ])
 }
 
-fn dek_aad(kek_version: u32, candidate_id: &CandidateId) -> Vec<u8> {
-    frame(&[
-        b"cvvault/dek/v1",
-        &kek_version.to_be_bytes(),
-        candidate_id.as_bytes(),
-    ])
+fn dek_aad(kek: &Kek, kek_version: u32, candidate_id: &CandidateId) -> Vec<u8> {
+    if kek.binds_id {
+        frame(&[b"cvvault/dek/v2", &kek.id, candidate_id.as_bytes()])
+    } else {
+        frame(&[
+            b"cvvault/dek/v1",
+            &kek_version.to_be_bytes(),
+            candidate_id.as_bytes(),
+        ])
+    }
 }
 
 fn commitment(dek: &[u8; 32], candidate_id: &CandidateId) -> Vec<u8> {
@@ -142,7 +149,7 @@ impl Dek {
         })?;
         let wrapped = seal(
             &aead_key(&kek.key)?,
-            &dek_aad(kek_version, candidate_id),
+            &dek_aad(kek, kek_version, candidate_id),
             self.key.as_ref(),
         )?;
         Ok(WrappedDek {
@@ -166,7 +173,7 @@ impl Dek {
         })?;
         let plain = open(
             &aead_key(&kek.key)?,
-            &dek_aad(stored.kek_version, candidate_id),
+            &dek_aad(kek, stored.kek_version, candidate_id),
             &stored.wrapped,
         )?;
         let mut key = Zeroizing::new([0u8; 32]);
@@ -335,13 +342,39 @@ mod tests {
 
     #[test]
     fn a_wrapped_dek_moved_to_another_candidate_or_version_fails() {
-        let (ring, id, _, wrapped) = fixture();
-        assert!(Dek::unwrap(&ring, &CandidateId::random(), &wrapped).is_err());
+        let (mut ring, id, _, wrapped) = fixture();
+        assert!(matches!(
+            Dek::unwrap(&ring, &CandidateId::random(), &wrapped),
+            Err(Error::DecryptionFailed)
+        ));
+        ring.begin_rotation().unwrap();
         let relabelled = WrappedDek {
             kek_version: 2,
             ..wrapped.clone()
         };
-        assert!(Dek::unwrap(&ring, &id, &relabelled).is_err());
+        assert!(matches!(
+            Dek::unwrap(&ring, &id, &relabelled),
+            Err(Error::DecryptionFailed)
+        ));
+    }
+
+    #[test]
+    fn two_keks_of_the_same_version_are_never_confused() {
+        // Two rotations started from the same keyring each make their own "version 2" (the
+        // loss of every profile in the 2026-12 review): a DEK wrapped under one fails under
+        // the other, and the two carry different ids for the database to tell them apart.
+        let (ring, id, dek, _) = fixture();
+        let (mut first, mut second) = (ring, Keyring::generate().unwrap());
+        first.begin_rotation().unwrap();
+        second.begin_rotation().unwrap();
+        assert_ne!(first.kek_id(2), second.kek_id(2));
+        let under_first = dek.wrap(&first, &id).unwrap();
+        assert_eq!(under_first.kek_version, 2);
+        assert!(matches!(
+            Dek::unwrap(&second, &id, &under_first),
+            Err(Error::DecryptionFailed)
+        ));
+        assert!(Dek::unwrap(&first, &id, &under_first).is_ok());
     }
 
     #[test]

@@ -1,5 +1,12 @@
-//! The keyring: key-encryption keys, the audit HMAC key and the checkpoint signing key,
-//! kept in one age file (`keys/keyring.age`) encrypted to X25519 recipients or a passphrase.
+//! The keyring: key-encryption keys, the audit HMAC key, the checkpoint signing key and the
+//! integrity key of the vault's own rows, kept in one age file (`keys/keyring.age`)
+//! encrypted to X25519 recipients or a passphrase.
+//!
+//! The keyring vouches for itself: it records the recipients it is encrypted to (a public
+//! file may mirror them, but is never read to decide whom to encrypt to), and every KEK
+//! carries a fingerprint (`kek_id`) that the database records and that a wrapped DEK's
+//! associated data binds, so two KEKs that happen to share a version number cannot be
+//! confused.
 //!
 //! Secrets live in `Zeroizing` memory, have no `Debug`, and leave this module only as
 //! borrowed byte slices at the point of use.
@@ -55,6 +62,33 @@ pub enum Protection {
 /// A key-encryption key of one version.
 pub(crate) struct Kek {
     pub(crate) key: Zeroizing<[u8; 32]>,
+    /// `HMAC-SHA256(key, "cvvault/kek-id/v1")`, first 16 bytes: names this very key.
+    pub(crate) id: [u8; 16],
+    /// Whether wrapped DEKs bind [`Kek::id`] (`cvvault/dek/v2`). KEKs made before key ids
+    /// existed keep the version-number binding (`cvvault/dek/v1`) until rotated away.
+    pub(crate) binds_id: bool,
+}
+
+impl Kek {
+    fn new(key: Zeroizing<[u8; 32]>, binds_id: bool) -> Kek {
+        Kek {
+            id: kek_fingerprint(&key),
+            key,
+            binds_id,
+        }
+    }
+}
+
+/// The fingerprint of a KEK: the first 16 bytes of `HMAC-SHA256(KEK, "cvvault/kek-id/v1")`.
+/// It reveals nothing about the key and differs between any two keys.
+fn kek_fingerprint(key: &[u8; 32]) -> [u8; 16] {
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
+        b"cvvault/kek-id/v1",
+    );
+    let mut id = [0u8; 16];
+    id.copy_from_slice(tag.as_ref().get(..16).unwrap_or(&[0u8; 16]));
+    id
 }
 
 /// The unlocked keyring. No `Debug`, `Clone` or `Serialize`: it only ever leaves memory
@@ -64,6 +98,13 @@ pub struct Keyring {
     current: u32,
     audit_key: Zeroizing<[u8; 32]>,
     signing_pkcs8: Zeroizing<Vec<u8>>,
+    /// The MAC key of the rows authorization depends on (principals, tokens, assignments,
+    /// holds, the audit frontier). `None` in a keyring made before it existed: then it is
+    /// derived from the signing key (see [`Keyring::integrity_key`]).
+    integrity_key: Option<Zeroizing<[u8; 32]>>,
+    /// The age recipients this keyring is encrypted to, as it recorded them; `None` for a
+    /// passphrase keyring or one made before recipients were recorded.
+    recipients: Option<Vec<String>>,
 }
 
 /// The JSON inside the age file. Hex strings so that the format is inspectable with `age -d`.
@@ -75,6 +116,10 @@ struct KeyringDocument {
     keks: Vec<KekDocument>,
     audit_hmac_key: Zeroizing<String>,
     checkpoint_signing_key: Zeroizing<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    integrity_key: Option<Zeroizing<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recipients: Option<Vec<String>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -82,6 +127,9 @@ struct KeyringDocument {
 struct KekDocument {
     version: u32,
     key: Zeroizing<String>,
+    /// Present for KEKs whose wrapped DEKs bind the key id; checked against the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
 }
 
 fn decode_key(hex_text: &str, reason: &'static str, path: &Path) -> Result<Zeroizing<[u8; 32]>> {
@@ -102,18 +150,76 @@ impl Keyring {
                 what: "the operating system's random number generator failed",
             })?;
         let mut keks = BTreeMap::new();
-        keks.insert(
-            1,
-            Kek {
-                key: random_secret()?,
-            },
-        );
+        keks.insert(1, Kek::new(random_secret()?, true));
         Ok(Keyring {
             keks,
             current: 1,
             audit_key: random_secret()?,
             signing_pkcs8: Zeroizing::new(pkcs8.as_ref().to_vec()),
+            integrity_key: Some(random_secret()?),
+            recipients: None,
         })
+    }
+
+    /// The fingerprint of KEK `version`, as hex (what the database records).
+    pub fn kek_id(&self, version: u32) -> Option<String> {
+        self.keks.get(&version).map(|kek| hex::encode(kek.id))
+    }
+
+    /// The recipients the keyring records that it is encrypted to (`age1...`), if it does.
+    pub fn recipients(&self) -> Option<&[String]> {
+        self.recipients.as_deref()
+    }
+
+    /// Records the recipients the keyring is (about to be) encrypted to.
+    pub fn set_recipients(&mut self, recipients: &[age::x25519::Recipient]) {
+        self.recipients = Some(recipients.iter().map(ToString::to_string).collect());
+    }
+
+    /// How to write this keyring again as it is protected now: to the recipients it
+    /// records, or to the passphrase that opened it.
+    pub fn protection(&self, unlock: &Unlock) -> Result<Protection> {
+        match unlock {
+            Unlock::Passphrase(pass) => Ok(Protection::Passphrase(pass.clone())),
+            Unlock::Identity(_) => {
+                let recorded = self.recipients.as_ref().ok_or_else(|| {
+                    Error::Conflict(
+                        "this keyring does not record whom it is encrypted to (it was made by an older cvvault), so it cannot be rewritten safely: check the recipients in keys/keyring.recipients and record them with `cvvault keys recipients set keys/keyring.recipients`".into(),
+                    )
+                })?;
+                let parsed = recorded
+                    .iter()
+                    .map(|text| parse_recipient(text))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Protection::Recipients(parsed))
+            }
+        }
+    }
+
+    /// The MAC key of the vault's own rows. A keyring that predates it derives it from the
+    /// signing key, which never leaves the keyring: `HMAC-SHA256(PKCS#8 of the signing key,
+    /// "cvvault/integrity-key/v1")`.
+    pub(crate) fn integrity_key(&self) -> Zeroizing<[u8; 32]> {
+        if let Some(key) = &self.integrity_key {
+            return key.clone();
+        }
+        let tag = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.signing_pkcs8),
+            b"cvvault/integrity-key/v1",
+        );
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(tag.as_ref());
+        key
+    }
+
+    /// SHA-256 of the keyring's contents: two keyrings with the same digest hold the same
+    /// keys and recipients (used to prove that a file just written opens to what was meant).
+    pub fn digest(&self) -> Result<[u8; 32]> {
+        let bytes = self.to_document_bytes()?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        Ok(out)
     }
 
     /// The version new DEKs are wrapped under.
@@ -146,12 +252,7 @@ impl Keyring {
         let next = self.current.checked_add(1).ok_or(Error::Corrupt {
             what: "KEK version counter exhausted",
         })?;
-        self.keks.insert(
-            next,
-            Kek {
-                key: random_secret()?,
-            },
-        );
+        self.keks.insert(next, Kek::new(random_secret()?, true));
         self.current = next;
         Ok(next)
     }
@@ -179,10 +280,16 @@ impl Keyring {
                 .map(|(version, kek)| KekDocument {
                     version: *version,
                     key: Zeroizing::new(hex::encode(kek.key.as_ref())),
+                    id: kek.binds_id.then(|| hex::encode(kek.id)),
                 })
                 .collect(),
             audit_hmac_key: Zeroizing::new(hex::encode(self.audit_key.as_ref())),
             checkpoint_signing_key: Zeroizing::new(hex::encode(self.signing_pkcs8.as_slice())),
+            integrity_key: self
+                .integrity_key
+                .as_ref()
+                .map(|key| Zeroizing::new(hex::encode(key.as_ref()))),
+            recipients: self.recipients.clone(),
         };
         // Pre-sized so that serialization never reallocates and leaves copies behind.
         let mut out = Zeroizing::new(Vec::with_capacity(16 * 1024));
@@ -204,12 +311,22 @@ impl Keyring {
         }
         let mut keks = BTreeMap::new();
         for kek in &doc.keks {
-            keks.insert(
-                kek.version,
-                Kek {
-                    key: decode_key(&kek.key, "a KEK is not 32 hex bytes", path)?,
-                },
-            );
+            let key = decode_key(&kek.key, "a KEK is not 32 hex bytes", path)?;
+            let kek_value = Kek::new(key, kek.id.is_some());
+            if let Some(id) = &kek.id {
+                if id != &hex::encode(kek_value.id) {
+                    return Err(corrupt("a KEK does not match its recorded id"));
+                }
+            }
+            if keks.insert(kek.version, kek_value).is_some() {
+                return Err(corrupt("two KEKs share a version number"));
+            }
+        }
+        if let Some(recipients) = &doc.recipients {
+            for text in recipients {
+                parse_recipient(text)
+                    .map_err(|_| corrupt("a recorded recipient does not parse"))?;
+            }
         }
         if !keks.contains_key(&doc.current_kek) {
             return Err(corrupt("the current KEK version is missing"));
@@ -229,6 +346,12 @@ impl Keyring {
                 path,
             )?,
             signing_pkcs8: signing,
+            integrity_key: doc
+                .integrity_key
+                .as_ref()
+                .map(|hex_text| decode_key(hex_text, "the integrity key is not 32 hex bytes", path))
+                .transpose()?,
+            recipients: doc.recipients.clone(),
         })
     }
 
@@ -392,29 +515,87 @@ pub fn generate_identity() -> (Zeroizing<String>, age::x25519::Recipient) {
     (text, recipient)
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename) with mode 0600.
-pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
-        file.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+pub use crate::files::write_private_file;
+
+/// Writes the public mirror of the keyring's recipients (`keys/keyring.recipients`). The
+/// vault never reads it to decide whom to encrypt to; it is there for people and reviews.
+pub fn write_recipients_mirror(path: &Path, recipients: &[age::x25519::Recipient]) -> Result<()> {
+    let mut text = String::from(
+        "# age recipients keys/keyring.age is encrypted to (operator first, then recovery).\n# A mirror of what the keyring records: editing it changes nothing. Change recipients\n# with `cvvault keys recipients set FILE`.\n",
+    );
+    for r in recipients {
+        text.push_str(&format!("{r}\n"));
     }
-    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    if let Ok(d) = fs::File::open(dir) {
-        // Make the rename durable; a failure here is not worth failing the operation.
-        let _ = d.sync_all();
+    crate::files::write_private_file(path, text.as_bytes())?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(path, e))
+}
+
+/// Where `keys rotate --new-identity` keeps the new identity until the keyring encrypted
+/// to it is in place: `<identity>.next`.
+pub fn pending_identity(identity: &Path) -> PathBuf {
+    let mut name = identity.as_os_str().to_owned();
+    name.push(".next");
+    PathBuf::from(name)
+}
+
+/// Opens the keyring; if the identity does not open it but a pending new identity
+/// (`<identity>.next`, left by an interrupted `keys rotate --new-identity`) does, finishes
+/// the change by moving the new identity into place, and opens with it.
+pub fn open_finishing_identity_change(path: &Path, unlock: &Unlock) -> Result<Keyring> {
+    match Keyring::open(path, unlock) {
+        Err(Error::WrongIdentity { path: identity }) => {
+            let pending = pending_identity(&identity);
+            if !pending.exists() {
+                return Err(Error::WrongIdentity { path: identity });
+            }
+            let ring = Keyring::open(path, &Unlock::Identity(pending.clone())).map_err(|_| {
+                Error::WrongIdentity {
+                    path: identity.clone(),
+                }
+            })?;
+            crate::files::commit_temporary(&pending, &identity)?;
+            tracing::warn!(identity = %identity.display(), "finished an interrupted identity change: the new identity replaced the old one");
+            Ok(ring)
+        }
+        other => other,
     }
-    Ok(())
+}
+
+/// Seals `ring` with `protection` into a temporary file beside `path`, proves that `unlock`
+/// opens that file to exactly `ring`, then renames it into place. Nothing replaces the
+/// keyring that the vault could not open again.
+pub fn write_keyring(
+    path: &Path,
+    ring: &Keyring,
+    protection: &Protection,
+    unlock: &Unlock,
+) -> Result<()> {
+    let sealed = ring.seal(protection)?;
+    let tmp = crate::files::write_temporary(path, &sealed)?;
+    let proven = Keyring::open(&tmp, unlock).and_then(|reopened| {
+        if reopened.digest()? == ring.digest()? {
+            Ok(())
+        } else {
+            Err(Error::KeyringCorrupt {
+                path: tmp.clone(),
+                reason: "the keyring just written opens to other keys than were sealed",
+            })
+        }
+    });
+    match proven {
+        Ok(()) => crate::files::commit_temporary(&tmp, path),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(match e {
+                Error::WrongIdentity { path: identity } => Error::Conflict(format!(
+                    "the new keyring would not open with the identity at {}: nothing was changed. Keep that identity among the keyring's recipients (`cvvault keys recipients`)",
+                    identity.display()
+                )),
+                other => other,
+            })
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 pub mod envelope;
 pub mod extract;
+pub mod integrity;
 pub mod keyring;
 
 use ring::rand::{SecureRandom, SystemRandom};

@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::audit::log::Appender;
+use crate::crypto::integrity::IntegrityKey;
 use crate::error::{Error, Result};
 
 /// The schema, applied by migration 1.
@@ -23,8 +24,12 @@ const SCHEMA_V1: &str = include_str!("schema.sql");
 const SCHEMA_V2: &str = include_str!("schema_v2.sql");
 /// Migration 3: the audit search index keyed by bucket of entries first.
 const SCHEMA_V3: &str = include_str!("schema_v3.sql");
+/// Migration 4: MACs on the rows authorization depends on, keyed token hashes.
+const SCHEMA_V4: &str = include_str!("schema_v4.sql");
 /// Migrations in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+/// The migration after whose SQL the existing rows are given their MACs.
+const MIGRATION_ROW_MACS: usize = 4;
 /// Most jobs committed in one group.
 const MAX_GROUP: usize = 256;
 /// Read connections kept open for reuse. Above the number of concurrent readers (the HTTP
@@ -71,7 +76,7 @@ fn open_connection_with(path: &Path, create: bool, page_size: Option<u32>) -> Re
         // Only takes effect on a new, empty database, before WAL is switched on.
         conn.pragma_update(None, "page_size", size)?;
     }
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    require_wal(&conn, path)?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -80,23 +85,54 @@ fn open_connection_with(path: &Path, create: bool, page_size: Option<u32>) -> Re
     Ok(conn)
 }
 
-/// Creates a new database file with the current schema. Refuses an existing file.
+/// Switches the connection to WAL and checks that SQLite really did: on a filesystem
+/// without shared memory or locking it silently stays in rollback-journal mode, where the
+/// TRUNCATE checkpoint after an erasure does nothing and erased pages pass through deleted
+/// journal files.
+fn require_wal(conn: &Connection, path: &Path) -> Result<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!(
+            "SQLite could not put {} in WAL mode (it is in `{mode}` mode), which erasure depends on: keep the data folder on a local filesystem that supports shared memory and file locks",
+            path.display()
+        )))
+    }
+}
+
+/// Creates a new database file with the current schema, mode 0600 in a folder of mode
+/// 0700 (SQLite gives the WAL and shared-memory files the database file's mode). Refuses an
+/// existing file.
 pub fn create(path: &Path) -> Result<()> {
-    if path.exists() {
-        return Err(Error::VaultExists {
-            path: path.to_path_buf(),
-        });
-    }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::files::create_private_dir(dir)?;
     }
-    let mut conn = open_connection_with(path, true, Some(PAGE_SIZE))?;
-    migrate(&mut conn)
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // INVARIANT: created here, empty and private, before SQLite opens it; `create_new`
+        // refuses an existing file (no check-then-create gap).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Error::VaultExists {
+                    path: path.to_path_buf(),
+                },
+                _ => Error::io(path, e),
+            })?;
+    }
+    let mut conn = open_connection_with(path, false, Some(PAGE_SIZE))?;
+    migrate(&mut conn, None)
 }
 
 /// Applies every migration newer than `user_version`, each in its own transaction.
-pub fn migrate(conn: &mut Connection) -> Result<()> {
-    migrate_to(conn, MIGRATIONS.len())
+/// Migration 4 gives the existing rows their MACs and needs `integrity` for that (a new,
+/// empty database does not).
+pub fn migrate(conn: &mut Connection, integrity: Option<&IntegrityKey>) -> Result<()> {
+    migrate_to(conn, MIGRATIONS.len(), integrity)
 }
 
 /// Applies the migrations up to version `target`.
@@ -105,7 +141,11 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
 /// dropping the old one must not cascade into the rows that refer to it) and are checked
 /// before its transaction commits: a migration that would leave a dangling reference is
 /// rolled back whole.
-fn migrate_to(conn: &mut Connection, target: usize) -> Result<()> {
+fn migrate_to(
+    conn: &mut Connection,
+    target: usize,
+    integrity: Option<&IntegrityKey>,
+) -> Result<()> {
     let applied: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if applied > MIGRATIONS.len() {
         return Err(Error::Conflict(format!(
@@ -121,6 +161,9 @@ fn migrate_to(conn: &mut Connection, target: usize) -> Result<()> {
         for (number, sql) in MIGRATIONS.iter().enumerate().take(target).skip(applied) {
             let tx = conn.transaction()?;
             tx.execute_batch(sql)?;
+            if number + 1 == MIGRATION_ROW_MACS {
+                rows::seal_existing_rows(&tx, integrity)?;
+            }
             let dangling: Option<String> = tx
                 .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
                 .optional()?;
@@ -145,6 +188,8 @@ pub struct WriteCtx<'a> {
     pub conn: &'a Connection,
     /// The audit appender; entries appended here commit with the job or not at all.
     pub audit: &'a mut Appender,
+    /// The MAC key of the rows authorization depends on.
+    pub integrity: &'a IntegrityKey,
     bulk: bool,
 }
 
@@ -178,7 +223,7 @@ impl Writer {
     /// [`WAL_BACKSTOP_PAGES`] as backstop. Small commits keep SQLite's own behaviour, under
     /// which the HTTP server's latency was measured; inline checkpoints after each import
     /// batch cost the import about a third of its throughput (`cargo bench --bench import`).
-    pub fn start(path: &Path, audit: Appender) -> Result<Writer> {
+    pub fn start(path: &Path, audit: Appender, integrity: Arc<IntegrityKey>) -> Result<Writer> {
         let conn = open_connection(path, false)?;
         conn.pragma_update(None, "wal_autocheckpoint", INLINE_CHECKPOINT_PAGES)?;
         let checkpoint_conn = open_connection(path, false)?;
@@ -192,7 +237,7 @@ impl Writer {
         let db_path: PathBuf = path.to_path_buf();
         let writer = std::thread::Builder::new()
             .name("cvvault-writer".into())
-            .spawn(move || writer_loop(conn, audit, receiver, db_path, tick))
+            .spawn(move || writer_loop(conn, audit, &integrity, receiver, db_path, tick))
             .map_err(|e| Error::io(path, e))?;
         Ok(Writer {
             sender: Mutex::new(Some(sender)),
@@ -288,6 +333,7 @@ fn stopped() -> Error {
 fn writer_loop(
     mut conn: Connection,
     mut audit: Appender,
+    integrity: &IntegrityKey,
     receiver: mpsc::Receiver<Job>,
     path: PathBuf,
     checkpoint: mpsc::SyncSender<()>,
@@ -300,7 +346,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let (completions, bulk) = run_group(&mut conn, &mut audit, batch);
+        let (completions, bulk) = run_group(&mut conn, &mut audit, integrity, batch);
         let outcome = match completions.1 {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -346,7 +392,12 @@ fn checkpoint_loop(conn: &Connection, ticks: &mpsc::Receiver<()>, path: &Path) {
 /// The jobs' completions with the group's outcome, and whether a job was a bulk write.
 type GroupResult = ((Vec<(Completion, Option<String>)>, Result<()>), bool);
 
-fn run_group(conn: &mut Connection, audit: &mut Appender, batch: Vec<Job>) -> GroupResult {
+fn run_group(
+    conn: &mut Connection,
+    audit: &mut Appender,
+    integrity: &IntegrityKey,
+    batch: Vec<Job>,
+) -> GroupResult {
     let mut completions = Vec::with_capacity(batch.len());
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -378,6 +429,7 @@ fn run_group(conn: &mut Connection, audit: &mut Appender, batch: Vec<Job>) -> Gr
         let mut ctx = WriteCtx {
             conn: &savepoint,
             audit,
+            integrity,
             bulk: false,
         };
         let (ok, completion) = job(Some(&mut ctx));
@@ -481,6 +533,10 @@ mod tests {
     use super::*;
     use crate::ids::CandidateId;
 
+    fn test_key() -> IntegrityKey {
+        IntegrityKey::new(&[5; 32])
+    }
+
     /// The query plan's details, one line per step, with every parameter bound to `value`.
     fn plan(conn: &Connection, sql: &str) -> String {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
@@ -498,7 +554,7 @@ mod tests {
     /// audit entry about it.
     fn version_1(dir: &Path) -> (Connection, CandidateId, String) {
         let mut conn = open_connection_with(&dir.join("v1.db"), true, Some(PAGE_SIZE)).unwrap();
-        migrate_to(&mut conn, 1).unwrap();
+        migrate_to(&mut conn, 1, None).unwrap();
         let id = CandidateId::random();
         let pseudonym = format!("hmac-sha256:{}", "ab".repeat(32));
         conn.execute_batch("BEGIN").unwrap();
@@ -533,13 +589,13 @@ mod tests {
     fn migration_2_keeps_every_candidate_row_and_the_assignments_that_refer_to_them() {
         let dir = tempfile::tempdir().unwrap();
         let (mut conn, id, pseudonym) = version_1(dir.path());
-        migrate(&mut conn).unwrap();
+        migrate(&mut conn, Some(&test_key())).unwrap();
         let version: usize = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
 
-        let keys = rows::candidate_keys(&conn, &id)
+        let keys = rows::candidate_keys(&conn, &test_key(), &id)
             .unwrap()
             .expect("the candidate is kept");
         assert!(keys.legal_hold);
@@ -553,7 +609,11 @@ mod tests {
             )
             .unwrap();
         assert_eq!(row, (1, 1, 1, None, "case 7".to_owned()));
-        assert_eq!(rows::assignments_of(&conn, &id).unwrap().len(), 1);
+        assert_eq!(
+            rows::assignments_of(&conn, &test_key(), &id).unwrap().len(),
+            1,
+            "migration 4 signed the assignment"
+        );
         let found: Vec<String> = conn
             .prepare(crate::audit::verify::SEARCH_SQL)
             .unwrap()
@@ -583,7 +643,7 @@ mod tests {
     fn lookups_and_searches_use_their_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let (mut conn, _, _) = version_1(dir.path());
-        migrate(&mut conn).unwrap();
+        migrate(&mut conn, Some(&test_key())).unwrap();
         let by_id = plan(
             &conn,
             "SELECT key_id FROM candidates WHERE candidate_id = x'00'",

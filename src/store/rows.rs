@@ -1,12 +1,22 @@
 //! Typed reads and writes of the store's rows. SQL lives here and nowhere else but
 //! `audit`; callers pass the connection of their transaction.
+//!
+//! Every row that authorization depends on (principals, tokens, assignments, candidates
+//! with their legal holds) carries a MAC under the keyring's integrity key
+//! ([`crate::crypto::integrity`]). It is written with the row and checked wherever the row is
+//! read; a change to such a row checks the old MAC first, so that no update blesses a row
+//! written outside cvvault. A row that fails is refused: a lookup returns
+//! [`Error::Forged`], a listing or a grant leaves it out (and logs it), and
+//! [`integrity_findings`] names it for `cvvault audit verify`.
 
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row};
 
 use crate::crypto::envelope::WrappedDek;
+use crate::crypto::integrity::{optional, Domain, IntegrityKey};
 use crate::error::{Error, Result};
 use crate::ids::{AssignmentId, CandidateId, OrgId, PrincipalId};
 use crate::model::{AssignmentKind, FieldGroup, Role};
+use crate::retention::Rule;
 
 /// The format version bound into every sealed group's associated data.
 pub const RECORD_VERSION: u32 = 1;
@@ -19,6 +29,8 @@ pub struct CandidateKeys {
     pub open_assignments: i64,
     /// Under legal hold.
     pub legal_hold: bool,
+    /// The hold's stated ground(s).
+    pub legal_hold_reason: Option<String>,
     /// Registered at.
     pub created_at: i64,
 }
@@ -45,6 +57,53 @@ impl SealedProfile {
     }
 }
 
+/// The MAC of a candidate's lifecycle row: id, key slot, legal hold and its ground.
+fn candidate_mac(
+    key: &IntegrityKey,
+    id: &CandidateId,
+    key_id: i64,
+    hold: bool,
+    reason: Option<&str>,
+) -> Vec<u8> {
+    key.mac(
+        Domain::Candidate,
+        &[
+            id.as_bytes(),
+            &key_id.to_be_bytes(),
+            &[u8::from(hold)],
+            &optional(reason.map(str::as_bytes)),
+        ],
+    )
+}
+
+fn candidate_row_ok(
+    key: &IntegrityKey,
+    id: &CandidateId,
+    key_id: i64,
+    hold: bool,
+    reason: Option<&str>,
+    mac: Option<&[u8]>,
+) -> bool {
+    key.verify(
+        Domain::Candidate,
+        &[
+            id.as_bytes(),
+            &key_id.to_be_bytes(),
+            &[u8::from(hold)],
+            &optional(reason.map(str::as_bytes)),
+        ],
+        mac,
+    )
+}
+
+fn forged(table: &'static str, row: impl std::fmt::Display) -> Error {
+    tracing::error!(table, row = %row, "a row fails its integrity check: it was written or changed outside cvvault and is refused");
+    Error::Forged {
+        table,
+        row: row.to_string(),
+    }
+}
+
 fn version_u32(v: i64) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::Corrupt {
         what: "a stored version number is out of range",
@@ -55,6 +114,7 @@ fn version_u32(v: i64) -> Result<u32> {
 /// prepared once, as an import batch of thousands does.
 pub struct CandidateInserter<'conn> {
     conn: &'conn Connection,
+    integrity: &'conn IntegrityKey,
     key_slot: CachedStatement<'conn>,
     lifecycle: CachedStatement<'conn>,
     sealed: CachedStatement<'conn>,
@@ -62,15 +122,19 @@ pub struct CandidateInserter<'conn> {
 
 impl<'conn> CandidateInserter<'conn> {
     /// Prepares the statements on `conn` (inside the caller's transaction).
-    pub fn new(conn: &'conn Connection) -> Result<CandidateInserter<'conn>> {
+    pub fn new(
+        conn: &'conn Connection,
+        integrity: &'conn IntegrityKey,
+    ) -> Result<CandidateInserter<'conn>> {
         Ok(CandidateInserter {
             conn,
+            integrity,
             key_slot: conn.prepare_cached(
                 "INSERT INTO candidate_keys (candidate_id, kek_version, wrapped_dek, dek_commitment)
                  VALUES (?1, ?2, ?3, ?4)",
             )?,
             lifecycle: conn.prepare_cached(
-                "INSERT INTO candidates (candidate_id, key_id, created_at, idle_since) VALUES (?1, ?2, ?3, ?3)",
+                "INSERT INTO candidates (candidate_id, key_id, created_at, idle_since, row_mac) VALUES (?1, ?2, ?3, ?3, ?4)",
             )?,
             sealed: conn.prepare_cached(
                 "INSERT INTO sealed_profiles (key_id, candidate_id, record_version, identity, contact, professional, special, control)
@@ -94,8 +158,9 @@ impl<'conn> CandidateInserter<'conn> {
             dek.commitment
         ])?;
         let key_id = self.conn.last_insert_rowid();
+        let mac = candidate_mac(self.integrity, id, key_id, false, None);
         self.lifecycle
-            .execute(params![&id.as_bytes()[..], key_id, created_at])?;
+            .execute(params![&id.as_bytes()[..], key_id, created_at, mac])?;
         let [identity, contact, professional, special, control] = &sealed.groups;
         self.sealed.execute(params![
             &id.as_bytes()[..],
@@ -111,38 +176,84 @@ impl<'conn> CandidateInserter<'conn> {
     }
 }
 
-/// Refuses to store a DEK wrapped under a KEK version other than the one the database
-/// records as current: another process rotated the keys and will destroy this version.
-pub fn check_current_kek(conn: &Connection, kek_version: u32) -> Result<()> {
-    let current = meta(conn, "current_kek_version")?;
-    match current.as_deref().map(str::parse::<u32>) {
-        Some(Ok(v)) if v != kek_version => Err(Error::Conflict(format!(
-            "the keys were rotated by another cvvault process (KEK version {v} is current, this process holds {kek_version}): nothing was stored; restart this process (e.g. `cvvault serve`) so that it loads the new keyring"
-        ))),
-        _ => Ok(()),
-    }
+/// `vault_meta` key of the KEK version new DEKs are wrapped under.
+pub const META_CURRENT_KEK: &str = "current_kek_version";
+/// `vault_meta` key of the fingerprint of KEK version `v`: `kek_id.<v>`.
+pub fn meta_kek_id(version: u32) -> String {
+    format!("kek_id.{version}")
 }
 
-/// The keys and lifecycle of a candidate, or `None` when there is no such candidate.
-pub fn candidate_keys(conn: &Connection, id: &CandidateId) -> Result<Option<CandidateKeys>> {
-    conn.prepare_cached(
-        "SELECT k.kek_version, k.wrapped_dek, k.dek_commitment, c.open_assignments, c.legal_hold, c.created_at
-         FROM candidates c JOIN candidate_keys k ON k.key_id = c.key_id
-         WHERE c.candidate_id = ?1",
-    )?
-    .query_row(params![&id.as_bytes()[..]], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get::<_, i64>(4)?,
-            r.get(5)?,
+/// Refuses to store a DEK wrapped under a KEK other than the one the database records as
+/// current (by version and, where recorded, by fingerprint): another process rotated the
+/// keys and will destroy this one.
+pub fn check_current_kek(conn: &Connection, kek_version: u32, kek_id: Option<&str>) -> Result<()> {
+    let current = meta(conn, META_CURRENT_KEK)?;
+    let rotated = |v: u32| {
+        Error::Conflict(format!(
+            "the keys were rotated by another cvvault process (KEK version {v} is current, this process holds {kek_version}): nothing was stored; restart this process (e.g. `cvvault serve`) so that it loads the new keyring"
         ))
-    })
-    .optional()?
-    .map(
-        |(v, wrapped, commitment, open, hold, created)| -> Result<CandidateKeys> {
+    };
+    match current.as_deref().map(str::parse::<u32>) {
+        Some(Ok(v)) if v != kek_version => return Err(rotated(v)),
+        _ => {}
+    }
+    if let (Some(ours), Some(recorded)) = (kek_id, meta(conn, &meta_kek_id(kek_version))?) {
+        if ours != recorded {
+            return Err(Error::Conflict(format!(
+                "this process's KEK version {kek_version} is not the key the database records for that version: nothing was stored. Another rotation replaced the keyring; restart this process so that it loads keys/keyring.age"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A candidate's lifecycle row as read: key slot, open count, hold, ground, created, MAC,
+/// and the slot's KEK version, wrapped DEK and commitment.
+type RawCandidate = (
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    Option<Vec<u8>>,
+    i64,
+    Vec<u8>,
+    Vec<u8>,
+);
+
+/// The keys and lifecycle of a candidate, or `None` when there is no such candidate; a
+/// lifecycle row that fails its MAC is [`Error::Forged`].
+pub fn candidate_keys(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    id: &CandidateId,
+) -> Result<Option<CandidateKeys>> {
+    let raw: Option<RawCandidate> = conn
+        .prepare_cached(
+            "SELECT c.key_id, c.open_assignments, c.legal_hold, c.legal_hold_reason, c.created_at, c.row_mac,
+                    k.kek_version, k.wrapped_dek, k.dek_commitment
+             FROM candidates c JOIN candidate_keys k ON k.key_id = c.key_id
+             WHERE c.candidate_id = ?1",
+        )?
+        .query_row(params![&id.as_bytes()[..]], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+            ))
+        })
+        .optional()?;
+    raw.map(
+        |(key_id, open, hold, reason, created, mac, v, wrapped, commitment)| -> Result<CandidateKeys> {
+            if !candidate_row_ok(integrity, id, key_id, hold != 0, reason.as_deref(), mac.as_deref()) {
+                return Err(forged("candidates", id));
+            }
             Ok(CandidateKeys {
                 dek: WrappedDek {
                     kek_version: version_u32(v)?,
@@ -151,6 +262,7 @@ pub fn candidate_keys(conn: &Connection, id: &CandidateId) -> Result<Option<Cand
                 },
                 open_assignments: open,
                 legal_hold: hold != 0,
+                legal_hold_reason: reason,
                 created_at: created,
             })
         },
@@ -194,10 +306,115 @@ pub fn sealed_control(conn: &Connection, id: &CandidateId) -> Result<Option<(u32
     .transpose()
 }
 
-/// Erases a candidate: its key slot is overwritten in place with zeros (crypto-shredding),
-/// then its lifecycle row, sealed groups and assignments are deleted. Returns whether it
-/// existed.
-pub fn delete_candidate(conn: &Connection, id: &CandidateId) -> Result<bool> {
+/// What an erasure must still find true inside its own transaction, where nothing can
+/// change it any more (a hold placed or an assignment opened a moment earlier counts).
+#[derive(Clone, Copy, Debug)]
+pub enum EraseCondition {
+    /// An erasure on request: no legal hold stands.
+    NotHeld,
+    /// A retention erasure: no legal hold stands and `rule` still makes the candidate due at
+    /// `cutoff` (Unix seconds).
+    Due {
+        /// The rule.
+        rule: Rule,
+        /// The rule's cut-off time.
+        cutoff: i64,
+    },
+}
+
+/// What an erasure found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Erasure {
+    /// The candidate was crypto-shredded.
+    Erased,
+    /// A legal hold stands: nothing was changed.
+    Held,
+    /// The retention rule no longer applies (an assignment was opened): nothing was changed.
+    NotDue,
+    /// There is no such candidate (any more).
+    Gone,
+}
+
+/// `SELECT` of due candidates for one rule; `?1` = cut-off, `?2` = hold flag, `?3` = limit.
+fn rule_query(rule: Rule) -> &'static str {
+    match rule {
+        Rule::ClosedGrace => {
+            "SELECT candidate_id FROM candidates INDEXED BY candidates_by_idle
+             WHERE idle_since IS NOT NULL AND idle_since <= ?1 AND ever_assigned = 1 AND legal_hold = ?2 LIMIT ?3"
+        }
+        Rule::MaxIdle => {
+            "SELECT candidate_id FROM candidates INDEXED BY candidates_by_idle
+             WHERE idle_since IS NOT NULL AND idle_since <= ?1 AND legal_hold = ?2 LIMIT ?3"
+        }
+        Rule::MaxLife => {
+            "SELECT candidate_id FROM candidates INDEXED BY candidates_by_age
+             WHERE created_at <= ?1 AND legal_hold = ?2 LIMIT ?3"
+        }
+    }
+}
+
+/// The condition of `rule` on one candidate, re-checked in the erasing transaction: the
+/// open assignments are counted from the assignment rows themselves.
+fn rule_holds_for(rule: Rule) -> &'static str {
+    match rule {
+        Rule::ClosedGrace => {
+            "SELECT 1 FROM candidates c WHERE c.candidate_id = ?1 AND c.idle_since IS NOT NULL
+               AND c.idle_since <= ?2 AND c.ever_assigned = 1
+               AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.candidate_id = c.candidate_id AND a.closed_at IS NULL)"
+        }
+        Rule::MaxIdle => {
+            "SELECT 1 FROM candidates c WHERE c.candidate_id = ?1 AND c.idle_since IS NOT NULL
+               AND c.idle_since <= ?2
+               AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.candidate_id = c.candidate_id AND a.closed_at IS NULL)"
+        }
+        Rule::MaxLife => "SELECT 1 FROM candidates c WHERE c.candidate_id = ?1 AND c.created_at <= ?2",
+    }
+}
+
+/// Candidates that `rule` makes due at `cutoff`, held or not (as the flag says), at most
+/// `limit`: found through the lifecycle indexes, without reading any profile.
+pub fn due_candidates(
+    conn: &Connection,
+    rule: Rule,
+    cutoff: i64,
+    held: bool,
+    limit: i64,
+) -> Result<Vec<CandidateId>> {
+    let mut stmt = conn.prepare_cached(rule_query(rule))?;
+    let rows = stmt.query_map(params![cutoff, held, limit], |r| r.get::<_, Vec<u8>>(0))?;
+    rows.map(|r| CandidateId::from_slice(&r?)).collect()
+}
+
+/// Erases a candidate if `condition` still holds: its key slot is overwritten in place with
+/// zeros (crypto-shredding), then its lifecycle row, sealed groups and assignments are
+/// deleted, and so are the principals that are this candidate (subjects) with their tokens.
+/// A lifecycle row that fails its MAC is [`Error::Forged`] and is not erased.
+pub fn erase_candidate(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    id: &CandidateId,
+    condition: EraseCondition,
+) -> Result<Erasure> {
+    let Some(keys) = candidate_keys(conn, integrity, id)? else {
+        return Ok(Erasure::Gone);
+    };
+    if keys.legal_hold {
+        return Ok(Erasure::Held);
+    }
+    if let EraseCondition::Due { rule, cutoff } = condition {
+        let due = conn
+            .prepare_cached(rule_holds_for(rule))?
+            .exists(params![&id.as_bytes()[..], cutoff])?;
+        if !due {
+            return Ok(Erasure::NotDue);
+        }
+    }
+    shred(conn, id)?;
+    Ok(Erasure::Erased)
+}
+
+/// Erases a candidate whatever its state (migrations' tests, and erasure once decided).
+fn shred(conn: &Connection, id: &CandidateId) -> Result<bool> {
     let key_id: Option<i64> = conn
         .prepare_cached("SELECT key_id FROM candidates WHERE candidate_id = ?1")?
         .query_row(params![&id.as_bytes()[..]], |r| r.get(0))
@@ -205,7 +422,6 @@ pub fn delete_candidate(conn: &Connection, id: &CandidateId) -> Result<bool> {
     let Some(key_id) = key_id else {
         return Ok(false);
     };
-    // INVARIANT: same lengths, so SQLite rewrites the cell where it is.
     conn.prepare_cached(
         "UPDATE candidate_keys SET kek_version = 0,
              candidate_id = zeroblob(length(candidate_id)),
@@ -216,10 +432,25 @@ pub fn delete_candidate(conn: &Connection, id: &CandidateId) -> Result<bool> {
     .execute(params![key_id])?;
     conn.prepare_cached("DELETE FROM sealed_profiles WHERE key_id = ?1")?
         .execute(params![key_id])?;
+    // The subject's own account goes with them: its id may be all that is left that names
+    // the person, and its tokens must not outlive the data they opened.
+    conn.prepare_cached(
+        "DELETE FROM tokens WHERE principal_id IN
+             (SELECT principal_id FROM principals WHERE subject_candidate_id = ?1)",
+    )?
+    .execute(params![&id.as_bytes()[..]])?;
+    conn.prepare_cached("DELETE FROM principals WHERE subject_candidate_id = ?1")?
+        .execute(params![&id.as_bytes()[..]])?;
     let n = conn
         .prepare_cached("DELETE FROM candidates WHERE candidate_id = ?1")?
         .execute(params![&id.as_bytes()[..]])?;
     Ok(n > 0)
+}
+
+/// Erases a candidate unconditionally. Returns whether it existed.
+#[cfg(test)]
+pub fn delete_candidate(conn: &Connection, id: &CandidateId) -> Result<bool> {
+    shred(conn, id)
 }
 
 /// Number of candidates.
@@ -228,18 +459,27 @@ pub fn candidate_count(conn: &Connection) -> Result<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Places or releases a legal hold. Returns whether the candidate exists.
+/// Places or releases a legal hold (with its MAC; the row's old MAC is checked first).
+/// Returns whether the candidate exists.
 pub fn set_legal_hold(
     conn: &Connection,
+    integrity: &IntegrityKey,
     id: &CandidateId,
     hold: bool,
     reason: Option<&str>,
 ) -> Result<bool> {
+    if candidate_keys(conn, integrity, id)?.is_none() {
+        return Ok(false);
+    }
+    let key_id: i64 = conn
+        .prepare_cached("SELECT key_id FROM candidates WHERE candidate_id = ?1")?
+        .query_row(params![&id.as_bytes()[..]], |r| r.get(0))?;
+    let mac = candidate_mac(integrity, id, key_id, hold, reason);
     let n = conn
         .prepare_cached(
-            "UPDATE candidates SET legal_hold = ?2, legal_hold_reason = ?3 WHERE candidate_id = ?1",
+            "UPDATE candidates SET legal_hold = ?2, legal_hold_reason = ?3, row_mac = ?4 WHERE candidate_id = ?1",
         )?
-        .execute(params![&id.as_bytes()[..], hold, reason])?;
+        .execute(params![&id.as_bytes()[..], hold, reason, mac])?;
     Ok(n > 0)
 }
 
@@ -258,31 +498,93 @@ pub struct PrincipalRow {
     pub disabled: bool,
 }
 
-/// A principal row as read: id, role, org, subject candidate, disabled.
-type RawPrincipal = (String, String, String, Option<Vec<u8>>, i64);
-
-fn principal_from_row(r: &Row<'_>) -> rusqlite::Result<RawPrincipal> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+/// What a principal's MAC covers: id, role, organisation, subject link, disabled flag.
+fn principal_fields(p: &PrincipalRow) -> [Vec<u8>; 5] {
+    [
+        p.principal_id.as_str().as_bytes().to_vec(),
+        p.role.as_str().as_bytes().to_vec(),
+        p.org_id.as_str().as_bytes().to_vec(),
+        optional(p.subject_of.as_ref().map(|c| &c.as_bytes()[..])),
+        vec![u8::from(p.disabled)],
+    ]
 }
 
-fn parse_principal(raw: RawPrincipal) -> Result<PrincipalRow> {
-    let (id, role, org, subject, disabled) = raw;
-    Ok(PrincipalRow {
-        principal_id: id.parse()?,
-        role: role.parse()?,
-        org_id: org.parse()?,
-        subject_of: subject.map(|b| CandidateId::from_slice(&b)).transpose()?,
-        disabled: disabled != 0,
-    })
+fn principal_mac(integrity: &IntegrityKey, p: &PrincipalRow) -> Vec<u8> {
+    integrity.mac(Domain::Principal, &borrowed(&principal_fields(p)))
+}
+
+fn principal_ok(integrity: &IntegrityKey, p: &PrincipalRow, mac: Option<&[u8]>) -> bool {
+    integrity.verify(Domain::Principal, &borrowed(&principal_fields(p)), mac)
+}
+
+fn borrowed(fields: &[Vec<u8>]) -> Vec<&[u8]> {
+    fields.iter().map(Vec::as_slice).collect()
+}
+
+/// A principal row as read: id, role, org, subject candidate, disabled, MAC.
+type RawPrincipal = (
+    String,
+    String,
+    String,
+    Option<Vec<u8>>,
+    i64,
+    Option<Vec<u8>>,
+);
+
+const PRINCIPAL_COLUMNS: &str =
+    "principal_id, role, org_id, subject_candidate_id, disabled, row_mac";
+
+fn principal_from_row(r: &Row<'_>) -> rusqlite::Result<RawPrincipal> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+/// Parses a principal row and checks its MAC: `Ok(None)` for a row that fails it (or does
+/// not parse, which only a writer outside cvvault can cause).
+fn checked_principal(integrity: &IntegrityKey, raw: RawPrincipal) -> Result<PrincipalRow> {
+    let (id, role, org, subject, disabled, mac) = raw;
+    let printable_id = crate::ids::printable(&id);
+    let parsed = (|| -> Result<PrincipalRow> {
+        Ok(PrincipalRow {
+            principal_id: id.parse()?,
+            role: role.parse()?,
+            org_id: org.parse()?,
+            subject_of: subject.map(|b| CandidateId::from_slice(&b)).transpose()?,
+            disabled: disabled != 0,
+        })
+    })();
+    match parsed {
+        Ok(row) if principal_ok(integrity, &row, mac.as_deref()) => Ok(row),
+        _ => Err(forged("principals", printable_id)),
+    }
 }
 
 /// Adds a principal; an existing id is a conflict.
-pub fn insert_principal(conn: &Connection, p: &PrincipalRow, now: i64) -> Result<()> {
+pub fn insert_principal(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    p: &PrincipalRow,
+    now: i64,
+) -> Result<()> {
     let subject = p.subject_of.map(|c| c.as_bytes().to_vec());
     let result = conn.execute(
-        "INSERT INTO principals (principal_id, role, org_id, subject_candidate_id, disabled, created_at)
-         VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-        params![p.principal_id.as_str(), p.role.as_str(), p.org_id.as_str(), subject, now],
+        "INSERT INTO principals (principal_id, role, org_id, subject_candidate_id, disabled, created_at, row_mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            p.principal_id.as_str(),
+            p.role.as_str(),
+            p.org_id.as_str(),
+            subject,
+            p.disabled,
+            now,
+            principal_mac(integrity, p)
+        ],
     );
     match result {
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
@@ -295,40 +597,67 @@ pub fn insert_principal(conn: &Connection, p: &PrincipalRow, now: i64) -> Result
     }
 }
 
-/// One principal.
-pub fn principal(conn: &Connection, id: &PrincipalId) -> Result<Option<PrincipalRow>> {
-    conn.prepare_cached(
-        "SELECT principal_id, role, org_id, subject_candidate_id, disabled FROM principals WHERE principal_id = ?1",
-    )?
+/// One principal; a row that fails its MAC is [`Error::Forged`].
+pub fn principal(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    id: &PrincipalId,
+) -> Result<Option<PrincipalRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE principal_id = ?1"
+    ))?
     .query_row(params![id.as_str()], principal_from_row)
     .optional()?
-    .map(parse_principal)
+    .map(|raw| checked_principal(integrity, raw))
     .transpose()
 }
 
-/// Every principal, by id.
-pub fn principals(conn: &Connection) -> Result<Vec<PrincipalRow>> {
-    let mut stmt = conn.prepare(
-        "SELECT principal_id, role, org_id, subject_candidate_id, disabled FROM principals ORDER BY principal_id",
-    )?;
+/// Every principal whose row is intact, by id (forged rows are left out and logged).
+pub fn principals(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<PrincipalRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {PRINCIPAL_COLUMNS} FROM principals ORDER BY principal_id"
+    ))?;
     let rows = stmt.query_map([], principal_from_row)?;
-    rows.map(|r| parse_principal(r?)).collect()
+    let mut out = Vec::new();
+    for raw in rows {
+        if let Ok(row) = checked_principal(integrity, raw?) {
+            out.push(row);
+        }
+    }
+    Ok(out)
 }
 
-/// Enables or disables a principal. Returns whether it exists.
-pub fn set_principal_disabled(conn: &Connection, id: &PrincipalId, disabled: bool) -> Result<bool> {
+/// Enables or disables a principal (its old MAC checked first). Returns whether it exists.
+pub fn set_principal_disabled(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    id: &PrincipalId,
+    disabled: bool,
+) -> Result<bool> {
+    let Some(mut row) = principal(conn, integrity, id)? else {
+        return Ok(false);
+    };
+    row.disabled = disabled;
     let n = conn.execute(
-        "UPDATE principals SET disabled = ?2 WHERE principal_id = ?1",
-        params![id.as_str(), disabled],
+        "UPDATE principals SET disabled = ?2, row_mac = ?3 WHERE principal_id = ?1",
+        params![id.as_str(), disabled, principal_mac(integrity, &row)],
     )?;
     Ok(n > 0)
 }
 
-/// Whether any active principal belongs to the organisation (how an organisation is known).
-pub fn org_known(conn: &Connection, org: &OrgId) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM principals WHERE org_id = ?1 AND disabled = 0 LIMIT 1")?
-        .exists(params![org.as_str()])?)
+/// Whether an intact, enabled principal belongs to the organisation (how an organisation
+/// is known).
+pub fn org_known(conn: &Connection, integrity: &IntegrityKey, org: &OrgId) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE org_id = ?1 AND disabled = 0"
+    ))?;
+    let rows = stmt.query_map(params![org.as_str()], principal_from_row)?;
+    for raw in rows {
+        if checked_principal(integrity, raw?).is_ok() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// An assignment.
@@ -376,28 +705,74 @@ fn assignment_from_row(r: &Row<'_>) -> rusqlite::Result<RawAssignment> {
     ))
 }
 
-fn parse_assignment(raw: RawAssignment) -> Result<AssignmentRow> {
+/// What an assignment's MAC covers: every column that decides what it grants.
+fn assignment_fields(a: &AssignmentRow) -> [Vec<u8>; 7] {
+    [
+        a.assignment_id.as_bytes().to_vec(),
+        a.candidate_id.as_bytes().to_vec(),
+        a.org_id.as_str().as_bytes().to_vec(),
+        a.kind.as_str().as_bytes().to_vec(),
+        a.purpose.as_bytes().to_vec(),
+        a.opened_at.to_be_bytes().to_vec(),
+        optional(a.closed_at.map(i64::to_be_bytes).as_ref().map(|b| &b[..])),
+    ]
+}
+
+fn assignment_mac(integrity: &IntegrityKey, a: &AssignmentRow) -> Vec<u8> {
+    integrity.mac(Domain::Assignment, &borrowed(&assignment_fields(a)))
+}
+
+/// Parses an assignment row and checks its MAC.
+fn checked_assignment(
+    integrity: &IntegrityKey,
+    raw: RawAssignment,
+    mac: Option<Vec<u8>>,
+) -> Result<AssignmentRow> {
     let (aid, cid, org, kind, purpose, opened_at, closed_at, close_reason) = raw;
-    Ok(AssignmentRow {
-        assignment_id: AssignmentId::from_slice(&aid)?,
-        candidate_id: CandidateId::from_slice(&cid)?,
-        org_id: org.parse()?,
-        kind: kind.parse()?,
-        purpose,
-        opened_at,
-        closed_at,
-        close_reason,
-    })
+    let name = hex::encode(&aid);
+    let parsed = (|| -> Result<AssignmentRow> {
+        Ok(AssignmentRow {
+            assignment_id: AssignmentId::from_slice(&aid)?,
+            candidate_id: CandidateId::from_slice(&cid)?,
+            org_id: org.parse()?,
+            kind: kind.parse()?,
+            purpose,
+            opened_at,
+            closed_at,
+            close_reason,
+        })
+    })();
+    match parsed {
+        Ok(row)
+            if integrity.verify(
+                Domain::Assignment,
+                &borrowed(&assignment_fields(&row)),
+                mac.as_deref(),
+            ) =>
+        {
+            Ok(row)
+        }
+        _ => Err(forged("assignments", name)),
+    }
 }
 
 const ASSIGNMENT_COLUMNS: &str =
-    "assignment_id, candidate_id, org_id, kind, purpose, opened_at, closed_at, close_reason";
+    "assignment_id, candidate_id, org_id, kind, purpose, opened_at, closed_at, close_reason, row_mac";
+
+fn assignment_with_mac(r: &Row<'_>) -> rusqlite::Result<(RawAssignment, Option<Vec<u8>>)> {
+    Ok((assignment_from_row(r)?, r.get(8)?))
+}
 
 /// Opens an assignment and marks the candidate as not idle.
-pub fn insert_assignment(conn: &Connection, a: &AssignmentRow, opened_by: &str) -> Result<()> {
+pub fn insert_assignment(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    a: &AssignmentRow,
+    opened_by: &str,
+) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO assignments (assignment_id, candidate_id, org_id, kind, purpose, opened_at, opened_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO assignments (assignment_id, candidate_id, org_id, kind, purpose, opened_at, opened_by, row_mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         &a.assignment_id.as_bytes()[..],
@@ -406,7 +781,8 @@ pub fn insert_assignment(conn: &Connection, a: &AssignmentRow, opened_by: &str) 
         a.kind.as_str(),
         a.purpose,
         a.opened_at,
-        opened_by
+        opened_by,
+        assignment_mac(integrity, a)
     ])?;
     conn.prepare_cached(
         "UPDATE candidates SET open_assignments = open_assignments + 1, ever_assigned = 1, idle_since = NULL
@@ -416,67 +792,202 @@ pub fn insert_assignment(conn: &Connection, a: &AssignmentRow, opened_by: &str) 
     Ok(())
 }
 
-/// One assignment.
-pub fn assignment(conn: &Connection, id: &AssignmentId) -> Result<Option<AssignmentRow>> {
+/// One assignment; a row that fails its MAC is [`Error::Forged`].
+pub fn assignment(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    id: &AssignmentId,
+) -> Result<Option<AssignmentRow>> {
     conn.prepare_cached(&format!(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE assignment_id = ?1"
     ))?
-    .query_row(params![&id.as_bytes()[..]], assignment_from_row)
+    .query_row(params![&id.as_bytes()[..]], assignment_with_mac)
     .optional()?
-    .map(parse_assignment)
+    .map(|(raw, mac)| checked_assignment(integrity, raw, mac))
     .transpose()
 }
 
-/// Closes an open assignment; when it was the last open one, the candidate becomes idle.
+/// Closes an open assignment (its MAC checked first); when it was the last open one, the
+/// candidate becomes idle.
 pub fn close_assignment(
     conn: &Connection,
+    integrity: &IntegrityKey,
     id: &AssignmentId,
-    candidate: &CandidateId,
     now: i64,
     by: &str,
     reason: &str,
 ) -> Result<()> {
+    let Some(mut row) = assignment(conn, integrity, id)? else {
+        return Err(Error::NotFound { what: "assignment" });
+    };
+    row.closed_at = Some(now);
     conn.prepare_cached(
-        "UPDATE assignments SET closed_at = ?2, closed_by = ?3, close_reason = ?4
+        "UPDATE assignments SET closed_at = ?2, closed_by = ?3, close_reason = ?4, row_mac = ?5
          WHERE assignment_id = ?1 AND closed_at IS NULL",
     )?
-    .execute(params![&id.as_bytes()[..], now, by, reason])?;
+    .execute(params![
+        &id.as_bytes()[..],
+        now,
+        by,
+        reason,
+        assignment_mac(integrity, &row)
+    ])?;
     conn.prepare_cached(
         "UPDATE candidates SET open_assignments = open_assignments - 1,
              idle_since = CASE WHEN open_assignments - 1 = 0 THEN ?2 ELSE NULL END
          WHERE candidate_id = ?1",
     )?
-    .execute(params![&candidate.as_bytes()[..], now])?;
+    .execute(params![&row.candidate_id.as_bytes()[..], now])?;
     Ok(())
 }
 
-/// Every assignment of a candidate, oldest first.
-pub fn assignments_of(conn: &Connection, candidate: &CandidateId) -> Result<Vec<AssignmentRow>> {
+/// Every intact assignment of a candidate, oldest first (forged rows are left out, logged).
+pub fn assignments_of(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    candidate: &CandidateId,
+) -> Result<Vec<AssignmentRow>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE candidate_id = ?1 ORDER BY opened_at, assignment_id"
     ))?;
-    let rows = stmt.query_map(params![&candidate.as_bytes()[..]], assignment_from_row)?;
-    rows.map(|r| parse_assignment(r?)).collect()
+    let rows = stmt.query_map(params![&candidate.as_bytes()[..]], assignment_with_mac)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (raw, mac) = row?;
+        if let Ok(row) = checked_assignment(integrity, raw, mac) {
+            out.push(row);
+        }
+    }
+    Ok(out)
 }
 
-/// The organisations with an open assignment of each kind: (coaching, matching).
-pub fn open_orgs(conn: &Connection, candidate: &CandidateId) -> Result<(Vec<OrgId>, Vec<OrgId>)> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT org_id, kind FROM assignments WHERE candidate_id = ?1 AND closed_at IS NULL",
-    )?;
-    let rows = stmt.query_map(params![&candidate.as_bytes()[..]], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
+/// The organisations with an intact open assignment of each kind: (coaching, matching). A
+/// forged assignment grants nothing.
+pub fn open_orgs(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    candidate: &CandidateId,
+) -> Result<(Vec<OrgId>, Vec<OrgId>)> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE candidate_id = ?1 AND closed_at IS NULL"
+    ))?;
+    let rows = stmt.query_map(params![&candidate.as_bytes()[..]], assignment_with_mac)?;
     let (mut coaching, mut matching) = (Vec::new(), Vec::new());
     for row in rows {
-        let (org, kind) = row?;
-        let org: OrgId = org.parse()?;
-        match kind.parse()? {
-            AssignmentKind::Coaching => coaching.push(org),
-            AssignmentKind::Matching => matching.push(org),
+        let (raw, mac) = row?;
+        let Ok(row) = checked_assignment(integrity, raw, mac) else {
+            continue;
+        };
+        match row.kind {
+            AssignmentKind::Coaching => coaching.push(row.org_id),
+            AssignmentKind::Matching => matching.push(row.org_id),
         }
     }
     Ok((coaching, matching))
+}
+
+/// DEKs per KEK version (shredded slots left out), by version.
+pub fn deks_per_version(conn: &Connection) -> Result<Vec<(u32, u64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT kek_version, count(*) FROM candidate_keys WHERE kek_version != 0 GROUP BY kek_version ORDER BY 1",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    rows.map(|r| {
+        let (v, n) = r?;
+        Ok((version_u32(v)?, u64::try_from(n).unwrap_or(0)))
+    })
+    .collect()
+}
+
+/// Live key slots not wrapped under `version`.
+pub fn deks_not_under(conn: &Connection, version: u32) -> Result<u64> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM candidate_keys WHERE kek_version NOT IN (0, ?1)",
+        params![version],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Up to `limit` live key slots after `after_key_id`, in slot order, skipping those already
+/// under `skip_version`: (slot, candidate, wrapped DEK).
+pub fn wrapped_deks_after(
+    conn: &Connection,
+    after_key_id: i64,
+    skip_version: Option<u32>,
+    limit: usize,
+) -> Result<Vec<(i64, CandidateId, WrappedDek)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key_id, candidate_id, kek_version, wrapped_dek, dek_commitment
+         FROM candidate_keys
+         WHERE key_id > ?1 AND kek_version NOT IN (0, ?2)
+         ORDER BY key_id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            after_key_id,
+            skip_version.unwrap_or(0),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        },
+    )?;
+    rows.map(|r| {
+        let (key_id, id, v, wrapped, commitment) = r?;
+        Ok((
+            key_id,
+            CandidateId::from_slice(&id)?,
+            WrappedDek {
+                kek_version: version_u32(v)?,
+                wrapped,
+                commitment,
+            },
+        ))
+    })
+    .collect()
+}
+
+/// Stores rewrapped DEKs: (slot, the version it was read under, the new wrapping). A slot
+/// that changed meanwhile is an error, unless it was shredded (an erasure won the race).
+pub fn rewrap(conn: &Connection, batch: &[(i64, u32, WrappedDek)]) -> Result<()> {
+    // Same lengths as before: each slot is overwritten where it is.
+    let mut update = conn.prepare_cached(
+        "UPDATE candidate_keys SET kek_version = ?2, wrapped_dek = ?3, dek_commitment = ?4
+         WHERE key_id = ?1 AND kek_version = ?5",
+    )?;
+    let mut state =
+        conn.prepare_cached("SELECT kek_version FROM candidate_keys WHERE key_id = ?1")?;
+    for (key_id, old_version, new) in batch {
+        let n = update.execute(params![
+            key_id,
+            new.kek_version,
+            new.wrapped,
+            new.commitment,
+            old_version
+        ])?;
+        if n == 0 {
+            let now: Option<i64> = state.query_row(params![key_id], |r| r.get(0)).optional()?;
+            if now != Some(0) {
+                return Err(Error::Conflict(format!(
+                    "key slot {key_id} was rewrapped by someone else while this rotation ran: nothing of this batch was stored; run `cvvault keys rotate` again"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes a `vault_meta` value.
+pub fn delete_meta(conn: &Connection, key: &str) -> Result<()> {
+    conn.execute("DELETE FROM vault_meta WHERE key = ?1", params![key])?;
+    Ok(())
 }
 
 /// Reads a `vault_meta` value.
@@ -500,7 +1011,7 @@ pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// An API bearer token as stored: never the token itself, only its SHA-256.
+/// An API bearer token as stored: never the token itself, only its keyed hash.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TokenRow {
     /// The public part of the token, used to name it (list, revoke).
@@ -513,74 +1024,333 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
 }
 
-/// Stores a new token's hash.
+/// What a token's MAC covers: id, principal, keyed hash, revocation time.
+fn token_fields(
+    token_id: &str,
+    principal: &str,
+    hash: &[u8],
+    revoked_at: Option<i64>,
+) -> [Vec<u8>; 4] {
+    [
+        token_id.as_bytes().to_vec(),
+        principal.as_bytes().to_vec(),
+        hash.to_vec(),
+        optional(revoked_at.map(i64::to_be_bytes).as_ref().map(|b| &b[..])),
+    ]
+}
+
+/// Stores a new token's keyed hash.
 pub fn insert_token(
     conn: &Connection,
+    integrity: &IntegrityKey,
     token_id: &str,
     principal: &PrincipalId,
     hash: &[u8; 32],
     now: i64,
 ) -> Result<()> {
+    let mac = integrity.mac(
+        Domain::Token,
+        &borrowed(&token_fields(token_id, principal.as_str(), hash, None)),
+    );
     conn.prepare_cached(
-        "INSERT INTO tokens (token_id, principal_id, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO tokens (token_id, principal_id, token_hash, created_at, row_mac) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![token_id, principal.as_str(), &hash[..], now])?;
+    .execute(params![token_id, principal.as_str(), &hash[..], now, mac])?;
     Ok(())
 }
 
-/// The token id and principal of an unrevoked token with this hash (a unique-index lookup).
-pub fn token_by_hash(conn: &Connection, hash: &[u8; 32]) -> Result<Option<(String, PrincipalId)>> {
-    conn.prepare_cached(
-        "SELECT token_id, principal_id FROM tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
-    )?
-    .query_row(params![&hash[..]], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })
+/// A token row as read: id, principal, hash, created, revoked, MAC.
+type RawToken = (String, String, Vec<u8>, i64, Option<i64>, Option<Vec<u8>>);
+
+const TOKEN_COLUMNS: &str = "token_id, principal_id, token_hash, created_at, revoked_at, row_mac";
+
+fn token_from_row(r: &Row<'_>) -> rusqlite::Result<RawToken> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn checked_token(integrity: &IntegrityKey, raw: RawToken) -> Result<TokenRow> {
+    let (token_id, principal, hash, created_at, revoked_at, mac) = raw;
+    let intact = integrity.verify(
+        Domain::Token,
+        &borrowed(&token_fields(&token_id, &principal, &hash, revoked_at)),
+        mac.as_deref(),
+    );
+    match principal.parse() {
+        Ok(principal_id) if intact => Ok(TokenRow {
+            token_id,
+            principal_id,
+            created_at,
+            revoked_at,
+        }),
+        _ => Err(forged("tokens", crate::ids::printable(&token_id))),
+    }
+}
+
+/// The token id and principal of an intact, unrevoked token with this keyed hash (a
+/// unique-index lookup). A row that fails its MAC is [`Error::Forged`].
+pub fn token_by_hash(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    hash: &[u8; 32],
+) -> Result<Option<(String, PrincipalId)>> {
+    conn.prepare_cached(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?1 AND revoked_at IS NULL"
+    ))?
+    .query_row(params![&hash[..]], token_from_row)
     .optional()?
-    .map(|(token_id, principal)| Ok((token_id, principal.parse()?)))
+    .map(|raw| checked_token(integrity, raw).map(|row| (row.token_id, row.principal_id)))
     .transpose()
 }
 
-/// One token.
-pub fn token(conn: &Connection, token_id: &str) -> Result<Option<TokenRow>> {
-    conn.prepare_cached(
-        "SELECT token_id, principal_id, created_at, revoked_at FROM tokens WHERE token_id = ?1",
-    )?
+/// One token; a row that fails its MAC is [`Error::Forged`].
+pub fn token(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    token_id: &str,
+) -> Result<Option<TokenRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_id = ?1"
+    ))?
     .query_row(params![token_id], token_from_row)
     .optional()?
-    .map(parse_token)
+    .map(|raw| checked_token(integrity, raw))
     .transpose()
 }
 
-/// Every token, oldest first.
-pub fn tokens(conn: &Connection) -> Result<Vec<TokenRow>> {
-    let mut stmt =
-        conn.prepare("SELECT token_id, principal_id, created_at, revoked_at FROM tokens ORDER BY created_at, token_id")?;
+/// Every intact token, oldest first (forged rows are left out and logged).
+pub fn tokens(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<TokenRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id"
+    ))?;
     let rows = stmt.query_map([], token_from_row)?;
-    rows.map(|r| parse_token(r?)).collect()
+    let mut out = Vec::new();
+    for raw in rows {
+        if let Ok(row) = checked_token(integrity, raw?) {
+            out.push(row);
+        }
+    }
+    Ok(out)
 }
 
-/// Marks a token revoked. Returns whether an unrevoked token was revoked.
-pub fn revoke_token(conn: &Connection, token_id: &str, now: i64) -> Result<bool> {
+/// Marks a token revoked (its MAC checked first). Returns whether an unrevoked token was
+/// revoked.
+pub fn revoke_token(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    token_id: &str,
+    now: i64,
+) -> Result<bool> {
+    let raw: Option<RawToken> = conn
+        .prepare_cached(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_id = ?1"
+        ))?
+        .query_row(params![token_id], token_from_row)
+        .optional()?;
+    let Some(raw) = raw else {
+        return Ok(false);
+    };
+    let hash = raw.2.clone();
+    let row = checked_token(integrity, raw)?;
+    if row.revoked_at.is_some() {
+        return Ok(false);
+    }
+    let mac = integrity.mac(
+        Domain::Token,
+        &borrowed(&token_fields(
+            token_id,
+            row.principal_id.as_str(),
+            &hash,
+            Some(now),
+        )),
+    );
     let n = conn.execute(
-        "UPDATE tokens SET revoked_at = ?2 WHERE token_id = ?1 AND revoked_at IS NULL",
-        params![token_id, now],
+        "UPDATE tokens SET revoked_at = ?2, row_mac = ?3 WHERE token_id = ?1 AND revoked_at IS NULL",
+        params![token_id, now, mac],
     )?;
     Ok(n > 0)
 }
 
-type RawToken = (String, String, i64, Option<i64>);
-
-fn token_from_row(r: &Row<'_>) -> rusqlite::Result<RawToken> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+/// A row that fails its integrity check, as `audit verify` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// The table.
+    pub table: &'static str,
+    /// The row's key (principal id, token id, assignment id or candidate id), printable.
+    pub row: String,
 }
 
-fn parse_token(raw: RawToken) -> Result<TokenRow> {
-    let (token_id, principal, created_at, revoked_at) = raw;
-    Ok(TokenRow {
-        token_id,
-        principal_id: principal.parse()?,
-        created_at,
-        revoked_at,
-    })
+/// Every row of the tables authorization depends on that fails its MAC.
+pub fn integrity_findings(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    let mut note = |table: &'static str, row: String| findings.push(Finding { table, row });
+    {
+        let mut stmt = conn.prepare(&format!("SELECT {PRINCIPAL_COLUMNS} FROM principals"))?;
+        for raw in stmt.query_map([], principal_from_row)? {
+            let raw = raw?;
+            let name = crate::ids::printable(&raw.0);
+            if checked_principal(integrity, raw).is_err() {
+                note("principals", name);
+            }
+        }
+    }
+    {
+        let mut stmt = conn.prepare(&format!("SELECT {TOKEN_COLUMNS} FROM tokens"))?;
+        for raw in stmt.query_map([], token_from_row)? {
+            let raw = raw?;
+            let name = crate::ids::printable(&raw.0);
+            if checked_token(integrity, raw).is_err() {
+                note("tokens", name);
+            }
+        }
+    }
+    {
+        let mut stmt = conn.prepare(&format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments"))?;
+        for row in stmt.query_map([], assignment_with_mac)? {
+            let (raw, mac) = row?;
+            let name = hex::encode(&raw.0);
+            if checked_assignment(integrity, raw, mac).is_err() {
+                note("assignments", name);
+            }
+        }
+    }
+    {
+        let mut stmt = conn.prepare(
+            "SELECT candidate_id, key_id, legal_hold, legal_hold_reason, row_mac FROM candidates",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<Vec<u8>>>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, key_id, hold, reason, mac) = row?;
+            let intact = CandidateId::from_slice(&id).is_ok_and(|id| {
+                candidate_row_ok(
+                    integrity,
+                    &id,
+                    key_id,
+                    hold != 0,
+                    reason.as_deref(),
+                    mac.as_deref(),
+                )
+            });
+            if !intact {
+                note("candidates", hex::encode(&id));
+            }
+        }
+    }
+    Ok(findings)
+}
+
+/// Migration 4: gives every existing row its MAC and keys the stored token hashes, in the
+/// migration's transaction. The rows are trusted as they are at this moment (as the
+/// version before trusted them); from then on, only rows cvvault wrote pass.
+pub fn seal_existing_rows(conn: &Connection, integrity: Option<&IntegrityKey>) -> Result<()> {
+    let rows: i64 = conn.query_row(
+        "SELECT (SELECT count(*) FROM principals) + (SELECT count(*) FROM tokens)
+              + (SELECT count(*) FROM assignments) + (SELECT count(*) FROM candidates)
+              + (SELECT count(*) FROM audit_frontier WHERE length(frontier) > 0)",
+        [],
+        |r| r.get(0),
+    )?;
+    if rows == 0 {
+        return Ok(());
+    }
+    let Some(integrity) = integrity else {
+        return Err(Error::Conflict(
+            "schema migration 4 signs the existing rows and needs the keyring: open the vault with its identity or passphrase (any cvvault command that opens it will do)".into(),
+        ));
+    };
+    let principals: Vec<RawPrincipal> = conn
+        .prepare(&format!("SELECT {PRINCIPAL_COLUMNS} FROM principals"))?
+        .query_map([], principal_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, role, org, subject, disabled, _) in principals {
+        let row = PrincipalRow {
+            principal_id: id.parse()?,
+            role: role.parse()?,
+            org_id: org.parse()?,
+            subject_of: subject.map(|b| CandidateId::from_slice(&b)).transpose()?,
+            disabled: disabled != 0,
+        };
+        conn.execute(
+            "UPDATE principals SET row_mac = ?2 WHERE principal_id = ?1",
+            params![id, principal_mac(integrity, &row)],
+        )?;
+    }
+    let tokens: Vec<(String, String, Vec<u8>, Option<i64>)> = conn
+        .prepare("SELECT token_id, principal_id, token_hash, revoked_at FROM tokens")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, principal, unkeyed, revoked_at) in tokens {
+        let unkeyed: [u8; 32] = unkeyed.as_slice().try_into().map_err(|_| Error::Corrupt {
+            what: "a stored token hash is not 32 bytes",
+        })?;
+        let keyed = integrity.key_token_hash(&unkeyed);
+        let mac = integrity.mac(
+            Domain::Token,
+            &borrowed(&token_fields(&id, &principal, &keyed, revoked_at)),
+        );
+        conn.execute(
+            "UPDATE tokens SET token_hash = ?2, row_mac = ?3 WHERE token_id = ?1",
+            params![id, &keyed[..], mac],
+        )?;
+    }
+    let assignments: Vec<RawAssignment> = conn
+        .prepare(
+            "SELECT assignment_id, candidate_id, org_id, kind, purpose, opened_at, closed_at, close_reason FROM assignments",
+        )?
+        .query_map([], assignment_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    for (aid, cid, org, kind, purpose, opened_at, closed_at, close_reason) in assignments {
+        let row = AssignmentRow {
+            assignment_id: AssignmentId::from_slice(&aid)?,
+            candidate_id: CandidateId::from_slice(&cid)?,
+            org_id: org.parse()?,
+            kind: kind.parse()?,
+            purpose,
+            opened_at,
+            closed_at,
+            close_reason,
+        };
+        conn.execute(
+            "UPDATE assignments SET row_mac = ?2 WHERE assignment_id = ?1",
+            params![aid, assignment_mac(integrity, &row)],
+        )?;
+    }
+    let candidates: Vec<(Vec<u8>, i64, i64, Option<String>)> = conn
+        .prepare("SELECT candidate_id, key_id, legal_hold, legal_hold_reason FROM candidates")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, key_id, hold, reason) in candidates {
+        let candidate = CandidateId::from_slice(&id)?;
+        conn.execute(
+            "UPDATE candidates SET row_mac = ?2 WHERE candidate_id = ?1",
+            params![
+                id,
+                candidate_mac(integrity, &candidate, key_id, hold != 0, reason.as_deref())
+            ],
+        )?;
+    }
+    let frontier: Vec<u8> = conn.query_row(
+        "SELECT frontier FROM audit_frontier WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    conn.execute(
+        "UPDATE audit_frontier SET mac = ?1 WHERE id = 1",
+        params![integrity.mac(Domain::Frontier, &[&frontier])],
+    )?;
+    Ok(())
 }

@@ -36,12 +36,10 @@ impl Vault {
         record.candidate = Some(request.candidate_id);
         record.purpose = Some(request.purpose.to_string());
         record.note = Some(format!("kind={}", request.kind));
-        let (facts, org_known) = self.readers.read(|conn| {
-            Ok((
-                self.candidate_facts(conn, &request.candidate_id)?,
-                rows::org_known(conn, &request.org)?,
-            ))
-        })?;
+        let facts = self.read_facts(principal, "assignment.open", &request.candidate_id)?;
+        let org_known = self
+            .readers
+            .read(|conn| rows::org_known(conn, &self.integrity, &request.org))?;
         let Some((facts, _)) = facts else {
             record.note = Some("not-found".into());
             self.record(record)?;
@@ -85,7 +83,7 @@ impl Vault {
         let id = row.assignment_id;
         let by = principal.principal_id.to_string();
         self.writer.write(move |ctx| {
-            if rows::candidate_keys(ctx.conn, &row.candidate_id)?.is_none() {
+            if rows::candidate_keys(ctx.conn, ctx.integrity, &row.candidate_id)?.is_none() {
                 return Err(Error::NotFound {
                     what: "candidate (it may have been erased)",
                 });
@@ -94,7 +92,7 @@ impl Vault {
                 opened_at: ctx.audit.now(),
                 ..row
             };
-            rows::insert_assignment(ctx.conn, &row, &by)?;
+            rows::insert_assignment(ctx.conn, ctx.integrity, &row, &by)?;
             record.decision = Outcome::Allow;
             record.assignment = Some(row.assignment_id);
             record.note = Some(format!("kind={} org={}", row.kind, row.org_id));
@@ -120,7 +118,7 @@ impl Vault {
         let actor = actor(principal);
         let row = self
             .readers
-            .read(|conn| rows::assignment(conn, assignment_id))?;
+            .read(|conn| rows::assignment(conn, &self.integrity, assignment_id))?;
         let refuse = |note: &str, candidate: Option<crate::ids::CandidateId>| -> Result<()> {
             let mut record = Record::new("assignment.close", &actor, Outcome::Deny, &request_id);
             record.assignment = Some(*assignment_id);
@@ -138,9 +136,7 @@ impl Vault {
                 "assignment {assignment_id} is already closed: nothing to do"
             )));
         }
-        let facts = self
-            .readers
-            .read(|conn| self.candidate_facts(conn, &row.candidate_id))?;
+        let facts = self.read_facts(principal, "assignment.close", &row.candidate_id)?;
         let Some((facts, _)) = facts else {
             return Err(Error::NotFound { what: "candidate" });
         };
@@ -165,7 +161,7 @@ impl Vault {
         let id = *assignment_id;
         self.writer.write(move |ctx| {
             // Re-read inside the transaction: a concurrent close must not count twice.
-            match rows::assignment(ctx.conn, &id)? {
+            match rows::assignment(ctx.conn, ctx.integrity, &id)? {
                 Some(current) if current.closed_at.is_none() => {}
                 Some(_) => {
                     return Err(Error::Conflict(format!(
@@ -174,14 +170,7 @@ impl Vault {
                 }
                 None => return Err(Error::NotFound { what: "assignment" }),
             }
-            rows::close_assignment(
-                ctx.conn,
-                &id,
-                &row.candidate_id,
-                ctx.audit.now(),
-                &by,
-                &reason,
-            )?;
+            rows::close_assignment(ctx.conn, ctx.integrity, &id, ctx.audit.now(), &by, &reason)?;
             record.decision = Outcome::Allow;
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })
@@ -194,9 +183,7 @@ impl Vault {
         principal: &PrincipalFacts,
         candidate_id: &CandidateId,
     ) -> Result<Vec<AssignmentRow>> {
-        let facts = self
-            .readers
-            .read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let facts = self.read_facts(principal, "assignment.list", candidate_id)?;
         let Some((facts, _)) = facts else {
             return Err(Error::NotFound { what: "candidate" });
         };
@@ -214,6 +201,6 @@ impl Vault {
             });
         }
         self.readers
-            .read(|conn| rows::assignments_of(conn, candidate_id))
+            .read(|conn| rows::assignments_of(conn, &self.integrity, candidate_id))
     }
 }

@@ -195,13 +195,31 @@ impl Vault {
         progress: &dyn Fn(u64),
     ) -> Result<VerifyReport> {
         self.authorize_audit(principal, "audit.verify")?;
-        self.sign_checkpoint()?;
         let verifier = self.note_verifier()?;
-        self.readers.read(|conn| {
+        let report = self.readers.read(|conn| {
             let mut sources = verify::stored_checkpoints(conn)?;
             sources.extend(extra);
             verify::verify(conn, &verifier, Some(self.pseudonyms()), &sources, progress)
-        })
+        })?;
+        // The rows authorization depends on are part of what is verified: one written
+        // outside cvvault is refused wherever it is read, and named here.
+        let findings = self
+            .readers
+            .read(|conn| rows::integrity_findings(conn, &self.integrity))?;
+        if !findings.is_empty() {
+            let named: Vec<String> = findings
+                .iter()
+                .map(|f| format!("{} {}", f.table, f.row))
+                .collect();
+            return Err(Error::AuditTampered(format!(
+                "the entries verify, but {} row(s) that authorization depends on fail their integrity check, so they were written or changed outside cvvault: {}. cvvault refuses them (they grant nothing); restore the database from a backup, and find out who could write the database file",
+                findings.len(),
+                named.join(", ")
+            )));
+        }
+        // Signed only after the trail verified: never over a history that does not.
+        self.sign_checkpoint()?;
+        Ok(report)
     }
 
     /// The verifier for this vault's checkpoints.
@@ -266,9 +284,7 @@ impl Vault {
         candidate_id: &CandidateId,
     ) -> Result<SubjectAccessReport> {
         let request_id = new_request_id();
-        let facts = self
-            .readers
-            .read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let facts = self.read_facts(principal, "subject_access", candidate_id)?;
         let mut record = Record::new(
             "subject_access",
             &actor(principal),
@@ -308,8 +324,8 @@ impl Vault {
         let (entries, assignments, keys) = self.readers.read(|conn| {
             Ok((
                 verify::search(conn, &pseudonym)?,
-                rows::assignments_of(conn, candidate_id)?,
-                rows::candidate_keys(conn, candidate_id)?,
+                rows::assignments_of(conn, &self.integrity, candidate_id)?,
+                rows::candidate_keys(conn, &self.integrity, candidate_id)?,
             ))
         })?;
         let disclosures = entries
@@ -405,7 +421,8 @@ impl Vault {
         let name = if hold { "hold.place" } else { "hold.release" };
         let facts = self
             .readers
-            .read(|conn| self.candidate_facts(conn, candidate_id))?;
+            .read(|conn| self.erasure_facts(conn, candidate_id))?
+            .map(|(facts, _)| (facts, ()));
         let mut record = Record::new(name, &actor(principal), Outcome::Deny, &new_request_id());
         record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
@@ -429,7 +446,7 @@ impl Vault {
         let id = *candidate_id;
         let reason = hold.then(|| reason.to_owned());
         self.writer.write(move |ctx| {
-            if !rows::set_legal_hold(ctx.conn, &id, hold, reason.as_deref())? {
+            if !rows::set_legal_hold(ctx.conn, ctx.integrity, &id, hold, reason.as_deref())? {
                 return Err(Error::NotFound { what: "candidate" });
             }
             ctx.audit.append(ctx.conn, record).map(|_| ())

@@ -88,6 +88,8 @@ pub struct ImportReport {
 struct SealedCandidate {
     id: CandidateId,
     dek: WrappedDek,
+    /// The fingerprint of the KEK that wrapped `dek`, checked against the database's record.
+    kek_id: Option<String>,
     sealed: SealedProfile,
     entry: PreparedEntry,
 }
@@ -127,9 +129,11 @@ fn seal_profile(
     let dek = Dek::generate()?;
     let cipher = dek.cipher(id)?;
     let groups = cipher.seal_all(RECORD_VERSION, profile.group_texts(document_len)?.all())?;
+    let dek = dek.wrap(keyring, &id)?;
     Ok(SealedCandidate {
         id,
-        dek: dek.wrap(keyring, &id)?,
+        kek_id: keyring.kek_id(dek.kek_version),
+        dek,
         sealed: SealedProfile {
             record_version: RECORD_VERSION,
             groups,
@@ -152,9 +156,9 @@ fn insert_sealed(
         return Ok(batch);
     };
     // INVARIANT: a batch is sealed under one keyring, so one KEK version.
-    rows::check_current_kek(ctx.conn, first.dek.kek_version)?;
+    rows::check_current_kek(ctx.conn, first.dek.kek_version, first.kek_id.as_deref())?;
     let now = ctx.audit.now();
-    let mut inserter = rows::CandidateInserter::new(ctx.conn)?;
+    let mut inserter = rows::CandidateInserter::new(ctx.conn, ctx.integrity)?;
     for candidate in &batch {
         inserter.insert(&candidate.id, now, &candidate.dek, &candidate.sealed)?;
     }
@@ -429,12 +433,27 @@ impl Vault {
                 None => None,
             };
             Ok(facts.zip(sealed))
-        })?;
+        });
         let actor = actor(principal);
         let requested: Vec<String> = FieldGroup::DISCLOSABLE
             .iter()
             .map(|g| g.to_string())
             .collect();
+        let read = match read {
+            Ok(read) => read,
+            Err(e @ (Error::DecryptionFailed | Error::Corrupt { .. } | Error::Forged { .. })) => {
+                // Fail closed, and on the record: a candidate that cannot be opened is an
+                // event a DPO must see.
+                let mut record = Record::new("extract", &actor, Outcome::Deny, &request_id);
+                record.candidate = Some(*candidate_id);
+                record.purpose = Some(purpose.to_string());
+                record.groups = requested;
+                record.note = Some(format!("unreadable: {}", super::integrity_kind(&e)));
+                self.record(record)?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let Some(((facts, dek), sealed)) = read else {
             let mut record = Record::new("extract", &actor, Outcome::Deny, &request_id);
             record.candidate = Some(*candidate_id);
@@ -460,13 +479,54 @@ impl Vault {
         }
         record.groups = allowed.iter().map(|g| g.to_string()).collect();
         let id = *candidate_id;
-        let audit_index = self.writer.write(move |ctx| {
+        let (policy, who, why) = (self.policy.clone(), principal.clone(), purpose.clone());
+        let expected = allowed.clone();
+        let written = self.writer.write(move |ctx| {
             // The candidate may have been erased since it was read: then nothing is released.
-            if rows::candidate_keys(ctx.conn, &id)?.is_none() {
+            if rows::candidate_keys(ctx.conn, ctx.integrity, &id)?.is_none() {
                 return Err(Error::NotFound { what: "candidate" });
             }
-            ctx.audit.append(ctx.conn, record)
+            // The decision was made on a read snapshot. Inside the transaction that records
+            // the disclosure, the facts it rests on are read again: an assignment closed (or
+            // the principal disabled) a moment ago is no longer a ground for it.
+            let (coaching_orgs, matching_orgs) = rows::open_orgs(ctx.conn, ctx.integrity, &id)?;
+            let enabled = who.role == crate::model::Role::System
+                || rows::principal(ctx.conn, ctx.integrity, &who.principal_id)?
+                    .is_some_and(|row| !row.disabled);
+            let still =
+                if coaching_orgs == facts.coaching_orgs && matching_orgs == facts.matching_orgs {
+                    expected.clone()
+                } else {
+                    let now = crate::policy::CandidateFacts {
+                        coaching_orgs,
+                        matching_orgs,
+                        ..facts
+                    };
+                    policy.decide_read(&who, &now, &why).allowed_groups()
+                };
+            if !enabled || still != expected {
+                record.decision = Outcome::Deny;
+                record.note = Some("grounds-changed".into());
+                ctx.audit.append(ctx.conn, record)?;
+                return Ok(None);
+            }
+            ctx.audit.append(ctx.conn, record).map(Some)
         })?;
+        let Some(audit_index) = written else {
+            return Err(
+                if matches!(
+                    principal.role,
+                    crate::model::Role::Employer | crate::model::Role::Provider
+                ) {
+                    Error::NotFound { what: "candidate" }
+                } else {
+                    Error::Denied {
+                        action: format!("reading this candidate for purpose {purpose}"),
+                        policy_ids: vec![],
+                    }
+                },
+            );
+        };
         // Only now, with the disclosure on record, is plaintext opened.
         let cipher = dek.cipher(id)?;
         let mut opened = Vec::with_capacity(allowed.len());
@@ -491,17 +551,22 @@ impl Vault {
     /// transaction with the audit entry), then truncates the WAL so no copy lingers there.
     pub fn erase(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<()> {
         let request_id = new_request_id();
+        // Erasure needs no plaintext: a candidate whose keys or control group no longer open
+        // is decided on the most restrictive facts, and can still be shredded.
         let facts = self
             .readers
-            .read(|conn| self.candidate_facts(conn, candidate_id))?;
+            .read(|conn| self.erasure_facts(conn, candidate_id))?;
         let actor = actor(principal);
         let mut record = Record::new("candidate.erase", &actor, Outcome::Deny, &request_id);
         record.candidate = Some(*candidate_id);
-        let Some((facts, _)) = facts else {
+        let Some((facts, unreadable)) = facts else {
             record.note = Some("not-found".into());
             self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });
         };
+        if unreadable {
+            record.note = Some("unreadable: decided as protected".into());
+        }
         let decision = self
             .policy
             .decide(&Request::on_candidate(principal, Action::Erase, &facts));
@@ -513,26 +578,28 @@ impl Vault {
                 policy_ids: decision.policy_ids().to_vec(),
             });
         }
+        record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
         let id = *candidate_id;
-        let on_hold = self
-            .readers
-            .read(|conn| rows::candidate_keys(conn, &id))?
-            .is_some_and(|keys| keys.legal_hold);
-        if on_hold {
-            record.note = Some("legal-hold".into());
-            self.record(record)?;
+        // INVARIANT: the hold is checked in the transaction that erases, so a hold that was
+        // acknowledged before it is never overtaken.
+        let erasure = self.writer.write(move |ctx| {
+            let erasure =
+                rows::erase_candidate(ctx.conn, ctx.integrity, &id, rows::EraseCondition::NotHeld)?;
+            match erasure {
+                rows::Erasure::Gone => return Err(Error::NotFound { what: "candidate" }),
+                rows::Erasure::Erased => record.decision = Outcome::Allow,
+                rows::Erasure::Held | rows::Erasure::NotDue => {
+                    record.note = Some("legal-hold".into());
+                }
+            }
+            ctx.audit.append(ctx.conn, record)?;
+            Ok(erasure)
+        })?;
+        if erasure != rows::Erasure::Erased {
             return Err(Error::Conflict(
                 "this candidate is under a legal hold placed by a data-protection officer: it cannot be erased until the DPO releases the hold (`cvvault hold release`)".into(),
             ));
         }
-        record.decision = Outcome::Allow;
-        record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
-        self.writer.write(move |ctx| {
-            if !rows::delete_candidate(ctx.conn, &id)? {
-                return Err(Error::NotFound { what: "candidate" });
-            }
-            ctx.audit.append(ctx.conn, record).map(|_| ())
-        })?;
         self.truncate_wal()?;
         Ok(())
     }

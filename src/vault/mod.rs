@@ -16,9 +16,9 @@ pub use assignments::OpenAssignment;
 pub use audit::{Disclosure, Receipt, SubjectAccessReport};
 pub use candidates::{Extract, ImportMode, ImportOptions, ImportPhase, ImportReport};
 pub use health::Readiness;
-pub use keys::{KeysStatus, RotationReport};
+pub use keys::{mirror_agrees, KeyCheck, KeysStatus, RotateIdentity, RotationReport};
 pub use quota::ExtractRefusal;
-pub use tokens::{token_hash, IssuedToken, TOKEN_PREFIX};
+pub use tokens::{IssuedToken, TOKEN_PREFIX};
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -31,6 +31,7 @@ use crate::audit::note::NoteSigner;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Paths;
 use crate::crypto::envelope::Dek;
+use crate::crypto::integrity::IntegrityKey;
 use crate::crypto::keyring::{self, Keyring, Protection, Unlock};
 use crate::error::{Error, Result};
 use crate::ids::{CandidateId, PrincipalId};
@@ -74,11 +75,12 @@ pub struct Vault {
     renderer: Renderer,
     signer: Arc<NoteSigner>,
     origin: String,
+    /// The MAC key of the rows authorization depends on (see `crypto::integrity`).
+    integrity: Arc<IntegrityKey>,
 }
 
 const META_ORIGIN: &str = "checkpoint_origin";
-/// Also read by `store::rows::check_current_kek`.
-const META_CURRENT_KEK: &str = "current_kek_version";
+use rows::META_CURRENT_KEK;
 const META_POLICY_HASH: &str = "policy_hash";
 
 impl Vault {
@@ -122,34 +124,28 @@ impl Vault {
             (None, None) => {
                 let (text, recipient) = keyring::generate_identity();
                 let path = paths.default_identity();
-                if path.exists() {
-                    return Err(Error::VaultExists { path });
-                }
-                keyring::write_private_file(&path, text.as_bytes())?;
+                crate::files::write_new_private_file(&path, text.as_bytes())?;
                 identity_created = Some(path);
                 recipients.insert(0, recipient);
                 Protection::Recipients(recipients)
             }
         };
+        let mut ring = Keyring::generate()?;
         if let Protection::Recipients(list) = &protection {
-            let mut text = String::from(
-                "# age recipients the keyring is encrypted to (operator first, then recovery)\n",
-            );
-            for r in list {
-                text.push_str(&format!("{r}\n"));
-            }
-            std::fs::create_dir_all(&paths.keys_dir).map_err(|e| Error::io(&paths.keys_dir, e))?;
-            std::fs::write(paths.keyring_recipients(), text)
-                .map_err(|e| Error::io(paths.keyring_recipients(), e))?;
+            // The keyring records whom it is encrypted to; the public file only mirrors it.
+            ring.set_recipients(list);
+            keyring::write_recipients_mirror(&paths.keyring_recipients(), list)?;
         }
-        let ring = Keyring::generate()?;
-        keyring::write_private_file(&keyring_path, &ring.seal(&protection)?)?;
+        crate::files::write_new_private_file(&keyring_path, &ring.seal(&protection)?)?;
 
         store::create(&database)?;
         let conn = store::open_connection(&database, false)?;
         let origin = format!("cvvault.local/{}", uuid::Uuid::new_v4());
         rows::set_meta(&conn, META_ORIGIN, &origin)?;
         rows::set_meta(&conn, META_CURRENT_KEK, &ring.current_version().to_string())?;
+        if let Some(id) = ring.kek_id(ring.current_version()) {
+            rows::set_meta(&conn, &rows::meta_kek_id(ring.current_version()), &id)?;
+        }
         drop(conn);
         let signer = NoteSigner::from_pkcs8(&origin_key_name(&origin), ring.signing_pkcs8())
             .map_err(|_| Error::Corrupt {
@@ -183,7 +179,7 @@ impl Vault {
             });
         }
         let policy = PolicyEngine::load_dir(&paths.policy_dir)?;
-        let ring = Keyring::open(&paths.keyring(), unlock)?;
+        let ring = keyring::open_finishing_identity_change(&paths.keyring(), unlock)?;
         let database = paths.database();
         if !database.exists() {
             return Err(Error::DatabaseMissing { path: database });
@@ -198,14 +194,16 @@ impl Vault {
         clock: Arc<dyn Clock>,
     ) -> Result<Vault> {
         let database = paths.database();
+        let integrity = Arc::new(IntegrityKey::new(&ring.integrity_key()));
         let mut conn = store::open_connection(&database, false)?;
-        store::migrate(&mut conn)?;
+        store::migrate(&mut conn, Some(&integrity))?;
         let origin = rows::meta(&conn, META_ORIGIN)?.ok_or(Error::Corrupt {
             what: "the database has no checkpoint origin",
         })?;
         let appender = Appender::load(
             &conn,
             Pseudonymizer::new(ring.audit_key()),
+            integrity.clone(),
             policy.policy_hash(),
             clock.clone(),
         )?;
@@ -218,7 +216,8 @@ impl Vault {
         let previous_policy = rows::meta(&conn, META_POLICY_HASH)?;
         drop(conn);
         let vault = Vault {
-            writer: Writer::start(&database, appender)?,
+            writer: Writer::start(&database, appender, integrity.clone())?,
+            integrity,
             readers: Readers::new(&database),
             keyring: RwLock::new(Arc::new(ring)),
             policy: Arc::new(policy),
@@ -293,6 +292,11 @@ impl Vault {
         }
     }
 
+    /// The MAC key of the rows authorization depends on.
+    pub(crate) fn integrity(&self) -> &IntegrityKey {
+        &self.integrity
+    }
+
     pub(crate) fn pseudonyms(&self) -> &Pseudonymizer {
         self.renderer.pseudonyms()
     }
@@ -363,7 +367,9 @@ impl Vault {
         if id.as_str() == "system" {
             return Ok(system_principal());
         }
-        let row = self.readers.read(|conn| rows::principal(conn, id))?;
+        let row = self
+            .readers
+            .read(|conn| rows::principal(conn, &self.integrity, id))?;
         match row {
             Some(row) if !row.disabled => Ok(PrincipalFacts {
                 principal_id: row.principal_id,
@@ -404,9 +410,7 @@ impl Vault {
         candidate_id: &CandidateId,
         purpose: &crate::model::Purpose,
     ) -> Result<Vec<crate::policy::Explanation>> {
-        let facts = self
-            .readers
-            .read(|conn| self.candidate_facts(conn, candidate_id))?;
+        let facts = self.read_facts(principal, "policy.explain", candidate_id)?;
         let mut record = Record::new(
             "policy.explain",
             &actor(principal),
@@ -433,6 +437,57 @@ impl Vault {
         Ok(explanation)
     }
 
+    /// The facts an erasure is decided on, which needs no plaintext. When the key slot or
+    /// the control group fails to open (tampered or damaged), the candidate is taken as
+    /// protected and without consent, the facts that allow least, so that it can still be
+    /// erased where policy allows erasing any candidate; the flag says so, for the trail.
+    /// `None` when there is no such candidate.
+    pub(crate) fn erasure_facts(
+        &self,
+        conn: &Connection,
+        id: &CandidateId,
+    ) -> Result<Option<(CandidateFacts, bool)>> {
+        match self.candidate_facts(conn, id) {
+            Ok(facts) => Ok(facts.map(|(facts, _)| (facts, false))),
+            Err(Error::DecryptionFailed | Error::Corrupt { .. }) => {
+                let (coaching_orgs, matching_orgs) = rows::open_orgs(conn, &self.integrity, id)?;
+                Ok(Some((
+                    CandidateFacts {
+                        candidate_id: *id,
+                        protected: true,
+                        employer_contact_consent: false,
+                        coaching_orgs,
+                        matching_orgs,
+                    },
+                    true,
+                )))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Vault::candidate_facts`] in a read of its own, for `principal` acting as `action`:
+    /// a candidate whose keys or control group fail to open is refused (fail closed), and
+    /// that refusal is in the audit trail like any other.
+    pub(crate) fn read_facts(
+        &self,
+        principal: &PrincipalFacts,
+        action: &'static str,
+        id: &CandidateId,
+    ) -> Result<Option<(CandidateFacts, Dek)>> {
+        let facts = self.readers.read(|conn| self.candidate_facts(conn, id));
+        if let Err(e @ (Error::DecryptionFailed | Error::Corrupt { .. } | Error::Forged { .. })) =
+            &facts
+        {
+            let mut record =
+                Record::new(action, &actor(principal), Outcome::Deny, &new_request_id());
+            record.candidate = Some(*id);
+            record.note = Some(format!("unreadable: {}", integrity_kind(e)));
+            self.record(record)?;
+        }
+        facts
+    }
+
     /// The facts policy needs about a candidate, and the candidate's DEK (to open groups
     /// later without unwrapping twice). `None` when there is no such candidate.
     pub(crate) fn candidate_facts(
@@ -440,7 +495,7 @@ impl Vault {
         conn: &Connection,
         id: &CandidateId,
     ) -> Result<Option<(CandidateFacts, Dek)>> {
-        let Some(keys) = rows::candidate_keys(conn, id)? else {
+        let Some(keys) = rows::candidate_keys(conn, &self.integrity, id)? else {
             return Ok(None);
         };
         let Some((version, sealed_control)) = rows::sealed_control(conn, id)? else {
@@ -455,7 +510,7 @@ impl Vault {
         let control: Control = serde_json::from_slice(&plain).map_err(|_| Error::Corrupt {
             what: "a control group does not parse",
         })?;
-        let (coaching_orgs, matching_orgs) = rows::open_orgs(conn, id)?;
+        let (coaching_orgs, matching_orgs) = rows::open_orgs(conn, &self.integrity, id)?;
         Ok(Some((
             CandidateFacts {
                 candidate_id: *id,
@@ -466,6 +521,15 @@ impl Vault {
             },
             dek,
         )))
+    }
+}
+
+/// Which integrity failure an error is, as an audit note names it (never its content).
+pub(crate) fn integrity_kind(error: &Error) -> &'static str {
+    match error {
+        Error::DecryptionFailed => "decryption-failed",
+        Error::Forged { .. } => "row-fails-integrity-check",
+        _ => "corrupt",
     }
 }
 

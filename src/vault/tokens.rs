@@ -1,12 +1,14 @@
-//! API bearer tokens: issued and revoked by the operator, stored only as a SHA-256 hash.
+//! API bearer tokens: issued and revoked by the operator, stored only as a keyed hash.
 //!
 //! A token reads `cvv_<token_id>_<secret>`: 16 hex digits that name it (in `token list`, in
 //! the audit trail) and 64 hex digits (256 bits) from the operating system's CSPRNG. The store
-//! keeps `SHA-256(token)` under a unique index and authentication is one lookup of that hash:
-//! no stored value is compared byte by byte with the secret, so there is no timing side
-//! channel on it, and a copy of the database does not hold a usable token.
+//! keeps `HMAC-SHA256(integrity key, frame("cvvault/token/v1", SHA-256(token)))` under a
+//! unique index and authentication is one lookup of that hash: no stored value is compared
+//! byte by byte with the secret, so there is no timing side channel on it; a copy of the
+//! database does not hold a usable token; and a database writer without the keyring cannot
+//! mint one by inserting the hash of a token it chose. The row itself carries a MAC (see
+//! `store::rows`), so a token cannot be re-pointed at another principal or un-revoked.
 
-use ring::digest;
 use zeroize::Zeroizing;
 
 use super::{new_request_id, Vault};
@@ -32,14 +34,6 @@ pub struct IssuedToken {
     pub principal_id: PrincipalId,
     /// `cvv_<token_id>_<secret>`: show it once, never store or log it.
     pub token: Zeroizing<String>,
-}
-
-/// SHA-256 of the whole token text: what the store keeps and looks up.
-pub fn token_hash(token: &str) -> [u8; 32] {
-    let digest = digest::digest(&digest::SHA256, token.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
 }
 
 /// The token id of a well-formed token, `None` for anything else.
@@ -72,7 +66,7 @@ impl Vault {
     pub fn issue_token(&self, principal_id: &PrincipalId) -> Result<IssuedToken> {
         let known = self
             .readers()
-            .read(|conn| rows::principal(conn, principal_id))?;
+            .read(|conn| rows::principal(conn, self.integrity(), principal_id))?;
         if known.is_none() {
             return Err(Error::invalid_input(format!(
                 "unknown principal `{principal_id}`: add it first with `cvvault principal add {principal_id} --role ROLE --org ORG`"
@@ -81,10 +75,17 @@ impl Vault {
         let token_id = hex::encode(*crate::crypto::random_secret::<{ ID_HEX / 2 }>()?);
         let secret = crate::crypto::random_secret::<{ SECRET_HEX / 2 }>()?;
         let token = Zeroizing::new(format!("{TOKEN_PREFIX}{token_id}_{}", hex::encode(*secret)));
-        let hash = token_hash(&token);
+        let hash = self.integrity().token_hash(&token);
         let (id, principal) = (token_id.clone(), principal_id.clone());
         self.writer().write(move |ctx| {
-            rows::insert_token(ctx.conn, &id, &principal, &hash, ctx.audit.now())?;
+            rows::insert_token(
+                ctx.conn,
+                ctx.integrity,
+                &id,
+                &principal,
+                &hash,
+                ctx.audit.now(),
+            )?;
             let mut record = Record::new(
                 "token.issue",
                 &Actor::operator(),
@@ -107,7 +108,7 @@ impl Vault {
         valid_token_id(token_id)?;
         let id = token_id.to_owned();
         self.writer().write(move |ctx| {
-            match rows::token(ctx.conn, &id)? {
+            match rows::token(ctx.conn, ctx.integrity, &id)? {
                 None => {
                     return Err(Error::invalid_input(format!(
                         "unknown token id `{id}`: see `cvvault token list`"
@@ -120,7 +121,7 @@ impl Vault {
                 }
                 Some(_) => {}
             }
-            rows::revoke_token(ctx.conn, &id, ctx.audit.now())?;
+            rows::revoke_token(ctx.conn, ctx.integrity, &id, ctx.audit.now())?;
             let mut record = Record::new(
                 "token.revoke",
                 &Actor::operator(),
@@ -134,26 +135,33 @@ impl Vault {
 
     /// Every token (ids, principals, times; never a secret).
     pub fn list_tokens(&self) -> Result<Vec<TokenRow>> {
-        self.readers().read(rows::tokens)
+        self.readers()
+            .read(|conn| rows::tokens(conn, self.integrity()))
     }
 
     /// Authenticates a bearer token: well-formed, issued, not revoked, and its principal
-    /// registered and enabled. Every failure to identify is [`Error::Unauthenticated`]; a
-    /// disabled principal is [`Error::Denied`].
+    /// registered and enabled, with both rows intact (their MACs check). Every failure to
+    /// identify is [`Error::Unauthenticated`], a forged row included (it is logged, and
+    /// `audit verify` names it); a disabled principal is [`Error::Denied`].
     pub fn authenticate(&self, token: &str) -> Result<PrincipalFacts> {
         let Some(token_id) = token_id_of(token) else {
             return Err(Error::Unauthenticated);
         };
-        let hash = token_hash(token);
+        let hash = self.integrity().token_hash(token);
         // One read: the token and its principal.
-        let found = self
-            .readers()
-            .read(|conn| match rows::token_by_hash(conn, &hash)? {
-                Some((stored_id, principal_id)) => {
-                    Ok(Some((stored_id, rows::principal(conn, &principal_id)?)))
+        let found = self.readers().read(|conn| {
+            match rows::token_by_hash(conn, self.integrity(), &hash) {
+                Ok(Some((stored_id, principal_id))) => {
+                    match rows::principal(conn, self.integrity(), &principal_id) {
+                        Ok(row) => Ok(Some((stored_id, row))),
+                        Err(Error::Forged { .. }) => Ok(None),
+                        Err(e) => Err(e),
+                    }
                 }
-                None => Ok(None),
-            })?;
+                Ok(None) | Err(Error::Forged { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })?;
         match found {
             // The hash covers the id, so a match on another id cannot happen; checked anyway.
             Some((stored_id, Some(row))) if stored_id == token_id => {
@@ -181,18 +189,6 @@ impl Vault {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_hash_is_sha256_of_the_whole_token() {
-        // SHA-256("abc"), FIPS 180-2 appendix B.1.
-        assert_eq!(
-            hex::encode(token_hash("abc")),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        let a = format!("cvv_{}_{}", "0".repeat(16), "1".repeat(64));
-        let b = format!("cvv_{}_{}", "0".repeat(16), "2".repeat(64));
-        assert_ne!(token_hash(&a), token_hash(&b));
-    }
 
     #[test]
     fn only_well_formed_tokens_are_looked_up() {

@@ -141,7 +141,7 @@ async fn every_endpoint_by_every_role_on_related_and_unrelated_candidates() {
                     target_unrelated
                 };
                 let token = if *role == "subject" {
-                    api.subject(&format!("subject-{cell}"), target_related)
+                    api.subject(target_related)
                 } else {
                     api.token(principal_of(role)).to_owned()
                 };

@@ -549,7 +549,7 @@ async fn subject_access_for_the_dpo_lists_categories_and_for_the_subject_holds_t
     assert!(report["data"].is_null());
     assert!(!reply.text().contains("M-SAR"));
 
-    let token = api.subject("self-sar", id);
+    let token = api.subject(id);
     let reply = api
         .call(
             Method::GET,

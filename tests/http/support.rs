@@ -11,7 +11,6 @@ use tower::ServiceExt;
 
 use cvvault::config::Paths;
 use cvvault::ids::{CandidateId, PrincipalId};
-use cvvault::model::Role;
 use cvvault::policy::PrincipalFacts;
 use cvvault::server::{self, AppState};
 use cvvault::settings::Limits;
@@ -132,17 +131,13 @@ impl Api {
             .unwrap()
     }
 
-    /// Adds a subject principal for `candidate`, with a token.
-    pub fn subject(&mut self, id: &str, candidate: CandidateId) -> String {
-        self.vault
-            .add_principal(
-                id.parse().unwrap(),
-                Role::Subject,
-                "public".parse().unwrap(),
-                Some(candidate),
-            )
+    /// Adds a subject principal for `candidate` (its id is generated), with a token.
+    pub fn subject(&mut self, candidate: CandidateId) -> String {
+        let id = self
+            .vault
+            .add_subject(candidate, "public".parse().unwrap())
             .unwrap();
-        self.issue(id)
+        self.issue(id.as_str())
     }
 
     pub async fn call(
