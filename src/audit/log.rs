@@ -518,6 +518,18 @@ impl Appender {
 /// signs checkpoints over this edge, so a frontier replaced in the database would otherwise
 /// make it sign a forged history.
 fn load_frontier(conn: &Connection, integrity: &IntegrityKey) -> Result<Frontier> {
+    if !conn.is_autocommit() {
+        return load_frontier_in(conn, integrity);
+    }
+    // INVARIANT: the edge and the entries are read in one snapshot; another process that
+    // appends between two separate reads would look like tampering.
+    conn.execute_batch("BEGIN DEFERRED")?;
+    let loaded = load_frontier_in(conn, integrity);
+    conn.execute_batch("COMMIT")?;
+    loaded
+}
+
+fn load_frontier_in(conn: &Connection, integrity: &IntegrityKey) -> Result<Frontier> {
     let (bytes, mac): (Vec<u8>, Option<Vec<u8>>) = conn
         .query_row(
             "SELECT frontier, mac FROM audit_frontier WHERE id = 1",

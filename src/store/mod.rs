@@ -640,6 +640,79 @@ mod tests {
     }
 
     #[test]
+    fn an_erasure_rechecks_the_hold_and_the_rule_in_its_own_transaction() {
+        // Before: retention and `erase` read the hold outside the erasing transaction, and a
+        // hold placed in between was acknowledged and then ignored.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut conn, id, _) = version_1(dir.path());
+        let key = test_key();
+        migrate(&mut conn, Some(&key)).unwrap();
+        // Held (the fixture's candidate has a hold and an open assignment).
+        for condition in [
+            rows::EraseCondition::NotHeld,
+            rows::EraseCondition::Due {
+                rule: crate::retention::Rule::MaxLife,
+                cutoff: i64::MAX,
+            },
+        ] {
+            assert_eq!(
+                rows::erase_candidate(&conn, &key, &id, condition).unwrap(),
+                rows::Erasure::Held
+            );
+        }
+        assert!(rows::set_legal_hold(&conn, &key, &id, false, None).unwrap());
+        // Not due any more: an open assignment, whatever the index said.
+        let idle = rows::EraseCondition::Due {
+            rule: crate::retention::Rule::MaxIdle,
+            cutoff: i64::MAX,
+        };
+        assert_eq!(
+            rows::erase_candidate(&conn, &key, &id, idle).unwrap(),
+            rows::Erasure::NotDue
+        );
+        assert!(rows::candidate_keys(&conn, &key, &id).unwrap().is_some());
+        // Under another key the row is forged, and nothing is erased.
+        let other = IntegrityKey::new(&[6; 32]);
+        assert!(matches!(
+            rows::erase_candidate(&conn, &other, &id, rows::EraseCondition::NotHeld),
+            Err(Error::Forged { .. })
+        ));
+        assert_eq!(
+            rows::erase_candidate(&conn, &key, &id, rows::EraseCondition::NotHeld).unwrap(),
+            rows::Erasure::Erased
+        );
+        assert_eq!(
+            rows::erase_candidate(&conn, &key, &id, rows::EraseCondition::NotHeld).unwrap(),
+            rows::Erasure::Gone
+        );
+    }
+
+    #[test]
+    fn wal_mode_is_required_not_assumed() {
+        // An in-memory database cannot be in WAL mode: the same refusal a filesystem without
+        // shared memory gets, where SQLite silently keeps a rollback journal.
+        let conn = Connection::open_in_memory().unwrap();
+        let refused = require_wal(&conn, Path::new(":memory:")).unwrap_err();
+        assert!(refused.to_string().contains("WAL mode"), "{refused}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.db");
+        create(&path).unwrap();
+        let conn = open_connection(&path, false).unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let secure: i64 = conn
+            .pragma_query_value(None, "secure_delete", |r| r.get(0))
+            .unwrap();
+        assert_eq!(secure, 1, "erased rows are overwritten");
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+    }
+
+    #[test]
     fn lookups_and_searches_use_their_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let (mut conn, _, _) = version_1(dir.path());

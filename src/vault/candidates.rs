@@ -425,6 +425,19 @@ impl Vault {
         candidate_id: &CandidateId,
         purpose: &Purpose,
     ) -> Result<Extract> {
+        self.extract_deciding_first(principal, candidate_id, purpose, || {})
+    }
+
+    /// [`Vault::extract`], with `meanwhile` run between the decision on a read snapshot and
+    /// the transaction that records the disclosure: where another request can change the
+    /// facts the decision rests on (the tests close an assignment there).
+    fn extract_deciding_first(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+        purpose: &Purpose,
+        meanwhile: impl FnOnce(),
+    ) -> Result<Extract> {
         let request_id = new_request_id();
         let read = self.readers.read(|conn| {
             let facts = self.candidate_facts(conn, candidate_id)?;
@@ -479,6 +492,7 @@ impl Vault {
         }
         record.groups = allowed.iter().map(|g| g.to_string()).collect();
         let id = *candidate_id;
+        meanwhile();
         let (policy, who, why) = (self.policy.clone(), principal.clone(), purpose.clone());
         let expected = allowed.clone();
         let written = self.writer.write(move |ctx| {
@@ -746,6 +760,77 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
     use super::*;
+
+    #[test]
+    fn an_extract_decided_before_its_assignment_closed_releases_nothing() {
+        // Before: the writer re-checked only that the candidate existed, so an assignment
+        // closed between the decision and its audit entry still got its disclosure.
+        let dir = tempfile::tempdir().unwrap();
+        let paths = crate::config::Paths::under(dir.path());
+        Vault::init(
+            &paths,
+            super::super::InitOptions {
+                passphrase: None,
+                identity: None,
+                recovery_recipients: vec![],
+            },
+        )
+        .unwrap();
+        let vault = Vault::open(
+            &paths,
+            &crate::crypto::keyring::Unlock::Identity(paths.default_identity()),
+        )
+        .unwrap();
+        for (id, role, org) in [
+            ("cw", crate::model::Role::Caseworker, "agency"),
+            ("emp", crate::model::Role::Employer, "emp-org"),
+        ] {
+            vault
+                .add_principal(id.parse().unwrap(), role, org.parse().unwrap(), None)
+                .unwrap();
+        }
+        let cw = vault.principal(&"cw".parse().unwrap()).unwrap();
+        let emp = vault.principal(&"emp".parse().unwrap()).unwrap();
+        let mut profile = crate::synth::Synth::new(3).profile_with_marker("STALEFACTS");
+        profile.control.protected = false;
+        let id = vault.register(&cw, &profile).unwrap();
+        let assignment = vault
+            .open_assignment(
+                &cw,
+                super::super::OpenAssignment {
+                    candidate_id: id,
+                    org: "emp-org".parse().unwrap(),
+                    kind: "matching".parse().unwrap(),
+                    purpose: "recruitment".parse().unwrap(),
+                },
+            )
+            .unwrap();
+        let purpose: Purpose = "recruitment".parse().unwrap();
+        // With the assignment open throughout, the extract is released.
+        assert!(vault.extract(&emp, &id, &purpose).is_ok());
+        let stale = vault.extract_deciding_first(&emp, &id, &purpose, || {
+            vault
+                .close_assignment(&cw, &assignment, "placed in work")
+                .unwrap();
+        });
+        assert!(
+            matches!(stale, Err(Error::NotFound { .. })),
+            "{:?}",
+            stale.map(|e| e.groups)
+        );
+        let dpo_view = vault
+            .readers()
+            .read(|conn| crate::audit::verify::search(conn, &vault.pseudonyms().candidate(&id)));
+        let last = dpo_view
+            .unwrap()
+            .into_iter()
+            .rev()
+            .find(|e| e.action == "extract")
+            .unwrap();
+        assert_eq!(last.decision, Outcome::Deny);
+        assert_eq!(last.note.as_deref(), Some("grounds-changed"));
+        vault.close().unwrap();
+    }
 
     /// What `for_each_line` gives, as (number, Some(line) or None for too long).
     fn lines_of(input: &[u8], buffer: usize) -> Vec<(u64, Option<Vec<u8>>)> {

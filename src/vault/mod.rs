@@ -297,6 +297,16 @@ impl Vault {
         &self.integrity
     }
 
+    /// How an operator entry's note names a principal: a subject by pseudonym, as the trail
+    /// names subjects everywhere, others by id.
+    pub(crate) fn audit_name(&self, id: &PrincipalId) -> String {
+        if id.is_generated_subject() {
+            self.pseudonyms().principal(id.as_str())
+        } else {
+            id.to_string()
+        }
+    }
+
     pub(crate) fn pseudonyms(&self) -> &Pseudonymizer {
         self.renderer.pseudonyms()
     }

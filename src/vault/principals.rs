@@ -67,6 +67,7 @@ impl Vault {
             subject_of,
             disabled: false,
         };
+        let name = self.audit_name(&row.principal_id);
         self.writer().write(move |ctx| {
             rows::insert_principal(ctx.conn, ctx.integrity, &row, ctx.audit.now())?;
             let mut record = crate::audit::log::Record::new(
@@ -76,8 +77,8 @@ impl Vault {
                 &super::new_request_id(),
             );
             record.note = Some(format!(
-                "principal={} role={} org={}",
-                row.principal_id, row.role, row.org_id
+                "principal={name} role={} org={}",
+                row.role, row.org_id
             ));
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })
@@ -92,6 +93,7 @@ impl Vault {
     /// Disables (or re-enables) a principal; a disabled principal is refused everything.
     pub fn set_principal_disabled(&self, id: &PrincipalId, disabled: bool) -> Result<()> {
         let id = id.clone();
+        let name = self.audit_name(&id);
         self.writer().write(move |ctx| {
             if !rows::set_principal_disabled(ctx.conn, ctx.integrity, &id, disabled)? {
                 return Err(Error::invalid_input(format!(
@@ -108,7 +110,7 @@ impl Vault {
                 crate::audit::entry::Outcome::Allow,
                 &super::new_request_id(),
             );
-            record.note = Some(format!("principal={id}"));
+            record.note = Some(format!("principal={name}"));
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })
     }

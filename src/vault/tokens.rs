@@ -77,6 +77,7 @@ impl Vault {
         let token = Zeroizing::new(format!("{TOKEN_PREFIX}{token_id}_{}", hex::encode(*secret)));
         let hash = self.integrity().token_hash(&token);
         let (id, principal) = (token_id.clone(), principal_id.clone());
+        let name = self.audit_name(principal_id);
         self.writer().write(move |ctx| {
             rows::insert_token(
                 ctx.conn,
@@ -92,7 +93,7 @@ impl Vault {
                 Outcome::Allow,
                 &new_request_id(),
             );
-            record.note = Some(format!("token_id={id} principal={principal}"));
+            record.note = Some(format!("token_id={id} principal={name}"));
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })?;
         Ok(IssuedToken {

@@ -13,6 +13,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod forged;
 mod harvest;
 mod matrix;
 mod openapi;
