@@ -633,8 +633,12 @@ impl Vault {
                 20 * u64::from(attempt.min(10) + 1),
             ));
         }
+        // A later checkpoint only copies frames back and rewinds the WAL; it does not wipe
+        // it, so the erased candidate's old frames stay in the WAL file until they are
+        // overwritten or the WAL is truncated (the next erasure, or the last connection's
+        // close, tries again).
         tracing::warn!(
-            "the WAL could not be truncated because another process is reading the database; erased pages leave the WAL at the next checkpoint"
+            "the WAL could not be truncated because another process kept reading the database: the erased candidate's old pages stay in data/vault.db-wal until it is truncated. Stop long-running readers (e.g. a backup) and run `cvvault retention run`, or restart `cvvault serve`, to truncate it"
         );
         Ok(())
     }
