@@ -83,6 +83,12 @@ pub enum Error {
         /// The parser's or validator's message.
         message: String,
     },
+    /// A request body sent with another media type than the one the endpoint takes.
+    #[error("the request body must be sent with `Content-Type: {expected}`")]
+    UnsupportedMediaType {
+        /// The media type the endpoint takes.
+        expected: &'static str,
+    },
     /// A settings file (retention.toml, limits.toml) that does not parse.
     #[error("invalid settings in {file}: {message}")]
     InvalidSettings {
@@ -200,7 +206,9 @@ impl Error {
     /// The process exit code for this error (documented in README.md).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::InvalidInput { .. } | Error::InvalidProfile { .. } => 65,
+            Error::InvalidInput { .. }
+            | Error::InvalidProfile { .. }
+            | Error::UnsupportedMediaType { .. } => 65,
             Error::Denied { .. } => 3,
             Error::NotFound { .. } => 4,
             Error::Conflict(_) => 5,
@@ -226,6 +234,7 @@ impl Error {
     pub fn http_status(&self) -> u16 {
         match self {
             Error::InvalidInput { .. } | Error::InvalidProfile { .. } => 422,
+            Error::UnsupportedMediaType { .. } => 415,
             Error::Denied { .. } => 403,
             Error::NotFound { .. } => 404,
             Error::Conflict(_)

@@ -143,15 +143,34 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         request: Request,
         state: &AppState,
     ) -> std::result::Result<Self, Response> {
+        let json = declares_json(&request);
         let bytes = Bytes::from_request(request, state).await.map_err(|r| {
             Problem::from_body_rejection(&r, state.max_body_bytes()).into_response()
         })?;
-        Ok(JsonBody(parse_json(&bytes)))
+        Ok(JsonBody(json.and_then(|()| parse_json(&bytes))))
     }
 }
 
-/// A raw request body (a profile document), under the same limit.
-pub struct DocumentBody(pub Bytes);
+/// A JSON body must say so: `Content-Type: application/json` (parameters such as a charset
+/// allowed). Anything else is [`Error::UnsupportedMediaType`] (415), reported, like a parse
+/// error, only once the request's token has been checked.
+fn declares_json(request: &Request) -> Result<()> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match declared.as_deref() {
+        Some("application/json") => Ok(()),
+        _ => Err(Error::UnsupportedMediaType {
+            expected: "application/json",
+        }),
+    }
+}
+
+/// A raw request body (a profile document, JSON), under the same limit.
+pub struct DocumentBody(pub Result<Bytes>);
 
 impl FromRequest<AppState> for DocumentBody {
     type Rejection = Response;
@@ -160,9 +179,10 @@ impl FromRequest<AppState> for DocumentBody {
         request: Request,
         state: &AppState,
     ) -> std::result::Result<Self, Response> {
+        let json = declares_json(&request);
         Bytes::from_request(request, state)
             .await
-            .map(DocumentBody)
+            .map(|bytes| DocumentBody(json.map(|()| bytes)))
             .map_err(|r| Problem::from_body_rejection(&r, state.max_body_bytes()).into_response())
     }
 }
@@ -292,7 +312,7 @@ pub async fn register_candidate(
 ) -> Result<Response> {
     let candidate_id = bearer
         .run(&state, move |vault, principal| {
-            vault.register_document(&principal, &document)
+            vault.register_document(&principal, &document?)
         })
         .await?;
     json_response(StatusCode::CREATED, &CandidateCreated { candidate_id })

@@ -94,6 +94,7 @@ impl Problem {
                 )
             },
             Error::Unauthenticated => Problem::new(status, "unauthenticated", "Unauthenticated", error.to_string()),
+            Error::UnsupportedMediaType { .. } => Problem::new(status, "unsupported-media-type", "Unsupported media type", error.to_string()),
             _ => {
                 // INVARIANT: the message may name files, SQL errors or states; it is logged only.
                 tracing::error!(error = %error, status = status.as_u16(), "request failed");

@@ -13,6 +13,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod edges;
 mod forged;
 mod harvest;
 mod matrix;

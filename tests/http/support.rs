@@ -165,7 +165,11 @@ impl Api {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
+        let typed = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
         let request = match body {
+            Some(bytes) if typed => request.body(Body::from(bytes.to_vec())),
             Some(bytes) => request
                 .header("content-type", "application/json")
                 .body(Body::from(bytes.to_vec())),
