@@ -138,12 +138,23 @@ pub fn router(state: AppState) -> Router {
         .fallback(handlers::unknown_route)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(no_head_on_data))
         .layer(middleware::map_response(protective_headers))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// `HEAD` is refused (405) on every `/v1` route: axum answers `HEAD` by running the `GET`
+/// handler, so a `HEAD` of an extract decrypted, counted against the quota and was audited
+/// as a disclosure while sending no body. Only the operational routes answer it.
+async fn no_head_on_data(request: axum::extract::Request, next: middleware::Next) -> Response {
+    if request.method() == axum::http::Method::HEAD && request.uri().path().starts_with("/v1/") {
+        return axum::response::IntoResponse::into_response(handlers::method_not_allowed().await);
+    }
+    next.run(request).await
 }
 
 /// No response is cached by a browser or proxy, and none is sniffed into another type.

@@ -177,29 +177,43 @@ impl Vault {
     }
 
     /// Lists a candidate's assignments (for caseworkers and DPOs; decided as `close_assignment`
-    /// rights on the candidate, since listing reveals who works with whom).
+    /// rights on the candidate, since listing reveals who works with whom). Audited, allowed
+    /// or refused; employers and providers get the same "not found" as for a missing id.
     pub fn assignments(
         &self,
         principal: &PrincipalFacts,
         candidate_id: &CandidateId,
     ) -> Result<Vec<AssignmentRow>> {
         let facts = self.read_facts(principal, "assignment.list", candidate_id)?;
+        let mut record = Record::new(
+            "assignment.list",
+            &actor(principal),
+            Outcome::Deny,
+            &new_request_id(),
+        );
+        record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
+            record.note = Some("not-found".into());
+            self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });
         };
-        let allowed = [Action::CloseAssignment, Action::SubjectAccess]
+        let decision = [Action::CloseAssignment, Action::SubjectAccess]
             .into_iter()
-            .any(|action| {
+            .map(|action| {
                 self.policy
                     .decide(&Request::on_candidate(principal, action, &facts))
-                    .is_allowed()
-            });
-        if !allowed {
-            return Err(Error::Denied {
-                action: "listing this candidate's assignments".into(),
-                policy_ids: vec![],
-            });
-        }
+            })
+            .find(|decision| decision.is_allowed());
+        let Some(decision) = decision else {
+            return Err(self.refuse(
+                principal,
+                record,
+                "listing this candidate's assignments".into(),
+            )?);
+        };
+        record.decision = Outcome::Allow;
+        record.policy_ids = decision.policy_ids().to_vec();
+        self.record(record)?;
         self.readers
             .read(|conn| rows::assignments_of(conn, &self.integrity, candidate_id))
     }

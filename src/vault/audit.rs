@@ -162,6 +162,17 @@ impl Vault {
 
     /// Decides `read_audit` and records the decision; Err when denied.
     fn authorize_audit(&self, principal: &PrincipalFacts, action_name: &'static str) -> Result<()> {
+        self.authorize_audit_about(principal, action_name, None)
+    }
+
+    /// [`Vault::authorize_audit`] for a read of the trail about one candidate: the entry names
+    /// the candidate, so that every request naming a candidate is on that candidate's record.
+    fn authorize_audit_about(
+        &self,
+        principal: &PrincipalFacts,
+        action_name: &'static str,
+        candidate: Option<&CandidateId>,
+    ) -> Result<()> {
         let decision = self.decide_vault(principal, Action::ReadAudit);
         let allowed = decision.is_allowed();
         let mut record = Record::new(
@@ -174,6 +185,7 @@ impl Vault {
             },
             &new_request_id(),
         );
+        record.candidate = candidate.copied();
         record.policy_ids = decision.policy_ids().to_vec();
         self.record(record)?;
         if allowed {
@@ -272,7 +284,7 @@ impl Vault {
         principal: &PrincipalFacts,
         candidate_id: &CandidateId,
     ) -> Result<Vec<Entry>> {
-        self.authorize_audit(principal, "audit.search")?;
+        self.authorize_audit_about(principal, "audit.search", Some(candidate_id))?;
         let pseudonym = self.pseudonyms().candidate(candidate_id);
         self.readers.read(|conn| verify::search(conn, &pseudonym))
     }
@@ -377,7 +389,7 @@ impl Vault {
         principal: &PrincipalFacts,
         candidate_id: &CandidateId,
     ) -> Result<Receipt> {
-        self.authorize_audit(principal, "audit.receipt")?;
+        self.authorize_audit_about(principal, "audit.receipt", Some(candidate_id))?;
         let pseudonym = self.pseudonyms().candidate(candidate_id);
         let entries = self.readers.read(|conn| verify::search(conn, &pseudonym))?;
         let erase = entries

@@ -358,6 +358,26 @@ impl Vault {
         })
     }
 
+    /// Records the refusal of everything a disabled principal asks, and returns the error to
+    /// give: the principal is told it is disabled, not that policy denied it.
+    pub(crate) fn refuse_disabled(&self, principal: &PrincipalFacts) -> Result<Error> {
+        let mut record = Record::new(
+            "authenticate",
+            &actor(principal),
+            Outcome::Deny,
+            &new_request_id(),
+        );
+        record.note = Some("principal-disabled".into());
+        self.record(record)?;
+        Ok(Error::Denied {
+            action: format!(
+                "acting as {} (the principal is disabled: the operator who holds the keyring can enable it again)",
+                principal.principal_id
+            ),
+            policy_ids: vec![],
+        })
+    }
+
     /// Records an operator action (outside policy: the operator holds the keyring).
     pub(crate) fn audit_operator(&self, action: &'static str, note: Option<String>) -> Result<()> {
         self.writer.write(move |ctx| {
@@ -387,10 +407,12 @@ impl Vault {
                 org: row.org_id,
                 subject_of: row.subject_of,
             }),
-            Some(_) => Err(Error::Denied {
-                action: format!("acting as {id} (the principal is disabled)"),
-                policy_ids: vec![],
-            }),
+            Some(row) => Err(self.refuse_disabled(&PrincipalFacts {
+                principal_id: row.principal_id,
+                role: row.role,
+                org: row.org_id,
+                subject_of: row.subject_of,
+            })?),
             None => Err(Error::invalid_input(format!(
                 "unknown principal `{id}`: add it with `cvvault principal add {id} --role ROLE --org ORG`"
             ))),

@@ -167,13 +167,13 @@ impl Vault {
             // The hash covers the id, so a match on another id cannot happen; checked anyway.
             Some((stored_id, Some(row))) if stored_id == token_id => {
                 if row.disabled {
-                    return Err(Error::Denied {
-                        action: format!(
-                            "acting as {} (the principal is disabled)",
-                            row.principal_id
-                        ),
-                        policy_ids: vec![],
-                    });
+                    let facts = PrincipalFacts {
+                        principal_id: row.principal_id.clone(),
+                        role: row.role,
+                        org: row.org_id.clone(),
+                        subject_of: row.subject_of,
+                    };
+                    return Err(self.refuse_disabled(&facts)?);
                 }
                 Ok(PrincipalFacts {
                     principal_id: row.principal_id,
@@ -182,7 +182,23 @@ impl Vault {
                     subject_of: row.subject_of,
                 })
             }
-            _ => Err(Error::Unauthenticated),
+            _ => {
+                // A well-formed token that opens nothing: on the record, under the id the
+                // caller sent (never the secret), so that guessing shows in the trail.
+                let mut record = Record::new(
+                    "authenticate",
+                    &Actor {
+                        id: "unauthenticated".into(),
+                        role: "none".into(),
+                        org: None,
+                    },
+                    Outcome::Deny,
+                    &new_request_id(),
+                );
+                record.note = Some(format!("unknown-token token_id={token_id}"));
+                self.record(record)?;
+                Err(Error::Unauthenticated)
+            }
         }
     }
 }

@@ -44,7 +44,12 @@ async fn metrics_stay_the_same_size_whatever_methods_and_paths_are_sent() {
         "no new series:\n{after}"
     );
     // Only the counts' digits may differ.
-    assert!(after.len() < before.len() + 400, "{} -> {}", before.len(), after.len());
+    assert!(
+        after.len() < before.len() + 400,
+        "{} -> {}",
+        before.len(),
+        after.len()
+    );
     assert!(!after.contains("M00001X") && !after.contains("XXXX") && !after.contains("/no/such"));
     assert!(after.contains("method=\"other\""), "{after}");
     assert!(after.contains("route=\"unmatched\""), "{after}");
@@ -58,7 +63,11 @@ async fn a_json_body_under_another_media_type_gets_415() {
         "candidate_id": id, "org": "emp-org", "kind": "matching", "purpose": "recruitment"
     })
     .to_string();
-    for content_type in ["text/plain", "application/x-www-form-urlencoded", "application/jsonx"] {
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/jsonx",
+    ] {
         let reply = api
             .call_with(
                 Method::POST,
@@ -68,8 +77,17 @@ async fn a_json_body_under_another_media_type_gets_415() {
                 &[("content-type", content_type)],
             )
             .await;
-        assert_eq!(reply.status.as_u16(), 415, "{content_type}: {}", reply.text());
-        assert!(reply.text().contains("Content-Type: application/json"), "{}", reply.text());
+        assert_eq!(
+            reply.status.as_u16(),
+            415,
+            "{content_type}: {}",
+            reply.text()
+        );
+        assert!(
+            reply.text().contains("Content-Type: application/json"),
+            "{}",
+            reply.text()
+        );
     }
     // The same body as JSON is taken, a charset parameter included.
     let reply = api

@@ -13,6 +13,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod audited;
 mod edges;
 mod forged;
 mod harvest;

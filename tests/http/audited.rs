@@ -1,0 +1,162 @@
+//! Every request that names a candidate leaves an audit entry about that candidate, allowed
+//! or refused, for every role: the 2026-12 probes found listings, disabled principals and
+//! `HEAD` of an extract that did not (or that released data without a body).
+
+use axum::http::Method;
+
+use crate::support::{Api, LIMITS};
+use cvvault::ids::CandidateId;
+
+/// The `{candidate_id}` operations of `/openapi.json`, as (method, path template).
+fn candidate_operations(spec: &serde_json::Value) -> Vec<(Method, String)> {
+    let mut out = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if !path.contains("{candidate_id}") {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            out.push((
+                Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                path.clone(),
+            ));
+        }
+    }
+    out
+}
+
+fn body_for(method: &Method, path: &str) -> Option<Vec<u8>> {
+    (path.ends_with("/legal-hold") && method == Method::PUT)
+        .then(|| br#"{"reason":"case 2026-12"}"#.to_vec())
+}
+
+/// Entries about the candidate. Each count is itself a search about the candidate, whose
+/// own entry it sees: two counts with nothing in between differ by one.
+fn entries_about(api: &Api, id: &CandidateId) -> usize {
+    api.vault.audit_search(&api.facts("dpo"), id).unwrap().len()
+}
+
+#[tokio::test]
+async fn every_request_naming_a_candidate_is_audited_for_every_role() {
+    let mut api = Api::new(LIMITS);
+    let spec: serde_json::Value = serde_json::from_slice(
+        &api.call(Method::GET, "/openapi.json", None, None)
+            .await
+            .body,
+    )
+    .unwrap();
+    let operations = candidate_operations(&spec);
+    assert!(operations.len() >= 8, "{operations:?}");
+    let mut missing = Vec::new();
+    for role in ["cw", "coach", "emp", "dpo", "subject"] {
+        for (method, template) in &operations {
+            // A fresh candidate per request, linked to the provider and the employer, so that
+            // allowed and refused answers both occur; and an id that was never registered.
+            let id = api.register("AUDITEDROUTE", false, true);
+            api.assign(id, "coach-org", "coaching", "coaching");
+            api.assign(id, "emp-org", "matching", "recruitment");
+            let token = if role == "subject" {
+                api.subject(id)
+            } else {
+                api.token(role).to_owned()
+            };
+            let mut path = template.replace("{candidate_id}", &id.to_string());
+            if path.ends_with("/extract") {
+                path.push_str(if role == "coach" {
+                    "?purpose=coaching"
+                } else if role == "subject" {
+                    "?purpose=subject-access"
+                } else {
+                    "?purpose=recruitment"
+                });
+            }
+            let before = entries_about(&api, &id);
+            let body = body_for(method, template);
+            let reply = api
+                .call(method.clone(), &path, Some(&token), body.as_deref())
+                .await;
+            assert!(
+                reply.status.as_u16() < 500,
+                "{method} {path} as {role}: {}",
+                reply.text()
+            );
+            if entries_about(&api, &id) < before + 2 {
+                missing.push(format!("{method} {template} as {role} ({})", reply.status));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "no audit entry for:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn head_of_a_route_that_releases_data_is_refused_and_releases_nothing() {
+    let api = Api::new(LIMITS);
+    let id = api.register("HEADEXTRACT", false, true);
+    api.assign(id, "emp-org", "matching", "recruitment");
+    let before = entries_about(&api, &id);
+    for path in [
+        format!("/v1/candidates/{id}/extract?purpose=recruitment"),
+        format!("/v1/candidates/{id}/subject-access"),
+        "/v1/audit/entries".to_owned(),
+    ] {
+        let reply = api
+            .call(Method::HEAD, &path, Some(api.token("emp")), None)
+            .await;
+        assert_eq!(reply.status.as_u16(), 405, "{path}");
+    }
+    assert_eq!(
+        entries_about(&api, &id),
+        before + 1,
+        "nothing was decided or disclosed (the one more is the count's own search)"
+    );
+    // The operational routes still answer HEAD.
+    let reply = api.call(Method::HEAD, "/livez", None, None).await;
+    assert_eq!(reply.status.as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_disabled_principal_and_an_unknown_token_are_refusals_on_the_record() {
+    let api = Api::new(LIMITS);
+    let id = api.register("DISABLEDREFUSAL", false, true);
+    api.vault
+        .set_principal_disabled(&"emp".parse().unwrap(), true)
+        .unwrap();
+    let reply = api
+        .call(
+            Method::GET,
+            &format!("/v1/candidates/{id}/extract?purpose=recruitment"),
+            Some(api.token("emp")),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 403, "{}", reply.text());
+    assert!(reply.text().contains("disabled"), "{}", reply.text());
+    let unknown = format!("cvv_{}_{}", "0123456789abcdef", "cd".repeat(32));
+    let reply = api
+        .call(Method::GET, "/v1/audit/checkpoint", Some(&unknown), None)
+        .await;
+    assert_eq!(reply.status.as_u16(), 401);
+    let mut export = Vec::new();
+    api.vault
+        .audit_export(&api.facts("dpo"), None, None, &mut |line| {
+            export.push(line.to_owned());
+            Ok(())
+        })
+        .unwrap();
+    assert!(export
+        .iter()
+        .any(|e| e.contains("\"action\":\"authenticate\"")
+            && e.contains("\"actor\":\"emp\"")
+            && e.contains("principal-disabled")));
+    assert!(export
+        .iter()
+        .any(|e| e.contains("\"actor\":\"unauthenticated\"")
+            && e.contains("unknown-token token_id=0123456789abcdef")));
+    assert!(
+        !export.iter().any(|e| e.contains(&"cd".repeat(32))),
+        "never the secret"
+    );
+}
