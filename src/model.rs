@@ -184,6 +184,49 @@ impl FromStr for AssignmentKind {
     }
 }
 
+/// What an organisation is, by the principals registered for it: an assignment kind links only
+/// one kind (see `policy/assignment-kinds.cedar`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgKind {
+    /// The agency itself: caseworkers and data-protection officers.
+    Agency,
+    /// A job-coaching provider.
+    Provider,
+    /// An employer.
+    Employer,
+    /// The public: subjects, the people whose data it is.
+    Public,
+}
+
+impl OrgKind {
+    /// The name policy sees (`OrgKind::"provider"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgKind::Agency => "agency",
+            OrgKind::Provider => "provider",
+            OrgKind::Employer => "employer",
+            OrgKind::Public => "public",
+        }
+    }
+
+    /// The kind of organisation a principal of `role` belongs to.
+    pub fn of_role(role: Role) -> OrgKind {
+        match role {
+            Role::Caseworker | Role::Dpo | Role::System => OrgKind::Agency,
+            Role::Provider => OrgKind::Provider,
+            Role::Employer => OrgKind::Employer,
+            Role::Subject => OrgKind::Public,
+        }
+    }
+}
+
+impl fmt::Display for OrgKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A declared purpose of processing (GDPR Art. 5(1)(b)), e.g. `coaching` or `recruitment`.
 /// Parsed once: lowercase letters, digits, `-` and `_`, 1 to 40 characters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

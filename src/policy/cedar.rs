@@ -9,7 +9,7 @@ use cedar_policy::{
 };
 
 use crate::ids::OrgId;
-use crate::model::{AssignmentKind, FieldGroup, Purpose, Role};
+use crate::model::{AssignmentKind, FieldGroup, OrgKind, Purpose, Role};
 
 use super::{Action, CandidateFacts, PrincipalFacts, Resource};
 
@@ -24,6 +24,8 @@ pub(crate) struct Vocabulary {
     vault: EntityTypeName,
     field_group: EntityTypeName,
     assignment_kind: EntityTypeName,
+    purpose: EntityTypeName,
+    org_kind: EntityTypeName,
     action: EntityTypeName,
     caseworker: EntityTypeName,
     provider: EntityTypeName,
@@ -53,6 +55,8 @@ impl Vocabulary {
             vault: type_name("Vault")?,
             field_group: type_name("FieldGroup")?,
             assignment_kind: type_name("AssignmentKind")?,
+            purpose: type_name("Purpose")?,
+            org_kind: type_name("OrgKind")?,
             action: type_name("Action")?,
             caseworker: type_name(Role::Caseworker.cedar_type())?,
             provider: type_name(Role::Provider.cedar_type())?,
@@ -194,7 +198,7 @@ impl Vocabulary {
         Context::from_pairs([
             (
                 "purpose".to_owned(),
-                RestrictedExpression::new_string(purpose.as_str().to_owned()),
+                RestrictedExpression::new_entity_uid(Self::uid(&self.purpose, purpose.as_str())),
             ),
             (
                 "group".to_owned(),
@@ -210,6 +214,7 @@ impl Vocabulary {
         kind: AssignmentKind,
         purpose: &Purpose,
         org: &OrgId,
+        org_kind: OrgKind,
     ) -> Result<Context, String> {
         Context::from_pairs([
             (
@@ -221,11 +226,15 @@ impl Vocabulary {
             ),
             (
                 "purpose".to_owned(),
-                RestrictedExpression::new_string(purpose.as_str().to_owned()),
+                RestrictedExpression::new_entity_uid(Self::uid(&self.purpose, purpose.as_str())),
             ),
             (
                 "org".to_owned(),
                 RestrictedExpression::new_entity_uid(self.org_uid(org.as_str())),
+            ),
+            (
+                "org_kind".to_owned(),
+                RestrictedExpression::new_entity_uid(Self::uid(&self.org_kind, org_kind.as_str())),
             ),
         ])
         .map_err(|e| e.to_string())

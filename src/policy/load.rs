@@ -22,6 +22,10 @@ pub const SCHEMA_FILE: &str = "vault.cedarschema";
 pub const DEFAULT_FILES: &[(&str, &str)] = &[
     (SCHEMA_FILE, include_str!("../../policy/vault.cedarschema")),
     (
+        "assignment-kinds.cedar",
+        include_str!("../../policy/assignment-kinds.cedar"),
+    ),
+    (
         "caseworker.cedar",
         include_str!("../../policy/caseworker.cedar"),
     ),
@@ -78,6 +82,8 @@ pub(crate) struct Loaded {
     /// Keyed by policy id (the `@id` annotation).
     pub(crate) meta: HashMap<String, PolicyMeta>,
     pub(crate) hash: [u8; 32],
+    /// The purposes the schema declares (`entity Purpose enum [...]`), in its order.
+    pub(crate) purposes: Vec<String>,
 }
 
 /// Reads `dir/vault.cedarschema` and every `dir/*.cedar` (sorted by name) and loads them.
@@ -159,6 +165,7 @@ pub(crate) fn load(schema_src: &str, files: &[(String, String)]) -> Result<Loade
     }
 
     let schema = parse_schema(schema_src)?;
+    let purposes = declared_enum(schema_src, "Purpose")?;
 
     let mut policies = PolicySet::new();
     let mut meta: HashMap<String, PolicyMeta> = HashMap::new();
@@ -268,7 +275,42 @@ pub(crate) fn load(schema_src: &str, files: &[(String, String)]) -> Result<Loade
         schema,
         meta,
         hash,
+        purposes,
     })
+}
+
+/// The values of `entity <name> enum [...]` in the schema: the schema is the one place a
+/// closed vocabulary (purposes) is declared, and the vault reads it from there.
+fn declared_enum(src: &str, name: &str) -> Result<Vec<String>, Error> {
+    let missing = || {
+        Error::InvalidPolicy {
+        file: SCHEMA_FILE.to_owned(),
+        position: None,
+        message: format!(
+            "the schema must declare `entity {name} enum [...]`: the purposes an assignment, an extract and a policy may name"
+        ),
+    }
+    };
+    let (fragment, _) = cedar_policy::SchemaFragment::from_cedarschema_str(src)
+        .map_err(|e| diagnostic(SCHEMA_FILE, src, &e))?;
+    let json: serde_json::Value = fragment
+        .to_json_string()
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .ok_or_else(missing)?;
+    let values: Vec<String> = json
+        .as_object()
+        .into_iter()
+        .flat_map(|namespaces| namespaces.values())
+        .filter_map(|namespace| namespace.get("entityTypes")?.get(name)?.get("enum"))
+        .filter_map(serde_json::Value::as_array)
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    if values.is_empty() {
+        return Err(missing());
+    }
+    Ok(values)
 }
 
 fn parse_schema(src: &str) -> Result<Schema, Error> {

@@ -19,7 +19,7 @@ use cedar_policy::{
 
 use crate::error::Error;
 use crate::ids::{CandidateId, OrgId, PrincipalId};
-use crate::model::{AssignmentKind, FieldGroup, Purpose, Role};
+use crate::model::{AssignmentKind, FieldGroup, OrgKind, Purpose, Role};
 
 use cedar::Vocabulary;
 use load::PolicyMeta;
@@ -176,8 +176,8 @@ pub struct Request<'a> {
     pub group: Option<FieldGroup>,
     /// The assignment kind (open_assignment).
     pub kind: Option<AssignmentKind>,
-    /// The organisation an assignment is opened for (open_assignment).
-    pub org: Option<&'a OrgId>,
+    /// The organisation an assignment is opened for, and its kind (open_assignment).
+    pub org: Option<(&'a OrgId, OrgKind)>,
 }
 
 impl<'a> Request<'a> {
@@ -210,18 +210,20 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// Opening an assignment of `kind` between `org` and a candidate, for a purpose.
+    /// Opening an assignment of `kind` between `org` (of `org_kind`) and a candidate, for a
+    /// purpose.
     pub fn open_assignment(
         principal: &'a PrincipalFacts,
         candidate: &'a CandidateFacts,
         kind: AssignmentKind,
         purpose: &'a Purpose,
         org: &'a OrgId,
+        org_kind: OrgKind,
     ) -> Self {
         Self {
             purpose: Some(purpose),
             kind: Some(kind),
-            org: Some(org),
+            org: Some((org, org_kind)),
             ..Self::bare(
                 principal,
                 Action::OpenAssignment,
@@ -490,6 +492,8 @@ pub struct PolicyEngine {
     by_role_action: HashMap<(Role, Action), PolicySet>,
     authorizer: Authorizer,
     vocabulary: Vocabulary,
+    /// The purposes the schema declares.
+    purposes: Vec<String>,
     /// Check every entity set and request against the schema (tests); production relies on
     /// the load-time check that the schema describes what this module sends.
     check_requests: bool,
@@ -542,12 +546,29 @@ impl PolicyEngine {
             schema: loaded.schema,
             meta: loaded.meta,
             hash: loaded.hash,
+            purposes: loaded.purposes,
             authorizer: Authorizer::new(),
             vocabulary,
             check_requests: cfg!(test),
         };
         engine.check_schema_describes_requests()?;
         Ok(engine)
+    }
+
+    /// The purposes of processing the schema declares, in its order.
+    pub fn purposes(&self) -> &[String] {
+        &self.purposes
+    }
+
+    /// Refuses a purpose the schema does not declare, naming those it does.
+    pub fn check_purpose(&self, purpose: &Purpose) -> Result<(), Error> {
+        if self.purposes.iter().any(|p| p == purpose.as_str()) {
+            return Ok(());
+        }
+        Err(Error::invalid_input(format!(
+            "unknown purpose `{purpose}`: the purposes are {} (declared in policy/vault.cedarschema)",
+            self.purposes.join(", ")
+        )))
     }
 
     /// The policy files shipped with cvvault ([`DEFAULT_FILES`]), compiled in.
@@ -705,9 +726,12 @@ impl PolicyEngine {
         }
         let schema = self.check_requests.then_some(&self.schema);
         let context = self.context(request)?;
-        let scene =
-            self.vocabulary
-                .scene(request.principal, request.resource, request.org, schema)?;
+        let scene = self.vocabulary.scene(
+            request.principal,
+            request.resource,
+            request.org.map(|(org, _)| org),
+            schema,
+        )?;
         let cedar_request = self
             .vocabulary
             .request(&scene, request.action, context, schema)?;
@@ -721,9 +745,9 @@ impl PolicyEngine {
                 _ => Err("a read needs a purpose and a field group".to_owned()),
             },
             Action::OpenAssignment => match (request.kind, request.purpose, request.org) {
-                (Some(kind), Some(purpose), Some(org)) => {
-                    self.vocabulary.assignment_context(kind, purpose, org)
-                }
+                (Some(kind), Some(purpose), Some((org, org_kind))) => self
+                    .vocabulary
+                    .assignment_context(kind, purpose, org, org_kind),
                 _ => Err(
                     "opening an assignment needs a kind, a purpose and an organisation".to_owned(),
                 ),
@@ -812,7 +836,11 @@ impl PolicyEngine {
                     })
                 })
                 .collect::<Result<Vec<_>, String>>()?;
-            Ok((principals, candidate, parse("schema-check")?, org))
+            let purpose = self
+                .purposes
+                .first()
+                .ok_or_else(|| "the schema declares no purpose".to_owned())?;
+            Ok((principals, candidate, parse(purpose)?, org))
         };
         let check = || -> Result<(), String> {
             let (principals, candidate, purpose, org) = sample()?;
@@ -827,7 +855,7 @@ impl PolicyEngine {
                         purpose: Some(&purpose),
                         group: Some(FieldGroup::Identity),
                         kind: Some(AssignmentKind::Coaching),
-                        org: Some(&org),
+                        org: Some((&org, OrgKind::Provider)),
                         ..Request::bare(principal, action, resource)
                     };
                     let scene = self
@@ -964,7 +992,9 @@ mod tests {
         Assignment::Closed,
     ];
 
-    const PURPOSES: [&str; 3] = ["coaching", "recruitment", "marketing"];
+    /// Every purpose the schema declares (a read for an undeclared one is refused by the
+    /// vault before policy is asked; see `check_purpose`).
+    const PURPOSES: [&str; 3] = ["coaching", "recruitment", "subject-access"];
 
     #[derive(Clone, Copy, Debug)]
     struct Cell {
@@ -1203,13 +1233,27 @@ mod tests {
         };
         let candidate = candidate(&cell);
         let principal = principal(who, &candidate);
-        let purpose: Purpose = "recruitment".parse().unwrap();
+        // Each kind with its own purpose and kind of organisation (assignment-kinds.cedar).
+        let purpose: Purpose = match kind {
+            AssignmentKind::Coaching => "coaching",
+            AssignmentKind::Matching => "recruitment",
+        }
+        .parse()
+        .unwrap();
         let partner = org("partner");
         let request = match action {
             Action::Register | Action::ReadAudit => Request::on_vault(&principal, action),
-            Action::OpenAssignment => {
-                Request::open_assignment(&principal, &candidate, kind, &purpose, &partner)
-            }
+            Action::OpenAssignment => Request::open_assignment(
+                &principal,
+                &candidate,
+                kind,
+                &purpose,
+                &partner,
+                match kind {
+                    AssignmentKind::Coaching => OrgKind::Provider,
+                    AssignmentKind::Matching => OrgKind::Employer,
+                },
+            ),
             _ => Request::on_candidate(&principal, action, &candidate),
         };
         engine.decide(&request)
@@ -1353,6 +1397,7 @@ mod tests {
                 AssignmentKind::Coaching,
                 &purpose,
                 &caseworker.org,
+                OrgKind::Provider,
             )
         };
         assert!(!engine.decide(&no_org).is_allowed());
@@ -1490,8 +1535,8 @@ mod tests {
              policy permits it."
         );
 
-        let marketing: Purpose = "marketing".parse().unwrap();
-        for e in engine.explain(&employer, &candidate, &marketing) {
+        let other: Purpose = "subject-access".parse().unwrap();
+        for e in engine.explain(&employer, &candidate, &other) {
             assert_eq!(e.verdict, Verdict::Deny, "{}", e.sentence);
         }
     }
@@ -1605,10 +1650,119 @@ mod tests {
     }
 
     #[test]
+    fn an_assignment_links_only_its_kind_of_organisation_for_its_purpose() {
+        // Before: `--kind matching --purpose statistics` and `--kind coaching --org <an
+        // employer>` were opened, and the employer then read for recruitment.
+        let engine = engine();
+        let cell = Cell {
+            who: Who::Caseworker,
+            assignment: Assignment::None,
+            purpose: "recruitment",
+            consent: true,
+            protected: false,
+        };
+        let candidate = candidate(&cell);
+        let caseworker = principal(Who::Caseworker, &candidate);
+        let partner = org("partner");
+        let coaching: Purpose = "coaching".parse().unwrap();
+        let recruitment: Purpose = "recruitment".parse().unwrap();
+        for (kind, purpose, org_kind, allowed) in [
+            (AssignmentKind::Coaching, &coaching, OrgKind::Provider, true),
+            (
+                AssignmentKind::Matching,
+                &recruitment,
+                OrgKind::Employer,
+                true,
+            ),
+            (
+                AssignmentKind::Matching,
+                &coaching,
+                OrgKind::Employer,
+                false,
+            ),
+            (
+                AssignmentKind::Coaching,
+                &recruitment,
+                OrgKind::Provider,
+                false,
+            ),
+            (
+                AssignmentKind::Coaching,
+                &coaching,
+                OrgKind::Employer,
+                false,
+            ),
+            (
+                AssignmentKind::Matching,
+                &recruitment,
+                OrgKind::Provider,
+                false,
+            ),
+            (
+                AssignmentKind::Matching,
+                &recruitment,
+                OrgKind::Agency,
+                false,
+            ),
+        ] {
+            let decision = engine.decide(&Request::open_assignment(
+                &caseworker,
+                &candidate,
+                kind,
+                purpose,
+                &partner,
+                org_kind,
+            ));
+            assert_eq!(
+                decision.is_allowed(),
+                allowed,
+                "{kind} {purpose} {org_kind}"
+            );
+            if !allowed {
+                assert_eq!(
+                    decision.policy_ids(),
+                    ["assignment-kind-links-its-organisation-for-its-purpose"]
+                );
+            }
+        }
+        assert!(engine
+            .check_purpose(&"statistics".parse().unwrap())
+            .is_err());
+        let misspelt = engine
+            .check_purpose(&"recruitmnet".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            misspelt.contains("coaching, recruitment, subject-access"),
+            "{misspelt}"
+        );
+        assert_eq!(
+            engine.purposes(),
+            ["coaching", "recruitment", "subject-access"]
+        );
+    }
+
+    #[test]
+    fn a_misspelt_purpose_in_a_policy_file_fails_validation() {
+        let misspelt = r#"@id("typo")
+@description("a typo")
+permit (principal is Employer, action == Action::"read", resource is Candidate)
+when { context.purpose == Purpose::"recruitmnet" };"#;
+        let refused = PolicyEngine::from_sources(
+            DEFAULT_FILES[0].1,
+            &[("typo.cedar".to_owned(), misspelt.to_owned())],
+        );
+        assert!(
+            matches!(&refused, Err(Error::InvalidPolicy { file, .. }) if file == "typo.cedar"),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
     fn every_policy_is_listed_with_its_description() {
         let engine = engine();
         let notes = engine.policies();
-        assert_eq!(notes.len(), 20);
+        assert_eq!(notes.len(), 21);
         assert!(notes.iter().all(|n| !n.description.is_empty()));
         let forbid = engine.policy("special-never-to-employer").unwrap();
         assert!(forbid.forbids);

@@ -15,7 +15,7 @@ use crate::crypto::envelope::WrappedDek;
 use crate::crypto::integrity::{optional, Domain, IntegrityKey};
 use crate::error::{Error, Result};
 use crate::ids::{AssignmentId, CandidateId, OrgId, PrincipalId};
-use crate::model::{AssignmentKind, FieldGroup, Role};
+use crate::model::{AssignmentKind, FieldGroup, OrgKind, Role};
 use crate::retention::Rule;
 
 /// The format version bound into every sealed group's associated data.
@@ -645,19 +645,35 @@ pub fn set_principal_disabled(
     Ok(n > 0)
 }
 
-/// Whether an intact, enabled principal belongs to the organisation (how an organisation
-/// is known).
-pub fn org_known(conn: &Connection, integrity: &IntegrityKey, org: &OrgId) -> Result<bool> {
+/// The kind of an organisation, as its intact principals' roles say (`None`: no intact
+/// principal belongs to it, so it is unknown). Disabled principals count: disabling a
+/// principal does not change what its organisation is.
+pub fn org_kind(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    org: &OrgId,
+) -> Result<Option<OrgKind>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE org_id = ?1 AND disabled = 0"
+        "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE org_id = ?1"
     ))?;
     let rows = stmt.query_map(params![org.as_str()], principal_from_row)?;
+    let mut kind = None;
     for raw in rows {
-        if checked_principal(integrity, raw?).is_ok() {
-            return Ok(true);
+        let Ok(row) = checked_principal(integrity, raw?) else {
+            continue;
+        };
+        let this = OrgKind::of_role(row.role);
+        match kind {
+            None => kind = Some(this),
+            Some(known) if known == this => {}
+            Some(known) => {
+                return Err(Error::Conflict(format!(
+                    "organisation {org} has principals of two kinds ({known} and {this}), so no assignment can say which it is: disable the principals that do not belong to it and register them under their own organisation"
+                )))
+            }
         }
     }
-    Ok(false)
+    Ok(kind)
 }
 
 /// An assignment.
@@ -861,12 +877,14 @@ pub fn assignments_of(
     Ok(out)
 }
 
-/// The organisations with an intact open assignment of each kind: (coaching, matching). A
-/// forged assignment grants nothing.
+/// The organisations with an intact open assignment of each kind: (coaching, matching); with
+/// `purpose`, only assignments opened for that purpose (what a read for that purpose may rest
+/// on: the assignment's purpose binds). A forged assignment grants nothing.
 pub fn open_orgs(
     conn: &Connection,
     integrity: &IntegrityKey,
     candidate: &CandidateId,
+    purpose: Option<&str>,
 ) -> Result<(Vec<OrgId>, Vec<OrgId>)> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE candidate_id = ?1 AND closed_at IS NULL"
@@ -878,6 +896,9 @@ pub fn open_orgs(
         let Ok(row) = checked_assignment(integrity, raw, mac) else {
             continue;
         };
+        if purpose.is_some_and(|p| p != row.purpose) {
+            continue;
+        }
         match row.kind {
             AssignmentKind::Coaching => coaching.push(row.org_id),
             AssignmentKind::Matching => matching.push(row.org_id),

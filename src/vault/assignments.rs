@@ -37,9 +37,9 @@ impl Vault {
         record.purpose = Some(request.purpose.to_string());
         record.note = Some(format!("kind={}", request.kind));
         let facts = self.read_facts(principal, "assignment.open", &request.candidate_id)?;
-        let org_known = self
+        let org_kind = self
             .readers
-            .read(|conn| rows::org_known(conn, &self.integrity, &request.org))?;
+            .read(|conn| rows::org_kind(conn, &self.integrity, &request.org))?;
         let Some((facts, _)) = facts else {
             record.note = Some("not-found".into());
             self.record(record)?;
@@ -47,28 +47,37 @@ impl Vault {
                 what: "candidate (it may have been erased)",
             });
         };
-        let decision = self.policy.decide(&Request::open_assignment(
-            principal,
-            &facts,
-            request.kind,
-            &request.purpose,
-            &request.org,
-        ));
-        record.policy_ids = decision.policy_ids().to_vec();
-        if !decision.is_allowed() {
+        if let Err(unknown) = self.policy.check_purpose(&request.purpose) {
+            record.note = Some("unknown-purpose".into());
             self.record(record)?;
-            return Err(Error::Denied {
-                action: format!("opening a {} assignment for this candidate", request.kind),
-                policy_ids: decision.policy_ids().to_vec(),
-            });
+            return Err(unknown);
         }
-        if !org_known {
+        let Some(org_kind) = org_kind else {
             record.note = Some("unknown-organisation".into());
             self.record(record)?;
             return Err(Error::invalid_input(format!(
                 "unknown organisation `{}`: register a principal of it first with `cvvault principal add ID --role provider|employer --org {}`",
                 request.org, request.org
             )));
+        };
+        let decision = self.policy.decide(&Request::open_assignment(
+            principal,
+            &facts,
+            request.kind,
+            &request.purpose,
+            &request.org,
+            org_kind,
+        ));
+        record.policy_ids = decision.policy_ids().to_vec();
+        if !decision.is_allowed() {
+            self.record(record)?;
+            return Err(Error::Denied {
+                action: format!(
+                    "opening a {} assignment for {} ({org_kind}) for {}",
+                    request.kind, request.org, request.purpose
+                ),
+                policy_ids: decision.policy_ids().to_vec(),
+            });
         }
         let row = AssignmentRow {
             assignment_id: AssignmentId::random(),

@@ -440,7 +440,7 @@ impl Vault {
     ) -> Result<Extract> {
         let request_id = new_request_id();
         let read = self.readers.read(|conn| {
-            let facts = self.candidate_facts(conn, candidate_id)?;
+            let facts = self.candidate_facts_for(conn, candidate_id, Some(purpose))?;
             let sealed = match facts {
                 Some(_) => rows::sealed_profile(conn, candidate_id)?,
                 None => None,
@@ -503,7 +503,8 @@ impl Vault {
             // The decision was made on a read snapshot. Inside the transaction that records
             // the disclosure, the facts it rests on are read again: an assignment closed (or
             // the principal disabled) a moment ago is no longer a ground for it.
-            let (coaching_orgs, matching_orgs) = rows::open_orgs(ctx.conn, ctx.integrity, &id)?;
+            let (coaching_orgs, matching_orgs) =
+                rows::open_orgs(ctx.conn, ctx.integrity, &id, Some(why.as_str()))?;
             let enabled = who.role == crate::model::Role::System
                 || rows::principal(ctx.conn, ctx.integrity, &who.principal_id)?
                     .is_some_and(|row| !row.disabled);

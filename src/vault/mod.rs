@@ -35,7 +35,7 @@ use crate::crypto::integrity::IntegrityKey;
 use crate::crypto::keyring::{self, Keyring, Protection, Unlock};
 use crate::error::{Error, Result};
 use crate::ids::{CandidateId, PrincipalId};
-use crate::model::{FieldGroup, Role};
+use crate::model::{FieldGroup, Purpose, Role};
 use crate::policy::{CandidateFacts, PolicyEngine, PrincipalFacts};
 use crate::profile::Control;
 use crate::store::{self, rows, Readers, Writer};
@@ -430,7 +430,7 @@ impl Vault {
     ) -> Result<Option<crate::policy::ReadGrant>> {
         let facts = self
             .readers
-            .read(|conn| self.candidate_facts(conn, candidate_id))?;
+            .read(|conn| self.candidate_facts_for(conn, candidate_id, Some(purpose)))?;
         Ok(facts.map(|(facts, _)| self.policy.decide_read(principal, &facts, purpose)))
     }
 
@@ -442,7 +442,8 @@ impl Vault {
         candidate_id: &CandidateId,
         purpose: &crate::model::Purpose,
     ) -> Result<Vec<crate::policy::Explanation>> {
-        let facts = self.read_facts(principal, "policy.explain", candidate_id)?;
+        let facts =
+            self.read_facts_for(principal, "policy.explain", candidate_id, Some(purpose))?;
         let mut record = Record::new(
             "policy.explain",
             &actor(principal),
@@ -469,6 +470,15 @@ impl Vault {
         Ok(explanation)
     }
 
+    /// [`Vault::candidate_facts_for`] every purpose: the facts of actions other than a read.
+    pub(crate) fn candidate_facts(
+        &self,
+        conn: &Connection,
+        id: &CandidateId,
+    ) -> Result<Option<(CandidateFacts, Dek)>> {
+        self.candidate_facts_for(conn, id, None)
+    }
+
     /// The facts an erasure is decided on, which needs no plaintext. When the key slot or
     /// the control group fails to open (tampered or damaged), the candidate is taken as
     /// protected and without consent, the facts that allow least, so that it can still be
@@ -482,7 +492,8 @@ impl Vault {
         match self.candidate_facts(conn, id) {
             Ok(facts) => Ok(facts.map(|(facts, _)| (facts, false))),
             Err(Error::DecryptionFailed | Error::Corrupt { .. }) => {
-                let (coaching_orgs, matching_orgs) = rows::open_orgs(conn, &self.integrity, id)?;
+                let (coaching_orgs, matching_orgs) =
+                    rows::open_orgs(conn, &self.integrity, id, None)?;
                 Ok(Some((
                     CandidateFacts {
                         candidate_id: *id,
@@ -507,7 +518,20 @@ impl Vault {
         action: &'static str,
         id: &CandidateId,
     ) -> Result<Option<(CandidateFacts, Dek)>> {
-        let facts = self.readers.read(|conn| self.candidate_facts(conn, id));
+        self.read_facts_for(principal, action, id, None)
+    }
+
+    /// [`Vault::read_facts`] for a read for `purpose` (see [`Vault::candidate_facts_for`]).
+    pub(crate) fn read_facts_for(
+        &self,
+        principal: &PrincipalFacts,
+        action: &'static str,
+        id: &CandidateId,
+        purpose: Option<&Purpose>,
+    ) -> Result<Option<(CandidateFacts, Dek)>> {
+        let facts = self
+            .readers
+            .read(|conn| self.candidate_facts_for(conn, id, purpose));
         if let Err(e @ (Error::DecryptionFailed | Error::Corrupt { .. } | Error::Forged { .. })) =
             &facts
         {
@@ -522,10 +546,14 @@ impl Vault {
 
     /// The facts policy needs about a candidate, and the candidate's DEK (to open groups
     /// later without unwrapping twice). `None` when there is no such candidate.
-    pub(crate) fn candidate_facts(
+    ///
+    /// With `purpose`, the organisations in the facts are those whose open assignment was
+    /// opened for that purpose: policy decides a read on the assignments of its purpose only.
+    pub(crate) fn candidate_facts_for(
         &self,
         conn: &Connection,
         id: &CandidateId,
+        purpose: Option<&Purpose>,
     ) -> Result<Option<(CandidateFacts, Dek)>> {
         let Some(keys) = rows::candidate_keys(conn, &self.integrity, id)? else {
             return Ok(None);
@@ -542,7 +570,8 @@ impl Vault {
         let control: Control = serde_json::from_slice(&plain).map_err(|_| Error::Corrupt {
             what: "a control group does not parse",
         })?;
-        let (coaching_orgs, matching_orgs) = rows::open_orgs(conn, &self.integrity, id)?;
+        let (coaching_orgs, matching_orgs) =
+            rows::open_orgs(conn, &self.integrity, id, purpose.map(Purpose::as_str))?;
         Ok(Some((
             CandidateFacts {
                 candidate_id: *id,

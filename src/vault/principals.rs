@@ -60,6 +60,19 @@ impl Vault {
             }
             _ => {}
         }
+        // An organisation is one kind (agency, provider, employer, public), as its principals
+        // say; an assignment kind links only one kind, so a principal of another kind cannot
+        // join it (an employer in a provider's organisation would reach coaching data).
+        let existing = self
+            .readers()
+            .read(|conn| rows::org_kind(conn, self.integrity(), &org))?;
+        let kind = crate::model::OrgKind::of_role(role);
+        if let Some(existing) = existing.filter(|existing| *existing != kind) {
+            return Err(Error::invalid_input(format!(
+                "organisation {org} is {} {existing} organisation (its principals say so): a {role} cannot belong to it. Register the {role} under its own organisation's id",
+                if matches!(existing, crate::model::OrgKind::Agency) { "the" } else { "an" }
+            )));
+        }
         let row = PrincipalRow {
             principal_id: id.clone(),
             role,
