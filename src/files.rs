@@ -65,19 +65,21 @@ pub fn write_temporary(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
     }
 }
 
-/// Renames a temporary file from [`write_temporary`] over `path` and syncs the folder.
+/// Renames `tmp` over `path` and syncs the folder. A failed rename leaves `tmp` where it is:
+/// it may be the only copy of what it holds (a new identity that the keyring already opens
+/// only with), so it is never removed here.
 pub fn commit_temporary(tmp: &Path, path: &Path) -> Result<()> {
-    if let Err(e) = fs::rename(tmp, path) {
-        let _ = fs::remove_file(tmp);
-        return Err(Error::io(path, e));
-    }
+    fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
     sync_dir(parent_of(path))
 }
 
 /// Writes `bytes` to `path` atomically with mode 0600, replacing what was there.
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = write_temporary(path, bytes)?;
-    commit_temporary(&tmp, path)
+    commit_temporary(&tmp, path).inspect_err(|_| {
+        // The bytes are still in the caller's hands: the temporary copy can go.
+        let _ = fs::remove_file(&tmp);
+    })
 }
 
 /// Writes `bytes` to `path` atomically with mode 0600, refusing if `path` exists (checked
@@ -166,6 +168,17 @@ mod tests {
         assert!(matches!(second, Error::VaultExists { .. }), "{second}");
         assert_eq!(fs::read(&path).unwrap(), b"first");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_rename_keeps_the_source() {
+        // The source may be the only copy of a new identity: it must survive a failed move.
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("identity.txt.next");
+        write_new_private_file(&source, b"AGE-SECRET-KEY-1...").unwrap();
+        let nowhere = dir.path().join("missing-folder").join("identity.txt");
+        assert!(commit_temporary(&source, &nowhere).is_err());
+        assert_eq!(fs::read(&source).unwrap(), b"AGE-SECRET-KEY-1...");
     }
 
     #[test]

@@ -719,3 +719,35 @@ fn a_vault_from_the_previous_version_keeps_its_tokens_and_rows() {
     vault.close().unwrap();
     drop(dir);
 }
+
+#[test]
+fn a_rotation_stopped_after_destroying_the_old_kek_finishes_instead_of_refusing() {
+    // A run that destroyed the old KEK and then stopped before recording its end left the
+    // next run refusing with advice to restore an older keyring (which holds destroyed keys).
+    let f = Fixture::new();
+    import(&f.vault, 10);
+    f.vault.close().unwrap();
+    let root = f.dir.path();
+    let out = cvvault(root, &["keys", "rotate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let raw = f.raw();
+    raw.execute(
+        "INSERT INTO vault_meta (key, value) VALUES ('rotation_to', '2')",
+        [],
+    )
+    .unwrap();
+    let status = cvvault(root, &["--json", "keys", "status"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["rotation_pending"], true);
+    // --new-identity waits until the pending rotation is finished.
+    let out = cvvault(root, &["keys", "rotate", "--new-identity"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("finish it first"), "{}", stderr(&out));
+    let out = cvvault(root, &["keys", "rotate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("resumed"), "{}", stdout(&out));
+    let status = cvvault(root, &["--json", "keys", "status"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["rotation_pending"], false);
+    every_key_opens(root, &[], 10);
+}

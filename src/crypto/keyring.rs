@@ -584,7 +584,9 @@ pub fn write_keyring(
         }
     });
     match proven {
-        Ok(()) => crate::files::commit_temporary(&tmp, path),
+        Ok(()) => crate::files::commit_temporary(&tmp, path).inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        }),
         Err(e) => {
             let _ = fs::remove_file(&tmp);
             Err(match e {

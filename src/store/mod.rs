@@ -128,6 +128,32 @@ pub fn create(path: &Path) -> Result<()> {
     migrate(&mut conn, None)
 }
 
+/// Narrows the database, its WAL and shared-memory files to 0600 and its folder to 0700 where
+/// a vault made by an earlier version left them readable by others (the process umask).
+pub fn make_private(database: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut paths = vec![(database.to_path_buf(), 0o600)];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = database.as_os_str().to_owned();
+        name.push(suffix);
+        paths.push((PathBuf::from(name), 0o600));
+    }
+    if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
+        paths.push((dir.to_path_buf(), 0o700));
+    }
+    for (path, mode) in paths {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io(&path, e))?;
+            tracing::warn!(path = %path.display(), "narrowed the permissions of a vault file that others could read");
+        }
+    }
+    Ok(())
+}
+
 /// Applies every migration newer than `user_version`, each in its own transaction.
 /// Migration 4 gives the existing rows their MACs and needs `integrity` for that (a new,
 /// empty database does not).
@@ -581,6 +607,13 @@ mod tests {
             [&pseudonym],
         )
         .unwrap();
+        let mut edge = crate::audit::merkle::Frontier::new();
+        edge.push(crate::audit::merkle::leaf_hash(b"{}")).unwrap();
+        conn.execute(
+            "UPDATE audit_frontier SET frontier = ?1 WHERE id = 1",
+            [edge.to_bytes()],
+        )
+        .unwrap();
         conn.execute_batch("COMMIT").unwrap();
         (conn, id, pseudonym)
     }
@@ -685,6 +718,24 @@ mod tests {
             rows::erase_candidate(&conn, &key, &id, rows::EraseCondition::NotHeld).unwrap(),
             rows::Erasure::Gone
         );
+    }
+
+    #[test]
+    fn migration_4_refuses_to_sign_a_frontier_that_is_not_the_entries_edge() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut conn, _, _) = version_1(dir.path());
+        migrate_to(&mut conn, 3, None).unwrap();
+        conn.execute(
+            "UPDATE audit_frontier SET frontier = x'01' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+        let refused = migrate(&mut conn, Some(&test_key())).unwrap_err();
+        assert!(matches!(refused, Error::AuditTampered(_)), "{refused}");
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 3, "nothing was changed");
     }
 
     #[test]

@@ -1364,11 +1364,42 @@ pub fn seal_existing_rows(conn: &Connection, integrity: Option<&IntegrityKey>) -
             ],
         )?;
     }
+    // Subject accounts that outlived their candidate's erasure (the version before did not
+    // delete them): they go now, with their tokens, instead of being signed.
+    conn.execute(
+        "DELETE FROM tokens WHERE principal_id IN (SELECT principal_id FROM principals
+             WHERE subject_candidate_id IS NOT NULL
+               AND subject_candidate_id NOT IN (SELECT candidate_id FROM candidates))",
+        [],
+    )?;
+    conn.execute(
+        "DELETE FROM principals WHERE subject_candidate_id IS NOT NULL
+             AND subject_candidate_id NOT IN (SELECT candidate_id FROM candidates)",
+        [],
+    )?;
     let frontier: Vec<u8> = conn.query_row(
         "SELECT frontier FROM audit_frontier WHERE id = 1",
         [],
         |r| r.get(0),
     )?;
+    // The stored edge is signed only if it is the edge of the entries: one forged before the
+    // upgrade must not become one the vault vouches for.
+    let mut recomputed = crate::audit::merkle::Frontier::new();
+    {
+        let mut stmt = conn.prepare("SELECT entry FROM audit_entries ORDER BY entry_index")?;
+        let entries = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        for entry in entries {
+            recomputed
+                .push(crate::audit::merkle::leaf_hash(entry?.as_bytes()))
+                .map_err(|e| Error::AuditTampered(e.to_string()))?;
+        }
+    }
+    let empty_and_unwritten = frontier.is_empty() && recomputed.size() == 0;
+    if !empty_and_unwritten && recomputed.to_bytes() != frontier {
+        return Err(Error::AuditTampered(
+            "schema migration 4 found that the stored tree edge (audit_frontier) is not the edge of the stored entries, so it will not sign it; nothing was changed. Run `cvvault audit verify --key VERIFIER_KEY` with the previous version to locate the damage, then restore the database from a backup".into(),
+        ));
+    }
     conn.execute(
         "UPDATE audit_frontier SET mac = ?1 WHERE id = 1",
         params![integrity.mac(Domain::Frontier, &[&frontier])],

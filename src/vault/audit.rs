@@ -208,17 +208,21 @@ impl Vault {
     ) -> Result<VerifyReport> {
         self.authorize_audit(principal, "audit.verify")?;
         let verifier = self.note_verifier()?;
-        let report = self.readers.read(|conn| {
-            let mut sources = verify::stored_checkpoints(conn)?;
-            sources.extend(extra);
-            verify::verify(conn, &verifier, Some(self.pseudonyms()), &sources, progress)
-        })?;
+        let report = self
+            .readers
+            .read(|conn| {
+                let mut sources = verify::stored_checkpoints(conn)?;
+                sources.extend(extra);
+                verify::verify(conn, &verifier, Some(self.pseudonyms()), &sources, progress)
+            })
+            .inspect_err(|_| self.mark_trail_failed())?;
         // The rows authorization depends on are part of what is verified: one written
         // outside cvvault is refused wherever it is read, and named here.
         let findings = self
             .readers
             .read(|conn| rows::integrity_findings(conn, &self.integrity))?;
         if !findings.is_empty() {
+            self.mark_trail_failed();
             let named: Vec<String> = findings
                 .iter()
                 .map(|f| format!("{} {}", f.table, f.row))

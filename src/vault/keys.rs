@@ -114,10 +114,15 @@ impl Vault {
     /// Key status from the keyring and the store.
     pub fn keys_status(&self) -> Result<KeysStatus> {
         let ring = self.keyring();
-        let counts = self.readers().read(rows::deks_per_version)?;
+        let (counts, recorded) = self.readers().read(|conn| {
+            Ok((
+                rows::deks_per_version(conn)?,
+                rows::meta(conn, META_ROTATION)?,
+            ))
+        })?;
         Ok(KeysStatus {
             current_kek_version: ring.current_version(),
-            rotation_pending: ring.versions().len() > 1,
+            rotation_pending: ring.versions().len() > 1 || recorded.is_some(),
             keyring_versions: ring.versions(),
             deks_per_version: counts,
             recipients: ring
@@ -177,6 +182,18 @@ impl Vault {
         let resumed = ring.versions().len() > 1 || recorded_rotation.is_some();
         let mut new_identity = None;
         let mut unlock_now = clone_unlock(unlock);
+        if identity == RotateIdentity::New && resumed {
+            return Err(Error::Conflict(
+                "a rotation is pending: finish it first with `cvvault keys rotate`, then run `cvvault keys rotate --new-identity` (nothing was changed)".into(),
+            ));
+        }
+        if ring.versions().len() == 1
+            && recorded_rotation.as_deref() == Some(ring.current_version().to_string().as_str())
+        {
+            // The old KEK was destroyed but the run stopped before recording the end: finish
+            // that, if the database agrees that every DEK is under the current KEK.
+            return self.finish_recorded_rotation(&ring);
+        }
         if ring.versions().len() == 1 {
             if recorded_rotation.is_some() {
                 return Err(Error::Conflict(
@@ -293,6 +310,38 @@ impl Vault {
                 Unlock::Identity(path) => path.clone(),
                 Unlock::Passphrase(_) => self.paths().default_identity(),
             }),
+        })
+    }
+
+    /// Ends a rotation whose old KEK is already destroyed but whose end was not recorded.
+    fn finish_recorded_rotation(&self, ring: &Keyring) -> Result<RotationReport> {
+        self.check_keyring_matches_store(ring)?;
+        let version = ring.current_version();
+        let left = self
+            .readers()
+            .read(|conn| rows::deks_not_under(conn, version))?;
+        if left > 0 {
+            return Err(Error::Conflict(format!(
+                "the database records a rotation to KEK version {version}, but {left} data keys are wrapped under a KEK this keyring no longer holds: nothing was changed. Restore keys/keyring.age from the backup taken during that rotation (it holds both versions), then run `cvvault keys rotate`"
+            )));
+        }
+        self.writer().write(move |ctx| {
+            rows::delete_meta(ctx.conn, META_ROTATION)?;
+            let mut record = Record::new(
+                "keys.rotate.end",
+                &Actor::operator(),
+                Outcome::Allow,
+                &new_request_id(),
+            );
+            record.note = Some(format!("kek_version={version} finished-after-interruption"));
+            ctx.audit.append(ctx.conn, record).map(|_| ())
+        })?;
+        Ok(RotationReport {
+            new_version: version,
+            retired: Vec::new(),
+            rewrapped: 0,
+            resumed: true,
+            new_identity: None,
         })
     }
 

@@ -77,6 +77,8 @@ pub struct Vault {
     origin: String,
     /// The MAC key of the rows authorization depends on (see `crypto::integrity`).
     integrity: Arc<IntegrityKey>,
+    /// Set when `audit verify` found the trail damaged: no checkpoint is signed after that.
+    trail_failed: std::sync::atomic::AtomicBool,
 }
 
 const META_ORIGIN: &str = "checkpoint_origin";
@@ -195,6 +197,7 @@ impl Vault {
     ) -> Result<Vault> {
         let database = paths.database();
         let integrity = Arc::new(IntegrityKey::new(&ring.integrity_key()));
+        store::make_private(&database)?;
         let mut conn = store::open_connection(&database, false)?;
         store::migrate(&mut conn, Some(&integrity))?;
         let origin = rows::meta(&conn, META_ORIGIN)?.ok_or(Error::Corrupt {
@@ -218,6 +221,7 @@ impl Vault {
         let vault = Vault {
             writer: Writer::start(&database, appender, integrity.clone())?,
             integrity,
+            trail_failed: std::sync::atomic::AtomicBool::new(false),
             readers: Readers::new(&database),
             keyring: RwLock::new(Arc::new(ring)),
             policy: Arc::new(policy),
@@ -243,6 +247,12 @@ impl Vault {
             })?;
         }
         Ok(vault)
+    }
+
+    /// Marks the trail as failed verification in this process (see [`Vault::sign_checkpoint`]).
+    pub(crate) fn mark_trail_failed(&self) {
+        self.trail_failed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Signs a final checkpoint and stops the writer.
@@ -299,8 +309,8 @@ impl Vault {
 
     /// How an operator entry's note names a principal: a subject by pseudonym, as the trail
     /// names subjects everywhere, others by id.
-    pub(crate) fn audit_name(&self, id: &PrincipalId) -> String {
-        if id.is_generated_subject() {
+    pub(crate) fn audit_name(&self, id: &PrincipalId, role: Option<Role>) -> String {
+        if role == Some(Role::Subject) || id.is_generated_subject() {
             self.pseudonyms().principal(id.as_str())
         } else {
             id.to_string()
@@ -317,7 +327,13 @@ impl Vault {
     }
 
     /// Signs a checkpoint of the current tree if it grew since the last one.
+    ///
+    /// Once `audit verify` has found the trail damaged in this process, nothing more is signed:
+    /// a checkpoint would vouch for a history that does not verify.
     pub fn sign_checkpoint(&self) -> Result<Option<String>> {
+        if self.trail_failed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(None);
+        }
         let signer = self.signer.clone();
         let origin = self.origin.clone();
         self.writer

@@ -80,7 +80,7 @@ impl Vault {
             subject_of,
             disabled: false,
         };
-        let name = self.audit_name(&row.principal_id);
+        let name = self.audit_name(&row.principal_id, Some(row.role));
         self.writer().write(move |ctx| {
             rows::insert_principal(ctx.conn, ctx.integrity, &row, ctx.audit.now())?;
             let mut record = crate::audit::log::Record::new(
@@ -106,7 +106,13 @@ impl Vault {
     /// Disables (or re-enables) a principal; a disabled principal is refused everything.
     pub fn set_principal_disabled(&self, id: &PrincipalId, disabled: bool) -> Result<()> {
         let id = id.clone();
-        let name = self.audit_name(&id);
+        let role = self
+            .readers()
+            .read(|conn| rows::principal(conn, self.integrity(), &id))
+            .ok()
+            .flatten()
+            .map(|row| row.role);
+        let name = self.audit_name(&id, role);
         self.writer().write(move |ctx| {
             if !rows::set_principal_disabled(ctx.conn, ctx.integrity, &id, disabled)? {
                 return Err(Error::invalid_input(format!(

@@ -67,17 +67,17 @@ impl Vault {
         let known = self
             .readers()
             .read(|conn| rows::principal(conn, self.integrity(), principal_id))?;
-        if known.is_none() {
+        let Some(known) = known else {
             return Err(Error::invalid_input(format!(
                 "unknown principal `{principal_id}`: add it first with `cvvault principal add {principal_id} --role ROLE --org ORG`"
             )));
-        }
+        };
         let token_id = hex::encode(*crate::crypto::random_secret::<{ ID_HEX / 2 }>()?);
         let secret = crate::crypto::random_secret::<{ SECRET_HEX / 2 }>()?;
         let token = Zeroizing::new(format!("{TOKEN_PREFIX}{token_id}_{}", hex::encode(*secret)));
         let hash = self.integrity().token_hash(&token);
         let (id, principal) = (token_id.clone(), principal_id.clone());
-        let name = self.audit_name(principal_id);
+        let name = self.audit_name(principal_id, Some(known.role));
         self.writer().write(move |ctx| {
             rows::insert_token(
                 ctx.conn,

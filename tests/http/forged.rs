@@ -103,6 +103,35 @@ async fn rows_inserted_without_the_keyring_grant_nothing_and_are_named() {
         .await;
     assert_eq!(reply.status.as_u16(), 401, "{}", reply.text());
 
+    // 3b. A real employer's token re-pointed at the DPO (whose role reads the audit trail).
+    let emp_token_id = &api.token("emp")[4..20];
+    raw.execute(
+        "UPDATE tokens SET principal_id = 'dpo' WHERE token_id = ?1",
+        [emp_token_id],
+    )
+    .unwrap();
+    let reply = api
+        .call(
+            Method::GET,
+            "/v1/audit/entries",
+            Some(api.token("emp")),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 401, "{}", reply.text());
+    // And a real principal's role changed by hand.
+    raw.execute(
+        "UPDATE principals SET role = 'dpo' WHERE principal_id = 'coach'",
+        [],
+    )
+    .unwrap();
+    let dpo_view = api.vault.principal(&"coach".parse().unwrap());
+    assert!(
+        matches!(dpo_view, Err(cvvault::Error::Forged { .. })),
+        "{:?}",
+        dpo_view.map(|p| p.role)
+    );
+
     // 4. A hold cleared by hand (so that retention would erase) is refused, not trusted.
     api.vault
         .set_hold(&api.facts("dpo"), &unrelated, true, "case 17")
@@ -148,10 +177,12 @@ async fn rows_inserted_without_the_keyring_grant_nothing_and_are_named() {
     for named in [
         "principals ghost",
         "principals emp2",
+        "principals coach",
+        &format!("tokens {emp_token_id}"),
         "tokens 00000000000000aa",
         &format!("tokens {coach_token_id}"),
         "assignments 09090909090909090909090909090909",
-        "candidates ",
+        &format!("candidates {}", hex::encode(unrelated.as_bytes())),
     ] {
         assert!(message.contains(named), "{named}: {message}");
     }
