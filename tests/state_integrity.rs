@@ -751,3 +751,53 @@ fn a_rotation_stopped_after_destroying_the_old_kek_finishes_instead_of_refusing(
     assert_eq!(status["rotation_pending"], false);
     every_key_opens(root, &[], 10);
 }
+
+#[test]
+fn a_row_put_back_from_an_older_copy_is_named_by_audit_verify() {
+    // A row's MAC proves cvvault wrote it, not that it is the latest version: an older copy
+    // of a token, an assignment or a candidate row passes it. The trail's last decision on
+    // each of them does not.
+    let f = Fixture::new();
+    let id = f.register_marked("ROLLBACK", false, true);
+    let assignment = f.assign(id, "emp-org", "matching", "recruitment");
+    let token = f.vault.issue_token(&"emp".parse().unwrap()).unwrap();
+    let raw = f.raw();
+    let copy = |sql: &str| -> Vec<u8> { raw.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let token_mac = copy(&format!(
+        "SELECT row_mac FROM tokens WHERE token_id = '{}'",
+        token.token_id
+    ));
+    let assignment_mac = copy("SELECT row_mac FROM assignments");
+    f.vault.revoke_token(&token.token_id).unwrap();
+    f.vault
+        .close_assignment(&f.as_("cw"), &assignment, "placed in work")
+        .unwrap();
+    let dpo = f.as_("dpo");
+    assert!(f.vault.audit_verify(&dpo, vec![], &|_| {}).is_ok());
+
+    // Put both rows back as they were, MACs included.
+    raw.execute(
+        "UPDATE tokens SET revoked_at = NULL, row_mac = ?1 WHERE token_id = ?2",
+        rusqlite::params![token_mac, token.token_id],
+    )
+    .unwrap();
+    raw.execute(
+        "UPDATE assignments SET closed_at = NULL, closed_by = NULL, close_reason = NULL, row_mac = ?1",
+        [assignment_mac],
+    )
+    .unwrap();
+    let failed = f.vault.audit_verify(&dpo, vec![], &|_| {}).unwrap_err();
+    let message = failed.to_string();
+    assert!(matches!(failed, Error::AuditTampered(_)), "{message}");
+    assert!(
+        message.contains(&format!("tokens {} (revoked", token.token_id)),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "assignments {} (closed",
+            hex::encode(assignment.as_bytes())
+        )),
+        "{message}"
+    );
+}

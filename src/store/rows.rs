@@ -877,6 +877,56 @@ pub fn assignments_of(
     Ok(out)
 }
 
+/// Every intact assignment (forged rows are left out and logged), for `audit verify`.
+pub fn all_assignments(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<AssignmentRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments ORDER BY assignment_id"
+    ))?;
+    let rows = stmt.query_map([], assignment_with_mac)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (raw, mac) = row?;
+        if let Ok(row) = checked_assignment(integrity, raw, mac) {
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+/// Every intact candidate row's legal-hold flag, for `audit verify`.
+pub fn holds(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<(CandidateId, bool)>> {
+    let mut stmt = conn.prepare(
+        "SELECT candidate_id, key_id, legal_hold, legal_hold_reason, row_mac FROM candidates",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<Vec<u8>>>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, key_id, hold, reason, mac) = row?;
+        let Ok(id) = CandidateId::from_slice(&id) else {
+            continue;
+        };
+        if candidate_row_ok(
+            integrity,
+            &id,
+            key_id,
+            hold != 0,
+            reason.as_deref(),
+            mac.as_deref(),
+        ) {
+            out.push((id, hold != 0));
+        }
+    }
+    Ok(out)
+}
+
 /// The organisations with an intact open assignment of each kind: (coaching, matching); with
 /// `purpose`, only assignments opened for that purpose (what a read for that purpose may rest
 /// on: the assignment's purpose binds). A forged assignment grants nothing.

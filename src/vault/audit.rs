@@ -218,9 +218,12 @@ impl Vault {
             .inspect_err(|_| self.mark_trail_failed())?;
         // The rows authorization depends on are part of what is verified: one written
         // outside cvvault is refused wherever it is read, and named here.
-        let findings = self
+        let mut findings = self
             .readers
             .read(|conn| rows::integrity_findings(conn, &self.integrity))?;
+        // A row put back as it was in an older copy passes its MAC; the trail's last word on
+        // it tells.
+        findings.extend(self.rows_behind_the_trail()?);
         if !findings.is_empty() {
             self.mark_trail_failed();
             let named: Vec<String> = findings
@@ -228,7 +231,7 @@ impl Vault {
                 .map(|f| format!("{} {}", f.table, f.row))
                 .collect();
             return Err(Error::AuditTampered(format!(
-                "the entries verify, but {} row(s) that authorization depends on fail their integrity check, so they were written or changed outside cvvault: {}. cvvault refuses them (they grant nothing); restore the database from a backup, and find out who could write the database file",
+                "the entries verify, but {} row(s) that authorization depends on were written or changed outside cvvault (they fail their integrity check, or are not in the state the trail last recorded): {}. cvvault refuses rows that fail their check; restore the database from a backup, and find out who could write the database file",
                 findings.len(),
                 named.join(", ")
             )));

@@ -10,6 +10,7 @@ mod keys;
 mod principals;
 mod quota;
 mod tokens;
+mod trail_state;
 mod workers;
 
 pub use assignments::OpenAssignment;

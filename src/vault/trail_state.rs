@@ -1,0 +1,168 @@
+//! What the audit trail says the vault's authorization rows must be, compared with what they
+//! are. A row's MAC proves that cvvault wrote it, not that it is the latest version: someone
+//! who can write the database and holds an older copy could put one row back as it was (a
+//! revoked token valid again, a released hold placed). Every change to such a row is a
+//! decision in the append-only, MACed and signed trail, so `audit verify` replays the trail's
+//! last word on each token, principal, assignment and hold and names every row that
+//! disagrees.
+
+use std::collections::HashMap;
+
+use super::Vault;
+use crate::audit::entry::{Entry, Outcome};
+use crate::error::Result;
+use crate::store::rows::{self, Finding};
+
+/// The last state the trail records for each object, with the entry that recorded it.
+#[derive(Default)]
+struct TrailState {
+    /// token id -> revoked (and the entry index).
+    revoked: HashMap<String, u64>,
+    /// principal name as the trail writes it -> (disabled, entry index).
+    disabled: HashMap<String, (bool, u64)>,
+    /// assignment pseudonym -> (closed, entry index).
+    closed: HashMap<String, (bool, u64)>,
+    /// candidate pseudonym -> (held, entry index).
+    held: HashMap<String, (bool, u64)>,
+}
+
+/// The actions whose entries change an authorization row.
+const STATE_ACTIONS: [&str; 7] = [
+    "\"action\":\"token.revoke\"",
+    "\"action\":\"principal.disable\"",
+    "\"action\":\"principal.enable\"",
+    "\"action\":\"assignment.open\"",
+    "\"action\":\"assignment.close\"",
+    "\"action\":\"hold.place\"",
+    "\"action\":\"hold.release\"",
+];
+
+fn note_value<'a>(note: &'a str, key: &str) -> Option<&'a str> {
+    note.split(' ')
+        .find_map(|part| part.strip_prefix(key)?.strip_prefix('='))
+}
+
+impl TrailState {
+    fn read(&mut self, text: &str) {
+        // Most entries change no row: only those are parsed.
+        if !STATE_ACTIONS.iter().any(|a| text.contains(a)) {
+            return;
+        }
+        let Ok(entry) = serde_json::from_str::<Entry>(text) else {
+            return;
+        };
+        if entry.decision != Outcome::Allow {
+            return;
+        }
+        let note = entry.note.as_deref().unwrap_or_default();
+        let at = entry.index;
+        match entry.action.as_str() {
+            "token.revoke" => {
+                if let Some(id) = note_value(note, "token_id") {
+                    self.revoked.insert(id.to_owned(), at);
+                }
+            }
+            "principal.disable" | "principal.enable" => {
+                if let Some(name) = note_value(note, "principal") {
+                    let disabled = entry.action == "principal.disable";
+                    self.disabled.insert(name.to_owned(), (disabled, at));
+                }
+            }
+            "assignment.open" | "assignment.close" => {
+                if let Some(pseudonym) = entry.assignment {
+                    self.closed
+                        .insert(pseudonym, (entry.action == "assignment.close", at));
+                }
+            }
+            "hold.place" | "hold.release" => {
+                if let Some(pseudonym) = entry.candidate {
+                    self.held
+                        .insert(pseudonym, (entry.action == "hold.place", at));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Vault {
+    /// Every intact row whose state is not the one the trail last recorded for it.
+    pub(crate) fn rows_behind_the_trail(&self) -> Result<Vec<Finding>> {
+        let mut trail = TrailState::default();
+        self.readers().read(|conn| {
+            crate::audit::verify::export(conn, None, None, |text| {
+                trail.read(text);
+                Ok(())
+            })
+        })?;
+        let (tokens, principals, assignments, holds) = self.readers().read(|conn| {
+            Ok((
+                rows::tokens(conn, self.integrity())?,
+                rows::principals(conn, self.integrity())?,
+                rows::all_assignments(conn, self.integrity())?,
+                rows::holds(conn, self.integrity())?,
+            ))
+        })?;
+        let mut findings = Vec::new();
+        let mut behind = |table: &'static str, row: String, what: &str, at: u64| {
+            findings.push(Finding {
+                table,
+                row: format!("{row} ({what}, as entry {at} records, but not in the database)"),
+            });
+        };
+        for token in tokens {
+            if token.revoked_at.is_none() {
+                if let Some(at) = trail.revoked.get(&token.token_id) {
+                    behind("tokens", token.token_id.clone(), "revoked", *at);
+                }
+            }
+        }
+        for principal in principals {
+            let name = self.audit_name(&principal.principal_id, Some(principal.role));
+            if let Some((disabled, at)) = trail.disabled.get(&name) {
+                if *disabled != principal.disabled {
+                    let what = if *disabled { "disabled" } else { "enabled" };
+                    behind("principals", principal.principal_id.to_string(), what, *at);
+                }
+            }
+        }
+        for assignment in assignments {
+            let pseudonym = self.pseudonyms().assignment(&assignment.assignment_id);
+            if let Some((closed, at)) = trail.closed.get(&pseudonym) {
+                if *closed != assignment.closed_at.is_some() {
+                    let what = if *closed { "closed" } else { "open" };
+                    let id = hex::encode(assignment.assignment_id.as_bytes());
+                    behind("assignments", id, what, *at);
+                }
+            }
+        }
+        for (candidate, held) in holds {
+            let pseudonym = self.pseudonyms().candidate(&candidate);
+            if let Some((trail_held, at)) = trail.held.get(&pseudonym) {
+                if *trail_held != held {
+                    let what = if *trail_held { "held" } else { "released" };
+                    behind("candidates", hex::encode(candidate.as_bytes()), what, *at);
+                }
+            }
+        }
+        Ok(findings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_value_is_read_by_its_key_only() {
+        assert_eq!(
+            note_value("token_id=00aa principal=emp", "token_id"),
+            Some("00aa")
+        );
+        assert_eq!(
+            note_value("token_id=00aa principal=emp", "principal"),
+            Some("emp")
+        );
+        assert_eq!(note_value("xtoken_id=1", "token_id"), None);
+    }
+}
