@@ -210,6 +210,16 @@ impl OrgKind {
         }
     }
 
+    /// The kind in a sentence: `the agency`, `a job-coaching provider`, `an employer`.
+    pub fn described(self) -> &'static str {
+        match self {
+            OrgKind::Agency => "the agency",
+            OrgKind::Provider => "a job-coaching provider",
+            OrgKind::Employer => "an employer",
+            OrgKind::Public => "the public (subjects)",
+        }
+    }
+
     /// The kind of organisation a principal of `role` belongs to.
     pub fn of_role(role: Role) -> OrgKind {
         match role {

@@ -12,7 +12,14 @@ use crate::vault::{OpenAssignment, Vault};
 
 #[derive(Subcommand, Debug)]
 pub enum AssignmentCommand {
-    /// Open an assignment linking an organisation to a candidate, for a purpose.
+    /// Open an assignment linking an organisation to a candidate, for a purpose. The purpose
+    /// binds: the organisation may read the candidate for that purpose only. The default
+    /// policy (policy/assignment-kinds.cedar) allows exactly two shapes:
+    ///   --kind coaching --purpose coaching     --org <a provider's organisation>
+    ///   --kind matching --purpose recruitment  --org <an employer's organisation>
+    /// Purposes are declared in policy/vault.cedarschema (entity Purpose); an organisation's
+    /// kind is that of the principals registered for it.
+    #[command(verbatim_doc_comment)]
     Open {
         /// Candidate id.
         #[arg(long)]
@@ -23,7 +30,7 @@ pub enum AssignmentCommand {
         /// coaching (a provider) or matching (an employer).
         #[arg(long)]
         kind: String,
-        /// The declared purpose, e.g. coaching or recruitment.
+        /// coaching (with --kind coaching) or recruitment (with --kind matching).
         #[arg(long)]
         purpose: String,
     },

@@ -877,6 +877,20 @@ pub fn assignments_of(
     Ok(out)
 }
 
+/// The purposes of open assignments, with how many name each (for the report at start of
+/// assignments that name a purpose the vocabulary no longer declares).
+pub fn open_assignment_purposes(conn: &Connection) -> Result<Vec<(String, u64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT purpose, count(*) FROM assignments WHERE closed_at IS NULL GROUP BY purpose ORDER BY purpose",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    rows.map(|r| {
+        let (purpose, n) = r?;
+        Ok((purpose, u64::try_from(n).unwrap_or(0)))
+    })
+    .collect()
+}
+
 /// Every intact assignment (forged rows are left out and logged), for `audit verify`.
 pub fn all_assignments(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<AssignmentRow>> {
     let mut stmt = conn.prepare(&format!(

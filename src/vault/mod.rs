@@ -218,6 +218,17 @@ impl Vault {
                 reason: "its checkpoint signing key is unusable",
             })?;
         let previous_policy = rows::meta(&conn, META_POLICY_HASH)?;
+        for (purpose, open) in rows::open_assignment_purposes(&conn)? {
+            if !policy.purposes().contains(&purpose) {
+                // Made by an earlier version, which took any purpose: such an assignment
+                // grants nothing now (a read is decided on the assignments of its purpose).
+                tracing::warn!(
+                    purpose = %crate::ids::printable(&purpose),
+                    open,
+                    "open assignments name a purpose the vocabulary does not declare, so they grant nothing: list them with `cvvault assignment list --candidate ID`, close them, and open new ones with a declared purpose (see `cvvault assignment open --help`)"
+                );
+            }
+        }
         drop(conn);
         let vault = Vault {
             writer: Writer::start(&database, appender, integrity.clone())?,

@@ -69,8 +69,8 @@ impl Vault {
         let kind = crate::model::OrgKind::of_role(role);
         if let Some(existing) = existing.filter(|existing| *existing != kind) {
             return Err(Error::invalid_input(format!(
-                "organisation {org} is {} {existing} organisation (its principals say so): a {role} cannot belong to it. Register the {role} under its own organisation's id",
-                if matches!(existing, crate::model::OrgKind::Agency) { "the" } else { "an" }
+                "organisation {org} is {} (its principals say so), so a principal with role {role} cannot belong to it: register it under its own organisation's id",
+                existing.described()
             )));
         }
         let row = PrincipalRow {
