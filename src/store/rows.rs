@@ -453,6 +453,25 @@ pub fn delete_candidate(conn: &Connection, id: &CandidateId) -> Result<bool> {
     shred(conn, id)
 }
 
+/// A candidate whose key slot is at or after `slot` modulo the highest slot (any candidate, if
+/// there is one): the stand-in whose rows a refusal of a missing candidate reads.
+pub fn candidate_near_slot(conn: &Connection, slot: u64) -> Result<Option<CandidateId>> {
+    let highest: Option<i64> = conn
+        .prepare_cached("SELECT max(key_id) FROM candidates")?
+        .query_row([], |r| r.get(0))?;
+    let Some(highest) = highest.filter(|h| *h > 0) else {
+        return Ok(None);
+    };
+    let start = i64::try_from(slot % u64::try_from(highest).unwrap_or(1)).unwrap_or(0);
+    conn.prepare_cached(
+        "SELECT candidate_id FROM candidates WHERE key_id >= ?1 ORDER BY key_id LIMIT 1",
+    )?
+    .query_row(params![start], |r| r.get::<_, Vec<u8>>(0))
+    .optional()?
+    .map(|id| CandidateId::from_slice(&id))
+    .transpose()
+}
+
 /// Number of candidates.
 pub fn candidate_count(conn: &Connection) -> Result<u64> {
     let n: i64 = conn.query_row("SELECT count(*) FROM candidates", [], |r| r.get(0))?;

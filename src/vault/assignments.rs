@@ -40,13 +40,8 @@ impl Vault {
         let org_kind = self
             .readers
             .read(|conn| rows::org_kind(conn, &self.integrity, &request.org))?;
-        let Some((facts, _)) = facts else {
-            record.note = Some("not-found".into());
-            self.record(record)?;
-            return Err(Error::NotFound {
-                what: "candidate (it may have been erased)",
-            });
-        };
+        // What does not depend on the candidate is checked first, so that the answer to it
+        // says nothing about whether the candidate exists.
         if let Err(unknown) = self.policy.check_purpose(&request.purpose) {
             record.note = Some("unknown-purpose".into());
             self.record(record)?;
@@ -59,6 +54,23 @@ impl Vault {
                 "unknown organisation `{}`: register a principal of it first with `cvvault principal add ID --role provider|employer --org {}`",
                 request.org, request.org
             )));
+        };
+        let Some((facts, _)) = facts else {
+            if Self::hides_candidates(principal) {
+                // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
+                self.decoy_work(principal, false, |facts| {
+                    std::hint::black_box(self.policy.decide(&Request::on_candidate(
+                        principal,
+                        Action::OpenAssignment,
+                        facts,
+                    )));
+                });
+            }
+            record.note = Some("not-found".into());
+            self.record(record)?;
+            return Err(Error::NotFound {
+                what: "candidate (it may have been erased)",
+            });
         };
         let decision = self.policy.decide(&Request::open_assignment(
             principal,
@@ -136,6 +148,16 @@ impl Vault {
             self.record(record)
         };
         let Some(row) = row else {
+            if Self::hides_candidates(principal) {
+                // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
+                self.decoy_work(principal, false, |facts| {
+                    std::hint::black_box(self.policy.decide(&Request::on_candidate(
+                        principal,
+                        Action::CloseAssignment,
+                        facts,
+                    )));
+                });
+            }
             refuse("not-found", None)?;
             return Err(Error::NotFound { what: "assignment" });
         };
@@ -201,7 +223,22 @@ impl Vault {
             &new_request_id(),
         );
         record.candidate = Some(*candidate_id);
+        let decide = |facts: &crate::policy::CandidateFacts| {
+            [Action::CloseAssignment, Action::SubjectAccess]
+                .into_iter()
+                .map(|action| {
+                    self.policy
+                        .decide(&Request::on_candidate(principal, action, facts))
+                })
+                .find(|decision| decision.is_allowed())
+        };
         let Some((facts, _)) = facts else {
+            if Self::hides_candidates(principal) {
+                // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
+                self.decoy_work(principal, false, |facts| {
+                    std::hint::black_box(decide(facts));
+                });
+            }
             record.note = Some("not-found".into());
             self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });

@@ -468,6 +468,10 @@ impl Vault {
             Err(e) => return Err(e),
         };
         let Some(((facts, dek), sealed)) = read else {
+            if Self::hides_candidates(principal) {
+                // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
+                self.decoy_read(principal, purpose);
+            }
             let mut record = Record::new("extract", &actor, Outcome::Deny, &request_id);
             record.candidate = Some(*candidate_id);
             record.purpose = Some(purpose.to_string());
@@ -575,6 +579,16 @@ impl Vault {
         let mut record = Record::new("candidate.erase", &actor, Outcome::Deny, &request_id);
         record.candidate = Some(*candidate_id);
         let Some((facts, unreadable)) = facts else {
+            if Self::hides_candidates(principal) {
+                // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
+                self.decoy_work(principal, false, |facts| {
+                    std::hint::black_box(self.policy.decide(&Request::on_candidate(
+                        principal,
+                        Action::Erase,
+                        facts,
+                    )));
+                });
+            }
             record.note = Some("not-found".into());
             self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });

@@ -5,6 +5,7 @@
 mod assignments;
 mod audit;
 mod candidates;
+mod decoy;
 mod health;
 mod keys;
 mod principals;
@@ -80,6 +81,8 @@ pub struct Vault {
     integrity: Arc<IntegrityKey>,
     /// Set when `audit verify` found the trail damaged: no checkpoint is signed after that.
     trail_failed: std::sync::atomic::AtomicBool,
+    /// Work to do instead of a missing candidate's, so that refusals cost the same.
+    decoy: decoy::Decoy,
 }
 
 const META_ORIGIN: &str = "checkpoint_origin";
@@ -234,6 +237,7 @@ impl Vault {
             writer: Writer::start(&database, appender, integrity.clone())?,
             integrity,
             trail_failed: std::sync::atomic::AtomicBool::new(false),
+            decoy: decoy::Decoy::new()?,
             readers: Readers::new(&database),
             keyring: RwLock::new(Arc::new(ring)),
             policy: Arc::new(policy),
@@ -361,13 +365,18 @@ impl Vault {
     /// Records a refused decision on a candidate and returns the error to give. Employers and
     /// providers get "not found", the same answer as for a candidate that does not exist, so
     /// ids cannot be probed; other roles learn which policies refused.
+    /// Whether `principal` gets one identical "not found" for every refusal about a candidate.
+    pub(crate) fn hides_candidates(principal: &PrincipalFacts) -> bool {
+        matches!(principal.role, Role::Employer | Role::Provider)
+    }
+
     pub(crate) fn refuse(
         &self,
         principal: &PrincipalFacts,
         mut record: Record,
         action: String,
     ) -> Result<Error> {
-        let hide = matches!(principal.role, Role::Employer | Role::Provider);
+        let hide = Self::hides_candidates(principal);
         record.decision = Outcome::Deny;
         record.note = Some(
             if hide {
