@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -12,7 +12,14 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = cvvault::cli::Cli::parse();
+    // The exit-code table comes from the one list the error mapping uses.
+    let matches = cvvault::cli::Cli::command()
+        .after_help(cvvault::error::exit_codes_help())
+        .get_matches();
+    let cli = match cvvault::cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match cvvault::cli::run(cli) {
         Ok(code) => code,
         Err(error) => {

@@ -637,3 +637,57 @@ fn init_with_an_existing_identity_and_a_recovery_recipient() {
     assert_eq!(code(&bad), 65, "{}", stderr(&bad));
     assert!(stderr(&bad).contains("not an age X25519 recipient"));
 }
+
+#[test]
+fn one_exit_code_table_for_help_main_and_the_readme() {
+    // The table lived in three places (error.rs, `--help`, README) and drifted.
+    let help = cvvault_bin_help();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let listed: Vec<(u8, String)> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| code | meaning |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            (cells[0].parse().unwrap(), cells[1].to_owned())
+        })
+        .collect();
+    let table: Vec<(u8, String)> = cvvault::error::EXIT_CODES
+        .iter()
+        .map(|(c, m)| (*c, (*m).to_owned()))
+        .collect();
+    assert_eq!(listed, table, "README's exit-code table is the library's");
+    for (code, meaning) in cvvault::error::EXIT_CODES {
+        assert!(help.contains(&format!("{code:>3}  {meaning}")), "--help lacks {code}: {help}");
+    }
+    // Every error the library returns maps to a code in the table.
+    let samples = [
+        cvvault::Error::invalid_input("x"),
+        cvvault::Error::NotFound { what: "candidate" },
+        cvvault::Error::Conflict("x".into()),
+        cvvault::Error::Unauthenticated,
+        cvvault::Error::DecryptionFailed,
+        cvvault::Error::AuditTampered("x".into()),
+        cvvault::Error::Forged { table: "tokens", row: "x".into() },
+        cvvault::Error::RotationLocked { path: "k".into() },
+        cvvault::Error::UnsupportedMediaType { expected: "application/json" },
+        cvvault::Error::WrongPassphrase,
+    ];
+    for error in samples {
+        let code = error.exit_code();
+        assert!(
+            cvvault::error::EXIT_CODES.iter().any(|(c, _)| *c == code),
+            "{error}: exit {code} is not in the table"
+        );
+    }
+}
+
+fn cvvault_bin_help() -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cvvault"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -37,7 +37,7 @@ use crate::vault::Vault;
 /// The keyring is unlocked with CVVAULT_IDENTITY (an age identity file, default
 /// keys/identity.txt) or CVVAULT_PASSPHRASE.
 #[derive(Parser, Debug)]
-#[command(name = "cvvault", version, about, long_about, after_help = EXIT_CODES)]
+#[command(name = "cvvault", version, about, long_about)]
 pub struct Cli {
     /// Folder of the keyring, identity and recipients.
     #[arg(long, global = true, env = "CVVAULT_KEYS_DIR", default_value = "keys")]
@@ -64,11 +64,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-const EXIT_CODES: &str = "Exit codes: 0 ok, 2 usage, 3 denied by policy, 4 not found, 5 conflict, \
-6 quota exceeded, 7 unauthenticated, 10 vault exists, 11 keyring or database missing, \
-12 wrong passphrase, 13 wrong or missing identity, 14 keyring corrupt, 15 invalid policy or \
-settings, 16 audit write failed, 17 audit verification failed, 18 decryption failed or corrupt \
-store, 65 invalid input, 74 I/O or database error, 75 retention already running.";
+
 
 /// The commands.
 #[derive(Subcommand, Debug)]
