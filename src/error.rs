@@ -9,10 +9,16 @@ use std::path::PathBuf;
 /// `main` (through [`Error::exit_code`]) and README.md follow (a test checks all three).
 pub const EXIT_CODES: &[(u8, &str)] = &[
     (0, "ok"),
-    (1, "retention: some due candidates could not be erased (see the JSON report)"),
+    (
+        1,
+        "retention: some due candidates could not be erased (see the JSON report)",
+    ),
     (2, "usage (clap)"),
     (3, "denied by policy"),
-    (4, "not found (also: not yours, for employers and providers)"),
+    (
+        4,
+        "not found (also: not yours, for employers and providers)",
+    ),
     (5, "conflict (e.g. closing a closed assignment)"),
     (6, "quota exceeded"),
     (7, "unauthenticated"),
@@ -22,9 +28,18 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (13, "wrong or missing identity, or wrong unlock method"),
     (14, "keyring corrupt"),
     (15, "invalid policy or settings file"),
-    (16, "the audit trail could not be written: nothing was changed or released"),
-    (17, "audit verification failed, or a row written outside cvvault"),
-    (18, "decryption failed (a data key that does not open) or corrupt store"),
+    (
+        16,
+        "the audit trail could not be written: nothing was changed or released",
+    ),
+    (
+        17,
+        "audit verification failed, or a row written outside cvvault",
+    ),
+    (
+        18,
+        "decryption failed (a data key that does not open) or corrupt store",
+    ),
     (65, "invalid input"),
     (74, "I/O or database error"),
     (75, "another retention run or key rotation holds its lock"),

@@ -642,7 +642,8 @@ fn init_with_an_existing_identity_and_a_recovery_recipient() {
 fn one_exit_code_table_for_help_main_and_the_readme() {
     // The table lived in three places (error.rs, `--help`, README) and drifted.
     let help = cvvault_bin_help();
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let listed: Vec<(u8, String)> = readme
         .lines()
         .skip_while(|l| !l.starts_with("| code | meaning |"))
@@ -659,7 +660,10 @@ fn one_exit_code_table_for_help_main_and_the_readme() {
         .collect();
     assert_eq!(listed, table, "README's exit-code table is the library's");
     for (code, meaning) in cvvault::error::EXIT_CODES {
-        assert!(help.contains(&format!("{code:>3}  {meaning}")), "--help lacks {code}: {help}");
+        assert!(
+            help.contains(&format!("{code:>3}  {meaning}")),
+            "--help lacks {code}: {help}"
+        );
     }
     // Every error the library returns maps to a code in the table.
     let samples = [
@@ -669,9 +673,14 @@ fn one_exit_code_table_for_help_main_and_the_readme() {
         cvvault::Error::Unauthenticated,
         cvvault::Error::DecryptionFailed,
         cvvault::Error::AuditTampered("x".into()),
-        cvvault::Error::Forged { table: "tokens", row: "x".into() },
+        cvvault::Error::Forged {
+            table: "tokens",
+            row: "x".into(),
+        },
         cvvault::Error::RotationLocked { path: "k".into() },
-        cvvault::Error::UnsupportedMediaType { expected: "application/json" },
+        cvvault::Error::UnsupportedMediaType {
+            expected: "application/json",
+        },
         cvvault::Error::WrongPassphrase,
     ];
     for error in samples {

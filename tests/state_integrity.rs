@@ -801,3 +801,51 @@ fn a_row_put_back_from_an_older_copy_is_named_by_audit_verify() {
         "{message}"
     );
 }
+
+#[test]
+fn an_erased_candidate_put_back_from_an_older_copy_is_named_by_audit_verify() {
+    // Every row of an erased candidate restored from a backup passes its MAC; the trail's
+    // erasure entry does not let it pass.
+    let f = Fixture::new();
+    let id = f.register_marked("RESURRECTED", false, false);
+    let raw = f.raw();
+    let rows: Vec<(String, Vec<rusqlite::types::Value>)> =
+        ["candidate_keys", "candidates", "sealed_profiles"]
+            .iter()
+            .map(|table| {
+                let mut stmt = raw
+                    .prepare(&format!("SELECT * FROM {table} WHERE candidate_id = ?1"))
+                    .unwrap();
+                let n = stmt.column_count();
+                let values = stmt
+                    .query_row([&id.as_bytes()[..]], |r| {
+                        (0..n)
+                            .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                            .collect()
+                    })
+                    .unwrap();
+                ((*table).to_owned(), values)
+            })
+            .collect();
+    f.vault.erase(&f.as_("cw"), &id).unwrap();
+    // The key slot is overwritten in place; put the old one back, and the deleted rows.
+    raw.execute("DELETE FROM candidate_keys WHERE kek_version = 0", [])
+        .unwrap();
+    for (table, values) in &rows {
+        let marks = vec!["?"; values.len()].join(", ");
+        raw.execute(
+            &format!("INSERT INTO {table} VALUES ({marks})"),
+            rusqlite::params_from_iter(values.iter()),
+        )
+        .unwrap();
+    }
+    let dpo = f.as_("dpo");
+    let failed = f.vault.audit_verify(&dpo, vec![], &|_| {}).unwrap_err();
+    assert!(
+        failed.to_string().contains(&format!(
+            "candidates {} (erased",
+            hex::encode(id.as_bytes())
+        )),
+        "{failed}"
+    );
+}

@@ -214,10 +214,10 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
             .extract(&vault.principal(&p("hr-other")?)?, &anna, &recruitment)
             .map(|_| ()),
     )?;
-    print!("hr-bygg for `marketing`: ");
+    print!("hr-bygg for `coaching`, not its assignment's purpose: ");
     show_refusal(
         vault
-            .extract(&employer, &anna, &"marketing".parse()?)
+            .extract(&employer, &anna, &"coaching".parse()?)
             .map(|_| ()),
     )?;
     print!("dpo-sara: ");

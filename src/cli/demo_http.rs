@@ -453,7 +453,8 @@ fn walk(
         unrelated.body == missing.body
     );
     let reply = api.get(
-        &format!("/v1/candidates/{anna}/extract?purpose=marketing"),
+        // A declared purpose, but not the one its assignment was opened for: nothing.
+        &format!("/v1/candidates/{anna}/extract?purpose=coaching"),
         &employer,
     )?;
     expect(&reply, 404)?;

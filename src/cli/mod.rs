@@ -64,8 +64,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-
-
 /// The commands.
 #[derive(Subcommand, Debug)]
 pub enum Command {

@@ -287,7 +287,7 @@ fn declared_enum(src: &str, name: &str) -> Result<Vec<String>, Error> {
         file: SCHEMA_FILE.to_owned(),
         position: None,
         message: format!(
-            "the schema must declare `entity {name} enum [...]`: the purposes an assignment, an extract and a policy may name"
+            "the schema must declare `entity {name} enum [...]`, the purposes an assignment, an extract and a policy may name. A policy/ folder from before purposes were a vocabulary: take vault.cedarschema, employer.cedar, provider.cedar and assignment-kinds.cedar from this version's policy/ (or run `cvvault init` in an empty folder and copy them), then `cvvault policy check`"
         ),
     }
     };

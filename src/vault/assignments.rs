@@ -36,12 +36,11 @@ impl Vault {
         record.candidate = Some(request.candidate_id);
         record.purpose = Some(request.purpose.to_string());
         record.note = Some(format!("kind={}", request.kind));
-        let facts = self.read_facts(principal, "assignment.open", &request.candidate_id)?;
+        // What does not depend on the candidate is checked first, before it is even read,
+        // so that neither the answer nor its cost says whether the candidate exists.
         let org_kind = self
             .readers
             .read(|conn| rows::org_kind(conn, &self.integrity, &request.org))?;
-        // What does not depend on the candidate is checked first, so that the answer to it
-        // says nothing about whether the candidate exists.
         if let Err(unknown) = self.policy.check_purpose(&request.purpose) {
             record.note = Some("unknown-purpose".into());
             self.record(record)?;
@@ -55,14 +54,18 @@ impl Vault {
                 request.org, request.org
             )));
         };
+        let facts = self.read_facts(principal, "assignment.open", &request.candidate_id)?;
         let Some((facts, _)) = facts else {
             if Self::hides_candidates(principal) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
                 self.decoy_work(principal, false, |facts| {
-                    std::hint::black_box(self.policy.decide(&Request::on_candidate(
+                    std::hint::black_box(self.policy.decide(&Request::open_assignment(
                         principal,
-                        Action::OpenAssignment,
                         facts,
+                        request.kind,
+                        &request.purpose,
+                        &request.org,
+                        org_kind,
                     )));
                 });
             }

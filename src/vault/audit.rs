@@ -312,6 +312,16 @@ impl Vault {
         );
         record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
+            if Self::hides_candidates(principal) {
+                // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
+                self.decoy_work(principal, false, |facts| {
+                    std::hint::black_box(self.decide_candidate(
+                        principal,
+                        Action::SubjectAccess,
+                        facts,
+                    ));
+                });
+            }
             record.note = Some("not-found".into());
             self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });
@@ -445,6 +455,12 @@ impl Vault {
         let mut record = Record::new(name, &actor(principal), Outcome::Deny, &new_request_id());
         record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
+            if Self::hides_candidates(principal) {
+                // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
+                self.decoy_work(principal, false, |facts| {
+                    std::hint::black_box(self.decide_candidate(principal, action, facts));
+                });
+            }
             record.note = Some("not-found".into());
             self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });

@@ -439,6 +439,15 @@ impl Vault {
         meanwhile: impl FnOnce(),
     ) -> Result<Extract> {
         let request_id = new_request_id();
+        if let Err(unknown) = self.policy.check_purpose(purpose) {
+            // Not a question about the candidate: refused, and on the record, before it is read.
+            let mut record = Record::new("extract", &actor(principal), Outcome::Deny, &request_id);
+            record.candidate = Some(*candidate_id);
+            record.purpose = Some(purpose.to_string());
+            record.note = Some("unknown-purpose".into());
+            self.record(record)?;
+            return Err(unknown);
+        }
         let read = self.readers.read(|conn| {
             let facts = self.candidate_facts_for(conn, candidate_id, Some(purpose))?;
             let sealed = match facts {

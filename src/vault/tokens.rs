@@ -183,8 +183,20 @@ impl Vault {
                 })
             }
             _ => {
-                // A well-formed token that opens nothing: on the record, under the id the
-                // caller sent (never the secret), so that guessing shows in the trail.
+                // A well-formed token that names an issued token but does not open it (a wrong
+                // or revoked secret, a forged row): on the record, under its id, never the
+                // secret. An id that names no token costs a read, not an entry: random
+                // guesses must not be able to grow the trail or queue behind the writer.
+                let issued = self.readers().read(|conn| {
+                    match rows::token(conn, self.integrity(), token_id) {
+                        Ok(row) => Ok(row.is_some()),
+                        Err(Error::Forged { .. }) => Ok(true),
+                        Err(e) => Err(e),
+                    }
+                })?;
+                if !issued {
+                    return Err(Error::Unauthenticated);
+                }
                 let mut record = Record::new(
                     "authenticate",
                     &Actor {

@@ -24,10 +24,14 @@ struct TrailState {
     closed: HashMap<String, (bool, u64)>,
     /// candidate pseudonym -> (held, entry index).
     held: HashMap<String, (bool, u64)>,
+    /// candidate pseudonym -> the entry that erased the candidate.
+    erased: HashMap<String, u64>,
 }
 
 /// The actions whose entries change an authorization row.
-const STATE_ACTIONS: [&str; 7] = [
+const STATE_ACTIONS: [&str; 9] = [
+    "\"action\":\"candidate.erase\"",
+    "\"action\":\"retention.erase\"",
     "\"action\":\"token.revoke\"",
     "\"action\":\"principal.disable\"",
     "\"action\":\"principal.enable\"",
@@ -74,6 +78,11 @@ impl TrailState {
                         .insert(pseudonym, (entry.action == "assignment.close", at));
                 }
             }
+            "candidate.erase" | "retention.erase" => {
+                if let Some(pseudonym) = entry.candidate {
+                    self.erased.insert(pseudonym, at);
+                }
+            }
             "hold.place" | "hold.release" => {
                 if let Some(pseudonym) = entry.candidate {
                     self.held
@@ -89,13 +98,13 @@ impl Vault {
     /// Every intact row whose state is not the one the trail last recorded for it.
     pub(crate) fn rows_behind_the_trail(&self) -> Result<Vec<Finding>> {
         let mut trail = TrailState::default();
-        self.readers().read(|conn| {
+        // INVARIANT: the trail and the rows are read in one snapshot; a change committed by
+        // another process between two reads would look like a rollback.
+        let (tokens, principals, assignments, holds) = self.readers().read(|conn| {
             crate::audit::verify::export(conn, None, None, |text| {
                 trail.read(text);
                 Ok(())
-            })
-        })?;
-        let (tokens, principals, assignments, holds) = self.readers().read(|conn| {
+            })?;
             Ok((
                 rows::tokens(conn, self.integrity())?,
                 rows::principals(conn, self.integrity())?,
@@ -118,8 +127,16 @@ impl Vault {
             }
         }
         for principal in principals {
-            let name = self.audit_name(&principal.principal_id, Some(principal.role));
-            if let Some((disabled, at)) = trail.disabled.get(&name) {
+            // Entries before subjects were pseudonymised name them by id: the later counts.
+            let names = [
+                self.audit_name(&principal.principal_id, Some(principal.role)),
+                principal.principal_id.to_string(),
+            ];
+            let last = names
+                .iter()
+                .filter_map(|name| trail.disabled.get(name))
+                .max_by_key(|(_, at)| *at);
+            if let Some((disabled, at)) = last {
                 if *disabled != principal.disabled {
                     let what = if *disabled { "disabled" } else { "enabled" };
                     behind("principals", principal.principal_id.to_string(), what, *at);
@@ -138,6 +155,16 @@ impl Vault {
         }
         for (candidate, held) in holds {
             let pseudonym = self.pseudonyms().candidate(&candidate);
+            // A candidate put back after its erasure would undo the crypto-shredding.
+            if let Some(at) = trail.erased.get(&pseudonym) {
+                behind(
+                    "candidates",
+                    hex::encode(candidate.as_bytes()),
+                    "erased",
+                    *at,
+                );
+                continue;
+            }
             if let Some((trail_held, at)) = trail.held.get(&pseudonym) {
                 if *trail_held != held {
                     let what = if *trail_held { "held" } else { "released" };

@@ -134,7 +134,15 @@ async fn a_disabled_principal_and_an_unknown_token_are_refusals_on_the_record() 
         .await;
     assert_eq!(reply.status.as_u16(), 403, "{}", reply.text());
     assert!(reply.text().contains("disabled"), "{}", reply.text());
-    let unknown = format!("cvv_{}_{}", "0123456789abcdef", "cd".repeat(32));
+    // A real token's id with a wrong secret is on the record; an id that names no token is
+    // not (random guesses must not grow the trail).
+    let coach_id = api.token("coach")[4..20].to_owned();
+    let unknown = format!("cvv_{coach_id}_{}", "cd".repeat(32));
+    let guess = format!("cvv_{}_{}", "0123456789abcdef", "cd".repeat(32));
+    let reply = api
+        .call(Method::GET, "/v1/audit/checkpoint", Some(&guess), None)
+        .await;
+    assert_eq!(reply.status.as_u16(), 401);
     let reply = api
         .call(Method::GET, "/v1/audit/checkpoint", Some(&unknown), None)
         .await;
@@ -154,7 +162,11 @@ async fn a_disabled_principal_and_an_unknown_token_are_refusals_on_the_record() 
     assert!(export
         .iter()
         .any(|e| e.contains("\"actor\":\"unauthenticated\"")
-            && e.contains("unknown-token token_id=0123456789abcdef")));
+            && e.contains(&format!("unknown-token token_id={coach_id}"))));
+    assert!(
+        !export.iter().any(|e| e.contains("0123456789abcdef")),
+        "a guessed id writes nothing"
+    );
     assert!(
         !export.iter().any(|e| e.contains(&"cd".repeat(32))),
         "never the secret"
