@@ -23,9 +23,7 @@ use std::sync::Arc;
 
 use fs2::FileExt;
 
-use super::{new_request_id, Vault, META_CURRENT_KEK};
-use crate::audit::entry::Outcome;
-use crate::audit::log::{Actor, Record};
+use super::{Vault, META_CURRENT_KEK};
 use crate::crypto::envelope::{Dek, WrappedDek};
 use crate::crypto::keyring::{self, Keyring, Protection, Unlock};
 use crate::error::{Error, Result};
@@ -243,13 +241,7 @@ impl Vault {
             rows::set_meta(ctx.conn, META_CURRENT_KEK, &new_version.to_string())?;
             rows::set_meta(ctx.conn, &rows::meta_kek_id(new_version), &kek_id)?;
             rows::set_meta(ctx.conn, META_ROTATION, &new_version.to_string())?;
-            let mut record = Record::new(
-                "keys.rotate.begin",
-                &Actor::operator(),
-                Outcome::Allow,
-                &new_request_id(),
-            );
-            record.note = Some(note);
+            let record = super::operator_entry("keys.rotate.begin", note);
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })?;
 
@@ -292,13 +284,7 @@ impl Vault {
             for version in &destroyed {
                 rows::delete_meta(ctx.conn, &rows::meta_kek_id(*version))?;
             }
-            let mut record = Record::new(
-                "keys.rotate.end",
-                &Actor::operator(),
-                Outcome::Allow,
-                &new_request_id(),
-            );
-            record.note = Some(note);
+            let record = super::operator_entry("keys.rotate.end", note);
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })?;
         Ok(RotationReport {
@@ -327,13 +313,10 @@ impl Vault {
         }
         self.writer().write(move |ctx| {
             rows::delete_meta(ctx.conn, META_ROTATION)?;
-            let mut record = Record::new(
+            let record = super::operator_entry(
                 "keys.rotate.end",
-                &Actor::operator(),
-                Outcome::Allow,
-                &new_request_id(),
+                format!("kek_version={version} finished-after-interruption"),
             );
-            record.note = Some(format!("kek_version={version} finished-after-interruption"));
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })?;
         Ok(RotationReport {

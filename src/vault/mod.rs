@@ -418,12 +418,7 @@ impl Vault {
     /// Records an operator action (outside policy: the operator holds the keyring).
     pub(crate) fn audit_operator(&self, action: &'static str, note: Option<String>) -> Result<()> {
         self.writer.write(move |ctx| {
-            let mut record = Record::new(
-                action,
-                &Actor::operator(),
-                Outcome::Allow,
-                &new_request_id(),
-            );
+            let mut record = operator_entry(action, String::new());
             record.note = note;
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })
@@ -648,6 +643,19 @@ pub(crate) fn actor(principal: &PrincipalFacts) -> Actor {
         role: principal.role.as_str().to_owned(),
         org: Some(principal.org.to_string()),
     }
+}
+
+/// An operator action's entry (outside policy: the operator holds the keyring), with its
+/// note, for a writer job that records it with the change it makes.
+pub(crate) fn operator_entry(action: &'static str, note: String) -> Record {
+    let mut record = Record::new(
+        action,
+        &Actor::operator(),
+        Outcome::Allow,
+        &new_request_id(),
+    );
+    record.note = Some(note);
+    record
 }
 
 /// A fresh request id for entries that come from one command run.

@@ -83,16 +83,10 @@ impl Vault {
         let name = self.audit_name(&row.principal_id, Some(row.role));
         self.writer().write(move |ctx| {
             rows::insert_principal(ctx.conn, ctx.integrity, &row, ctx.audit.now())?;
-            let mut record = crate::audit::log::Record::new(
+            let record = super::operator_entry(
                 "principal.add",
-                &crate::audit::log::Actor::operator(),
-                crate::audit::entry::Outcome::Allow,
-                &super::new_request_id(),
+                format!("principal={name} role={} org={}", row.role, row.org_id),
             );
-            record.note = Some(format!(
-                "principal={name} role={} org={}",
-                row.role, row.org_id
-            ));
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })
     }
@@ -119,17 +113,14 @@ impl Vault {
                     "unknown principal `{id}`: see `cvvault principal list`"
                 )));
             }
-            let mut record = crate::audit::log::Record::new(
+            let record = super::operator_entry(
                 if disabled {
                     "principal.disable"
                 } else {
                     "principal.enable"
                 },
-                &crate::audit::log::Actor::operator(),
-                crate::audit::entry::Outcome::Allow,
-                &super::new_request_id(),
+                format!("principal={name}"),
             );
-            record.note = Some(format!("principal={name}"));
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })
     }

@@ -87,13 +87,8 @@ impl Vault {
                 &hash,
                 ctx.audit.now(),
             )?;
-            let mut record = Record::new(
-                "token.issue",
-                &Actor::operator(),
-                Outcome::Allow,
-                &new_request_id(),
-            );
-            record.note = Some(format!("token_id={id} principal={name}"));
+            let record =
+                super::operator_entry("token.issue", format!("token_id={id} principal={name}"));
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })?;
         Ok(IssuedToken {
@@ -123,13 +118,7 @@ impl Vault {
                 Some(_) => {}
             }
             rows::revoke_token(ctx.conn, ctx.integrity, &id, ctx.audit.now())?;
-            let mut record = Record::new(
-                "token.revoke",
-                &Actor::operator(),
-                Outcome::Allow,
-                &new_request_id(),
-            );
-            record.note = Some(format!("token_id={id}"));
+            let record = super::operator_entry("token.revoke", format!("token_id={id}"));
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })
     }
