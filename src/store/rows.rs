@@ -453,20 +453,23 @@ pub fn delete_candidate(conn: &Connection, id: &CandidateId) -> Result<bool> {
     shred(conn, id)
 }
 
-/// A candidate whose key slot is at or after `slot` modulo the highest slot (any candidate, if
-/// there is one): the stand-in whose rows a refusal of a missing candidate reads.
-pub fn candidate_near_slot(conn: &Connection, slot: u64) -> Result<Option<CandidateId>> {
+/// The highest key slot of a candidate (0 when there is none).
+pub fn highest_slot(conn: &Connection) -> Result<u64> {
     let highest: Option<i64> = conn
         .prepare_cached("SELECT max(key_id) FROM candidates")?
         .query_row([], |r| r.get(0))?;
-    let Some(highest) = highest.filter(|h| *h > 0) else {
-        return Ok(None);
-    };
-    let start = i64::try_from(slot % u64::try_from(highest).unwrap_or(1)).unwrap_or(0);
+    Ok(highest.and_then(|h| u64::try_from(h).ok()).unwrap_or(0))
+}
+
+/// The candidate at key slot `slot` or the next one after it: the stand-in whose rows a
+/// refusal of a missing candidate reads.
+pub fn candidate_at_slot(conn: &Connection, slot: u64) -> Result<Option<CandidateId>> {
     conn.prepare_cached(
         "SELECT candidate_id FROM candidates WHERE key_id >= ?1 ORDER BY key_id LIMIT 1",
     )?
-    .query_row(params![start], |r| r.get::<_, Vec<u8>>(0))
+    .query_row(params![i64::try_from(slot).unwrap_or(0)], |r| {
+        r.get::<_, Vec<u8>>(0)
+    })
     .optional()?
     .map(|id| CandidateId::from_slice(&id))
     .transpose()

@@ -58,7 +58,8 @@ impl Vault {
         let Some((facts, _)) = facts else {
             if Self::hides_candidates(principal) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
-                self.decoy_work(principal, false, |facts| {
+                let asked = self.pseudonyms().candidate(&request.candidate_id);
+                self.decoy_work(principal, &asked, false, |facts| {
                     std::hint::black_box(self.policy.decide(&Request::open_assignment(
                         principal,
                         facts,
@@ -153,7 +154,8 @@ impl Vault {
         let Some(row) = row else {
             if Self::hides_candidates(principal) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
-                self.decoy_work(principal, false, |facts| {
+                let asked = self.pseudonyms().assignment(assignment_id);
+                self.decoy_work(principal, &asked, false, |facts| {
                     std::hint::black_box(self.policy.decide(&Request::on_candidate(
                         principal,
                         Action::CloseAssignment,
@@ -238,7 +240,8 @@ impl Vault {
         let Some((facts, _)) = facts else {
             if Self::hides_candidates(principal) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
-                self.decoy_work(principal, false, |facts| {
+                let asked = self.pseudonyms().candidate(candidate_id);
+                self.decoy_work(principal, &asked, false, |facts| {
                     std::hint::black_box(decide(facts));
                 });
             }

@@ -314,7 +314,8 @@ impl Vault {
         let Some((facts, _)) = facts else {
             if Self::hides_candidates(principal) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
-                self.decoy_work(principal, false, |facts| {
+                let asked = self.pseudonyms().candidate(candidate_id);
+                self.decoy_work(principal, &asked, false, |facts| {
                     std::hint::black_box(self.decide_candidate(
                         principal,
                         Action::SubjectAccess,
@@ -457,7 +458,8 @@ impl Vault {
         let Some((facts, _)) = facts else {
             if Self::hides_candidates(principal) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
-                self.decoy_work(principal, false, |facts| {
+                let asked = self.pseudonyms().candidate(candidate_id);
+                self.decoy_work(principal, &asked, false, |facts| {
                     std::hint::black_box(self.decide_candidate(principal, action, facts));
                 });
             }

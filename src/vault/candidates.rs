@@ -479,7 +479,7 @@ impl Vault {
         let Some(((facts, dek), sealed)) = read else {
             if Self::hides_candidates(principal) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
-                self.decoy_read(principal, purpose);
+                self.decoy_read(principal, candidate_id, purpose);
             }
             let mut record = Record::new("extract", &actor, Outcome::Deny, &request_id);
             record.candidate = Some(*candidate_id);
@@ -590,7 +590,8 @@ impl Vault {
         let Some((facts, unreadable)) = facts else {
             if Self::hides_candidates(principal) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
-                self.decoy_work(principal, false, |facts| {
+                let asked = self.pseudonyms().candidate(candidate_id);
+                self.decoy_work(principal, &asked, false, |facts| {
                     std::hint::black_box(self.policy.decide(&Request::on_candidate(
                         principal,
                         Action::Erase,

@@ -4,7 +4,8 @@
 //! Cedar decision more, which the 2026-12 probes measured (+180 to +375 µs median) and used
 //! to tell the two apart. When there is no such candidate, the vault does the same work on a
 //! decoy instead: a candidate that lives only in memory, with a data key wrapped under a key
-//! of its own, a sealed control group, and store reads of its (absent) rows.
+//! of its own, a sealed control group, and the store reads of a stand-in candidate's rows
+//! (read and checked, never decrypted, nothing of them returned).
 
 use super::Vault;
 use crate::crypto::envelope::{Dek, WrappedDek};
@@ -19,6 +20,9 @@ use crate::store::rows::{self, RECORD_VERSION};
 /// A candidate that exists only in this process, to do a real candidate's work on.
 pub(crate) struct Decoy {
     id: CandidateId,
+    /// The highest key slot seen, so that a stand-in is found with one lookup (refreshed
+    /// when a lookup runs past the end).
+    highest_slot: std::sync::atomic::AtomicU64,
     ring: Keyring,
     wrapped: WrappedDek,
     control: Vec<u8>,
@@ -38,6 +42,7 @@ impl Decoy {
             .cipher(id)?
             .seal(FieldGroup::Control, RECORD_VERSION, &plain)?;
         Ok(Decoy {
+            highest_slot: std::sync::atomic::AtomicU64::new(0),
             wrapped: dek.wrap(&ring, &id)?,
             id,
             ring,
@@ -51,22 +56,42 @@ impl Vault {
     /// the decoy. Its result is thrown away; errors are too (the caller's answer is already
     /// "not found").
     /// `profile`: whether the real path also reads the sealed profile (an extract does, a
-    /// listing does not).
+    /// listing does not). `asked`: the pseudonym of what the request named; the stand-in is
+    /// chosen by it, so that asking for the same missing id again reads the same, by then
+    /// warm, pages, as asking for the same existing id does.
     pub(crate) fn decoy_work(
         &self,
         principal: &PrincipalFacts,
+        asked: &str,
         profile: bool,
         decide: impl FnOnce(&CandidateFacts),
     ) {
         let decoy = &self.decoy;
         let read = self.readers().read(|conn| {
             // The reads a real candidate's facts and profile take, on a real candidate's rows
-            // (a stand-in picked at random: read, checked, never decrypted), so that the pages
-            // read are as many and as cold as for the candidate that was asked for.
-            let mut slot = [0u8; 8];
-            crate::crypto::fill_random(&mut slot)?;
-            let stand_in =
-                rows::candidate_near_slot(conn, u64::from_be_bytes(slot))?.unwrap_or(decoy.id);
+            // (a stand-in chosen by the keyed pseudonym of what was asked: read, checked,
+            // never decrypted), so that the pages read are as many, and as warm on a repeated
+            // question, as for a candidate that exists.
+            let slot = asked
+                .rsplit(':')
+                .next()
+                .and_then(|hex| hex.get(..16))
+                .and_then(|digits| u64::from_str_radix(digits, 16).ok())
+                .unwrap_or(0);
+            use std::sync::atomic::Ordering;
+            let mut highest = decoy.highest_slot.load(Ordering::Relaxed);
+            if highest == 0 {
+                highest = rows::highest_slot(conn)?;
+                decoy.highest_slot.store(highest, Ordering::Relaxed);
+            }
+            let mut stand_in = rows::candidate_at_slot(conn, slot % highest.max(1))?;
+            if stand_in.is_none() {
+                decoy
+                    .highest_slot
+                    .store(rows::highest_slot(conn)?, Ordering::Relaxed);
+                stand_in = rows::candidate_at_slot(conn, 0)?;
+            }
+            let stand_in = stand_in.unwrap_or(decoy.id);
             let keys = rows::candidate_keys(conn, self.integrity(), &stand_in);
             let control = rows::sealed_control(conn, &stand_in)?;
             let orgs = rows::open_orgs(conn, self.integrity(), &stand_in, None);
@@ -102,9 +127,15 @@ impl Vault {
         }
     }
 
-    /// [`Vault::decoy_work`] for a read of every group for `purpose`.
-    pub(crate) fn decoy_read(&self, principal: &PrincipalFacts, purpose: &Purpose) {
-        self.decoy_work(principal, true, |facts| {
+    /// [`Vault::decoy_work`] for a read of every group of `asked` for `purpose`.
+    pub(crate) fn decoy_read(
+        &self,
+        principal: &PrincipalFacts,
+        asked: &CandidateId,
+        purpose: &Purpose,
+    ) {
+        let asked = self.pseudonyms().candidate(asked);
+        self.decoy_work(principal, &asked, true, |facts| {
             std::hint::black_box(self.policy().decide_read(principal, facts, purpose));
         });
     }
