@@ -175,10 +175,13 @@ mod tests {
         // The source may be the only copy of a new identity: it must survive a failed move.
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("identity.txt.next");
-        write_new_private_file(&source, b"AGE-SECRET-KEY-1...").unwrap();
+        write_new_private_file(&source, b"the only copy of a new identity").unwrap();
         let nowhere = dir.path().join("missing-folder").join("identity.txt");
         assert!(commit_temporary(&source, &nowhere).is_err());
-        assert_eq!(fs::read(&source).unwrap(), b"AGE-SECRET-KEY-1...");
+        assert_eq!(
+            fs::read(&source).unwrap(),
+            b"the only copy of a new identity"
+        );
     }
 
     #[test]

@@ -572,19 +572,27 @@ fn principal_from_row(r: &Row<'_>) -> rusqlite::Result<RawPrincipal> {
 fn checked_principal(integrity: &IntegrityKey, raw: RawPrincipal) -> Result<PrincipalRow> {
     let (id, role, org, subject, disabled, mac) = raw;
     let printable_id = crate::ids::printable(&id);
-    let parsed = (|| -> Result<PrincipalRow> {
-        Ok(PrincipalRow {
-            principal_id: id.parse()?,
-            role: role.parse()?,
-            org_id: org.parse()?,
-            subject_of: subject.map(|b| CandidateId::from_slice(&b)).transpose()?,
-            disabled: disabled != 0,
-        })
-    })();
-    match parsed {
+    match parse_principal(id, role, org, subject, disabled) {
         Ok(row) if principal_ok(integrity, &row, mac.as_deref()) => Ok(row),
         _ => Err(forged("principals", printable_id)),
     }
+}
+
+/// A principal row's columns as typed values (its MAC not checked).
+fn parse_principal(
+    id: String,
+    role: String,
+    org: String,
+    subject: Option<Vec<u8>>,
+    disabled: i64,
+) -> Result<PrincipalRow> {
+    Ok(PrincipalRow {
+        principal_id: id.parse()?,
+        role: role.parse()?,
+        org_id: org.parse()?,
+        subject_of: subject.map(|b| CandidateId::from_slice(&b)).transpose()?,
+        disabled: disabled != 0,
+    })
 }
 
 /// Adds a principal; an existing id is a conflict.
@@ -760,27 +768,29 @@ fn assignment_mac(integrity: &IntegrityKey, a: &AssignmentRow) -> Vec<u8> {
     integrity.mac(Domain::Assignment, &borrowed(&assignment_fields(a)))
 }
 
+/// An assignment row's columns as typed values (its MAC not checked).
+fn parse_assignment(raw: RawAssignment) -> Result<AssignmentRow> {
+    let (aid, cid, org, kind, purpose, opened_at, closed_at, close_reason) = raw;
+    Ok(AssignmentRow {
+        assignment_id: AssignmentId::from_slice(&aid)?,
+        candidate_id: CandidateId::from_slice(&cid)?,
+        org_id: org.parse()?,
+        kind: kind.parse()?,
+        purpose,
+        opened_at,
+        closed_at,
+        close_reason,
+    })
+}
+
 /// Parses an assignment row and checks its MAC.
 fn checked_assignment(
     integrity: &IntegrityKey,
     raw: RawAssignment,
     mac: Option<Vec<u8>>,
 ) -> Result<AssignmentRow> {
-    let (aid, cid, org, kind, purpose, opened_at, closed_at, close_reason) = raw;
-    let name = hex::encode(&aid);
-    let parsed = (|| -> Result<AssignmentRow> {
-        Ok(AssignmentRow {
-            assignment_id: AssignmentId::from_slice(&aid)?,
-            candidate_id: CandidateId::from_slice(&cid)?,
-            org_id: org.parse()?,
-            kind: kind.parse()?,
-            purpose,
-            opened_at,
-            closed_at,
-            close_reason,
-        })
-    })();
-    match parsed {
+    let name = hex::encode(&raw.0);
+    match parse_assignment(raw) {
         Ok(row)
             if integrity.verify(
                 Domain::Assignment,
@@ -1384,13 +1394,7 @@ pub fn seal_existing_rows(conn: &Connection, integrity: Option<&IntegrityKey>) -
         .query_map([], principal_from_row)?
         .collect::<rusqlite::Result<_>>()?;
     for (id, role, org, subject, disabled, _) in principals {
-        let row = PrincipalRow {
-            principal_id: id.parse()?,
-            role: role.parse()?,
-            org_id: org.parse()?,
-            subject_of: subject.map(|b| CandidateId::from_slice(&b)).transpose()?,
-            disabled: disabled != 0,
-        };
+        let row = parse_principal(id.clone(), role, org, subject, disabled)?;
         conn.execute(
             "UPDATE principals SET row_mac = ?2 WHERE principal_id = ?1",
             params![id, principal_mac(integrity, &row)],
@@ -1420,17 +1424,9 @@ pub fn seal_existing_rows(conn: &Connection, integrity: Option<&IntegrityKey>) -
         )?
         .query_map([], assignment_from_row)?
         .collect::<rusqlite::Result<_>>()?;
-    for (aid, cid, org, kind, purpose, opened_at, closed_at, close_reason) in assignments {
-        let row = AssignmentRow {
-            assignment_id: AssignmentId::from_slice(&aid)?,
-            candidate_id: CandidateId::from_slice(&cid)?,
-            org_id: org.parse()?,
-            kind: kind.parse()?,
-            purpose,
-            opened_at,
-            closed_at,
-            close_reason,
-        };
+    for raw in assignments {
+        let aid = raw.0.clone();
+        let row = parse_assignment(raw)?;
         conn.execute(
             "UPDATE assignments SET row_mac = ?2 WHERE assignment_id = ?1",
             params![aid, assignment_mac(integrity, &row)],
