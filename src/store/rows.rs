@@ -9,7 +9,7 @@
 //! [`Error::Forged`], a listing or a grant leaves it out (and logs it), and
 //! [`integrity_findings`] names it for `cvvault audit verify`.
 
-use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row};
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row, Statement};
 
 use crate::crypto::envelope::WrappedDek;
 use crate::crypto::integrity::{optional, Domain, IntegrityKey};
@@ -889,6 +889,23 @@ pub fn close_assignment(
     Ok(())
 }
 
+/// The assignments `statement` selects ([`ASSIGNMENT_COLUMNS`]) whose MAC checks; forged rows
+/// are left out (and logged by `forged`).
+fn intact_assignments(
+    statement: &mut Statement<'_>,
+    integrity: &IntegrityKey,
+    params: impl rusqlite::Params,
+) -> Result<Vec<AssignmentRow>> {
+    let mut out = Vec::new();
+    for row in statement.query_map(params, assignment_with_mac)? {
+        let (raw, mac) = row?;
+        if let Ok(row) = checked_assignment(integrity, raw, mac) {
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
 /// Every intact assignment of a candidate, oldest first (forged rows are left out, logged).
 pub fn assignments_of(
     conn: &Connection,
@@ -898,15 +915,7 @@ pub fn assignments_of(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE candidate_id = ?1 ORDER BY opened_at, assignment_id"
     ))?;
-    let rows = stmt.query_map(params![&candidate.as_bytes()[..]], assignment_with_mac)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (raw, mac) = row?;
-        if let Ok(row) = checked_assignment(integrity, raw, mac) {
-            out.push(row);
-        }
-    }
-    Ok(out)
+    intact_assignments(&mut stmt, integrity, params![&candidate.as_bytes()[..]])
 }
 
 /// The purposes of open assignments, with how many name each (for the report at start of
@@ -928,19 +937,16 @@ pub fn all_assignments(conn: &Connection, integrity: &IntegrityKey) -> Result<Ve
     let mut stmt = conn.prepare(&format!(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignments ORDER BY assignment_id"
     ))?;
-    let rows = stmt.query_map([], assignment_with_mac)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (raw, mac) = row?;
-        if let Ok(row) = checked_assignment(integrity, raw, mac) {
-            out.push(row);
-        }
-    }
-    Ok(out)
+    intact_assignments(&mut stmt, integrity, [])
 }
 
-/// Every intact candidate row's legal-hold flag, for `audit verify`.
-pub fn holds(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<(CandidateId, bool)>> {
+/// Every candidate row with its raw id and, when its MAC checks, its id and hold flag
+/// (`None`: the row fails its integrity check).
+fn each_candidate_row(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    mut each: impl FnMut(&[u8], Option<(CandidateId, bool)>),
+) -> Result<()> {
     let mut stmt = conn.prepare(
         "SELECT candidate_id, key_id, legal_hold, legal_hold_reason, row_mac FROM candidates",
     )?;
@@ -953,23 +959,27 @@ pub fn holds(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<(Candida
             r.get::<_, Option<Vec<u8>>>(4)?,
         ))
     })?;
-    let mut out = Vec::new();
     for row in rows {
-        let (id, key_id, hold, reason, mac) = row?;
-        let Ok(id) = CandidateId::from_slice(&id) else {
-            continue;
-        };
-        if candidate_row_ok(
-            integrity,
-            &id,
-            key_id,
-            hold != 0,
-            reason.as_deref(),
-            mac.as_deref(),
-        ) {
-            out.push((id, hold != 0));
-        }
+        let (raw_id, key_id, hold, reason, mac) = row?;
+        let intact = CandidateId::from_slice(&raw_id).ok().filter(|id| {
+            candidate_row_ok(
+                integrity,
+                id,
+                key_id,
+                hold != 0,
+                reason.as_deref(),
+                mac.as_deref(),
+            )
+        });
+        each(&raw_id, intact.map(|id| (id, hold != 0)));
     }
+    Ok(())
+}
+
+/// Every intact candidate row's legal-hold flag, for `audit verify`.
+pub fn holds(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<(CandidateId, bool)>> {
+    let mut out = Vec::new();
+    each_candidate_row(conn, integrity, |_, intact| out.extend(intact))?;
     Ok(out)
 }
 
@@ -985,13 +995,8 @@ pub fn open_orgs(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE candidate_id = ?1 AND closed_at IS NULL"
     ))?;
-    let rows = stmt.query_map(params![&candidate.as_bytes()[..]], assignment_with_mac)?;
     let (mut coaching, mut matching) = (Vec::new(), Vec::new());
-    for row in rows {
-        let (raw, mac) = row?;
-        let Ok(row) = checked_assignment(integrity, raw, mac) else {
-            continue;
-        };
+    for row in intact_assignments(&mut stmt, integrity, params![&candidate.as_bytes()[..]])? {
         if purpose.is_some_and(|p| p != row.purpose) {
             continue;
         }
@@ -1338,34 +1343,11 @@ pub fn integrity_findings(conn: &Connection, integrity: &IntegrityKey) -> Result
         }
     }
     {
-        let mut stmt = conn.prepare(
-            "SELECT candidate_id, key_id, legal_hold, legal_hold_reason, row_mac FROM candidates",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, Option<Vec<u8>>>(4)?,
-            ))
-        })?;
-        for row in rows {
-            let (id, key_id, hold, reason, mac) = row?;
-            let intact = CandidateId::from_slice(&id).is_ok_and(|id| {
-                candidate_row_ok(
-                    integrity,
-                    &id,
-                    key_id,
-                    hold != 0,
-                    reason.as_deref(),
-                    mac.as_deref(),
-                )
-            });
-            if !intact {
-                note("candidates", hex::encode(&id));
+        each_candidate_row(conn, integrity, |raw_id, intact| {
+            if intact.is_none() {
+                note("candidates", hex::encode(raw_id));
             }
-        }
+        })?;
     }
     Ok(findings)
 }
