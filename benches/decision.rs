@@ -12,12 +12,12 @@
 use std::io::{BufReader, BufWriter, Write};
 use std::time::{Duration, Instant};
 
-use cvvault::config::Paths;
-use cvvault::crypto::keyring::Unlock;
 use cvvault::ids::CandidateId;
-use cvvault::model::{AssignmentKind, FieldGroup, Purpose, Role};
+use cvvault::paths::Paths;
 use cvvault::synth::Synth;
+use cvvault::vault::Unlock;
 use cvvault::vault::{InitOptions, OpenAssignment, Vault};
+use cvvault::vocabulary::{AssignmentKind, FieldGroup, Purpose, Role};
 
 const CANDIDATES: usize = 100_000;
 const EMPLOYERS: usize = 50;

@@ -25,11 +25,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cvvault::config::Paths;
-use cvvault::crypto::keyring::Unlock;
 use cvvault::ids::CandidateId;
-use cvvault::model::Role;
+use cvvault::paths::Paths;
+use cvvault::vault::Unlock;
 use cvvault::vault::{InitOptions, OpenAssignment, Vault};
+use cvvault::vocabulary::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn knob(name: &str, default: usize) -> usize {

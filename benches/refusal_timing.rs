@@ -23,14 +23,14 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use tower::ServiceExt;
 
-use cvvault::config::Paths;
-use cvvault::crypto::keyring::Unlock;
 use cvvault::ids::CandidateId;
-use cvvault::model::{FieldGroup, Role};
+use cvvault::paths::Paths;
 use cvvault::server::{self, AppState};
 use cvvault::settings::Limits;
 use cvvault::synth::Synth;
+use cvvault::vault::Unlock;
 use cvvault::vault::{InitOptions, OpenAssignment, Vault};
+use cvvault::vocabulary::{FieldGroup, Role};
 
 const EXISTING: usize = 500;
 const PER_SAMPLE: usize = 2_500;

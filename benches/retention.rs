@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cvvault::clock::ManualClock;
-use cvvault::config::Paths;
-use cvvault::crypto::keyring::Unlock;
-use cvvault::model::Role;
+use cvvault::paths::Paths;
 use cvvault::settings::Retention;
+use cvvault::vault::Unlock;
 use cvvault::vault::{InitOptions, Vault};
+use cvvault::vocabulary::Role;
 use rand::RngCore;
 
 const TOTAL: usize = 1_000_000;
@@ -75,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 2. The rest: direct inserts of realistic rows, with an open assignment.
     let started = Instant::now();
-    let mut conn = cvvault::store::open_connection(&paths.database(), false)?;
+    let mut conn = rusqlite::Connection::open(paths.database())?;
     let mut rng = rand::thread_rng();
     let mut blob = |len: usize| {
         let mut bytes = vec![0u8; len];
@@ -130,14 +130,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (1) Nothing due: the imported candidates have been idle for one day only.
     clock.advance(DAY);
     let started = Instant::now();
-    let report = cvvault::retention::run(&vault, &settings, false, &|_| {})?;
+    let report = cvvault::vault::retention::run(&vault, &settings, false, &|_| {})?;
     let nothing_due = started.elapsed();
     assert_eq!(report.total, 0);
 
     // (2) 100,000 due (idle for 31 days) among 1,000,000.
     clock.advance(30 * DAY);
     let started = Instant::now();
-    let report = cvvault::retention::run(&vault, &settings, false, &|_| {})?;
+    let report = cvvault::vault::retention::run(&vault, &settings, false, &|_| {})?;
     let erasing = started.elapsed();
     assert_eq!(report.total as usize, DUE);
     assert_eq!(vault.candidate_count()? as usize, TOTAL - DUE);

@@ -41,6 +41,10 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
         "decryption failed (a data key that does not open) or corrupt store",
     ),
     (65, "invalid input"),
+    (
+        70,
+        "internal error: a bug in cvvault (nothing was changed or released); please report it",
+    ),
     (74, "I/O or database error"),
     (75, "another retention run or key rotation holds its lock"),
 ];
@@ -165,6 +169,35 @@ pub enum Error {
     /// A step that the current state does not allow.
     #[error("{0}")]
     Conflict(String),
+    /// A legal hold stands on the candidate: it cannot be erased until a DPO releases it.
+    #[error("this candidate is under a legal hold placed by a data-protection officer: it cannot be erased until a DPO releases the hold")]
+    LegalHold,
+    /// A reason that is empty or too long.
+    #[error("the reason must be 1 to 200 characters {saying}; do not write personal details")]
+    BadReason {
+        /// What the reason should say, with an example.
+        saying: &'static str,
+    },
+    /// An organisation with no registered principal: no assignment can link it.
+    #[error("unknown organisation `{org}`: no principal of it is registered, so no assignment can link it")]
+    UnknownOrg {
+        /// The organisation id asked for.
+        org: String,
+    },
+    /// An encrypted extract was asked for a principal with no registered age recipient.
+    #[error("no age recipient is registered for {principal}: an encrypted extract needs its public key (age1...)")]
+    NoRecipient {
+        /// Who.
+        principal: String,
+        /// Where the operator saves the public key.
+        path: PathBuf,
+    },
+    /// The principal is disabled: everything it asks is refused (and audited).
+    #[error("the principal {principal} is disabled: everything it asks is refused until the operator who holds the keyring enables it again")]
+    PrincipalDisabled {
+        /// Who.
+        principal: String,
+    },
     /// Too many requests by one principal in the window.
     #[error("quota exceeded: {principal} made too many {action} requests; retry after {retry_after_secs} s")]
     QuotaExceeded {
@@ -176,7 +209,7 @@ pub enum Error {
         retry_after_secs: u64,
     },
     /// No or an invalid bearer token.
-    #[error("authentication required: send `Authorization: Bearer <token>` with a token from `cvvault token issue`")]
+    #[error("authentication required: send `Authorization: Bearer <token>` with a token the vault's operator issued to you")]
     Unauthenticated,
     /// Another retention run holds the lock.
     #[error("another retention run is in progress (lock {path} is held): wait for it to finish")]
@@ -234,6 +267,10 @@ pub enum Error {
     /// SQLite failed.
     #[error("database error: {0}")]
     Store(#[from] rusqlite::Error),
+    /// A bug: an internal rule was broken (e.g. a proof of one decision given for another).
+    /// Nothing was changed or released.
+    #[error("internal error: {0}; nothing was changed or released. This is a bug in cvvault: please report it")]
+    Internal(&'static str),
 }
 
 impl Error {
@@ -258,9 +295,10 @@ impl Error {
             Error::InvalidInput { .. }
             | Error::InvalidProfile { .. }
             | Error::UnsupportedMediaType { .. } => 65,
-            Error::Denied { .. } => 3,
+            Error::BadReason { .. } | Error::UnknownOrg { .. } | Error::NoRecipient { .. } => 65,
+            Error::Denied { .. } | Error::PrincipalDisabled { .. } => 3,
             Error::NotFound { .. } => 4,
-            Error::Conflict(_) => 5,
+            Error::Conflict(_) | Error::LegalHold => 5,
             Error::QuotaExceeded { .. } => 6,
             Error::Unauthenticated => 7,
             Error::VaultExists { .. } => 10,
@@ -276,17 +314,23 @@ impl Error {
             Error::DecryptionFailed | Error::Corrupt { .. } => 18,
             Error::RetentionLocked { .. } | Error::RotationLocked { .. } => 75,
             Error::Io { .. } | Error::Store(_) => 74,
+            Error::Internal(_) => 70,
         }
     }
 
     /// The HTTP status for this error (RFC 9110 semantics).
     pub fn http_status(&self) -> u16 {
         match self {
-            Error::InvalidInput { .. } | Error::InvalidProfile { .. } => 422,
+            Error::InvalidInput { .. }
+            | Error::InvalidProfile { .. }
+            | Error::BadReason { .. }
+            | Error::UnknownOrg { .. }
+            | Error::NoRecipient { .. } => 422,
             Error::UnsupportedMediaType { .. } => 415,
-            Error::Denied { .. } => 403,
+            Error::Denied { .. } | Error::PrincipalDisabled { .. } => 403,
             Error::NotFound { .. } => 404,
             Error::Conflict(_)
+            | Error::LegalHold
             | Error::VaultExists { .. }
             | Error::RetentionLocked { .. }
             | Error::RotationLocked { .. } => 409,

@@ -5,23 +5,28 @@
 //! by Cedar policy files and recorded, allowed or denied, in an RFC 6962 Merkle audit log
 //! before any plaintext is released. A retention job crypto-shreds a candidate when their
 //! last assignment closes. See `SECURITY.md` for the threat model.
+//!
+//! The library exposes the vault's use cases ([`vault::Vault`]), its two edges ([`server`],
+//! [`cli`]) and the types their callers need. The store, its rows and the cryptography are
+//! private to the crate: only the vault reaches candidate data, and every store operation that
+//! releases or changes it takes the proof of an allowed decision that only [`policy`] can make
+//! (see `tests/compile_fail/` for what does not compile).
 
 pub mod audit;
 pub mod cli;
 pub mod clock;
-pub mod config;
-pub mod crypto;
+pub(crate) mod crypto;
 pub mod error;
-pub mod files;
+pub(crate) mod files;
 pub mod ids;
-pub mod model;
+pub mod paths;
 pub mod policy;
 pub mod profile;
-pub mod retention;
 pub mod server;
 pub mod settings;
-pub mod store;
+pub(crate) mod store;
 pub mod synth;
 pub mod vault;
+pub mod vocabulary;
 
 pub use error::{Error, Result};

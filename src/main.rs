@@ -24,6 +24,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error}");
+            if let Some(step) = cvvault::cli::next_step(&error) {
+                eprintln!("next: {step}");
+            }
             ExitCode::from(error.exit_code())
         }
     }

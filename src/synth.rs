@@ -982,12 +982,14 @@ mod tests {
                 .as_deref()
                 .unwrap()
                 .contains(marker));
-            let special = p.group_json(crate::model::FieldGroup::Special).unwrap();
+            let special = p
+                .group_json(crate::vocabulary::FieldGroup::Special)
+                .unwrap();
             assert!(String::from_utf8_lossy(&special).contains(marker));
             for group in [
-                crate::model::FieldGroup::Identity,
-                crate::model::FieldGroup::Contact,
-                crate::model::FieldGroup::Professional,
+                crate::vocabulary::FieldGroup::Identity,
+                crate::vocabulary::FieldGroup::Contact,
+                crate::vocabulary::FieldGroup::Professional,
             ] {
                 let json = p.group_json(group).unwrap();
                 assert!(String::from_utf8_lossy(&json).contains(marker), "{group}");

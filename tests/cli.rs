@@ -130,8 +130,15 @@ fn unlock_failures_each_have_their_message_and_exit_code() {
     let root2 = dir2.path();
     init(root2);
     let foreign = root2.join("foreign.txt");
-    let (text, _) = cvvault::crypto::keyring::generate_identity();
-    std::fs::write(&foreign, text.as_bytes()).unwrap();
+    let identity = age::x25519::Identity::generate();
+    std::fs::write(
+        &foreign,
+        format!(
+            "{}\n",
+            age::secrecy::ExposeSecret::expose_secret(&identity.to_string())
+        ),
+    )
+    .unwrap();
     let out = cvvault_env(
         root2,
         &["keys", "status"],

@@ -106,7 +106,7 @@ fn a_principal_cannot_join_an_organisation_of_another_kind() {
     let f = Fixture::new();
     let refused = f.vault.add_principal(
         "sneaky".parse().unwrap(),
-        cvvault::model::Role::Employer,
+        cvvault::vocabulary::Role::Employer,
         "coach-org".parse().unwrap(),
         None,
     );

@@ -22,9 +22,9 @@ use std::sync::Arc;
 use common::{contains, cvvault, db_and_wal, stderr, stdout, Fixture, START};
 use cvvault::audit::entry::Outcome;
 use cvvault::ids::{AssignmentId, CandidateId};
-use cvvault::retention::{self, RetentionReport};
 use cvvault::settings::Retention;
 use cvvault::synth::Synth;
+use cvvault::vault::retention::{self, RetentionReport};
 use cvvault::vault::Vault;
 use cvvault::Error;
 use rand::Rng;
@@ -799,8 +799,8 @@ fn an_erasure_receipt_verifies_and_a_kept_candidate_has_none() {
     );
     assert_eq!(
         out.status.code(),
-        Some(3),
-        "only a DPO reads the trail: {}",
+        Some(4),
+        "only a DPO reads the trail, and an employer is told what an unknown id would tell it: {}",
         all_output(&out)
     );
 }

@@ -238,7 +238,7 @@ impl Renderer {
     pub fn prepare(&self, record: Record) -> Result<PreparedEntry> {
         let candidate = record.candidate.map(|c| self.pseudonyms.candidate(&c));
         // INVARIANT: a subject is named by pseudonym, whichever use case recorded them.
-        let actor = if record.actor.role == crate::model::Role::Subject.as_str() {
+        let actor = if record.actor.role == crate::vocabulary::Role::Subject.as_str() {
             self.pseudonyms.principal(&record.actor.id)
         } else {
             record.actor.id
@@ -352,24 +352,9 @@ impl Appender {
         Ok(())
     }
 
-    /// The pseudonymizer.
-    pub fn pseudonyms(&self) -> &Pseudonymizer {
-        self.renderer.pseudonyms()
-    }
-
     /// The renderer entries are prepared with.
     pub fn renderer(&self) -> &Renderer {
         &self.renderer
-    }
-
-    /// Entries in the log, including those appended in the open transaction.
-    pub fn size(&self) -> u64 {
-        self.frontier.size()
-    }
-
-    /// The current root.
-    pub fn root(&self) -> merkle::Hash {
-        self.frontier.root()
     }
 
     /// The clock entries are stamped with.

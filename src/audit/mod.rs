@@ -8,7 +8,7 @@
 //! - [`verify`]: recomputing the tree, checking checkpoints, proofs, exports, reports.
 
 pub mod entry;
-pub mod log;
+pub(crate) mod log;
 pub mod merkle;
 pub mod note;
 pub mod verify;

@@ -10,8 +10,8 @@ use clap::Subcommand;
 use super::{progress_bar, Context};
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
-use crate::model::Purpose;
 use crate::vault::{ImportMode, ImportOptions, ImportPhase, Vault};
+use crate::vocabulary::Purpose;
 
 /// Largest profile document read from a file or standard input.
 const MAX_DOCUMENT: u64 = 256 * 1024;

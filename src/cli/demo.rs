@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Context;
-use crate::config::Paths;
 use crate::crypto::keyring::{self, Unlock};
 use crate::error::{Error, Result};
 use crate::ids::{CandidateId, OrgId, PrincipalId};
-use crate::model::{AssignmentKind, Purpose, Role};
+use crate::paths::Paths;
 use crate::synth::Synth;
 use crate::vault::{InitOptions, OpenAssignment, Vault};
+use crate::vocabulary::{AssignmentKind, Purpose, Role};
 
 /// Walk through the whole lifecycle on a throw-away vault in a temporary directory.
 #[derive(Args, Debug)]
@@ -200,8 +200,13 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     let extract = vault.extract(&employer, &anna, &recruitment)?;
     print_groups(&extract);
     let out = demo.dir.path().join("extract-hr-bygg.age");
-    let sealed = crate::crypto::extract::encrypt_to_recipient_file(&recipient_path, &extract.json)?;
-    keyring::write_private_file(&out, &sealed)?;
+    let sealed = vault.deliver_extract(
+        &employer,
+        &anna,
+        &recruitment,
+        crate::vault::Delivery::AgeToPrincipal,
+    )?;
+    keyring::write_private_file(&out, &sealed.bytes)?;
     println!(
         "the extract travels as {} (age, to hr-bygg's own key: `age -d -i hr-bygg-identity.txt`)",
         out.display()
@@ -265,12 +270,12 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     vault.close_assignment(&caseworker, &coaching, "coaching completed")?;
     vault.close_assignment(&caseworker, &matching, "placed in work")?;
     let settings = crate::settings::Retention::load(&paths.retention_settings())?;
-    let preview = crate::retention::run(&vault, &settings, true, &|_| {})?;
+    let preview = crate::vault::retention::run(&vault, &settings, true, &|_| {})?;
     println!(
         "dry run: would erase {} candidate(s) {:?}",
         preview.total, preview.erased
     );
-    let run = crate::retention::run(&vault, &settings, false, &|_| {})?;
+    let run = crate::vault::retention::run(&vault, &settings, false, &|_| {})?;
     println!(
         "erased {} candidate(s) {:?}, held {}, failures {}",
         run.total, run.erased, run.held, run.failures

@@ -11,15 +11,15 @@ use reqwest::{Method, StatusCode};
 
 use super::demo::{Demo, DemoArgs};
 use super::Context;
-use crate::config::Paths;
 use crate::crypto::keyring::{self, Unlock};
 use crate::error::{Error, Result};
 use crate::ids::PrincipalId;
-use crate::model::Role;
+use crate::paths::Paths;
 use crate::server::{self, AppState};
 use crate::settings::Limits;
 use crate::synth::Synth;
 use crate::vault::{InitOptions, Vault};
+use crate::vocabulary::Role;
 
 /// The demo's quota, small enough to show the refusal: a harvesting employer hits it.
 const DEMO_LIMITS: &str =

@@ -7,12 +7,11 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Context;
-use crate::crypto::extract::encrypt_to_recipient_file;
 use crate::crypto::keyring::write_private_file;
 use crate::error::{Error, Result};
-use crate::ids::{CandidateId, PrincipalId};
-use crate::model::Purpose;
-use crate::vault::Vault;
+use crate::ids::CandidateId;
+use crate::vault::{Delivery, Vault};
+use crate::vocabulary::Purpose;
 
 /// Request a decrypted extract: exactly the field groups policy permits the principal.
 /// Written to a file it is age-encrypted to the principal's own key in
@@ -37,46 +36,35 @@ pub fn run(ctx: &Context, vault: &Vault, args: ExtractArgs) -> Result<ExitCode> 
     let principal = ctx.acting(vault)?;
     let candidate: CandidateId = args.candidate.parse()?;
     let purpose: Purpose = args.purpose.parse()?;
-    // Check that the extract can travel before anything is disclosed.
-    let recipient = recipient_path(vault, &principal.principal_id);
-    if args.out.is_some() && !args.plaintext && !recipient.exists() {
-        return Err(Error::invalid_input(format!(
-            "no age recipient for {} at {}: save the principal's public key (age1...) there, or use --plaintext",
-            principal.principal_id,
-            recipient.display()
-        )));
-    }
-    let extract = vault.extract(&principal, &candidate, &purpose)?;
+    // The vault decides how the extract travels: encrypted to the principal's own key when it
+    // is written to a file, unless the operator asked for plaintext.
+    let delivery = if args.out.is_some() && !args.plaintext {
+        Delivery::AgeToPrincipal
+    } else {
+        Delivery::Json
+    };
+    let extract = vault.deliver_extract(&principal, &candidate, &purpose, delivery)?;
     match args.out {
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(&extract.json)
+            out.write_all(&extract.bytes)
                 .map_err(|e| Error::io("standard output", e))?;
             out.write_all(b"\n")
                 .map_err(|e| Error::io("standard output", e))?;
         }
         Some(path) => {
-            let bytes = if args.plaintext {
-                extract.json.to_vec()
-            } else {
-                encrypt_to_recipient_file(&recipient, &extract.json)?
-            };
-            write_private_file(&path, &bytes)?;
+            write_private_file(&path, &extract.bytes)?;
             let groups: Vec<String> = extract.groups.iter().map(|g| g.to_string()).collect();
             ctx.print(
-                &serde_json::json!({"out": path, "encrypted": !args.plaintext, "groups": groups, "audit_index": extract.audit_index}),
+                &serde_json::json!({"out": path, "encrypted": extract.encrypted, "groups": groups, "audit_index": extract.audit_index}),
                 &format!(
                     "wrote {} ({}; groups: {})",
                     path.display(),
-                    if args.plaintext { "plaintext" } else { "age-encrypted to the principal's key" },
+                    if extract.encrypted { "age-encrypted to the principal's key" } else { "plaintext" },
                     groups.join(", ")
                 ),
             );
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn recipient_path(vault: &Vault, principal: &PrincipalId) -> PathBuf {
-    vault.paths().principal_recipient(principal)
 }

@@ -20,10 +20,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Paths;
 use crate::crypto::keyring::Unlock;
 use crate::error::{Error, Result};
 use crate::ids::PrincipalId;
+use crate::paths::Paths;
 use crate::policy::PrincipalFacts;
 use crate::vault::Vault;
 
@@ -210,4 +210,26 @@ pub(crate) fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     }
     bar.set_message(what.to_owned());
     bar
+}
+
+/// What to do next about `error` at the command line, where the library's message cannot say
+/// it: library errors name no flag or command of one edge, each edge adds its own step.
+pub fn next_step(error: &Error) -> Option<String> {
+    Some(match error {
+        Error::BadReason { .. } => "give it with --reason \"...\"".into(),
+        Error::LegalHold => {
+            "a DPO releases it with `cvvault hold release CANDIDATE` once the legal ground has ended".into()
+        }
+        Error::UnknownOrg { org } => format!(
+            "register a principal of it first: `cvvault principal add ID --role provider|employer --org {org}`"
+        ),
+        Error::PrincipalDisabled { principal } => {
+            format!("the operator enables it again with `cvvault principal enable {principal}`")
+        }
+        Error::NoRecipient { path, .. } => format!(
+            "save the principal's public key (age1...) in {}, or write plaintext with --plaintext",
+            path.display()
+        ),
+        _ => return None,
+    })
 }

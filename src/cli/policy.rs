@@ -7,8 +7,8 @@ use clap::Subcommand;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
-use crate::model::Purpose;
 use crate::policy::PolicyEngine;
+use crate::vocabulary::Purpose;
 
 #[derive(Subcommand, Debug)]
 pub enum PolicyCommand {

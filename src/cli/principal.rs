@@ -7,8 +7,8 @@ use clap::Subcommand;
 use super::Context;
 use crate::error::Result;
 use crate::ids::{CandidateId, OrgId, PrincipalId};
-use crate::model::Role;
 use crate::vault::Vault;
+use crate::vocabulary::Role;
 
 #[derive(Subcommand, Debug)]
 pub enum PrincipalCommand {

@@ -20,10 +20,11 @@ use super::keyring::{Kek, Keyring};
 use super::{fill_random, frame, random_secret};
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
-use crate::model::FieldGroup;
+use crate::vocabulary::FieldGroup;
 
 const TAG_LEN: usize = 16;
 /// Bytes a sealed value adds to its plaintext: nonce and tag.
+#[cfg(test)]
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 
 /// A candidate's data key. Wiped on drop; no `Debug`.

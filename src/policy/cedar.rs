@@ -9,7 +9,7 @@ use cedar_policy::{
 };
 
 use crate::ids::OrgId;
-use crate::model::{AssignmentKind, FieldGroup, OrgKind, Purpose, Role};
+use crate::vocabulary::{AssignmentKind, FieldGroup, OrgKind, Purpose, Role};
 
 use super::{Action, CandidateFacts, PrincipalFacts, Resource};
 

@@ -19,7 +19,7 @@ use cedar_policy::{
 
 use crate::error::Error;
 use crate::ids::{CandidateId, OrgId, PrincipalId};
-use crate::model::{AssignmentKind, FieldGroup, OrgKind, Purpose, Role};
+use crate::vocabulary::{AssignmentKind, FieldGroup, OrgKind, Purpose, Role};
 
 use cedar::Vocabulary;
 use load::PolicyMeta;
@@ -324,21 +324,16 @@ impl Decision {
         self.group
     }
 
-    /// `Ok(Allowed)` to go ahead, or [`Error::Denied`] naming `action` (the operation as the
-    /// user asked for it) and the deciding policies.
-    pub fn into_result(self, action: &str) -> Result<Allowed, Error> {
-        match self.verdict {
-            Verdict::Allow => Ok(Allowed {
-                action: self.action,
-                candidate_id: self.candidate_id,
-                group: self.group,
-                policy_ids: self.policy_ids,
-            }),
-            Verdict::Deny => Err(Error::Denied {
-                action: action.to_owned(),
-                policy_ids: self.policy_ids,
-            }),
-        }
+    /// The proof that policy allowed this, or `None` when it denied. Only this module turns a
+    /// decision into an [`Allowed`]; the store operations that change candidate data take one
+    /// and act on the candidate it names, so a code path that forgot to decide does not compile.
+    pub fn allowed(&self) -> Option<Allowed> {
+        (self.verdict == Verdict::Allow).then(|| Allowed {
+            action: self.action,
+            candidate_id: self.candidate_id,
+            group: self.group,
+            policy_ids: self.policy_ids.clone(),
+        })
     }
 }
 
@@ -371,6 +366,36 @@ impl Allowed {
     /// The permits that allowed it, sorted.
     pub fn policy_ids(&self) -> &[String] {
         &self.policy_ids
+    }
+
+    /// The candidate this proof allows `action` on: the only candidate an operation taking it
+    /// may touch. [`Error::Internal`] when the proof is for another action or for the vault as
+    /// a whole (a bug in the caller, never a user's mistake).
+    pub fn candidate_for(&self, action: Action) -> Result<CandidateId, Error> {
+        match self.candidate_id {
+            Some(id) if self.action == action => Ok(id),
+            _ => Err(Error::Internal("a proof of another decision was given")),
+        }
+    }
+
+    /// That this proof allows `action` on the vault as a whole (registering candidates).
+    pub fn check_action(&self, action: Action) -> Result<(), Error> {
+        if self.action == action {
+            Ok(())
+        } else {
+            Err(Error::Internal("a proof of another decision was given"))
+        }
+    }
+
+    /// A proof made without a decision, for the crate's own unit tests of the store.
+    #[cfg(test)]
+    pub(crate) fn for_tests(action: Action, candidate_id: Option<CandidateId>) -> Allowed {
+        Allowed {
+            action,
+            candidate_id,
+            group: None,
+            policy_ids: Vec::new(),
+        }
     }
 }
 
@@ -1437,7 +1462,7 @@ mod tests {
     }
 
     #[test]
-    fn into_result_gives_proof_of_an_allow_and_a_typed_error_for_a_deny() {
+    fn only_an_allow_gives_a_proof_and_the_proof_names_its_action_and_candidate() {
         let engine = engine();
         let cell = all_cells()[0];
         let candidate = candidate(&cell);
@@ -1448,37 +1473,39 @@ mod tests {
                 Action::Erase,
                 &candidate,
             ))
-            .into_result("erase")
+            .allowed()
             .unwrap();
         assert_eq!(allowed.action(), Action::Erase);
         assert_eq!(allowed.candidate_id(), Some(candidate.candidate_id));
         assert_eq!(allowed.policy_ids(), ["caseworker-erase-on-request"]);
+        assert_eq!(
+            allowed.candidate_for(Action::Erase).unwrap(),
+            candidate.candidate_id
+        );
+        // A proof of one action is no proof of another.
+        assert!(matches!(
+            allowed.candidate_for(Action::ReleaseHold),
+            Err(Error::Internal(_))
+        ));
+        assert!(matches!(
+            allowed.check_action(Action::Register),
+            Err(Error::Internal(_))
+        ));
 
         let dpo = principal(Who::Dpo, &candidate);
         let purpose: Purpose = "coaching".parse().unwrap();
-        let denied = engine
-            .decide(&Request::read(
-                &dpo,
-                &candidate,
-                &purpose,
-                FieldGroup::Identity,
-            ))
-            .into_result("extract");
-        match denied {
-            Err(Error::Denied { action, policy_ids }) => {
-                assert_eq!(action, "extract");
-                assert_eq!(policy_ids, ["dpo-never-reads-profiles"]);
-            }
-            other => panic!("expected Denied, got {other:?}"),
-        }
-        let nothing = engine
+        let denied = engine.decide(&Request::read(
+            &dpo,
+            &candidate,
+            &purpose,
+            FieldGroup::Identity,
+        ));
+        assert!(denied.allowed().is_none());
+        assert_eq!(denied.policy_ids(), ["dpo-never-reads-profiles"]);
+        assert!(engine
             .decide(&Request::on_vault(&dpo, Action::Register))
-            .into_result("register")
-            .unwrap_err();
-        assert!(
-            nothing.to_string().contains("no policy permits it"),
-            "{nothing}"
-        );
+            .allowed()
+            .is_none());
     }
 
     #[test]

@@ -573,7 +573,7 @@ impl<'de> Visitor<'de> for IsEmptyVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::FieldGroup;
+    use crate::vocabulary::FieldGroup;
 
     /// A realistic JSON Resume v1.0.0 document, as a resume builder exports it: every mapped
     /// field, and the refused ones left empty.

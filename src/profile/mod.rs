@@ -20,7 +20,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{Error, Result};
-use crate::model::FieldGroup;
+use crate::vocabulary::FieldGroup;
 
 /// The largest profile accepted, as a document and serialized (256 KiB).
 pub const MAX_PROFILE_BYTES: usize = 256 * 1024;

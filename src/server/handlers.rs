@@ -19,12 +19,11 @@ use super::{blocking, AppState};
 use crate::clock::parse_time;
 use crate::error::{Error, Result};
 use crate::ids::{AssignmentId, CandidateId, OrgId};
-use crate::model::{AssignmentKind, Purpose, Role};
-use crate::policy::PrincipalFacts;
-use crate::vault::{ExtractRefusal, OpenAssignment};
+use crate::vault::{Delivery, ExtractRefusal, OpenAssignment};
+use crate::vocabulary::{AssignmentKind, Purpose};
 
 /// The media type of an extract encrypted to the principal's age recipient.
-pub const AGE: &str = "application/age";
+pub const AGE: &str = crate::vault::AGE_MEDIA_TYPE;
 /// JSON lines: one audit entry per line, exactly the bytes that were hashed.
 pub const NDJSON: &str = "application/x-ndjson";
 
@@ -248,21 +247,6 @@ fn bytes_response(
     response
 }
 
-/// For employers and providers, every refusal about a candidate (or one of its assignments)
-/// is the same `404` as for one that does not exist, with the same body. Whether an id exists,
-/// belongs to someone else, or is protected (a refusal decided by a `protected-*` policy) is
-/// not theirs to learn (DOMAIN.md §1, §3). The vault has audited the real decision.
-fn conceal<T>(principal: &PrincipalFacts, what: &'static str, result: Result<T>) -> Result<T> {
-    match result {
-        Err(Error::Denied { .. } | Error::NotFound { .. } | Error::Conflict(_))
-            if matches!(principal.role, Role::Employer | Role::Provider) =>
-        {
-            Err(Error::NotFound { what })
-        }
-        other => other,
-    }
-}
-
 /// Whether the client asked for an age-encrypted extract.
 fn accepts_age(headers: &HeaderMap) -> bool {
     headers
@@ -391,25 +375,19 @@ pub async fn extract(
                 (Ok(id), Err(error)) => return refuse(Some(id), None, error),
                 (Err(error), purpose) => return refuse(None, purpose.ok(), error),
             };
-            // Check that an encrypted extract can travel before anything is disclosed.
-            let recipient = vault.paths().principal_recipient(&principal.principal_id);
-            if encrypt && !recipient.exists() {
-                let error = Error::invalid_input(format!(
-                    "no age recipient is registered for {0}: an operator must save its public key (age1...) as keys/recipients/{0}.txt, or ask for application/json",
-                    principal.principal_id
-                ));
-                return refuse(Some(candidate_id), Some(purpose), error);
-            }
-            let extract = conceal(&principal, "candidate", vault.extract(&principal, &candidate_id, &purpose))?;
-            if encrypt {
-                crate::crypto::extract::encrypt_to_recipient_file(&recipient, &extract.json)
+            let delivery = if encrypt {
+                Delivery::AgeToPrincipal
             } else {
-                Ok(extract.json.to_vec())
-            }
+                Delivery::Json
+            };
+            vault.deliver_extract(&principal, &candidate_id, &purpose, delivery)
         })
         .await?;
-    let content_type = if encrypt { AGE } else { "application/json" };
-    Ok(bytes_response(StatusCode::OK, content_type, body))
+    Ok(bytes_response(
+        StatusCode::OK,
+        body.media_type,
+        body.bytes.to_vec(),
+    ))
 }
 
 /// Erase a candidate now (crypto-shredding), e.g. on the candidate's request.
@@ -434,11 +412,7 @@ pub async fn erase_candidate(
     let candidate = candidate_param(path);
     bearer
         .run(&state, move |vault, principal| {
-            conceal(
-                &principal,
-                "candidate",
-                vault.erase(&principal, &candidate?),
-            )
+            vault.erase(&principal, &candidate?)
         })
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -466,11 +440,7 @@ pub async fn list_assignments(
     let candidate = candidate_param(path);
     let list = bearer
         .run(&state, move |vault, principal| {
-            conceal(
-                &principal,
-                "candidate",
-                vault.assignments(&principal, &candidate?),
-            )
+            vault.assignments(&principal, &candidate?)
         })
         .await?;
     json_response(StatusCode::OK, &list)
@@ -504,11 +474,7 @@ pub async fn place_hold(
         .run(&state, move |vault, principal| {
             let candidate_id = candidate?;
             let reason = body?.reason;
-            conceal(
-                &principal,
-                "candidate",
-                vault.set_hold(&principal, &candidate_id, true, &reason),
-            )?;
+            vault.set_hold(&principal, &candidate_id, true, &reason)?;
             Ok(candidate_id)
         })
         .await?;
@@ -544,11 +510,7 @@ pub async fn release_hold(
     let candidate_id = bearer
         .run(&state, move |vault, principal| {
             let candidate_id = candidate?;
-            conceal(
-                &principal,
-                "candidate",
-                vault.set_hold(&principal, &candidate_id, false, ""),
-            )?;
+            vault.set_hold(&principal, &candidate_id, false, "")?;
             Ok(candidate_id)
         })
         .await?;
@@ -584,11 +546,7 @@ pub async fn subject_access(
     let candidate = candidate_param(path);
     let report = bearer
         .run(&state, move |vault, principal| {
-            conceal(
-                &principal,
-                "candidate",
-                vault.subject_access(&principal, &candidate?),
-            )
+            vault.subject_access(&principal, &candidate?)
         })
         .await?;
     json_response(StatusCode::OK, &report)
@@ -603,7 +561,7 @@ pub async fn subject_access(
     responses(
         (status = 200, description = "The receipt (cvvault-erasure-receipt/v1)", body = Object),
         (status = 403, description = "Only a DPO reads the audit trail", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The trail holds no erasure of this candidate", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The trail holds no erasure of this candidate; for an employer, a provider or another candidate's subject also the refusal (the same body as for an unknown id)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a candidate id", body = Problem, content_type = "application/problem+json"),
         AuthErrors
     ),
@@ -632,8 +590,8 @@ pub async fn erasure_receipt(
     responses(
         (status = 200, description = "`{\"entries\": [...]}` in log order", body = Object),
         (status = 403, description = "Only a DPO reads the audit trail", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a candidate id", body = Problem, content_type = "application/problem+json"),
-        AuthErrors
+        AuthErrors,
+        CandidateErrors
     ),
     security(("bearer" = []))
 )]
@@ -683,11 +641,7 @@ pub async fn open_assignment(
                 kind: body.kind,
                 purpose: body.purpose,
             };
-            conceal(
-                &principal,
-                "candidate",
-                vault.open_assignment(&principal, request),
-            )
+            vault.open_assignment(&principal, request)
         })
         .await?;
     json_response(StatusCode::CREATED, &AssignmentOpened { assignment_id })
@@ -723,11 +677,7 @@ pub async fn close_assignment(
         .run(&state, move |vault, principal| {
             let assignment_id = assignment?;
             let reason = body?.reason;
-            conceal(
-                &principal,
-                "assignment",
-                vault.close_assignment(&principal, &assignment_id, &reason),
-            )?;
+            vault.close_assignment(&principal, &assignment_id, &reason)?;
             Ok(assignment_id)
         })
         .await?;

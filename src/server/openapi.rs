@@ -128,7 +128,8 @@ impl utoipa::IntoResponses for AuthErrors {
 }
 
 /// The errors of an endpoint about one candidate named in the path: 404 (the same for an
-/// unknown id and, for employers and providers, any refusal) and 422 for a malformed id.
+/// unknown id and, for employers, providers and another candidate's subject, any refusal)
+/// and 422 for a malformed id.
 pub struct CandidateErrors;
 
 impl utoipa::IntoResponses for CandidateErrors {
@@ -138,7 +139,7 @@ impl utoipa::IntoResponses for CandidateErrors {
             (
                 "404".to_owned(),
                 problem_response(
-                    "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)",
+                    "No such candidate; for an employer, a provider or another candidate's subject also any refusal about a candidate (the same body: whether an id exists, is protected or is damaged is not theirs to learn)",
                 ),
             ),
             ("422".to_owned(), problem_response("Not a candidate id")),

@@ -80,6 +80,29 @@ impl Problem {
             },
             Error::NotFound { .. } => Problem::new(status, "not-found", "Not found", error.to_string()),
             Error::Conflict(message) => Problem::new(status, "conflict", "Conflict", message.clone()),
+            // The library's message, and this edge's next step.
+            Error::LegalHold => Problem::new(status, "legal-hold", "Legal hold", format!(
+                "{error}. A DPO releases it with DELETE /v1/candidates/{{candidate_id}}/legal-hold once the legal ground has ended"
+            )),
+            Error::BadReason { .. } => Problem {
+                path: Some("reason".into()),
+                ..Problem::new(status, "invalid-input", "Invalid input", format!(
+                    "{error}. Send it as `reason` in the JSON body"
+                ))
+            },
+            Error::UnknownOrg { .. } => Problem {
+                path: Some("org".into()),
+                ..Problem::new(status, "invalid-input", "Invalid input", format!(
+                    "{error}. The vault's operator registers a principal of the organisation first"
+                ))
+            },
+            Error::PrincipalDisabled { .. } => Problem {
+                policy_ids: Some(Vec::new()),
+                ..Problem::new(status, "principal-disabled", "Principal disabled", error.to_string())
+            },
+            Error::NoRecipient { principal, .. } => Problem::new(status, "no-recipient", "No age recipient", format!(
+                "{error}. The vault's operator saves it as keys/recipients/{principal}.txt; or ask for application/json"
+            )),
             Error::QuotaExceeded {
                 retry_after_secs, ..
             } => Problem {

@@ -315,21 +315,6 @@ impl Writer {
         receiver.recv().map_err(|_| stopped())?
     }
 
-    /// Like [`Writer::write`], for async callers: waits without blocking an async worker.
-    pub async fn write_async<T, F>(&self, f: F) -> Result<T>
-    where
-        F: FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let (reply, receiver) = tokio::sync::oneshot::channel::<Result<T>>();
-        let receiver_sync = self.submit(f)?;
-        // A blocking wait moved to the blocking pool; the writer answers within one group.
-        tokio::task::spawn_blocking(move || {
-            let _ = reply.send(receiver_sync.recv().map_err(|_| stopped()).and_then(|r| r));
-        });
-        receiver.await.map_err(|_| stopped())?
-    }
-
     /// Stops the threads after the queued jobs have committed.
     pub fn shutdown(&self) {
         if let Ok(mut sender) = self.sender.lock() {
@@ -549,9 +534,6 @@ impl Readers {
     }
 }
 
-/// Shared handle to the store.
-pub type SharedWriter = Arc<Writer>;
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -632,16 +614,15 @@ mod tests {
             .unwrap()
             .expect("the candidate is kept");
         assert!(keys.legal_hold);
-        assert_eq!(keys.created_at, 100);
-        let row: (i64, i64, i64, Option<i64>, String) = conn
+        let row: (i64, i64, i64, Option<i64>, String, i64) = conn
             .query_row(
-                "SELECT key_id, open_assignments, ever_assigned, idle_since, legal_hold_reason
+                "SELECT key_id, open_assignments, ever_assigned, idle_since, legal_hold_reason, created_at
                  FROM candidates WHERE candidate_id = ?1",
                 [&id.as_bytes()[..]],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
             )
             .unwrap();
-        assert_eq!(row, (1, 1, 1, None, "case 7".to_owned()));
+        assert_eq!(row, (1, 1, 1, None, "case 7".to_owned(), 100));
         assert_eq!(
             rows::assignments_of(&conn, &test_key(), &id).unwrap().len(),
             1,
@@ -665,7 +646,19 @@ mod tests {
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))
             .unwrap();
         assert_eq!(on, 1);
-        assert!(rows::delete_candidate(&conn, &id).unwrap());
+        let erase = crate::policy::Allowed::for_tests(crate::policy::Action::Erase, Some(id));
+        assert!(rows::set_legal_hold(
+            &conn,
+            &test_key(),
+            &crate::policy::Allowed::for_tests(crate::policy::Action::ReleaseHold, Some(id)),
+            None
+        )
+        .unwrap());
+        assert_eq!(
+            rows::erase_candidate(&conn, &test_key(), &erase, rows::EraseCondition::NotHeld)
+                .unwrap(),
+            rows::Erasure::Erased
+        );
         let left: i64 = conn
             .query_row("SELECT count(*) FROM assignments", [], |r| r.get(0))
             .unwrap();
@@ -680,42 +673,55 @@ mod tests {
         let (mut conn, id, _) = version_1(dir.path());
         let key = test_key();
         migrate(&mut conn, Some(&key)).unwrap();
+        use crate::policy::{Action, Allowed};
+        let erase = Allowed::for_tests(Action::Erase, Some(id));
+        let retention = Allowed::for_tests(Action::RetentionErase, Some(id));
+        let proof = |condition: rows::EraseCondition| match condition {
+            rows::EraseCondition::NotHeld => &erase,
+            rows::EraseCondition::Due { .. } => &retention,
+        };
+        // A proof of another action, or of another candidate's erasure, erases nothing.
+        assert!(matches!(
+            rows::erase_candidate(&conn, &key, &retention, rows::EraseCondition::NotHeld),
+            Err(Error::Internal(_))
+        ));
         // Held (the fixture's candidate has a hold and an open assignment).
         for condition in [
             rows::EraseCondition::NotHeld,
             rows::EraseCondition::Due {
-                rule: crate::retention::Rule::MaxLife,
+                rule: crate::vault::retention::Rule::MaxLife,
                 cutoff: i64::MAX,
             },
         ] {
             assert_eq!(
-                rows::erase_candidate(&conn, &key, &id, condition).unwrap(),
+                rows::erase_candidate(&conn, &key, proof(condition), condition).unwrap(),
                 rows::Erasure::Held
             );
         }
-        assert!(rows::set_legal_hold(&conn, &key, &id, false, None).unwrap());
+        let release = Allowed::for_tests(Action::ReleaseHold, Some(id));
+        assert!(rows::set_legal_hold(&conn, &key, &release, None).unwrap());
         // Not due any more: an open assignment, whatever the index said.
         let idle = rows::EraseCondition::Due {
-            rule: crate::retention::Rule::MaxIdle,
+            rule: crate::vault::retention::Rule::MaxIdle,
             cutoff: i64::MAX,
         };
         assert_eq!(
-            rows::erase_candidate(&conn, &key, &id, idle).unwrap(),
+            rows::erase_candidate(&conn, &key, &retention, idle).unwrap(),
             rows::Erasure::NotDue
         );
         assert!(rows::candidate_keys(&conn, &key, &id).unwrap().is_some());
         // Under another key the row is forged, and nothing is erased.
         let other = IntegrityKey::new(&[6; 32]);
         assert!(matches!(
-            rows::erase_candidate(&conn, &other, &id, rows::EraseCondition::NotHeld),
+            rows::erase_candidate(&conn, &other, &erase, rows::EraseCondition::NotHeld),
             Err(Error::Forged { .. })
         ));
         assert_eq!(
-            rows::erase_candidate(&conn, &key, &id, rows::EraseCondition::NotHeld).unwrap(),
+            rows::erase_candidate(&conn, &key, &erase, rows::EraseCondition::NotHeld).unwrap(),
             rows::Erasure::Erased
         );
         assert_eq!(
-            rows::erase_candidate(&conn, &key, &id, rows::EraseCondition::NotHeld).unwrap(),
+            rows::erase_candidate(&conn, &key, &erase, rows::EraseCondition::NotHeld).unwrap(),
             rows::Erasure::Gone
         );
     }

@@ -8,6 +8,12 @@
 //! written outside cvvault. A row that fails is refused: a lookup returns
 //! [`Error::Forged`], a listing or a grant leaves it out (and logs it), and
 //! [`integrity_findings`] names it for `cvvault audit verify`.
+//!
+//! Every operation that releases or changes candidate data takes the proof of an allowed
+//! decision ([`Allowed`] or [`ReadGrant`], which only `policy` can make) and acts on the
+//! candidate the proof names, not on an id of its own: code that forgot to decide does not
+//! compile. What policy decides on (a candidate's keys and lifecycle, its control group, its
+//! open assignments) is read without one, and never leaves the vault.
 
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row, Statement};
 
@@ -15,8 +21,9 @@ use crate::crypto::envelope::WrappedDek;
 use crate::crypto::integrity::{optional, Domain, IntegrityKey};
 use crate::error::{Error, Result};
 use crate::ids::{AssignmentId, CandidateId, OrgId, PrincipalId};
-use crate::model::{AssignmentKind, FieldGroup, OrgKind, Role};
-use crate::retention::Rule;
+use crate::policy::{Action, Allowed, ReadGrant};
+use crate::vault::retention::Rule;
+use crate::vocabulary::{AssignmentKind, FieldGroup, OrgKind, Role};
 
 /// The format version bound into every sealed group's associated data.
 pub const RECORD_VERSION: u32 = 1;
@@ -25,14 +32,8 @@ pub const RECORD_VERSION: u32 = 1;
 pub struct CandidateKeys {
     /// The wrapped DEK and its commitment.
     pub dek: WrappedDek,
-    /// Open assignments now.
-    pub open_assignments: i64,
     /// Under legal hold.
     pub legal_hold: bool,
-    /// The hold's stated ground(s).
-    pub legal_hold_reason: Option<String>,
-    /// Registered at.
-    pub created_at: i64,
 }
 
 /// The sealed groups of one candidate, in [`FieldGroup::ALL`] order.
@@ -121,11 +122,14 @@ pub struct CandidateInserter<'conn> {
 }
 
 impl<'conn> CandidateInserter<'conn> {
-    /// Prepares the statements on `conn` (inside the caller's transaction).
+    /// Prepares the statements on `conn` (inside the caller's transaction), for a principal
+    /// whose registering candidates policy allowed.
     pub fn new(
         conn: &'conn Connection,
         integrity: &'conn IntegrityKey,
+        allowed: &Allowed,
     ) -> Result<CandidateInserter<'conn>> {
+        allowed.check_action(Action::Register)?;
         Ok(CandidateInserter {
             conn,
             integrity,
@@ -212,9 +216,7 @@ pub fn check_current_kek(conn: &Connection, kek_version: u32, kek_id: Option<&st
 type RawCandidate = (
     i64,
     i64,
-    i64,
     Option<String>,
-    i64,
     Option<Vec<u8>>,
     i64,
     Vec<u8>,
@@ -230,7 +232,7 @@ pub fn candidate_keys(
 ) -> Result<Option<CandidateKeys>> {
     let raw: Option<RawCandidate> = conn
         .prepare_cached(
-            "SELECT c.key_id, c.open_assignments, c.legal_hold, c.legal_hold_reason, c.created_at, c.row_mac,
+            "SELECT c.key_id, c.legal_hold, c.legal_hold_reason, c.row_mac,
                     k.kek_version, k.wrapped_dek, k.dek_commitment
              FROM candidates c JOIN candidate_keys k ON k.key_id = c.key_id
              WHERE c.candidate_id = ?1",
@@ -244,14 +246,19 @@ pub fn candidate_keys(
                 r.get(4)?,
                 r.get(5)?,
                 r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
             ))
         })
         .optional()?;
     raw.map(
-        |(key_id, open, hold, reason, created, mac, v, wrapped, commitment)| -> Result<CandidateKeys> {
-            if !candidate_row_ok(integrity, id, key_id, hold != 0, reason.as_deref(), mac.as_deref()) {
+        |(key_id, hold, reason, mac, v, wrapped, commitment)| -> Result<CandidateKeys> {
+            if !candidate_row_ok(
+                integrity,
+                id,
+                key_id,
+                hold != 0,
+                reason.as_deref(),
+                mac.as_deref(),
+            ) {
                 return Err(forged("candidates", id));
             }
             Ok(CandidateKeys {
@@ -260,18 +267,20 @@ pub fn candidate_keys(
                     wrapped,
                     commitment,
                 },
-                open_assignments: open,
                 legal_hold: hold != 0,
-                legal_hold_reason: reason,
-                created_at: created,
             })
         },
     )
     .transpose()
 }
 
-/// The sealed groups of a candidate.
-pub fn sealed_profile(conn: &Connection, id: &CandidateId) -> Result<Option<SealedProfile>> {
+/// The sealed groups of the candidate a read was granted on, when policy allowed at least one
+/// of them (the caller opens only the groups the grant allows).
+pub fn sealed_profile(conn: &Connection, grant: &ReadGrant) -> Result<Option<SealedProfile>> {
+    if grant.is_empty() {
+        return Err(Error::Internal("a profile was read on a grant of no group"));
+    }
+    let id = grant.candidate_id();
     conn.prepare_cached(
         "SELECT s.record_version, s.identity, s.contact, s.professional, s.special, s.control
          FROM candidates c JOIN sealed_profiles s ON s.key_id = c.key_id WHERE c.candidate_id = ?1",
@@ -389,12 +398,19 @@ pub fn due_candidates(
 /// zeros (crypto-shredding), then its lifecycle row, sealed groups and assignments are
 /// deleted, and so are the principals that are this candidate (subjects) with their tokens.
 /// A lifecycle row that fails its MAC is [`Error::Forged`] and is not erased.
+///
+/// The candidate is the one `allowed` names: an erasure on request ([`EraseCondition::NotHeld`])
+/// needs a proof of [`Action::Erase`], a retention erasure one of [`Action::RetentionErase`].
 pub fn erase_candidate(
     conn: &Connection,
     integrity: &IntegrityKey,
-    id: &CandidateId,
+    allowed: &Allowed,
     condition: EraseCondition,
 ) -> Result<Erasure> {
+    let id = &allowed.candidate_for(match condition {
+        EraseCondition::NotHeld => Action::Erase,
+        EraseCondition::Due { .. } => Action::RetentionErase,
+    })?;
     let Some(keys) = candidate_keys(conn, integrity, id)? else {
         return Ok(Erasure::Gone);
     };
@@ -413,7 +429,7 @@ pub fn erase_candidate(
     Ok(Erasure::Erased)
 }
 
-/// Erases a candidate whatever its state (migrations' tests, and erasure once decided).
+/// Erases a candidate whatever its state (an erasure once decided and its conditions checked).
 fn shred(conn: &Connection, id: &CandidateId) -> Result<bool> {
     let key_id: Option<i64> = conn
         .prepare_cached("SELECT key_id FROM candidates WHERE candidate_id = ?1")?
@@ -447,12 +463,6 @@ fn shred(conn: &Connection, id: &CandidateId) -> Result<bool> {
     Ok(n > 0)
 }
 
-/// Erases a candidate unconditionally. Returns whether it existed.
-#[cfg(test)]
-pub fn delete_candidate(conn: &Connection, id: &CandidateId) -> Result<bool> {
-    shred(conn, id)
-}
-
 /// The highest key slot of a candidate (0 when there is none).
 pub fn highest_slot(conn: &Connection) -> Result<u64> {
     let highest: Option<i64> = conn
@@ -481,15 +491,22 @@ pub fn candidate_count(conn: &Connection) -> Result<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Places or releases a legal hold (with its MAC; the row's old MAC is checked first).
-/// Returns whether the candidate exists.
+/// Places (with a proof of [`Action::PlaceHold`] and its ground) or releases (with one of
+/// [`Action::ReleaseHold`]) a legal hold on the candidate the proof names, with its MAC; the
+/// row's old MAC is checked first. Returns whether the candidate exists.
 pub fn set_legal_hold(
     conn: &Connection,
     integrity: &IntegrityKey,
-    id: &CandidateId,
-    hold: bool,
+    allowed: &Allowed,
     reason: Option<&str>,
 ) -> Result<bool> {
+    let hold = allowed.action() == Action::PlaceHold;
+    let id = &allowed.candidate_for(if hold {
+        Action::PlaceHold
+    } else {
+        Action::ReleaseHold
+    })?;
+    let reason = if hold { reason } else { None };
     if candidate_keys(conn, integrity, id)?.is_none() {
         return Ok(false);
     }
@@ -811,13 +828,20 @@ fn assignment_with_mac(r: &Row<'_>) -> rusqlite::Result<(RawAssignment, Option<V
     Ok((assignment_from_row(r)?, r.get(8)?))
 }
 
-/// Opens an assignment and marks the candidate as not idle.
+/// Opens an assignment and marks the candidate as not idle: `allowed` is the proof that
+/// opening an assignment for the candidate of `a` was allowed.
 pub fn insert_assignment(
     conn: &Connection,
     integrity: &IntegrityKey,
+    allowed: &Allowed,
     a: &AssignmentRow,
     opened_by: &str,
 ) -> Result<()> {
+    if allowed.candidate_for(Action::OpenAssignment)? != a.candidate_id {
+        return Err(Error::Internal(
+            "an assignment was opened on another candidate's proof",
+        ));
+    }
     conn.prepare_cached(
         "INSERT INTO assignments (assignment_id, candidate_id, org_id, kind, purpose, opened_at, opened_by, row_mac)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -856,10 +880,12 @@ pub fn assignment(
 }
 
 /// Closes an open assignment (its MAC checked first); when it was the last open one, the
-/// candidate becomes idle.
+/// candidate becomes idle. `allowed` is the proof that closing an assignment of its
+/// candidate was allowed.
 pub fn close_assignment(
     conn: &Connection,
     integrity: &IntegrityKey,
+    allowed: &Allowed,
     id: &AssignmentId,
     now: i64,
     by: &str,
@@ -868,6 +894,11 @@ pub fn close_assignment(
     let Some(mut row) = assignment(conn, integrity, id)? else {
         return Err(Error::NotFound { what: "assignment" });
     };
+    if allowed.candidate_for(Action::CloseAssignment)? != row.candidate_id {
+        return Err(Error::Internal(
+            "an assignment was closed on another candidate's proof",
+        ));
+    }
     row.closed_at = Some(now);
     conn.prepare_cached(
         "UPDATE assignments SET closed_at = ?2, closed_by = ?3, close_reason = ?4, row_mac = ?5

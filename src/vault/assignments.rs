@@ -6,9 +6,9 @@ use crate::audit::entry::Outcome;
 use crate::audit::log::Record;
 use crate::error::{Error, Result};
 use crate::ids::{AssignmentId, CandidateId, OrgId};
-use crate::model::{AssignmentKind, Purpose};
 use crate::policy::{Action, PrincipalFacts, Request};
 use crate::store::rows::{self, AssignmentRow};
+use crate::vocabulary::{AssignmentKind, Purpose};
 
 /// What opening an assignment needs.
 pub struct OpenAssignment {
@@ -24,8 +24,19 @@ pub struct OpenAssignment {
 
 impl Vault {
     /// Opens an assignment. Refused for an unknown or erased candidate, an unknown
-    /// organisation, and by policy (e.g. matching a protected candidate).
+    /// organisation, and by policy (e.g. matching a protected candidate); every refusal about
+    /// the candidate is concealed as the vault's one rule says ([`Vault::conceal`]).
     pub fn open_assignment(
+        &self,
+        principal: &PrincipalFacts,
+        request: OpenAssignment,
+    ) -> Result<AssignmentId> {
+        let candidate = request.candidate_id;
+        let opened = self.open_assignment_decided(principal, request);
+        self.conceal(principal, Some(&candidate), "candidate", opened)
+    }
+
+    fn open_assignment_decided(
         &self,
         principal: &PrincipalFacts,
         request: OpenAssignment,
@@ -49,17 +60,16 @@ impl Vault {
         let Some(org_kind) = org_kind else {
             record.note = Some("unknown-organisation".into());
             self.record(record)?;
-            return Err(Error::invalid_input(format!(
-                "unknown organisation `{}`: register a principal of it first with `cvvault principal add ID --role provider|employer --org {}`",
-                request.org, request.org
-            )));
+            return Err(Error::UnknownOrg {
+                org: request.org.to_string(),
+            });
         };
         let facts = self.read_facts(principal, "assignment.open", &request.candidate_id)?;
         let Some((facts, _)) = facts else {
-            if Self::hides_candidates(principal) {
+            if self.hides(principal, Some(&request.candidate_id)) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
                 let asked = self.pseudonyms().candidate(&request.candidate_id);
-                self.decoy_work(principal, &asked, false, |facts| {
+                self.decoy_work(principal, &asked, |facts| {
                     std::hint::black_box(self.policy.decide(&Request::open_assignment(
                         principal,
                         facts,
@@ -85,16 +95,13 @@ impl Vault {
             org_kind,
         ));
         record.policy_ids = decision.policy_ids().to_vec();
-        if !decision.is_allowed() {
-            self.record(record)?;
-            return Err(Error::Denied {
-                action: format!(
-                    "opening a {} assignment for {} ({org_kind}) for {}",
-                    request.kind, request.org, request.purpose
-                ),
-                policy_ids: decision.policy_ids().to_vec(),
-            });
-        }
+        let Some(allowed) = decision.allowed() else {
+            let action = format!(
+                "opening a {} assignment for {} ({org_kind}) for {}",
+                request.kind, request.org, request.purpose
+            );
+            return Err(self.refuse(principal, record, action)?);
+        };
         let row = AssignmentRow {
             assignment_id: AssignmentId::random(),
             candidate_id: request.candidate_id,
@@ -117,7 +124,7 @@ impl Vault {
                 opened_at: ctx.audit.now(),
                 ..row
             };
-            rows::insert_assignment(ctx.conn, ctx.integrity, &row, &by)?;
+            rows::insert_assignment(ctx.conn, ctx.integrity, &allowed, &row, &by)?;
             record.decision = Outcome::Allow;
             record.assignment = Some(row.assignment_id);
             record.note = Some(format!("kind={} org={}", row.kind, row.org_id));
@@ -126,8 +133,29 @@ impl Vault {
         Ok(id)
     }
 
-    /// Closes an open assignment. Closing a closed or unknown one is refused.
+    /// Closes an open assignment. Closing a closed or unknown one is refused (concealed as
+    /// an unknown assignment where the vault's one rule says so, [`Vault::conceal`]).
     pub fn close_assignment(
+        &self,
+        principal: &PrincipalFacts,
+        assignment_id: &AssignmentId,
+        reason: &str,
+    ) -> Result<()> {
+        let closed = self.close_assignment_decided(principal, assignment_id, reason);
+        // Concealed by whose assignment it is: a subject's own is not hidden from them.
+        let candidate = match &closed {
+            Ok(()) => None,
+            Err(_) => self
+                .readers
+                .read(|conn| rows::assignment(conn, &self.integrity, assignment_id))
+                .ok()
+                .flatten()
+                .map(|row| row.candidate_id),
+        };
+        self.conceal(principal, candidate.as_ref(), "assignment", closed)
+    }
+
+    fn close_assignment_decided(
         &self,
         principal: &PrincipalFacts,
         assignment_id: &AssignmentId,
@@ -135,9 +163,10 @@ impl Vault {
     ) -> Result<()> {
         let reason = reason.trim();
         if reason.is_empty() || reason.len() > 200 {
-            return Err(Error::invalid_input(
-                "--reason must be 1 to 200 characters saying why the assignment ends (e.g. `placed in work`, `coaching completed`); do not write personal details",
-            ));
+            return Err(Error::BadReason {
+                saying:
+                    "saying why the assignment ends (e.g. `placed in work`, `coaching completed`)",
+            });
         }
         let request_id = new_request_id();
         let actor = actor(principal);
@@ -152,10 +181,10 @@ impl Vault {
             self.record(record)
         };
         let Some(row) = row else {
-            if Self::hides_candidates(principal) {
+            if self.hides(principal, None) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
                 let asked = self.pseudonyms().assignment(assignment_id);
-                self.decoy_work(principal, &asked, false, |facts| {
+                self.decoy_work(principal, &asked, |facts| {
                     std::hint::black_box(self.policy.decide(&Request::on_candidate(
                         principal,
                         Action::CloseAssignment,
@@ -185,13 +214,9 @@ impl Vault {
         record.candidate = Some(row.candidate_id);
         record.assignment = Some(row.assignment_id);
         record.policy_ids = decision.policy_ids().to_vec();
-        if !decision.is_allowed() {
-            self.record(record)?;
-            return Err(Error::Denied {
-                action: "closing this assignment".into(),
-                policy_ids: decision.policy_ids().to_vec(),
-            });
-        }
+        let Some(allowed) = decision.allowed() else {
+            return Err(self.refuse(principal, record, "closing this assignment".into())?);
+        };
         let by = principal.principal_id.to_string();
         let reason = reason.to_owned();
         let id = *assignment_id;
@@ -206,7 +231,8 @@ impl Vault {
                 }
                 None => return Err(Error::NotFound { what: "assignment" }),
             }
-            rows::close_assignment(ctx.conn, ctx.integrity, &id, ctx.audit.now(), &by, &reason)?;
+            let now = ctx.audit.now();
+            rows::close_assignment(ctx.conn, ctx.integrity, &allowed, &id, now, &by, &reason)?;
             record.decision = Outcome::Allow;
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })
@@ -216,6 +242,15 @@ impl Vault {
     /// rights on the candidate, since listing reveals who works with whom). Audited, allowed
     /// or refused; employers and providers get the same "not found" as for a missing id.
     pub fn assignments(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+    ) -> Result<Vec<AssignmentRow>> {
+        let listed = self.assignments_decided(principal, candidate_id);
+        self.conceal(principal, Some(candidate_id), "candidate", listed)
+    }
+
+    fn assignments_decided(
         &self,
         principal: &PrincipalFacts,
         candidate_id: &CandidateId,
@@ -238,10 +273,10 @@ impl Vault {
                 .find(|decision| decision.is_allowed())
         };
         let Some((facts, _)) = facts else {
-            if Self::hides_candidates(principal) {
+            if self.hides(principal, Some(candidate_id)) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
                 let asked = self.pseudonyms().candidate(candidate_id);
-                self.decoy_work(principal, &asked, false, |facts| {
+                self.decoy_work(principal, &asked, |facts| {
                     std::hint::black_box(decide(facts));
                 });
             }

@@ -11,9 +11,9 @@ use crate::audit::verify::{self, CheckpointSource, InclusionProof, VerifyReport}
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
-use crate::model::{FieldGroup, Role};
 use crate::policy::{Action, CandidateFacts, PrincipalFacts, Request, Resource};
 use crate::store::rows;
+use crate::vocabulary::{FieldGroup, Role};
 
 /// One disclosure of a candidate's data, as the subject access report lists it.
 #[derive(Debug, Serialize)]
@@ -191,9 +191,12 @@ impl Vault {
         if allowed {
             Ok(())
         } else {
-            Err(Error::Denied {
-                action: "reading the audit trail".into(),
-                policy_ids: decision.policy_ids().to_vec(),
+            let action = "reading the audit trail".to_owned();
+            let policy_ids = decision.policy_ids().to_vec();
+            Err(match candidate {
+                Some(_) => self.refusal(principal, candidate, action, policy_ids),
+                // About no candidate: nothing to conceal.
+                None => Error::Denied { action, policy_ids },
             })
         }
     }
@@ -302,6 +305,15 @@ impl Vault {
         principal: &PrincipalFacts,
         candidate_id: &CandidateId,
     ) -> Result<SubjectAccessReport> {
+        let report = self.subject_access_decided(principal, candidate_id);
+        self.conceal(principal, Some(candidate_id), "candidate", report)
+    }
+
+    fn subject_access_decided(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+    ) -> Result<SubjectAccessReport> {
         let request_id = new_request_id();
         let facts = self.read_facts(principal, "subject_access", candidate_id)?;
         let mut record = Record::new(
@@ -312,10 +324,10 @@ impl Vault {
         );
         record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
-            if Self::hides_candidates(principal) {
+            if self.hides(principal, Some(candidate_id)) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
                 let asked = self.pseudonyms().candidate(candidate_id);
-                self.decoy_work(principal, &asked, false, |facts| {
+                self.decoy_work(principal, &asked, |facts| {
                     std::hint::black_box(self.decide_candidate(
                         principal,
                         Action::SubjectAccess,
@@ -437,11 +449,22 @@ impl Vault {
         hold: bool,
         reason: &str,
     ) -> Result<()> {
+        let set = self.set_hold_decided(principal, candidate_id, hold, reason);
+        self.conceal(principal, Some(candidate_id), "candidate", set)
+    }
+
+    fn set_hold_decided(
+        &self,
+        principal: &PrincipalFacts,
+        candidate_id: &CandidateId,
+        hold: bool,
+        reason: &str,
+    ) -> Result<()> {
         let reason = reason.trim();
         if hold && (reason.is_empty() || reason.len() > 200) {
-            return Err(Error::invalid_input(
-                "--reason must be 1 to 200 characters naming the legal ground (e.g. a case number); no personal details",
-            ));
+            return Err(Error::BadReason {
+                saying: "naming the legal ground (e.g. a case number)",
+            });
         }
         let action = if hold {
             Action::PlaceHold
@@ -456,10 +479,10 @@ impl Vault {
         let mut record = Record::new(name, &actor(principal), Outcome::Deny, &new_request_id());
         record.candidate = Some(*candidate_id);
         let Some((facts, _)) = facts else {
-            if Self::hides_candidates(principal) {
+            if self.hides(principal, Some(candidate_id)) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
                 let asked = self.pseudonyms().candidate(candidate_id);
-                self.decoy_work(principal, &asked, false, |facts| {
+                self.decoy_work(principal, &asked, |facts| {
                     std::hint::black_box(self.decide_candidate(principal, action, facts));
                 });
             }
@@ -469,7 +492,7 @@ impl Vault {
         };
         let decision = self.decide_candidate(principal, action, &facts);
         record.policy_ids = decision.policy_ids().to_vec();
-        if !decision.is_allowed() {
+        let Some(allowed) = decision.allowed() else {
             return Err(self.refuse(
                 principal,
                 record,
@@ -478,12 +501,11 @@ impl Vault {
                     if hold { "placing" } else { "releasing" }
                 ),
             )?);
-        }
+        };
         record.decision = Outcome::Allow;
-        let id = *candidate_id;
         let reason = hold.then(|| reason.to_owned());
         self.writer.write(move |ctx| {
-            if !rows::set_legal_hold(ctx.conn, ctx.integrity, &id, hold, reason.as_deref())? {
+            if !rows::set_legal_hold(ctx.conn, ctx.integrity, &allowed, reason.as_deref())? {
                 return Err(Error::NotFound { what: "candidate" });
             }
             ctx.audit.append(ctx.conn, record).map(|_| ())

@@ -12,11 +12,11 @@ use crate::crypto::envelope::{Dek, WrappedDek};
 use crate::crypto::keyring::Keyring;
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
-use crate::model::{FieldGroup, Purpose};
-use crate::policy::{Action, PrincipalFacts, Request};
+use crate::policy::{Action, Allowed, PrincipalFacts, Request};
 use crate::profile::Profile;
 use crate::store::rows::{self, SealedProfile, RECORD_VERSION};
 use crate::store::WriteCtx;
+use crate::vocabulary::{FieldGroup, Purpose};
 
 /// Candidates sealed and committed per transaction during an import.
 const IMPORT_BATCH: usize = 2_000;
@@ -150,6 +150,7 @@ fn seal_profile(
 /// percent of its time.
 fn insert_sealed(
     ctx: &mut WriteCtx<'_>,
+    allowed: &Allowed,
     batch: Vec<SealedCandidate>,
 ) -> Result<Vec<SealedCandidate>> {
     let Some(first) = batch.first() else {
@@ -158,7 +159,7 @@ fn insert_sealed(
     // INVARIANT: a batch is sealed under one keyring, so one KEK version.
     rows::check_current_kek(ctx.conn, first.dek.kek_version, first.kek_id.as_deref())?;
     let now = ctx.audit.now();
-    let mut inserter = rows::CandidateInserter::new(ctx.conn, ctx.integrity)?;
+    let mut inserter = rows::CandidateInserter::new(ctx.conn, ctx.integrity, allowed)?;
     for candidate in &batch {
         inserter.insert(&candidate.id, now, &candidate.dek, &candidate.sealed)?;
     }
@@ -172,12 +173,12 @@ impl Vault {
         &self,
         principal: &PrincipalFacts,
         request_id: &str,
-    ) -> Result<Vec<String>> {
+    ) -> Result<std::sync::Arc<Allowed>> {
         let decision = self
             .policy
             .decide(&Request::on_vault(principal, Action::Register));
-        if decision.is_allowed() {
-            return Ok(decision.policy_ids().to_vec());
+        if let Some(allowed) = decision.allowed() {
+            return Ok(std::sync::Arc::new(allowed));
         }
         let mut record = Record::new(
             "candidate.register",
@@ -196,9 +197,9 @@ impl Vault {
     /// Registers one candidate.
     pub fn register(&self, principal: &PrincipalFacts, profile: &Profile) -> Result<CandidateId> {
         let request_id = new_request_id();
-        let policy_ids = self.authorize_register(principal, &request_id)?;
+        let allowed = self.authorize_register(principal, &request_id)?;
         profile.validate()?;
-        self.store_registered(principal, profile, 0, request_id, policy_ids)
+        self.store_registered(principal, profile, 0, request_id, allowed)
     }
 
     /// Seals and stores a validated profile whose registration policy allowed, with its entry
@@ -209,14 +210,19 @@ impl Vault {
         profile: &Profile,
         document_len: usize,
         request_id: String,
-        policy_ids: Vec<String>,
+        allowed: std::sync::Arc<Allowed>,
     ) -> Result<CandidateId> {
-        let entries =
-            registration_entries(self.renderer(), principal, &request_id, policy_ids, None)?;
+        let entries = registration_entries(
+            self.renderer(),
+            principal,
+            &request_id,
+            allowed.policy_ids().to_vec(),
+            None,
+        )?;
         let sealed = seal_profile(&self.keyring(), &entries, profile, document_len)?;
         let id = sealed.id;
         self.writer
-            .write(move |ctx| insert_sealed(ctx, vec![sealed]))?;
+            .write(move |ctx| insert_sealed(ctx, &allowed, vec![sealed]))?;
         Ok(id)
     }
 
@@ -229,10 +235,10 @@ impl Vault {
         document: &[u8],
     ) -> Result<CandidateId> {
         let request_id = new_request_id();
-        let policy_ids = self.authorize_register(principal, &request_id)?;
+        let allowed = self.authorize_register(principal, &request_id)?;
         // `from_document` validates what it parses.
         let profile = Profile::from_document(document)?;
-        self.store_registered(principal, &profile, document.len(), request_id, policy_ids)
+        self.store_registered(principal, &profile, document.len(), request_id, allowed)
     }
 
     /// Imports newline-delimited profiles (cvvault or JSON Resume documents).
@@ -251,7 +257,7 @@ impl Vault {
         progress: &dyn Fn(ImportPhase, u64),
     ) -> Result<ImportReport> {
         let request_id = new_request_id();
-        let policy_ids = self.authorize_register(principal, &request_id)?;
+        let allowed = self.authorize_register(principal, &request_id)?;
         let wanted = |n: u64| {
             options
                 .only_lines
@@ -319,7 +325,7 @@ impl Vault {
             self.renderer(),
             principal,
             &request_id,
-            policy_ids,
+            allowed.policy_ids().to_vec(),
             Some("import"),
         )?;
         let seal = |(number, line): &(u64, Vec<u8>)| {
@@ -353,9 +359,10 @@ impl Vault {
                 if let Some(previous) = committed.take() {
                     wait_for(previous)?;
                 }
+                let allowed = std::sync::Arc::clone(&allowed);
                 *committed = Some(self.writer.submit(move |ctx| {
                     ctx.mark_bulk();
-                    insert_sealed(ctx, batch)
+                    insert_sealed(ctx, &allowed, batch)
                 })?);
                 imported += count;
                 progress(ImportPhase::Write, imported);
@@ -425,7 +432,8 @@ impl Vault {
         candidate_id: &CandidateId,
         purpose: &Purpose,
     ) -> Result<Extract> {
-        self.extract_deciding_first(principal, candidate_id, purpose, || {})
+        let extract = self.extract_deciding_first(principal, candidate_id, purpose, || {});
+        self.conceal(principal, Some(candidate_id), "candidate", extract)
     }
 
     /// [`Vault::extract`], with `meanwhile` run between the decision on a read snapshot and
@@ -448,13 +456,21 @@ impl Vault {
             self.record(record)?;
             return Err(unknown);
         }
+        // Decided on one read snapshot; the sealed groups are read only on a grant of some.
         let read = self.readers.read(|conn| {
-            let facts = self.candidate_facts_for(conn, candidate_id, Some(purpose))?;
-            let sealed = match facts {
-                Some(_) => rows::sealed_profile(conn, candidate_id)?,
-                None => None,
+            let Some((facts, dek)) = self.candidate_facts_for(conn, candidate_id, Some(purpose))?
+            else {
+                return Ok(None);
             };
-            Ok(facts.zip(sealed))
+            let grant = self.policy.decide_read(principal, &facts, purpose);
+            let sealed = if grant.is_empty() {
+                None
+            } else {
+                Some(rows::sealed_profile(conn, &grant)?.ok_or(Error::Corrupt {
+                    what: "a candidate has keys but no sealed profile",
+                })?)
+            };
+            Ok(Some((facts, dek, grant, sealed)))
         });
         let actor = actor(principal);
         let requested: Vec<String> = FieldGroup::DISCLOSABLE
@@ -476,8 +492,8 @@ impl Vault {
             }
             Err(e) => return Err(e),
         };
-        let Some(((facts, dek), sealed)) = read else {
-            if Self::hides_candidates(principal) {
+        let Some((facts, dek, grant, sealed)) = read else {
+            if self.hides(principal, Some(candidate_id)) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
                 self.decoy_read(principal, candidate_id, purpose);
             }
@@ -489,20 +505,19 @@ impl Vault {
             self.record(record)?;
             return Err(Error::NotFound { what: "candidate" });
         };
-        let grant = self.policy.decide_read(principal, &facts, purpose);
         let allowed = grant.allowed_groups();
         let mut record = Record::new("extract", &actor, Outcome::Allow, &request_id);
         record.candidate = Some(*candidate_id);
         record.purpose = Some(purpose.to_string());
         record.policy_ids = grant.policy_ids();
-        if allowed.is_empty() {
+        let Some(sealed) = sealed else {
             record.groups = requested;
             return Err(self.refuse(
                 principal,
                 record,
                 format!("reading this candidate for purpose {purpose}"),
             )?);
-        }
+        };
         record.groups = allowed.iter().map(|g| g.to_string()).collect();
         let id = *candidate_id;
         meanwhile();
@@ -518,7 +533,7 @@ impl Vault {
             // the principal disabled) a moment ago is no longer a ground for it.
             let (coaching_orgs, matching_orgs) =
                 rows::open_orgs(ctx.conn, ctx.integrity, &id, Some(why.as_str()))?;
-            let enabled = who.role == crate::model::Role::System
+            let enabled = who.role == crate::vocabulary::Role::System
                 || rows::principal(ctx.conn, ctx.integrity, &who.principal_id)?
                     .is_some_and(|row| !row.disabled);
             let still =
@@ -541,19 +556,12 @@ impl Vault {
             ctx.audit.append(ctx.conn, record).map(Some)
         })?;
         let Some(audit_index) = written else {
-            return Err(
-                if matches!(
-                    principal.role,
-                    crate::model::Role::Employer | crate::model::Role::Provider
-                ) {
-                    Error::NotFound { what: "candidate" }
-                } else {
-                    Error::Denied {
-                        action: format!("reading this candidate for purpose {purpose}"),
-                        policy_ids: vec![],
-                    }
-                },
-            );
+            return Err(self.refusal(
+                principal,
+                Some(candidate_id),
+                format!("reading this candidate for purpose {purpose}"),
+                Vec::new(),
+            ));
         };
         // Only now, with the disclosure on record, is plaintext opened.
         let cipher = dek.cipher(id)?;
@@ -578,6 +586,11 @@ impl Vault {
     /// Erases a candidate by crypto-shredding (wrapped DEK and ciphertexts deleted in one
     /// transaction with the audit entry), then truncates the WAL so no copy lingers there.
     pub fn erase(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<()> {
+        let erased = self.erase_decided(principal, candidate_id);
+        self.conceal(principal, Some(candidate_id), "candidate", erased)
+    }
+
+    fn erase_decided(&self, principal: &PrincipalFacts, candidate_id: &CandidateId) -> Result<()> {
         let request_id = new_request_id();
         // Erasure needs no plaintext: a candidate whose keys or control group no longer open
         // is decided on the most restrictive facts, and can still be shredded.
@@ -588,10 +601,10 @@ impl Vault {
         let mut record = Record::new("candidate.erase", &actor, Outcome::Deny, &request_id);
         record.candidate = Some(*candidate_id);
         let Some((facts, unreadable)) = facts else {
-            if Self::hides_candidates(principal) {
+            if self.hides(principal, Some(candidate_id)) {
                 // INVARIANT: "not found" costs what "not yours" costs (see `decoy`).
                 let asked = self.pseudonyms().candidate(candidate_id);
-                self.decoy_work(principal, &asked, false, |facts| {
+                self.decoy_work(principal, &asked, |facts| {
                     std::hint::black_box(self.policy.decide(&Request::on_candidate(
                         principal,
                         Action::Erase,
@@ -610,20 +623,19 @@ impl Vault {
             .policy
             .decide(&Request::on_candidate(principal, Action::Erase, &facts));
         record.policy_ids = decision.policy_ids().to_vec();
-        if !decision.is_allowed() {
-            self.record(record)?;
-            return Err(Error::Denied {
-                action: "erasing this candidate".into(),
-                policy_ids: decision.policy_ids().to_vec(),
-            });
-        }
+        let Some(allowed) = decision.allowed() else {
+            return Err(self.refuse(principal, record, "erasing this candidate".into())?);
+        };
         record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
-        let id = *candidate_id;
         // INVARIANT: the hold is checked in the transaction that erases, so a hold that was
         // acknowledged before it is never overtaken.
         let erasure = self.writer.write(move |ctx| {
-            let erasure =
-                rows::erase_candidate(ctx.conn, ctx.integrity, &id, rows::EraseCondition::NotHeld)?;
+            let erasure = rows::erase_candidate(
+                ctx.conn,
+                ctx.integrity,
+                &allowed,
+                rows::EraseCondition::NotHeld,
+            )?;
             match erasure {
                 rows::Erasure::Gone => return Err(Error::NotFound { what: "candidate" }),
                 rows::Erasure::Erased => record.decision = Outcome::Allow,
@@ -635,9 +647,7 @@ impl Vault {
             Ok(erasure)
         })?;
         if erasure != rows::Erasure::Erased {
-            return Err(Error::Conflict(
-                "this candidate is under a legal hold placed by a data-protection officer: it cannot be erased until the DPO releases the hold (`cvvault hold release`)".into(),
-            ));
+            return Err(Error::LegalHold);
         }
         self.truncate_wal()?;
         Ok(())
@@ -795,7 +805,7 @@ mod tests {
         // Before: the writer re-checked only that the candidate existed, so an assignment
         // closed between the decision and its audit entry still got its disclosure.
         let dir = tempfile::tempdir().unwrap();
-        let paths = crate::config::Paths::under(dir.path());
+        let paths = crate::paths::Paths::under(dir.path());
         Vault::init(
             &paths,
             super::super::InitOptions {
@@ -811,8 +821,8 @@ mod tests {
         )
         .unwrap();
         for (id, role, org) in [
-            ("cw", crate::model::Role::Caseworker, "agency"),
-            ("emp", crate::model::Role::Employer, "emp-org"),
+            ("cw", crate::vocabulary::Role::Caseworker, "agency"),
+            ("emp", crate::vocabulary::Role::Employer, "emp-org"),
         ] {
             vault
                 .add_principal(id.parse().unwrap(), role, org.parse().unwrap(), None)

@@ -12,10 +12,10 @@ use crate::crypto::envelope::{Dek, WrappedDek};
 use crate::crypto::keyring::Keyring;
 use crate::error::Result;
 use crate::ids::CandidateId;
-use crate::model::{FieldGroup, Purpose};
 use crate::policy::{CandidateFacts, PrincipalFacts};
 use crate::profile::Control;
 use crate::store::rows::{self, RECORD_VERSION};
+use crate::vocabulary::{FieldGroup, Purpose};
 
 /// A candidate that exists only in this process, to do a real candidate's work on.
 pub(crate) struct Decoy {
@@ -55,15 +55,14 @@ impl Vault {
     /// The work of reading a real candidate's facts and deciding `decide` on them, done on
     /// the decoy. Its result is thrown away; errors are too (the caller's answer is already
     /// "not found").
-    /// `profile`: whether the real path also reads the sealed profile (an extract does, a
-    /// listing does not). `asked`: the pseudonym of what the request named; the stand-in is
+    /// No refused path reads a sealed profile (only a grant of some group lets the store read
+    /// one), so neither does the decoy. `asked`: the pseudonym of what the request named; the stand-in is
     /// chosen by it, so that asking for the same missing id again reads the same, by then
     /// warm, pages, as asking for the same existing id does.
     pub(crate) fn decoy_work(
         &self,
         principal: &PrincipalFacts,
         asked: &str,
-        profile: bool,
         decide: impl FnOnce(&CandidateFacts),
     ) {
         let decoy = &self.decoy;
@@ -95,12 +94,7 @@ impl Vault {
             let keys = rows::candidate_keys(conn, self.integrity(), &stand_in);
             let control = rows::sealed_control(conn, &stand_in)?;
             let orgs = rows::open_orgs(conn, self.integrity(), &stand_in, None);
-            let sealed = if profile {
-                rows::sealed_profile(conn, &stand_in)?.is_some()
-            } else {
-                false
-            };
-            std::hint::black_box((keys.is_ok(), control.is_some(), orgs.is_ok(), sealed));
+            std::hint::black_box((keys.is_ok(), control.is_some(), orgs.is_ok()));
             Ok(())
         });
         let _ = read;
@@ -135,7 +129,7 @@ impl Vault {
         purpose: &Purpose,
     ) {
         let asked = self.pseudonyms().candidate(asked);
-        self.decoy_work(principal, &asked, true, |facts| {
+        self.decoy_work(principal, &asked, |facts| {
             std::hint::black_box(self.policy().decide_read(principal, facts, purpose));
         });
     }

@@ -508,3 +508,77 @@ pub fn mirror_agrees(ring: &Keyring, mirror: &Path) -> bool {
         listed == recorded
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+    use crate::crypto::keyring::{read_recipients, write_private_file};
+    use crate::paths::Paths;
+    use crate::vault::InitOptions;
+    use crate::vocabulary::Role;
+
+    #[test]
+    fn an_interrupted_rotation_resumes_without_a_new_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path());
+        Vault::init(
+            &paths,
+            InitOptions {
+                passphrase: None,
+                identity: None,
+                recovery_recipients: vec![],
+            },
+        )
+        .unwrap();
+        let unlock = Unlock::Identity(paths.default_identity());
+        let vault = Vault::open(&paths, &unlock).unwrap();
+        vault
+            .add_principal(
+                "cw".parse().unwrap(),
+                Role::Caseworker,
+                "agency".parse().unwrap(),
+                None,
+            )
+            .unwrap();
+        let cw = vault.principal(&"cw".parse().unwrap()).unwrap();
+        let mut synth = crate::synth::Synth::new(5);
+        let ids: Vec<_> = (0..5)
+            .map(|i| {
+                vault
+                    .register(&cw, &synth.profile_with_marker(&format!("RES-{i}")))
+                    .unwrap()
+            })
+            .collect();
+        vault.close().unwrap();
+        drop(vault);
+        // A crash after the keyring gained version 2 and before the database recorded the
+        // rotation (the mid-batch case is in `tests/keys.rs`).
+        let mut ring = Keyring::open(&paths.keyring(), &unlock).unwrap();
+        ring.begin_rotation().unwrap();
+        let recipients = read_recipients(&paths.keyring_recipients()).unwrap();
+        let sealed = ring.seal(&Protection::Recipients(recipients)).unwrap();
+        write_private_file(&paths.keyring(), &sealed).unwrap();
+
+        let vault = Vault::open(&paths, &unlock).unwrap();
+        assert!(vault.keys_status().unwrap().rotation_pending);
+        let report = vault
+            .rotate_keys(&unlock, RotateIdentity::Keep, &|_, _| {})
+            .unwrap();
+        assert!(report.resumed);
+        assert_eq!(report.new_version, 2);
+        assert_eq!(vault.keys_status().unwrap().deks_per_version, vec![(2, 5)]);
+        // Every candidate still opens under the new version.
+        let subject = vault
+            .add_subject(*ids.first().unwrap(), "self".parse().unwrap())
+            .unwrap();
+        let me = vault.principal(&subject).unwrap();
+        let extract = vault.extract(
+            &me,
+            ids.first().unwrap(),
+            &"subject-access".parse().unwrap(),
+        );
+        assert!(extract.is_ok());
+    }
+}

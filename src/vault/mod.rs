@@ -6,20 +6,25 @@ mod assignments;
 mod audit;
 mod candidates;
 mod decoy;
+mod delivery;
+mod edge_refusals;
 mod health;
 mod keys;
 mod principals;
-mod quota;
+pub mod retention;
 mod tokens;
 mod trail_state;
 mod workers;
 
+/// How the keyring is opened (an age identity file or a passphrase).
+pub use crate::crypto::keyring::Unlock;
 pub use assignments::OpenAssignment;
 pub use audit::{Disclosure, Receipt, SubjectAccessReport};
 pub use candidates::{Extract, ImportMode, ImportOptions, ImportPhase, ImportReport};
+pub use delivery::{Delivered, Delivery, AGE_MEDIA_TYPE};
+pub use edge_refusals::ExtractRefusal;
 pub use health::Readiness;
 pub use keys::{mirror_agrees, KeyCheck, KeysStatus, RotateIdentity, RotationReport};
-pub use quota::ExtractRefusal;
 pub use tokens::{IssuedToken, TOKEN_PREFIX};
 
 use std::path::PathBuf;
@@ -31,16 +36,16 @@ use crate::audit::entry::Outcome;
 use crate::audit::log::{Actor, Appender, Pseudonymizer, Record, Renderer};
 use crate::audit::note::NoteSigner;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Paths;
 use crate::crypto::envelope::Dek;
 use crate::crypto::integrity::IntegrityKey;
-use crate::crypto::keyring::{self, Keyring, Protection, Unlock};
+use crate::crypto::keyring::{self, Keyring, Protection};
 use crate::error::{Error, Result};
 use crate::ids::{CandidateId, PrincipalId};
-use crate::model::{FieldGroup, Purpose, Role};
+use crate::paths::Paths;
 use crate::policy::{CandidateFacts, PolicyEngine, PrincipalFacts};
 use crate::profile::Control;
 use crate::store::{self, rows, Readers, Writer};
+use crate::vocabulary::{FieldGroup, Purpose, Role};
 
 /// What `cvvault init` creates.
 pub struct InitOptions {
@@ -362,21 +367,53 @@ impl Vault {
             .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))
     }
 
-    /// Records a refused decision on a candidate and returns the error to give. Employers and
-    /// providers get "not found", the same answer as for a candidate that does not exist, so
-    /// ids cannot be probed; other roles learn which policies refused.
-    /// Whether `principal` gets one identical "not found" for every refusal about a candidate.
-    pub(crate) fn hides_candidates(principal: &PrincipalFacts) -> bool {
-        matches!(principal.role, Role::Employer | Role::Provider)
+    // ----- the one refusal rule -----
+    //
+    // Whether a candidate exists, is erased, is protected, is damaged or is someone else's is
+    // not for employers, providers or another candidate to learn (DOMAIN.md §1, §3). Every use
+    // case that names a candidate returns through `conceal`, which both edges (HTTP and CLI)
+    // render as they are; the real outcome is in the audit trail.
+
+    /// Whether refusals about `candidate` (`None`: one not yet known, e.g. behind an
+    /// assignment id) are hidden from `principal`: for employers and providers every
+    /// candidate's, for a subject every candidate's but their own.
+    pub(crate) fn hides(
+        &self,
+        principal: &PrincipalFacts,
+        candidate: Option<&CandidateId>,
+    ) -> bool {
+        match principal.role {
+            Role::Employer | Role::Provider => true,
+            Role::Subject => principal.subject_of.as_ref() != candidate || candidate.is_none(),
+            _ => false,
+        }
     }
 
+    /// The error a refusal about `candidate` gives `principal`: "not found" where the rule
+    /// hides it ([`Vault::hides`]), else the refused `action` with the deciding policies.
+    pub(crate) fn refusal(
+        &self,
+        principal: &PrincipalFacts,
+        candidate: Option<&CandidateId>,
+        action: String,
+        policy_ids: Vec<String>,
+    ) -> Error {
+        if self.hides(principal, candidate) {
+            Error::NotFound { what: "candidate" }
+        } else {
+            Error::Denied { action, policy_ids }
+        }
+    }
+
+    /// Records a refused decision on a candidate (`record` names it) and returns the error
+    /// to give ([`Vault::refusal`]).
     pub(crate) fn refuse(
         &self,
         principal: &PrincipalFacts,
         mut record: Record,
         action: String,
     ) -> Result<Error> {
-        let hide = Self::hides_candidates(principal);
+        let hide = self.hides(principal, record.candidate.as_ref());
         record.decision = Outcome::Deny;
         record.note = Some(
             if hide {
@@ -387,12 +424,44 @@ impl Vault {
             .into(),
         );
         let policy_ids = record.policy_ids.clone();
+        let candidate = record.candidate;
         self.record(record)?;
-        Ok(if hide {
-            Error::NotFound { what: "candidate" }
-        } else {
-            Error::Denied { action, policy_ids }
-        })
+        Ok(self.refusal(principal, candidate.as_ref(), action, policy_ids))
+    }
+
+    /// The outcome of a use case about `candidate` as `principal` may see it: where the rule
+    /// hides it, every refusal, absence, conflict (a legal hold, a closed assignment) and
+    /// damaged record is the same "`what` not found", with the same bytes and, through the
+    /// decoy, the same cost. Errors that say nothing about the candidate (a malformed request,
+    /// a quota, a failed audit write) pass as they are.
+    pub(crate) fn conceal<T>(
+        &self,
+        principal: &PrincipalFacts,
+        candidate: Option<&CandidateId>,
+        what: &'static str,
+        result: Result<T>,
+    ) -> Result<T> {
+        match result {
+            Err(
+                e @ (Error::Denied { .. }
+                | Error::NotFound { .. }
+                | Error::Conflict(_)
+                | Error::LegalHold
+                | Error::DecryptionFailed
+                | Error::Corrupt { .. }
+                | Error::Forged { .. }),
+            ) if self.hides(principal, candidate) => {
+                if matches!(
+                    e,
+                    Error::DecryptionFailed | Error::Corrupt { .. } | Error::Forged { .. }
+                ) {
+                    // The operator must hear of a damaged record; the principal must not.
+                    tracing::error!(error = %e, "a candidate's record is damaged; answered as not found (see `cvvault audit verify`)");
+                }
+                Err(Error::NotFound { what })
+            }
+            other => other,
+        }
     }
 
     /// Records the refusal of everything a disabled principal asks, and returns the error to
@@ -406,12 +475,8 @@ impl Vault {
         );
         record.note = Some("principal-disabled".into());
         self.record(record)?;
-        Ok(Error::Denied {
-            action: format!(
-                "acting as {} (the principal is disabled: the operator who holds the keyring can enable it again)",
-                principal.principal_id
-            ),
-            policy_ids: vec![],
+        Ok(Error::PrincipalDisabled {
+            principal: principal.principal_id.to_string(),
         })
     }
 
@@ -458,7 +523,7 @@ impl Vault {
         &self,
         principal: &PrincipalFacts,
         candidate_id: &CandidateId,
-        purpose: &crate::model::Purpose,
+        purpose: &crate::vocabulary::Purpose,
     ) -> Result<Option<crate::policy::ReadGrant>> {
         let facts = self
             .readers
@@ -472,7 +537,7 @@ impl Vault {
         &self,
         principal: &PrincipalFacts,
         candidate_id: &CandidateId,
-        purpose: &crate::model::Purpose,
+        purpose: &crate::vocabulary::Purpose,
     ) -> Result<Vec<crate::policy::Explanation>> {
         let facts =
             self.read_facts_for(principal, "policy.explain", candidate_id, Some(purpose))?;

@@ -4,8 +4,8 @@
 use super::Vault;
 use crate::error::{Error, Result};
 use crate::ids::{CandidateId, OrgId, PrincipalId};
-use crate::model::Role;
 use crate::store::rows::{self, PrincipalRow};
+use crate::vocabulary::Role;
 
 impl Vault {
     /// Adds a subject principal for `candidate` (the person whose data it is, for their own
@@ -66,7 +66,7 @@ impl Vault {
         let existing = self
             .readers()
             .read(|conn| rows::org_kind(conn, self.integrity(), &org))?;
-        let kind = crate::model::OrgKind::of_role(role);
+        let kind = crate::vocabulary::OrgKind::of_role(role);
         if let Some(existing) = existing.filter(|existing| *existing != kind) {
             return Err(Error::invalid_input(format!(
                 "organisation {org} is {} (its principals say so), so a principal with role {role} cannot belong to it: register it under its own organisation's id",

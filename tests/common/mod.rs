@@ -13,14 +13,14 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use cvvault::clock::{Clock, ManualClock};
-use cvvault::config::Paths;
-use cvvault::crypto::keyring::Unlock;
 use cvvault::ids::{CandidateId, PrincipalId};
-use cvvault::model::Role;
+use cvvault::paths::Paths;
 use cvvault::policy::PrincipalFacts;
 use cvvault::profile::Profile;
 use cvvault::synth::Synth;
+use cvvault::vault::Unlock;
 use cvvault::vault::{InitOptions, OpenAssignment, Vault};
+use cvvault::vocabulary::Role;
 
 /// A vault in a temporary directory, with one principal of each role.
 pub struct Fixture {

@@ -9,8 +9,8 @@ use axum::Router;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use cvvault::config::Paths;
 use cvvault::ids::{CandidateId, PrincipalId};
+use cvvault::paths::Paths;
 use cvvault::policy::PrincipalFacts;
 use cvvault::server::{self, AppState};
 use cvvault::settings::Limits;

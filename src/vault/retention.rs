@@ -14,14 +14,23 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::audit::entry::Outcome;
-use crate::audit::log::Record;
+use crate::audit::log::{Actor, Record};
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
-use crate::model::FieldGroup;
-use crate::policy::{Action, Request, Resource};
+use crate::policy::{Action, Request};
 use crate::settings::Retention;
 use crate::store::rows;
 use crate::vault::{new_request_id, system_principal, Vault};
+use crate::vocabulary::FieldGroup;
+
+/// The retention job's actor in its entries.
+fn system_actor() -> Actor {
+    Actor {
+        id: "system".into(),
+        role: "system".into(),
+        org: None,
+    }
+}
 
 const BATCH: usize = 500;
 const DAY: i64 = 86_400;
@@ -183,15 +192,11 @@ pub fn run(
                     // opens is decided on the most restrictive facts (see `erasure_facts`).
                     let facts = vault.readers().read(|conn| vault.erasure_facts(conn, &id));
                     let decision = match facts {
-                        Ok(Some((facts, _))) => vault.policy().decide(&Request {
-                            principal: &system,
-                            action: Action::RetentionErase,
-                            resource: Resource::Candidate(&facts),
-                            purpose: None,
-                            group: None,
-                            kind: None,
-                            org: None,
-                        }),
+                        Ok(Some((facts, _))) => vault.policy().decide(&Request::on_candidate(
+                            &system,
+                            Action::RetentionErase,
+                            &facts,
+                        )),
                         Ok(None) => continue,
                         Err(e) => {
                             tracing::error!(error = %e, rule = rule.as_str(), "retention could not read a due candidate; it is kept and counted as a failure");
@@ -199,27 +204,23 @@ pub fn run(
                             continue;
                         }
                     };
-                    if !decision.is_allowed() {
+                    let Some(allowed) = decision.allowed() else {
                         tracing::error!(rule = rule.as_str(), "policy refused a retention erasure; check the system principal's permit in policy/");
                         failed.insert(id);
                         continue;
-                    }
-                    decided.push((id, decision.policy_ids().to_vec()));
+                    };
+                    decided.push((id, allowed));
                 }
                 let request_id = request_id.clone();
-                let actor = crate::audit::log::Actor {
-                    id: "system".into(),
-                    role: "system".into(),
-                    org: None,
-                };
+                let actor = system_actor();
                 let cutoff = cutoff(rule, settings, now);
                 let (erased, held_now, passed) = vault.writer().write(move |ctx| {
                     let (mut erased, mut held_now, mut passed) = (0u64, Vec::new(), Vec::new());
-                    for (id, policy_ids) in decided {
+                    for (id, allowed) in decided {
                         // INVARIANT: hold and rule are checked again in the erasing
                         // transaction: a hold acknowledged before it is never overtaken.
                         let condition = rows::EraseCondition::Due { rule, cutoff };
-                        match rows::erase_candidate(ctx.conn, ctx.integrity, &id, condition)? {
+                        match rows::erase_candidate(ctx.conn, ctx.integrity, &allowed, condition)? {
                             rows::Erasure::Erased => {}
                             rows::Erasure::Held => {
                                 held_now.push(id);
@@ -234,7 +235,7 @@ pub fn run(
                             Record::new("retention.erase", &actor, Outcome::Allow, &request_id);
                         record.candidate = Some(id);
                         record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
-                        record.policy_ids = policy_ids;
+                        record.policy_ids = allowed.policy_ids().to_vec();
                         record.note = Some(format!("rule={}", rule.as_str()));
                         ctx.audit.append(ctx.conn, record)?;
                         erased += 1;
@@ -256,13 +257,12 @@ pub fn run(
             report.total, report.held, report.failures
         );
         vault.writer().write(move |ctx| {
-            let actor = crate::audit::log::Actor {
-                id: "system".into(),
-                role: "system".into(),
-                org: None,
-            };
-            let mut record =
-                Record::new("retention.run", &actor, Outcome::Allow, &new_request_id());
+            let mut record = Record::new(
+                "retention.run",
+                &system_actor(),
+                Outcome::Allow,
+                &new_request_id(),
+            );
             record.note = Some(summary);
             ctx.audit.append(ctx.conn, record).map(|_| ())
         })?;

@@ -7,8 +7,8 @@ use crate::audit::entry::Outcome;
 use crate::audit::log::Record;
 use crate::error::Result;
 use crate::ids::CandidateId;
-use crate::model::{FieldGroup, Purpose};
 use crate::policy::PrincipalFacts;
+use crate::vocabulary::{FieldGroup, Purpose};
 
 /// Why an edge refused an extract attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
