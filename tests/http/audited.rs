@@ -91,6 +91,125 @@ async fn every_request_naming_a_candidate_is_audited_for_every_role() {
     );
 }
 
+/// Every entry in the trail (the count is of entries, whatever they are about).
+fn trail_size(api: &Api) -> usize {
+    let mut n = 0;
+    api.vault
+        .audit_export(&api.facts("dpo"), None, None, &mut |_| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+    n
+}
+
+#[tokio::test]
+async fn requests_naming_a_missing_candidate_or_an_assignment_are_audited_for_every_role() {
+    // Before: the walk covered the `{candidate_id}` routes with existing ids only; opening and
+    // closing assignments (the candidate in the body, or behind an assignment id) and ids that
+    // were never registered went unchecked.
+    let mut api = Api::new(LIMITS);
+    let spec: serde_json::Value = serde_json::from_slice(
+        &api.call(Method::GET, "/openapi.json", None, None)
+            .await
+            .body,
+    )
+    .unwrap();
+    let operations = candidate_operations(&spec);
+    let mut missing_entries = Vec::new();
+    for role in ["cw", "coach", "emp", "dpo", "subject"] {
+        let own = api.register("AUDITEDSUBJECT", false, true);
+        let token = if role == "subject" {
+            api.subject(own)
+        } else {
+            api.token(role).to_owned()
+        };
+        // A `{candidate_id}` route with an id that was never registered.
+        for (method, template) in &operations {
+            let id = CandidateId::random();
+            let mut path = template.replace("{candidate_id}", &id.to_string());
+            if path.ends_with("/extract") {
+                path.push_str("?purpose=recruitment");
+            }
+            let before = entries_about(&api, &id);
+            let body = body_for(method, template);
+            let reply = api
+                .call(method.clone(), &path, Some(&token), body.as_deref())
+                .await;
+            assert!(
+                reply.status.as_u16() < 500,
+                "{method} {path}: {}",
+                reply.text()
+            );
+            if entries_about(&api, &id) < before + 2 {
+                missing_entries.push(format!("{method} {template} (missing id) as {role}"));
+            }
+        }
+        // Opening an assignment: the candidate is named in the body, existing or not.
+        for id in [
+            api.register("AUDITEDOPEN", false, true),
+            CandidateId::random(),
+        ] {
+            let before = entries_about(&api, &id);
+            let body = serde_json::json!({
+                "candidate_id": id, "org": "emp-org", "kind": "matching", "purpose": "recruitment"
+            })
+            .to_string();
+            let reply = api
+                .call(
+                    Method::POST,
+                    "/v1/assignments",
+                    Some(&token),
+                    Some(body.as_bytes()),
+                )
+                .await;
+            assert!(reply.status.as_u16() < 500, "{}", reply.text());
+            if entries_about(&api, &id) < before + 2 {
+                missing_entries.push(format!("POST /v1/assignments as {role} ({})", reply.status));
+            }
+        }
+        // Closing one: the candidate is behind the assignment id.
+        let id = api.register("AUDITEDCLOSE", false, true);
+        let assignment = api.assign(id, "emp-org", "matching", "recruitment");
+        let before = entries_about(&api, &id);
+        let reply = api
+            .call(
+                Method::POST,
+                &format!("/v1/assignments/{assignment}/close"),
+                Some(&token),
+                Some(br#"{"reason":"placed in work"}"#),
+            )
+            .await;
+        assert!(reply.status.as_u16() < 500, "{}", reply.text());
+        if entries_about(&api, &id) < before + 2 {
+            missing_entries.push(format!("POST close as {role} ({})", reply.status));
+        }
+        // An assignment id that names nothing is on the record too.
+        let before = trail_size(&api);
+        let reply = api
+            .call(
+                Method::POST,
+                &format!(
+                    "/v1/assignments/{}/close",
+                    cvvault::ids::AssignmentId::random()
+                ),
+                Some(&token),
+                Some(br#"{"reason":"placed in work"}"#),
+            )
+            .await;
+        assert_eq!(reply.status.as_u16(), 404, "{}", reply.text());
+        // The export above is itself one entry.
+        if trail_size(&api) < before + 2 {
+            missing_entries.push(format!("POST close of a missing assignment as {role}"));
+        }
+    }
+    assert!(
+        missing_entries.is_empty(),
+        "no audit entry for:\n{}",
+        missing_entries.join("\n")
+    );
+}
+
 #[tokio::test]
 async fn head_of_a_route_that_releases_data_is_refused_and_releases_nothing() {
     let api = Api::new(LIMITS);

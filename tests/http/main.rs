@@ -14,6 +14,7 @@
 mod common;
 
 mod audited;
+mod concealed;
 mod edges;
 mod forged;
 mod harvest;
