@@ -16,6 +16,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub(crate) mod crypto;
+pub(crate) mod demo;
 pub mod error;
 pub(crate) mod files;
 pub mod ids;

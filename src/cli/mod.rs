@@ -4,8 +4,6 @@
 mod assignment;
 mod audit;
 mod candidate;
-mod demo;
-mod demo_http;
 mod extract;
 mod init;
 mod keys;
@@ -106,7 +104,7 @@ pub enum Command {
     /// Serve the HTTP API until SIGTERM or Ctrl-C.
     Serve(serve::ServeArgs),
     /// Create a vault in a temporary directory and walk through the whole lifecycle.
-    Demo(demo::DemoArgs),
+    Demo(crate::demo::DemoArgs),
 }
 
 /// What a command needs from the global flags.
@@ -185,7 +183,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hold(cmd) => with_vault(&ctx, |vault| audit::run_hold(&ctx, vault, cmd)),
         Command::Token(cmd) => with_vault(&ctx, |vault| token::run(&ctx, vault, cmd)),
         Command::Serve(args) => serve::run(&ctx, args),
-        Command::Demo(args) => demo::run(&ctx, args),
+        Command::Demo(args) => crate::demo::run(&ctx, args),
     }
 }
 

@@ -1,12 +1,14 @@
 //! `cvvault demo`: a vault in a temporary directory, filled with synthetic candidates, walked
 //! through the whole lifecycle with each step printed.
 
+mod http;
+
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
 
-use super::Context;
+use crate::cli::Context;
 use crate::crypto::keyring::{self, Unlock};
 use crate::error::{Error, Result};
 use crate::ids::{CandidateId, OrgId, PrincipalId};
@@ -52,7 +54,7 @@ fn o(id: &str) -> Result<OrgId> {
 
 pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     if args.http {
-        return super::demo_http::run(ctx, args);
+        return http::run(ctx, args);
     }
     let dir = tempfile::Builder::new()
         .prefix("cvvault-demo-")

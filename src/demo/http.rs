@@ -9,8 +9,8 @@ use std::time::Duration;
 use reqwest::blocking::Client;
 use reqwest::{Method, StatusCode};
 
-use super::demo::{Demo, DemoArgs};
-use super::Context;
+use super::{Demo, DemoArgs};
+use crate::cli::Context;
 use crate::crypto::keyring::{self, Unlock};
 use crate::error::{Error, Result};
 use crate::ids::PrincipalId;
