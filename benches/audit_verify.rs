@@ -162,10 +162,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // What reading the rows alone costs (verify cannot go faster than its input).
         let started = Instant::now();
         let mut read = 0usize;
+        // The first `total` entries: each `audit verify` below appends its own entry (the
+        // verifications cover those few more, a difference of under 0.001 %).
         let mut stmt = conn.prepare(
-            "SELECT entry_index, entry, entry_mac, candidate_hmac FROM audit_entries ORDER BY entry_index",
+            "SELECT entry_index, entry, entry_mac, candidate_hmac FROM audit_entries
+             WHERE entry_index < ?1 ORDER BY entry_index",
         )?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query([total])?;
         while let Some(row) = rows.next()? {
             read += row.get_ref(1)?.as_bytes()?.len();
         }

@@ -2,7 +2,7 @@
 //! it records, or neither does (fail closed).
 
 use ring::hmac;
-use rusqlite::{params, Connection, OptionalExtension, Statement};
+use rusqlite::{CachedStatement, Connection};
 use std::sync::Arc;
 
 use super::entry::{Entry, Outcome, ENTRY_VERSION};
@@ -12,6 +12,7 @@ use crate::clock::{rfc3339, Clock};
 use crate::crypto::integrity::{Domain, IntegrityKey};
 use crate::error::{Error, Result};
 use crate::ids::{AssignmentId, CandidateId};
+use crate::store::audit_rows;
 
 /// Who acted, as the audit trail records it.
 #[derive(Clone, Debug)]
@@ -297,9 +298,6 @@ pub struct Snapshot {
     dirty: bool,
 }
 
-const INSERT_ENTRY: &str =
-    "INSERT INTO audit_entries (entry_index, entry, entry_mac, candidate_hmac) VALUES (?1, ?2, ?3, ?4)";
-
 fn audit_write(e: rusqlite::Error) -> Error {
     Error::AuditWrite {
         reason: e.to_string(),
@@ -338,11 +336,7 @@ impl Appender {
     /// the start of each group transaction, which holds SQLite's write lock, so the state read
     /// here cannot change before the group commits.
     pub fn sync(&mut self, conn: &Connection) -> Result<()> {
-        let next: i64 = conn.query_row(
-            "SELECT coalesce(max(entry_index) + 1, 0) FROM audit_entries",
-            [],
-            |r| r.get(0),
-        )?;
+        let next = audit_rows::next_entry_index(conn)?;
         // More entries than this appender wrote: another process appended, and its tree edge
         // committed with them. Fewer can only be tampering: appending goes on as before, so
         // that the next `audit verify` (whose own entry is appended first) names the damage.
@@ -385,7 +379,7 @@ impl Appender {
     /// Appends an entry prepared by [`Renderer::prepare`] (possibly on another thread), with
     /// the next index and the current time, and returns its index.
     pub fn append_prepared(&mut self, conn: &Connection, entry: PreparedEntry) -> Result<u64> {
-        let mut statement = conn.prepare_cached(INSERT_ENTRY).map_err(audit_write)?;
+        let mut statement = audit_rows::entry_inserter(conn).map_err(audit_write)?;
         self.append_with(&mut statement, &entry)
     }
 
@@ -397,14 +391,18 @@ impl Appender {
         entries: impl IntoIterator<Item = &'a PreparedEntry>,
     ) -> Result<u64> {
         let first = self.frontier.size();
-        let mut statement = conn.prepare_cached(INSERT_ENTRY).map_err(audit_write)?;
+        let mut statement = audit_rows::entry_inserter(conn).map_err(audit_write)?;
         for entry in entries {
             self.append_with(&mut statement, entry)?;
         }
         Ok(first)
     }
 
-    fn append_with(&mut self, statement: &mut Statement<'_>, entry: &PreparedEntry) -> Result<u64> {
+    fn append_with(
+        &mut self,
+        statement: &mut CachedStatement<'_>,
+        entry: &PreparedEntry,
+    ) -> Result<u64> {
         let index = self.frontier.size();
         let stored_index = i64::try_from(index).map_err(|_| Error::AuditWrite {
             reason: "the log is full".into(),
@@ -427,9 +425,14 @@ impl Appender {
         text.push_str(ENTRY_TAIL);
         let leaf = merkle::leaf_hash(text.as_bytes());
         let mac = self.renderer.pseudonyms.entry_mac(&leaf);
-        statement
-            .execute(params![stored_index, text, mac, entry.candidate])
-            .map_err(audit_write)?;
+        audit_rows::insert_entry(
+            statement,
+            stored_index,
+            &text,
+            &mac,
+            entry.candidate.as_deref(),
+        )
+        .map_err(audit_write)?;
         self.frontier.push(leaf).map_err(|e| Error::AuditWrite {
             reason: e.to_string(),
         })?;
@@ -442,11 +445,7 @@ impl Appender {
         if self.dirty {
             let bytes = self.frontier.to_bytes();
             let mac = self.integrity.mac(Domain::Frontier, &[&bytes]);
-            conn.execute(
-                "UPDATE audit_frontier SET frontier = ?1, mac = ?2 WHERE id = 1",
-                params![bytes, mac],
-            )
-            .map_err(audit_write)?;
+            audit_rows::save_frontier(conn, &bytes, &mac).map_err(audit_write)?;
             self.dirty = false;
         }
         Ok(())
@@ -463,11 +462,7 @@ impl Appender {
         let stored_size = i64::try_from(size).map_err(|_| Error::AuditWrite {
             reason: "the log is full".into(),
         })?;
-        let latest: Option<i64> = conn
-            .query_row("SELECT max(tree_size) FROM audit_checkpoints", [], |r| {
-                r.get(0)
-            })
-            .map_err(audit_write)?;
+        let latest = audit_rows::latest_checkpoint_size(conn).map_err(audit_write)?;
         if latest == Some(stored_size) {
             return Ok(None);
         }
@@ -489,11 +484,8 @@ impl Appender {
             .map_err(|e| Error::AuditWrite {
                 reason: format!("the checkpoint could not be signed: {e}"),
             })?;
-        conn.execute(
-            "INSERT INTO audit_checkpoints (tree_size, note, created_at) VALUES (?1, ?2, ?3)",
-            params![stored_size, note, self.clock.now()],
-        )
-        .map_err(audit_write)?;
+        audit_rows::insert_checkpoint(conn, stored_size, &note, self.clock.now())
+            .map_err(audit_write)?;
         Ok(Some(note))
     }
 }
@@ -503,26 +495,14 @@ impl Appender {
 /// signs checkpoints over this edge, so a frontier replaced in the database would otherwise
 /// make it sign a forged history.
 fn load_frontier(conn: &Connection, integrity: &IntegrityKey) -> Result<Frontier> {
-    if !conn.is_autocommit() {
-        return load_frontier_in(conn, integrity);
-    }
     // INVARIANT: the edge and the entries are read in one snapshot; another process that
     // appends between two separate reads would look like tampering.
-    conn.execute_batch("BEGIN DEFERRED")?;
-    let loaded = load_frontier_in(conn, integrity);
-    conn.execute_batch("COMMIT")?;
-    loaded
+    audit_rows::in_snapshot(conn, |conn| load_frontier_in(conn, integrity))
 }
 
 fn load_frontier_in(conn: &Connection, integrity: &IntegrityKey) -> Result<Frontier> {
-    let (bytes, mac): (Vec<u8>, Option<Vec<u8>>) = conn
-        .query_row(
-            "SELECT frontier, mac FROM audit_frontier WHERE id = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?
-        .ok_or(Error::Corrupt {
+    let audit_rows::StoredFrontier { bytes, mac } =
+        audit_rows::stored_frontier(conn)?.ok_or(Error::Corrupt {
             what: "the audit frontier row is missing",
         })?;
     // The empty edge of a new log is the only one with nothing to prove.
@@ -539,11 +519,7 @@ fn load_frontier_in(conn: &Connection, integrity: &IntegrityKey) -> Result<Front
             what: "the audit frontier is malformed",
         })?
     };
-    let next: i64 = conn.query_row(
-        "SELECT coalesce(max(entry_index) + 1, 0) FROM audit_entries",
-        [],
-        |r| r.get(0),
-    )?;
+    let next = audit_rows::next_entry_index(conn)?;
     if u64::try_from(next).ok() != Some(frontier.size()) {
         return Err(Error::AuditTampered(format!(
             "the log has {next} entries but its tree edge covers {}: entries were added or removed outside cvvault. Run `cvvault audit verify` with your last checkpoint and restore the database from a backup",

@@ -13,13 +13,14 @@
 use std::sync::{mpsc, Arc};
 
 use base64::Engine as _;
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::log::Pseudonymizer;
 use super::merkle::{self, Frontier, Hash};
 use super::note::{Checkpoint, NoteVerifier};
 use crate::error::{Error, Result};
+use crate::store::audit_rows;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const CHUNK: usize = 8_192;
@@ -227,9 +228,6 @@ pub fn verify(
     };
     let mut read = 0u64;
     let mut bytes = 0u64;
-    let mut stmt =
-        conn.prepare("SELECT entry_index, entry, entry_mac, candidate_hmac FROM audit_entries ORDER BY entry_index")?;
-    let mut rows = stmt.query([])?;
     let result = std::thread::scope(|scope| -> Result<()> {
         let (chunk_sender, chunk_receiver) = mpsc::sync_channel::<Arc<Chunk>>(4);
         // Unbounded, so the hasher never waits on this thread: it is drained after every send.
@@ -260,11 +258,11 @@ pub fn verify(
         let mut chunk_sender = Some(chunk_sender);
 
         let mut chunk = Chunk::starting_at(0, macs.is_some());
-        while let Some(row) = rows.next()? {
-            let index: i64 = row.get(0)?;
+        audit_rows::each_entry(conn, |row| {
+            let index = row.index;
             let expected = read;
             // Borrowed from SQLite's row buffer: copied once, into the chunk.
-            let entry: &str = row.get_ref(1)?.as_str().map_err(|_| {
+            let entry: &str = row.text.ok_or_else(|| {
                 tampered(format!(
                     "entry {expected} is not text: it was altered outside cvvault"
                 ))
@@ -285,7 +283,7 @@ pub fn verify(
                     "entry {expected} holds the text of entry {own_index}: entries were deleted or moved and the rest renumbered"
                 )));
             }
-            if row.get_ref(3)?.as_str_or_null().ok() != Some(candidate) {
+            if row.candidate != Some(candidate) {
                 return Err(tampered(format!(
                     "entry {expected}'s candidate index column does not match its content: it was changed outside cvvault, so searches and subject access reports would miss or misattribute the entry"
                 )));
@@ -293,12 +291,7 @@ pub fn verify(
             chunk.text.extend_from_slice(entry.as_bytes());
             chunk.ends.push(chunk.text.len());
             if macs.is_some() {
-                chunk.macs.push(
-                    row.get_ref(2)?
-                        .as_blob()
-                        .ok()
-                        .and_then(|mac| mac.try_into().ok()),
-                );
+                chunk.macs.push(row.mac.and_then(|mac| mac.try_into().ok()));
             }
             bytes += entry.len() as u64;
             read += 1;
@@ -309,10 +302,11 @@ pub fn verify(
                     tree.absorb(leaves, &checkpoints, macs.is_some(), progress)?;
                 }
                 if tree.mismatch.is_some() {
-                    break;
+                    return Ok(false);
                 }
             }
-        }
+            Ok(true)
+        })?;
         if tree.mismatch.is_none() && !chunk.ends.is_empty() {
             send_chunk(chunk, &mut chunk_sender);
         }
@@ -352,11 +346,9 @@ pub fn verify(
             checkpoint.size.saturating_sub(frontier.size())
         )));
     }
-    let stored: Vec<u8> = conn.query_row(
-        "SELECT frontier FROM audit_frontier WHERE id = 1",
-        [],
-        |r| r.get(0),
-    )?;
+    let stored = audit_rows::stored_frontier(conn)?
+        .map(|stored| stored.bytes)
+        .unwrap_or_default();
     let stored_ok = if stored.is_empty() {
         frontier.size() == 0
     } else {
@@ -383,27 +375,18 @@ pub fn verify(
 
 /// The signed checkpoints stored in the database, oldest first.
 pub fn stored_checkpoints(conn: &Connection) -> Result<Vec<CheckpointSource>> {
-    let mut stmt = conn.prepare("SELECT note FROM audit_checkpoints ORDER BY tree_size")?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    rows.map(|r| {
-        Ok(CheckpointSource {
+    Ok(audit_rows::checkpoint_notes(conn)?
+        .into_iter()
+        .map(|note| CheckpointSource {
             source: "the database".into(),
-            note: r?,
+            note,
         })
-    })
-    .collect()
+        .collect())
 }
 
 /// The latest stored checkpoint note.
 pub fn latest_checkpoint(conn: &Connection) -> Result<Option<String>> {
-    use rusqlite::OptionalExtension;
-    Ok(conn
-        .query_row(
-            "SELECT note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?)
+    Ok(audit_rows::latest_checkpoint_note(conn)?)
 }
 
 /// An inclusion proof, self-contained: a verifier needs only this and the verifier key.
@@ -429,15 +412,12 @@ pub const PROOF_FORMAT: &str = "cvvault-inclusion-proof/v1";
 
 /// All leaf hashes up to `size`.
 fn leaves(conn: &Connection, size: u64) -> Result<Vec<Hash>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT entry FROM audit_entries WHERE entry_index < ?1 ORDER BY entry_index",
-    )?;
     let limit = i64::try_from(size).map_err(|_| Error::invalid_input("tree size out of range"))?;
-    let rows = stmt.query_map(params![limit], |r| r.get::<_, String>(0))?;
     let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    for row in rows {
-        out.push(merkle::leaf_hash(row?.as_bytes()));
-    }
+    audit_rows::each_entry_text(conn, Some(limit), |entry| {
+        out.push(merkle::leaf_hash(entry.as_bytes()));
+        Ok(())
+    })?;
     if out.len() as u64 != size {
         return Err(tampered(format!(
             "the log holds {} entries, fewer than {size}",
@@ -466,11 +446,7 @@ pub fn prove(
         merkle::inclusion_proof(&all, index).map_err(|e| Error::invalid_input(e.to_string()))?;
     let stored_index =
         i64::try_from(index).map_err(|_| Error::invalid_input("index out of range"))?;
-    let entry: String = conn.query_row(
-        "SELECT entry FROM audit_entries WHERE entry_index = ?1",
-        params![stored_index],
-        |r| r.get(0),
-    )?;
+    let entry = audit_rows::entry_text(conn, stored_index)?;
     Ok(InclusionProof {
         format: PROOF_FORMAT.into(),
         index,
@@ -526,53 +502,34 @@ pub fn export(
     until: Option<i64>,
     mut out: impl FnMut(&str) -> Result<()>,
 ) -> Result<u64> {
-    let mut stmt = conn.prepare("SELECT entry FROM audit_entries ORDER BY entry_index")?;
-    let mut rows = stmt.query([])?;
     let mut written = 0u64;
-    while let Some(row) = rows.next()? {
-        let entry: String = row.get(0)?;
+    audit_rows::each_entry_text(conn, None, |entry| {
         if since.is_some() || until.is_some() {
-            let time = serde_json::from_str::<super::entry::Entry>(&entry)
+            let time = serde_json::from_str::<super::entry::Entry>(entry)
                 .ok()
                 .and_then(|e| crate::clock::parse_time(&e.time));
-            let Some(time) = time else { continue };
+            let Some(time) = time else { return Ok(()) };
             if since.is_some_and(|s| time < s) || until.is_some_and(|u| time >= u) {
-                continue;
+                return Ok(());
             }
         }
-        out(&entry)?;
+        out(entry)?;
         written += 1;
-    }
+        Ok(())
+    })?;
     Ok(written)
 }
 
-/// The entries about a candidate pseudonym `?1`. The index is keyed by each entry's bucket of
-/// 4,096 entries, then 16 hex digits of its pseudonym (schema version 3): the query looks the
-/// pseudonym up in every bucket (CROSS JOIN keeps the buckets the outer loop, where the
-/// planner would rather scan the whole index), and compares the whole of it after each lookup.
-pub(crate) const SEARCH_SQL: &str = "WITH RECURSIVE bucket(n) AS (
-         SELECT 0
-         UNION ALL
-         SELECT n + 1 FROM bucket
-         WHERE n < (SELECT coalesce(max(entry_index), 0) >> 12 FROM audit_entries)
-     )
-     SELECT a.entry FROM bucket
-     CROSS JOIN audit_entries AS a INDEXED BY audit_by_candidate
-       ON a.entry_index >> 12 = bucket.n
-      AND substr(a.candidate_hmac, 13, 16) = substr(?1, 13, 16)
-     WHERE a.candidate_hmac = ?1
-     ORDER BY a.entry_index";
-
 /// The entries about one candidate pseudonym, in order.
 pub fn search(conn: &Connection, candidate_hmac: &str) -> Result<Vec<super::entry::Entry>> {
-    let mut stmt = conn.prepare_cached(SEARCH_SQL)?;
-    let rows = stmt.query_map(params![candidate_hmac], |r| r.get::<_, String>(0))?;
-    rows.map(|r| {
-        serde_json::from_str(&r?).map_err(|_| Error::Corrupt {
-            what: "an audit entry does not parse",
+    audit_rows::entries_about(conn, candidate_hmac)?
+        .iter()
+        .map(|text| {
+            serde_json::from_str(text).map_err(|_| Error::Corrupt {
+                what: "an audit entry does not parse",
+            })
         })
-    })
-    .collect()
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! committed (one fsync for many jobs: group commit). A job that fails rolls back to its
 //! savepoint, including the audit entries it appended, and the others commit.
 
+pub mod audit_rows;
 pub mod rows;
 
 use std::path::{Path, PathBuf};
@@ -629,7 +630,7 @@ mod tests {
             "migration 4 signed the assignment"
         );
         let found: Vec<String> = conn
-            .prepare(crate::audit::verify::SEARCH_SQL)
+            .prepare(audit_rows::SEARCH_SQL)
             .unwrap()
             .query_map([&pseudonym], |r| r.get(0))
             .unwrap()
@@ -782,7 +783,7 @@ mod tests {
             by_id.contains("INDEX sqlite_autoindex_candidates"),
             "{by_id}"
         );
-        let search = plan(&conn, crate::audit::verify::SEARCH_SQL);
+        let search = plan(&conn, audit_rows::SEARCH_SQL);
         assert!(
             search.contains("SEARCH a USING INDEX audit_by_candidate (<expr>=? AND <expr>=?)"),
             "one lookup per bucket, on both keys: {search}"
@@ -825,7 +826,7 @@ mod tests {
             .unwrap();
         }
         let found: Vec<String> = conn
-            .prepare(crate::audit::verify::SEARCH_SQL)
+            .prepare(audit_rows::SEARCH_SQL)
             .unwrap()
             .query_map([&wanted], |r| r.get(0))
             .unwrap()

@@ -1,5 +1,6 @@
-//! Typed reads and writes of the store's rows. SQL lives here and nowhere else but
-//! `audit`; callers pass the connection of their transaction.
+//! Typed reads and writes of the store's rows. SQL lives here, in `audit_rows.rs` (the audit
+//! trail's) and in the schema files, nowhere else; callers pass the connection of their
+//! transaction.
 //!
 //! Every row that authorization depends on (principals, tokens, assignments, candidates
 //! with their legal holds) carries a MAC under the keyring's integrity key
