@@ -266,11 +266,26 @@ pub enum Error {
     },
     /// SQLite failed.
     #[error("database error: {0}")]
-    Store(#[from] rusqlite::Error),
+    Store(rusqlite::Error),
     /// A bug: an internal rule was broken (e.g. a proof of one decision given for another).
     /// Nothing was changed or released.
     #[error("internal error: {0}; nothing was changed or released. This is a bug in cvvault: please report it")]
     Internal(&'static str),
+}
+
+impl From<rusqlite::Error> for Error {
+    /// A stored value of the wrong type is a row written outside cvvault (a corrupt store,
+    /// which the vault's refusal rule treats like any damaged record), not a database failure.
+    fn from(error: rusqlite::Error) -> Self {
+        match error {
+            rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..) => Error::Corrupt {
+                what: "a stored value does not have the type cvvault writes",
+            },
+            other => Error::Store(other),
+        }
+    }
 }
 
 impl Error {

@@ -168,7 +168,7 @@ impl Dek {
     ) -> Result<Dek> {
         let kek = keyring.kek(stored.kek_version).ok_or_else(|| {
             Error::Conflict(format!(
-                "this record is wrapped under KEK version {}, which this process's keyring does not hold: the keys were rotated by another cvvault process; restart this one (e.g. `cvvault serve`) so that it loads the new keyring",
+                "this record is wrapped under KEK version {}, which this process's keyring does not hold: the keys were rotated by another cvvault process; restart this one so that it loads the new keyring",
                 stored.kek_version
             ))
         })?;

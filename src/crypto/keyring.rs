@@ -492,12 +492,24 @@ pub fn read_recipients(path: &Path) -> Result<Vec<age::x25519::Recipient>> {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(parse_recipient)
+        .enumerate()
+        .map(|(n, line)| {
+            // The line is not echoed: a secret key saved there by mistake must not travel.
+            age::x25519::Recipient::from_str(line).map_err(|_| {
+                tracing::error!(file = %path.display(), line = n + 1, "a recipients file holds a line that is not an age public key");
+                Error::invalid_input(format!(
+                    "a recipients file ({}) holds a line that is not an age public key (age1...); the operator must fix it",
+                    path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+                ))
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     if recipients.is_empty() {
         return Err(Error::invalid_input(format!(
-            "{} lists no age recipient: add the operator's public key (age1...)",
-            path.display()
+            "a recipients file ({}) lists no age public key (age1...); the operator must add one",
+            path.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
         )));
     }
     Ok(recipients)

@@ -30,7 +30,7 @@ impl fmt::Display for Verdict {
 
 /// The outcome of one decision. Fields are private so that a `Decision` cannot be made or
 /// changed outside this module: it is what an [`Allowed`] is made from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Decision {
     pub(super) verdict: Verdict,
     pub(super) policy_ids: Vec<String>,
@@ -91,12 +91,14 @@ impl Decision {
     /// The proof that policy allowed this, or `None` when it denied. Only this module turns a
     /// decision into an [`Allowed`]; the store operations that change candidate data take one
     /// and act on the candidate it names, so a code path that forgot to decide does not compile.
-    pub fn allowed(&self) -> Option<Allowed> {
-        (self.verdict == Verdict::Allow).then(|| Allowed {
+    /// The decision is consumed (and is not `Clone`): one decision, at most one proof. A proof
+    /// is as good as the facts it was decided on, which only the vault reads from the store.
+    pub fn allowed(self) -> Option<Allowed> {
+        (self.verdict == Verdict::Allow).then_some(Allowed {
             action: self.action,
             candidate_id: self.candidate_id,
             group: self.group,
-            policy_ids: self.policy_ids.clone(),
+            policy_ids: self.policy_ids,
         })
     }
 }

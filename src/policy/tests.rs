@@ -524,8 +524,8 @@ fn only_an_allow_gives_a_proof_and_the_proof_names_its_action_and_candidate() {
         &purpose,
         FieldGroup::Identity,
     ));
-    assert!(denied.allowed().is_none());
     assert_eq!(denied.policy_ids(), ["dpo-never-reads-profiles"]);
+    assert!(denied.allowed().is_none());
     assert!(engine
         .decide(&Request::on_vault(&dpo, Action::Register))
         .allowed()

@@ -625,7 +625,13 @@ mod tests {
             .unwrap();
         assert_eq!(row, (1, 1, 1, None, "case 7".to_owned(), 100));
         assert_eq!(
-            rows::assignments_of(&conn, &test_key(), &id).unwrap().len(),
+            rows::assignments_of(
+                &conn,
+                &test_key(),
+                &crate::policy::Allowed::for_tests(crate::policy::Action::SubjectAccess, Some(id))
+            )
+            .unwrap()
+            .len(),
             1,
             "migration 4 signed the assignment"
         );

@@ -195,7 +195,7 @@ pub fn check_current_kek(conn: &Connection, kek_version: u32, kek_id: Option<&st
     let current = meta(conn, META_CURRENT_KEK)?;
     let rotated = |v: u32| {
         Error::Conflict(format!(
-            "the keys were rotated by another cvvault process (KEK version {v} is current, this process holds {kek_version}): nothing was stored; restart this process (e.g. `cvvault serve`) so that it loads the new keyring"
+            "the keys were rotated by another cvvault process (KEK version {v} is current, this process holds {kek_version}): nothing was stored; restart this process so that it loads the new keyring"
         ))
     };
     match current.as_deref().map(str::parse::<u32>) {
@@ -205,7 +205,7 @@ pub fn check_current_kek(conn: &Connection, kek_version: u32, kek_id: Option<&st
     if let (Some(ours), Some(recorded)) = (kek_id, meta(conn, &meta_kek_id(kek_version))?) {
         if ours != recorded {
             return Err(Error::Conflict(format!(
-                "this process's KEK version {kek_version} is not the key the database records for that version: nothing was stored. Another rotation replaced the keyring; restart this process so that it loads keys/keyring.age"
+                "this process's KEK version {kek_version} is not the key the database records for that version: nothing was stored. Another rotation replaced the keyring; restart this process so that it loads the new keyring"
             )));
         }
     }
@@ -939,11 +939,18 @@ fn intact_assignments(
 }
 
 /// Every intact assignment of a candidate, oldest first (forged rows are left out, logged).
+///
+/// Who works with a candidate is candidate data: `allowed` is the proof that listing them
+/// (decided as [`Action::CloseAssignment`] or [`Action::SubjectAccess`]) was allowed, and the
+/// candidate is the one it names.
 pub fn assignments_of(
     conn: &Connection,
     integrity: &IntegrityKey,
-    candidate: &CandidateId,
+    allowed: &Allowed,
 ) -> Result<Vec<AssignmentRow>> {
+    let candidate = &allowed
+        .candidate_for(Action::CloseAssignment)
+        .or_else(|_| allowed.candidate_for(Action::SubjectAccess))?;
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE candidate_id = ?1 ORDER BY opened_at, assignment_id"
     ))?;

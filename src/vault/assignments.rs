@@ -196,6 +196,17 @@ impl Vault {
             return Err(Error::NotFound { what: "assignment" });
         };
         if row.closed_at.is_some() {
+            if self.hides(principal, Some(&row.candidate_id)) {
+                // INVARIANT: "already closed" costs what "not found" costs (see `decoy`).
+                let asked = self.pseudonyms().assignment(assignment_id);
+                self.decoy_work(principal, &asked, |facts| {
+                    std::hint::black_box(self.policy.decide(&Request::on_candidate(
+                        principal,
+                        Action::CloseAssignment,
+                        facts,
+                    )));
+                });
+            }
             refuse("already-closed", Some(row.candidate_id))?;
             return Err(Error::Conflict(format!(
                 "assignment {assignment_id} is already closed: nothing to do"
@@ -300,8 +311,11 @@ impl Vault {
         };
         record.decision = Outcome::Allow;
         record.policy_ids = decision.policy_ids().to_vec();
+        let allowed = decision
+            .allowed()
+            .ok_or(Error::Internal("an allowed decision gave no proof"))?;
         self.record(record)?;
         self.readers
-            .read(|conn| rows::assignments_of(conn, &self.integrity, candidate_id))
+            .read(|conn| rows::assignments_of(conn, &self.integrity, &allowed))
     }
 }

@@ -341,13 +341,13 @@ impl Vault {
         };
         let decision = self.decide_candidate(principal, Action::SubjectAccess, &facts);
         record.policy_ids = decision.policy_ids().to_vec();
-        if !decision.is_allowed() {
+        let Some(allowed) = decision.allowed() else {
             return Err(self.refuse(
                 principal,
                 record,
                 "a subject access report for this candidate".into(),
             )?);
-        }
+        };
         record.decision = Outcome::Allow;
         self.record(record)?;
         let data = if principal.role == Role::Subject {
@@ -366,7 +366,7 @@ impl Vault {
         let (entries, assignments, keys) = self.readers.read(|conn| {
             Ok((
                 verify::search(conn, &pseudonym)?,
-                rows::assignments_of(conn, &self.integrity, candidate_id)?,
+                rows::assignments_of(conn, &self.integrity, &allowed)?,
                 rows::candidate_keys(conn, &self.integrity, candidate_id)?,
             ))
         })?;

@@ -177,6 +177,7 @@ impl Vault {
         let decision = self
             .policy
             .decide(&Request::on_vault(principal, Action::Register));
+        let policy_ids = decision.policy_ids().to_vec();
         if let Some(allowed) = decision.allowed() {
             return Ok(std::sync::Arc::new(allowed));
         }
@@ -186,11 +187,11 @@ impl Vault {
             Outcome::Deny,
             request_id,
         );
-        record.policy_ids = decision.policy_ids().to_vec();
+        record.policy_ids = policy_ids.clone();
         self.record(record)?;
         Err(Error::Denied {
             action: "registering candidates".into(),
-            policy_ids: decision.policy_ids().to_vec(),
+            policy_ids,
         })
     }
 
@@ -481,7 +482,10 @@ impl Vault {
             Ok(read) => read,
             Err(e @ (Error::DecryptionFailed | Error::Corrupt { .. } | Error::Forged { .. })) => {
                 // Fail closed, and on the record: a candidate that cannot be opened is an
-                // event a DPO must see.
+                // event a DPO must see. Where it is concealed, it costs what "not found" does.
+                if self.hides(principal, Some(candidate_id)) {
+                    self.decoy_read(principal, candidate_id, purpose);
+                }
                 let mut record = Record::new("extract", &actor, Outcome::Deny, &request_id);
                 record.candidate = Some(*candidate_id);
                 record.purpose = Some(purpose.to_string());

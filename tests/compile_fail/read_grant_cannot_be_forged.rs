@@ -1,16 +1,16 @@
 // Making a read grant (the proof a sealed profile is read with) without asking policy.
 use cvvault::policy::{Decision, ReadGrant};
 
-fn grant(decision: Decision) -> ReadGrant {
+fn grant(a: Decision, b: Decision, c: Decision, d: Decision, e: Decision) -> ReadGrant {
     ReadGrant {
         candidate_id: cvvault::ids::CandidateId::random(),
         principal_id: "emp".parse().unwrap(),
         purpose: "recruitment".parse().unwrap(),
-        identity: decision.clone(),
-        contact: decision.clone(),
-        professional: decision.clone(),
-        special: decision.clone(),
-        control: decision,
+        identity: a,
+        contact: b,
+        professional: c,
+        special: d,
+        control: e,
     }
 }
 

@@ -7,23 +7,6 @@ use axum::http::Method;
 use crate::support::{Api, LIMITS};
 use cvvault::ids::CandidateId;
 
-/// The `{candidate_id}` operations of `/openapi.json`, as (method, path template).
-fn candidate_operations(spec: &serde_json::Value) -> Vec<(Method, String)> {
-    let mut out = Vec::new();
-    for (path, item) in spec["paths"].as_object().unwrap() {
-        if !path.contains("{candidate_id}") {
-            continue;
-        }
-        for method in item.as_object().unwrap().keys() {
-            out.push((
-                Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
-                path.clone(),
-            ));
-        }
-    }
-    out
-}
-
 fn body_for(method: &Method, path: &str) -> Option<Vec<u8>> {
     (path.ends_with("/legal-hold") && method == Method::PUT)
         .then(|| br#"{"reason":"case 2026-12"}"#.to_vec())
@@ -38,14 +21,7 @@ fn entries_about(api: &Api, id: &CandidateId) -> usize {
 #[tokio::test]
 async fn every_request_naming_a_candidate_is_audited_for_every_role() {
     let mut api = Api::new(LIMITS);
-    let spec: serde_json::Value = serde_json::from_slice(
-        &api.call(Method::GET, "/openapi.json", None, None)
-            .await
-            .body,
-    )
-    .unwrap();
-    let operations = candidate_operations(&spec);
-    assert!(operations.len() >= 8, "{operations:?}");
+    let operations = api.candidate_operations().await;
     let mut missing = Vec::new();
     for role in ["cw", "coach", "emp", "dpo", "subject"] {
         for (method, template) in &operations {
@@ -109,13 +85,7 @@ async fn requests_naming_a_missing_candidate_or_an_assignment_are_audited_for_ev
     // closing assignments (the candidate in the body, or behind an assignment id) and ids that
     // were never registered went unchecked.
     let mut api = Api::new(LIMITS);
-    let spec: serde_json::Value = serde_json::from_slice(
-        &api.call(Method::GET, "/openapi.json", None, None)
-            .await
-            .body,
-    )
-    .unwrap();
-    let operations = candidate_operations(&spec);
+    let operations = api.candidate_operations().await;
     let mut missing_entries = Vec::new();
     for role in ["cw", "coach", "emp", "dpo", "subject"] {
         let own = api.register("AUDITEDSUBJECT", false, true);

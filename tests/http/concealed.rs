@@ -3,27 +3,12 @@
 //! subject asking about someone else), and by a 500 for a damaged record. For employers,
 //! providers and another candidate's subject, a candidate that does not exist, is erased, is
 //! damaged or is not theirs gets the same status and the same bytes on every route that
-//! names one. (What it costs is measured by `benches/refusal_timing.rs`, not asserted here.)
+//! names one, a row holding a value of the wrong type included. (What it costs is measured by `benches/refusal_timing.rs`, not asserted here.)
 
 use axum::http::Method;
 
 use crate::support::{Api, LIMITS};
 use cvvault::ids::CandidateId;
-
-fn candidate_operations(spec: &serde_json::Value) -> Vec<(Method, String)> {
-    let mut out = Vec::new();
-    for (path, item) in spec["paths"].as_object().unwrap() {
-        if path.contains("{candidate_id}") {
-            for method in item.as_object().unwrap().keys() {
-                out.push((
-                    Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
-                    path.clone(),
-                ));
-            }
-        }
-    }
-    out
-}
 
 /// Flips one byte of the candidate's sealed control group: its record no longer opens.
 fn damage(api: &Api, id: &CandidateId) {
@@ -47,14 +32,7 @@ fn damage(api: &Api, id: &CandidateId) {
 #[tokio::test]
 async fn a_refusal_says_nothing_about_whether_the_candidate_exists_is_erased_or_damaged() {
     let mut api = Api::new(LIMITS);
-    let spec: serde_json::Value = serde_json::from_slice(
-        &api.call(Method::GET, "/openapi.json", None, None)
-            .await
-            .body,
-    )
-    .unwrap();
-    let operations = candidate_operations(&spec);
-    assert!(operations.len() >= 8, "{operations:?}");
+    let operations = api.candidate_operations().await;
 
     // What each target is; none of them is the asking principal's to see.
     let unrelated = api.register("CONCEAL-UNRELATED", false, true);
@@ -65,12 +43,23 @@ async fn a_refusal_says_nothing_about_whether_the_candidate_exists_is_erased_or_
     api.assign(damaged, "coach-org", "coaching", "coaching");
     api.assign(damaged, "emp-org", "matching", "recruitment");
     damage(&api, &damaged);
+    // A key row whose wrapped key was replaced by text: a value of the wrong type.
+    let mistyped = api.register("CONCEAL-MISTYPED", false, true);
+    api.assign(mistyped, "emp-org", "matching", "recruitment");
+    rusqlite::Connection::open(api.paths.database())
+        .unwrap()
+        .execute(
+            "UPDATE candidate_keys SET wrapped_dek = 'not a key' WHERE candidate_id = ?1",
+            [&mistyped.as_bytes()[..]],
+        )
+        .unwrap();
     let missing = CandidateId::random();
     let targets = [
         ("unrelated", unrelated),
         ("missing", missing),
         ("erased", erased),
         ("damaged", damaged),
+        ("mistyped", mistyped),
     ];
     // Another candidate's subject asks too.
     let someone = api.register("CONCEAL-SUBJECT", false, true);

@@ -242,3 +242,29 @@ pub fn assert_problem(reply: &Reply) {
         );
     }
 }
+
+impl Api {
+    /// The `{candidate_id}` operations of the served `/openapi.json`, as (method, template).
+    pub async fn candidate_operations(&self) -> Vec<(Method, String)> {
+        let spec: serde_json::Value = serde_json::from_slice(
+            &self
+                .call(Method::GET, "/openapi.json", None, None)
+                .await
+                .body,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            if path.contains("{candidate_id}") {
+                for method in item.as_object().unwrap().keys() {
+                    out.push((
+                        Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                        path.clone(),
+                    ));
+                }
+            }
+        }
+        assert!(out.len() >= 8, "{out:?}");
+        out
+    }
+}
