@@ -67,13 +67,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     // ----- set-up and keys -----
     /// `init` was asked to create a vault where one exists.
-    #[error("a vault already exists at {path}: refusing to overwrite it (choose another --data-dir/--keys-dir, or remove the old vault deliberately)")]
+    #[error("a vault already exists at {path}: refusing to overwrite it (choose other folders, or remove the old vault deliberately)")]
     VaultExists {
         /// The file that already exists.
         path: PathBuf,
     },
     /// No keyring file.
-    #[error("no keyring at {path}: run `cvvault init` first, or point --keys-dir / CVVAULT_KEYS_DIR at the right folder")]
+    #[error(
+        "no keyring at {path}: create a vault first, or point the keys folder at the right place"
+    )]
     KeyringMissing {
         /// Where the keyring was expected.
         path: PathBuf,
@@ -105,7 +107,9 @@ pub enum Error {
     #[error("{0}")]
     UnlockMethod(&'static str),
     /// A database file was expected and is missing.
-    #[error("no database at {path}: run `cvvault init` first, or point --data-dir / CVVAULT_DATA_DIR at the right folder")]
+    #[error(
+        "no database at {path}: create a vault first, or point the data folder at the right place"
+    )]
     DatabaseMissing {
         /// Where the database was expected.
         path: PathBuf,
@@ -192,6 +196,12 @@ pub enum Error {
         /// Where the operator saves the public key.
         path: PathBuf,
     },
+    /// A principal id that is not registered.
+    #[error("unknown principal `{principal}`")]
+    UnknownPrincipal {
+        /// The id asked for.
+        principal: String,
+    },
     /// The principal is disabled: everything it asks is refused (and audited).
     #[error("the principal {principal} is disabled: everything it asks is refused until the operator who holds the keyring enables it again")]
     PrincipalDisabled {
@@ -231,7 +241,7 @@ pub enum Error {
     )]
     DecryptionFailed,
     /// A stored row does not have the shape the vault writes.
-    #[error("corrupt store: {what}; run `cvvault audit verify` and restore from a backup")]
+    #[error("corrupt store: {what}; restore the database from a backup")]
     Corrupt {
         /// What is wrong.
         what: &'static str,
@@ -246,7 +256,7 @@ pub enum Error {
     #[error("audit trail verification failed: {0}")]
     AuditTampered(String),
     /// A row that authorization depends on fails its MAC: it was written outside cvvault.
-    #[error("the {table} row {row} fails its integrity check: it was written or changed outside cvvault, so it is refused. Run `cvvault audit verify` to list every such row, then restore the database from a backup")]
+    #[error("the {table} row {row} fails its integrity check: it was written or changed outside cvvault, so it is refused. Restore the database from a backup")]
     Forged {
         /// The table.
         table: &'static str,
@@ -310,7 +320,10 @@ impl Error {
             Error::InvalidInput { .. }
             | Error::InvalidProfile { .. }
             | Error::UnsupportedMediaType { .. } => 65,
-            Error::BadReason { .. } | Error::UnknownOrg { .. } | Error::NoRecipient { .. } => 65,
+            Error::BadReason { .. }
+            | Error::UnknownOrg { .. }
+            | Error::UnknownPrincipal { .. }
+            | Error::NoRecipient { .. } => 65,
             Error::Denied { .. } | Error::PrincipalDisabled { .. } => 3,
             Error::NotFound { .. } => 4,
             Error::Conflict(_) | Error::LegalHold => 5,
@@ -340,6 +353,7 @@ impl Error {
             | Error::InvalidProfile { .. }
             | Error::BadReason { .. }
             | Error::UnknownOrg { .. }
+            | Error::UnknownPrincipal { .. }
             | Error::NoRecipient { .. } => 422,
             Error::UnsupportedMediaType { .. } => 415,
             Error::Denied { .. } | Error::PrincipalDisabled { .. } => 403,

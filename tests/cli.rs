@@ -707,3 +707,52 @@ fn cvvault_bin_help() -> String {
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap()
 }
+
+#[test]
+fn library_errors_name_no_flag_or_command_and_the_cli_adds_its_next_step() {
+    // Before: HTTP clients were told about `--reason` and `cvvault hold release`. The library
+    // says what is wrong; each edge says what to do (here: the CLI's `next:` line).
+    use cvvault::Error;
+    let path = std::path::PathBuf::from("/srv/vault/keys/recipients/hr.txt");
+    let errors = [
+        Error::VaultExists { path: path.clone() },
+        Error::KeyringMissing { path: path.clone() },
+        Error::DatabaseMissing { path: path.clone() },
+        Error::LegalHold,
+        Error::BadReason {
+            saying: "naming the legal ground",
+        },
+        Error::UnknownOrg {
+            org: "acme-ab".into(),
+        },
+        Error::UnknownPrincipal {
+            principal: "hr".into(),
+        },
+        Error::NoRecipient {
+            principal: "hr".into(),
+            path: path.clone(),
+        },
+        Error::PrincipalDisabled {
+            principal: "hr".into(),
+        },
+        Error::Unauthenticated,
+        Error::Corrupt { what: "a row" },
+        Error::Forged {
+            table: "assignments",
+            row: "x".into(),
+        },
+    ];
+    for error in &errors {
+        let text = error.to_string();
+        assert!(!text.contains("--"), "a flag in: {text}");
+        assert!(!text.contains("`cvvault"), "a command in: {text}");
+        let step = cvvault::cli::next_step(error);
+        if !matches!(error, Error::Unauthenticated) {
+            assert!(
+                step.as_deref()
+                    .is_some_and(|s| s.contains("cvvault") || s.contains("--")),
+                "no CLI next step for: {text}"
+            );
+        }
+    }
+}

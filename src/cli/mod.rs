@@ -224,6 +224,18 @@ pub fn next_step(error: &Error) -> Option<String> {
         Error::PrincipalDisabled { principal } => {
             format!("the operator enables it again with `cvvault principal enable {principal}`")
         }
+        Error::UnknownPrincipal { principal } => format!(
+            "add it with `cvvault principal add {principal} --role ROLE --org ORG` (see `cvvault principal list`)"
+        ),
+        Error::VaultExists { .. } => {
+            "choose other folders with --data-dir and --keys-dir, or remove the old vault deliberately".into()
+        }
+        Error::KeyringMissing { .. } | Error::DatabaseMissing { .. } => {
+            "run `cvvault init` first, or point --keys-dir/--data-dir (CVVAULT_KEYS_DIR, CVVAULT_DATA_DIR) at the vault's folders".into()
+        }
+        Error::Corrupt { .. } | Error::Forged { .. } => {
+            "`cvvault audit verify --as DPO` lists every row that fails its check".into()
+        }
         Error::NoRecipient { path, .. } => format!(
             "save the principal's public key (age1...) in {}, or write plaintext with --plaintext",
             path.display()

@@ -510,9 +510,9 @@ impl Vault {
                 org: row.org_id,
                 subject_of: row.subject_of,
             })?),
-            None => Err(Error::invalid_input(format!(
-                "unknown principal `{id}`: add it with `cvvault principal add {id} --role ROLE --org ORG`"
-            ))),
+            None => Err(Error::UnknownPrincipal {
+                principal: id.to_string(),
+            }),
         }
     }
 

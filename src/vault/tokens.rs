@@ -68,9 +68,9 @@ impl Vault {
             .readers()
             .read(|conn| rows::principal(conn, self.integrity(), principal_id))?;
         let Some(known) = known else {
-            return Err(Error::invalid_input(format!(
-                "unknown principal `{principal_id}`: add it first with `cvvault principal add {principal_id} --role ROLE --org ORG`"
-            )));
+            return Err(Error::UnknownPrincipal {
+                principal: principal_id.to_string(),
+            });
         };
         let token_id = hex::encode(*crate::crypto::random_secret::<{ ID_HEX / 2 }>()?);
         let secret = crate::crypto::random_secret::<{ SECRET_HEX / 2 }>()?;
