@@ -176,6 +176,15 @@ pub enum Error {
     /// A legal hold stands on the candidate: it cannot be erased until a DPO releases it.
     #[error("this candidate is under a legal hold placed by a data-protection officer: it cannot be erased until a DPO releases the hold")]
     LegalHold,
+    /// A legal hold stands already: a second one would overwrite its ground.
+    #[error("this candidate is already under a legal hold (ground: {ground}): nothing was changed. To record another ground, release the hold and place it again naming both")]
+    AlreadyHeld {
+        /// The ground of the hold that stands.
+        ground: String,
+    },
+    /// No legal hold stands: there is nothing to release.
+    #[error("this candidate is under no legal hold: there is nothing to release, and nothing was changed")]
+    NotHeld,
     /// A reason that is empty or too long.
     #[error("the reason must be 1 to 200 characters {saying}; do not write personal details")]
     BadReason {
@@ -326,7 +335,7 @@ impl Error {
             | Error::NoRecipient { .. } => 65,
             Error::Denied { .. } | Error::PrincipalDisabled { .. } => 3,
             Error::NotFound { .. } => 4,
-            Error::Conflict(_) | Error::LegalHold => 5,
+            Error::Conflict(_) | Error::LegalHold | Error::AlreadyHeld { .. } | Error::NotHeld => 5,
             Error::QuotaExceeded { .. } => 6,
             Error::Unauthenticated => 7,
             Error::VaultExists { .. } => 10,
@@ -360,6 +369,8 @@ impl Error {
             Error::NotFound { .. } => 404,
             Error::Conflict(_)
             | Error::LegalHold
+            | Error::AlreadyHeld { .. }
+            | Error::NotHeld
             | Error::VaultExists { .. }
             | Error::RetentionLocked { .. }
             | Error::RotationLocked { .. } => 409,

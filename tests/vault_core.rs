@@ -742,3 +742,56 @@ fn a_process_holding_an_old_keyring_refuses_to_store_after_another_rotated() {
     let subject_me = f.vault.add_subject(id, "self".parse().unwrap()).unwrap();
     assert!(extract_groups(&f, subject_me.as_str(), &id, "subject-access").is_ok());
 }
+
+#[test]
+fn a_legal_hold_is_never_overwritten_and_a_missing_one_is_not_released() {
+    // Before: placing a hold on a held candidate replaced its ground without a word, and
+    // releasing a hold that did not exist "succeeded".
+    let f = Fixture::new();
+    let id = f.register_marked("HOLDTWICE", false, false);
+    let dpo = f.as_("dpo");
+    let refused = f.vault.set_hold(&dpo, &id, false, "").unwrap_err();
+    assert!(matches!(refused, Error::NotHeld), "{refused}");
+    assert_eq!(refused.exit_code(), 5);
+    f.vault.set_hold(&dpo, &id, true, "case 2026-041").unwrap();
+    let refused = f
+        .vault
+        .set_hold(&dpo, &id, true, "case 2026-099")
+        .unwrap_err();
+    assert!(
+        matches!(&refused, Error::AlreadyHeld { ground } if ground == "case 2026-041"),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("case 2026-041"), "{refused}");
+    assert!(cvvault::cli::next_step(&refused).is_some_and(|s| s.contains("hold release")));
+    // The first ground stands; the trail has each ground and each refusal.
+    let entries = f.vault.audit_search(&dpo, &id).unwrap();
+    let notes: Vec<(String, bool, Option<String>)> = entries
+        .iter()
+        .filter(|e| e.action.starts_with("hold."))
+        .map(|e| {
+            (
+                e.action.clone(),
+                e.decision == cvvault::audit::entry::Outcome::Allow,
+                e.note.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            ("hold.release".into(), false, Some("not-held".into())),
+            (
+                "hold.place".into(),
+                true,
+                Some("ground=case 2026-041".into())
+            ),
+            ("hold.place".into(), false, Some("already-held".into())),
+        ]
+    );
+    f.vault.set_hold(&dpo, &id, false, "").unwrap();
+    let last = f.vault.audit_search(&dpo, &id).unwrap();
+    assert!(last
+        .iter()
+        .any(|e| e.note.as_deref() == Some("released ground=case 2026-041")));
+}

@@ -224,6 +224,9 @@ pub fn next_step(error: &Error) -> Option<String> {
         Error::PrincipalDisabled { principal } => {
             format!("the operator enables it again with `cvvault principal enable {principal}`")
         }
+        Error::AlreadyHeld { .. } => {
+            "`cvvault hold release CANDIDATE`, then `cvvault hold place CANDIDATE --reason \"GROUND 1; GROUND 2\"`".into()
+        }
         Error::UnknownPrincipal { principal } => format!(
             "add it with `cvvault principal add {principal} --role ROLE --org ORG` (see `cvvault principal list`)"
         ),

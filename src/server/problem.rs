@@ -96,6 +96,9 @@ impl Problem {
                     "{error}. The vault's operator registers a principal of the organisation first"
                 ))
             },
+            Error::AlreadyHeld { .. } | Error::NotHeld => {
+                Problem::new(status, "conflict", "Conflict", error.to_string())
+            }
             Error::PrincipalDisabled { .. } => Problem {
                 policy_ids: Some(Vec::new()),
                 ..Problem::new(status, "principal-disabled", "Principal disabled", error.to_string())

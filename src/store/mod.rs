@@ -654,13 +654,16 @@ mod tests {
             .unwrap();
         assert_eq!(on, 1);
         let erase = crate::policy::Allowed::for_tests(crate::policy::Action::Erase, Some(id));
-        assert!(rows::set_legal_hold(
-            &conn,
-            &test_key(),
-            &crate::policy::Allowed::for_tests(crate::policy::Action::ReleaseHold, Some(id)),
-            None
-        )
-        .unwrap());
+        assert!(matches!(
+            rows::set_legal_hold(
+                &conn,
+                &test_key(),
+                &crate::policy::Allowed::for_tests(crate::policy::Action::ReleaseHold, Some(id)),
+                None
+            )
+            .unwrap(),
+            rows::HoldChange::Changed { .. }
+        ));
         assert_eq!(
             rows::erase_candidate(&conn, &test_key(), &erase, rows::EraseCondition::NotHeld)
                 .unwrap(),
@@ -706,7 +709,17 @@ mod tests {
             );
         }
         let release = Allowed::for_tests(Action::ReleaseHold, Some(id));
-        assert!(rows::set_legal_hold(&conn, &key, &release, None).unwrap());
+        assert_eq!(
+            rows::set_legal_hold(&conn, &key, &release, None).unwrap(),
+            rows::HoldChange::Changed {
+                previous_ground: Some("case 7".into())
+            }
+        );
+        // Nothing stands now: a second release changes nothing.
+        assert_eq!(
+            rows::set_legal_hold(&conn, &key, &release, None).unwrap(),
+            rows::HoldChange::NotHeld
+        );
         // Not due any more: an open assignment, whatever the index said.
         let idle = rows::EraseCondition::Due {
             rule: crate::vault::retention::Rule::MaxIdle,

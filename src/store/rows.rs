@@ -35,6 +35,8 @@ pub struct CandidateKeys {
     pub dek: WrappedDek,
     /// Under legal hold.
     pub legal_hold: bool,
+    /// The hold's stated ground.
+    pub legal_hold_reason: Option<String>,
 }
 
 /// The sealed groups of one candidate, in [`FieldGroup::ALL`] order.
@@ -269,6 +271,7 @@ pub fn candidate_keys(
                     commitment,
                 },
                 legal_hold: hold != 0,
+                legal_hold_reason: reason,
             })
         },
     )
@@ -494,13 +497,14 @@ pub fn candidate_count(conn: &Connection) -> Result<u64> {
 
 /// Places (with a proof of [`Action::PlaceHold`] and its ground) or releases (with one of
 /// [`Action::ReleaseHold`]) a legal hold on the candidate the proof names, with its MAC; the
-/// row's old MAC is checked first. Returns whether the candidate exists.
+/// row's old MAC is checked first. A hold is never overwritten: placing one where one stands,
+/// or releasing one where none does, changes nothing and says so.
 pub fn set_legal_hold(
     conn: &Connection,
     integrity: &IntegrityKey,
     allowed: &Allowed,
     reason: Option<&str>,
-) -> Result<bool> {
+) -> Result<HoldChange> {
     let hold = allowed.action() == Action::PlaceHold;
     let id = &allowed.candidate_for(if hold {
         Action::PlaceHold
@@ -508,8 +512,17 @@ pub fn set_legal_hold(
         Action::ReleaseHold
     })?;
     let reason = if hold { reason } else { None };
-    if candidate_keys(conn, integrity, id)?.is_none() {
-        return Ok(false);
+    let Some(keys) = candidate_keys(conn, integrity, id)? else {
+        return Ok(HoldChange::Gone);
+    };
+    match (hold, keys.legal_hold) {
+        (true, true) => {
+            return Ok(HoldChange::AlreadyHeld {
+                ground: keys.legal_hold_reason.unwrap_or_default(),
+            })
+        }
+        (false, false) => return Ok(HoldChange::NotHeld),
+        _ => {}
     }
     let key_id: i64 = conn
         .prepare_cached("SELECT key_id FROM candidates WHERE candidate_id = ?1")?
@@ -520,7 +533,32 @@ pub fn set_legal_hold(
             "UPDATE candidates SET legal_hold = ?2, legal_hold_reason = ?3, row_mac = ?4 WHERE candidate_id = ?1",
         )?
         .execute(params![&id.as_bytes()[..], hold, reason, mac])?;
-    Ok(n > 0)
+    Ok(if n == 0 {
+        HoldChange::Gone
+    } else {
+        HoldChange::Changed {
+            previous_ground: keys.legal_hold_reason,
+        }
+    })
+}
+
+/// What [`set_legal_hold`] found and did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HoldChange {
+    /// The hold was placed or released (a release names the ground it ends).
+    Changed {
+        /// The ground of the hold released, if one was.
+        previous_ground: Option<String>,
+    },
+    /// A hold stands already: nothing was changed.
+    AlreadyHeld {
+        /// Its ground.
+        ground: String,
+    },
+    /// No hold stands: nothing to release.
+    NotHeld,
+    /// There is no such candidate (any more).
+    Gone,
 }
 
 /// A registered principal.

@@ -502,13 +502,35 @@ impl Vault {
                 ),
             )?);
         };
-        record.decision = Outcome::Allow;
         let reason = hold.then(|| reason.to_owned());
-        self.writer.write(move |ctx| {
-            if !rows::set_legal_hold(ctx.conn, ctx.integrity, &allowed, reason.as_deref())? {
-                return Err(Error::NotFound { what: "candidate" });
+        // INVARIANT: the state is read in the transaction that changes it, and a refusal's
+        // entry commits like a change's (the closure returns Ok with the outcome).
+        let change = self.writer.write(move |ctx| {
+            let change =
+                rows::set_legal_hold(ctx.conn, ctx.integrity, &allowed, reason.as_deref())?;
+            match &change {
+                rows::HoldChange::Gone => return Err(Error::NotFound { what: "candidate" }),
+                rows::HoldChange::Changed { previous_ground } => {
+                    record.decision = Outcome::Allow;
+                    // The legal ground is on the record (a case reference, never personal data).
+                    record.note = match (&reason, previous_ground) {
+                        (Some(ground), _) => Some(format!("ground={ground}")),
+                        (None, Some(ground)) => Some(format!("released ground={ground}")),
+                        (None, None) => None,
+                    };
+                }
+                rows::HoldChange::AlreadyHeld { .. } => {
+                    record.note = Some("already-held".into());
+                }
+                rows::HoldChange::NotHeld => record.note = Some("not-held".into()),
             }
-            ctx.audit.append(ctx.conn, record).map(|_| ())
-        })
+            ctx.audit.append(ctx.conn, record)?;
+            Ok(change)
+        })?;
+        match change {
+            rows::HoldChange::AlreadyHeld { ground } => Err(Error::AlreadyHeld { ground }),
+            rows::HoldChange::NotHeld => Err(Error::NotHeld),
+            _ => Ok(()),
+        }
     }
 }

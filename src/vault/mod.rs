@@ -447,6 +447,8 @@ impl Vault {
                 | Error::NotFound { .. }
                 | Error::Conflict(_)
                 | Error::LegalHold
+                | Error::AlreadyHeld { .. }
+                | Error::NotHeld
                 | Error::DecryptionFailed
                 | Error::Corrupt { .. }
                 | Error::Forged { .. }),

@@ -65,9 +65,11 @@ const TABLE: &[(Endpoint, [(u16, u16); 5])] = &[
         Endpoint::PlaceHold,
         [(403, 403), (404, 404), (404, 404), (200, 200), (403, 404)],
     ),
+    // No hold stands on the table's candidates: the DPO passes policy and is told there is
+    // nothing to release (409); everyone else is refused as before.
     (
         Endpoint::ReleaseHold,
-        [(403, 403), (404, 404), (404, 404), (200, 200), (403, 404)],
+        [(403, 403), (404, 404), (404, 404), (409, 409), (403, 404)],
     ),
     (
         Endpoint::SubjectAccess,

@@ -210,6 +210,7 @@ pub async fn list_assignments(
     responses(
         (status = 200, description = "The hold is in place", body = LegalHold),
         (status = 403, description = "Only a DPO may place a legal hold", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A hold stands already (the detail names its ground): nothing was overwritten", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over limits.http.max_body_bytes", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a candidate id, or an invalid body (the problem names the JSON path)", body = Problem, content_type = "application/problem+json"),
@@ -248,8 +249,9 @@ pub async fn place_hold(
     tag = "audit",
     params(("candidate_id" = String, Path, format = Uuid, description = "Candidate id")),
     responses(
-        (status = 200, description = "No hold is in place now", body = LegalHold),
+        (status = 200, description = "The hold was released", body = LegalHold),
         (status = 403, description = "Only a DPO may release a legal hold", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No hold stands: nothing to release", body = Problem, content_type = "application/problem+json"),
         AuthErrors,
         CandidateErrors
     ),
