@@ -20,12 +20,27 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    let json = cli.json;
     match cvvault::cli::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error}");
-            if let Some(step) = cvvault::cli::next_step(&error) {
-                eprintln!("next: {step}");
+            let step = cvvault::cli::next_step(&error);
+            if json {
+                // With --json, a failure is JSON too (on standard error), so that a cron
+                // line that logs the JSON logs failures as well as successes.
+                eprintln!(
+                    "{}",
+                    serde_json::json!({
+                        "error": error.to_string(),
+                        "exit_code": error.exit_code(),
+                        "next": step,
+                    })
+                );
+            } else {
+                eprintln!("error: {error}");
+                if let Some(step) = step {
+                    eprintln!("next: {step}");
+                }
             }
             ExitCode::from(error.exit_code())
         }

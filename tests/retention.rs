@@ -831,8 +831,39 @@ fn a_held_retention_lock_makes_a_run_exit_75() {
     assert!(exists(&fixture, &id), "the refused run erased nothing");
     let dry = cvvault(fixture.dir.path(), &["retention", "run", "--dry-run"]);
     assert_eq!(dry.status.code(), Some(75), "{}", all_output(&dry));
+    // The README's cron line runs with --json: its failure is JSON too, so the log has it.
+    let cron = cvvault(fixture.dir.path(), &["--json", "retention", "run"]);
+    assert_eq!(cron.status.code(), Some(75), "{}", all_output(&cron));
+    let failure: serde_json::Value = serde_json::from_str(stderr(&cron).trim()).unwrap();
+    assert_eq!(failure["exit_code"], 75);
+    assert!(
+        failure["error"]
+            .as_str()
+            .unwrap()
+            .contains("another retention run is in progress"),
+        "{failure}"
+    );
 
     FileExt::unlock(&lock).unwrap();
+    // A dry run says whom it would erase, under which rule, and since when.
+    let dry = cvvault(fixture.dir.path(), &["retention", "run", "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", all_output(&dry));
+    let line = stdout(&dry);
+    assert!(
+        line.contains(&format!("{id}  max-idle  due since ")),
+        "{line}"
+    );
+    let dry = cvvault(
+        fixture.dir.path(),
+        &["--json", "retention", "run", "--dry-run"],
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout(&dry).trim()).unwrap();
+    assert_eq!(report["due"][0]["candidate_id"], id.to_string());
+    assert_eq!(report["due"][0]["rule"], "max-idle");
+    assert!(report["due"][0]["due_since"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
     let out = cvvault(fixture.dir.path(), &["retention", "run"]);
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
     assert!(!exists(&fixture, &id));

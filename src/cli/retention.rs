@@ -33,10 +33,21 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: RetentionCommand) -> Result<ExitCo
         .iter()
         .map(|(rule, n)| format!("{rule}: {n}"))
         .collect();
+    // A dry run says whom and why: one line per candidate it would erase.
+    let listing: String = report
+        .due
+        .iter()
+        .map(|due| {
+            format!(
+                "{}  {}  due since {}\n",
+                due.candidate_id, due.rule, due.due_since
+            )
+        })
+        .collect();
     ctx.print(
         &json,
         &format!(
-            "{} {} candidate(s){}; held {}; failures {}; {} ms",
+            "{listing}{} {} candidate(s){}; held {}; failures {}; {} ms",
             if dry_run { "would erase" } else { "erased" },
             report.total,
             if per_rule.is_empty() {

@@ -352,15 +352,15 @@ pub enum Erasure {
 fn rule_query(rule: Rule) -> &'static str {
     match rule {
         Rule::ClosedGrace => {
-            "SELECT candidate_id FROM candidates INDEXED BY candidates_by_idle
+            "SELECT candidate_id, idle_since FROM candidates INDEXED BY candidates_by_idle
              WHERE idle_since IS NOT NULL AND idle_since <= ?1 AND ever_assigned = 1 AND legal_hold = ?2 LIMIT ?3"
         }
         Rule::MaxIdle => {
-            "SELECT candidate_id FROM candidates INDEXED BY candidates_by_idle
+            "SELECT candidate_id, idle_since FROM candidates INDEXED BY candidates_by_idle
              WHERE idle_since IS NOT NULL AND idle_since <= ?1 AND legal_hold = ?2 LIMIT ?3"
         }
         Rule::MaxLife => {
-            "SELECT candidate_id FROM candidates INDEXED BY candidates_by_age
+            "SELECT candidate_id, created_at FROM candidates INDEXED BY candidates_by_age
              WHERE created_at <= ?1 AND legal_hold = ?2 LIMIT ?3"
         }
     }
@@ -385,17 +385,24 @@ fn rule_holds_for(rule: Rule) -> &'static str {
 }
 
 /// Candidates that `rule` makes due at `cutoff`, held or not (as the flag says), at most
-/// `limit`: found through the lifecycle indexes, without reading any profile.
+/// `limit`: found through the lifecycle indexes, without reading any profile. Each with the
+/// time its rule counts from (idle since, or registered at; Unix seconds).
 pub fn due_candidates(
     conn: &Connection,
     rule: Rule,
     cutoff: i64,
     held: bool,
     limit: i64,
-) -> Result<Vec<CandidateId>> {
+) -> Result<Vec<(CandidateId, i64)>> {
     let mut stmt = conn.prepare_cached(rule_query(rule))?;
-    let rows = stmt.query_map(params![cutoff, held, limit], |r| r.get::<_, Vec<u8>>(0))?;
-    rows.map(|r| CandidateId::from_slice(&r?)).collect()
+    let rows = stmt.query_map(params![cutoff, held, limit], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    rows.map(|r| {
+        let (id, since) = r?;
+        Ok((CandidateId::from_slice(&id)?, since))
+    })
+    .collect()
 }
 
 /// Erases a candidate if `condition` still holds: its key slot is overwritten in place with

@@ -77,15 +77,35 @@ pub struct RetentionReport {
     pub duration_ms: u64,
     /// The checkpoint signed after the run.
     pub checkpoint: Option<String>,
+    /// In a dry run: every candidate that would be erased, with its rule and since when it
+    /// is due (a candidate due under several rules is listed under the first).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub due: Vec<DueCandidate>,
 }
 
-fn cutoff(rule: Rule, settings: &Retention, now: i64) -> i64 {
+/// A candidate a dry run would erase.
+#[derive(Debug, Serialize)]
+pub struct DueCandidate {
+    /// Whom.
+    pub candidate_id: CandidateId,
+    /// Under which rule.
+    pub rule: &'static str,
+    /// Since when it is due (RFC 3339): when the rule's period ended.
+    pub due_since: String,
+}
+
+/// The period a rule allows, in seconds.
+fn period(rule: Rule, settings: &Retention) -> i64 {
     let days = match rule {
         Rule::ClosedGrace => settings.grace_after_close_days,
         Rule::MaxIdle => settings.max_idle_days,
         Rule::MaxLife => settings.max_life_days,
     };
-    now - i64::from(days) * DAY
+    i64::from(days) * DAY
+}
+
+fn cutoff(rule: Rule, settings: &Retention, now: i64) -> i64 {
+    now - period(rule, settings)
 }
 
 const RULES: [Rule; 3] = [Rule::ClosedGrace, Rule::MaxIdle, Rule::MaxLife];
@@ -98,6 +118,21 @@ fn due(
     held: bool,
     limit: i64,
 ) -> Result<Vec<CandidateId>> {
+    Ok(due_since(conn, rule, settings, now, held, limit)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// [`due`], each with the time the rule counts from.
+fn due_since(
+    conn: &Connection,
+    rule: Rule,
+    settings: &Retention,
+    now: i64,
+    held: bool,
+    limit: i64,
+) -> Result<Vec<(CandidateId, i64)>> {
     rows::due_candidates(conn, rule, cutoff(rule, settings, now), held, limit)
 }
 
@@ -132,6 +167,7 @@ pub fn run(
         failures: 0,
         duration_ms: 0,
         checkpoint: None,
+        due: Vec::new(),
     };
     // Held candidates are counted once, under the first rule that makes them due.
     let held: std::collections::BTreeSet<CandidateId> = vault.readers().read(|conn| {
@@ -147,9 +183,16 @@ pub fn run(
         let mut seen = std::collections::BTreeSet::new();
         vault.readers().read(|conn| {
             for rule in RULES {
-                for id in due(conn, rule, settings, now, false, i64::MAX)? {
+                for (id, since) in due_since(conn, rule, settings, now, false, i64::MAX)? {
                     if seen.insert(id) {
                         *report.erased.entry(rule.as_str()).or_default() += 1;
+                        report.due.push(DueCandidate {
+                            candidate_id: id,
+                            rule: rule.as_str(),
+                            due_since: crate::clock::rfc3339(
+                                since.saturating_add(period(rule, settings)),
+                            ),
+                        });
                     }
                 }
             }
