@@ -756,3 +756,31 @@ fn library_errors_name_no_flag_or_command_and_the_cli_adds_its_next_step() {
         }
     }
 }
+
+#[test]
+fn the_document_format_is_printed_and_the_readme_example_is_a_valid_document() {
+    // Before: the vault's own document format was documented nowhere.
+    let out = cvvault(
+        tempfile::tempdir().unwrap().path(),
+        &["candidate", "schema"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let schema: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(schema["additionalProperties"], false);
+    assert_eq!(schema["required"], serde_json::json!(["identity"]));
+    for group in ["identity", "contact", "professional", "special", "control"] {
+        assert!(schema["properties"][group].is_object(), "{group}");
+    }
+    // The README's example, exactly as printed there, is a document the vault accepts.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let example = readme
+        .split("<!-- profile-example -->\n```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("README has the profile example");
+    let profile = cvvault::profile::Profile::from_document(example.as_bytes()).unwrap();
+    assert!(profile.control.consents.employer_contact);
+    assert!(!profile.control.protected);
+    assert_eq!(profile.special.nationality.as_deref(), Some("Somali"));
+}

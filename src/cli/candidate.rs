@@ -48,6 +48,9 @@ pub enum CandidateCommand {
         #[arg(long)]
         purpose: String,
     },
+    /// Print the JSON Schema of a vault profile document (every field group, `special` and
+    /// `control` included). Needs no vault.
+    Schema,
     /// Erase one candidate now (crypto-shredding). Decided by policy and audited.
     Erase {
         /// Candidate id.
@@ -55,8 +58,17 @@ pub enum CandidateCommand {
     },
 }
 
+/// `candidate schema`: the JSON Schema of a vault profile document.
+pub fn print_schema() -> Result<ExitCode> {
+    let schema = serde_json::to_string_pretty(&crate::profile::json_schema())
+        .map_err(|_| Error::Internal("the profile schema does not serialize"))?;
+    println!("{schema}");
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(ctx: &Context, vault: &Vault, cmd: CandidateCommand) -> Result<ExitCode> {
     match cmd {
+        CandidateCommand::Schema => print_schema(),
         CandidateCommand::Add { file } => {
             let principal = ctx.acting(vault)?;
             let bytes = read_document(&file)?;

@@ -161,6 +161,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     };
     match cli.command {
         Command::Init(args) => init::run(&ctx, args),
+        // The document format needs no vault.
+        Command::Candidate(candidate::CandidateCommand::Schema) => candidate::print_schema(),
         Command::Candidate(cmd) => with_vault(&ctx, |vault| candidate::run(&ctx, vault, cmd)),
         Command::Principal(cmd) => with_vault(&ctx, |vault| principal::run(&ctx, vault, cmd)),
         Command::Assignment(cmd) => with_vault(&ctx, |vault| assignment::run(&ctx, vault, cmd)),

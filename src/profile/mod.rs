@@ -24,6 +24,12 @@ mod validate;
 
 use parse::*;
 pub use serialize::GroupTexts;
+
+/// The JSON Schema (draft 2020-12) of a vault profile document, generated from the types that
+/// parse it: what `cvvault candidate schema` prints.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Profile)).unwrap_or_default()
+}
 use serialize::*;
 use validate::*;
 
@@ -40,7 +46,7 @@ pub const MAX_LIST_ITEMS: usize = 200;
 pub const MIN_BIRTH_YEAR: u16 = 1900;
 
 /// A whole candidate profile. `identity` is required; every other group may be omitted.
-#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// Who the candidate is.
@@ -60,7 +66,7 @@ pub struct Profile {
 }
 
 /// Field group `identity`.
-#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
     /// Full name as the candidate writes it.
@@ -74,7 +80,7 @@ pub struct Identity {
 }
 
 /// Field group `contact`.
-#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     /// E-mail address.
@@ -89,7 +95,7 @@ pub struct Contact {
 }
 
 /// A postal address.
-#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     /// Street and number.
@@ -107,7 +113,7 @@ pub struct Address {
 }
 
 /// Field group `professional`.
-#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Professional {
     /// One line: what the candidate does.
@@ -134,7 +140,7 @@ pub struct Professional {
 }
 
 /// A skill.
-#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Skill {
     /// The skill as named.
@@ -148,7 +154,7 @@ pub struct Skill {
 }
 
 /// A position held.
-#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Work {
     /// Employer name.
@@ -167,7 +173,7 @@ pub struct Work {
 }
 
 /// An education.
-#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Education {
     /// School or university.
@@ -187,7 +193,7 @@ pub struct Education {
 }
 
 /// A language.
-#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Language {
     /// The language.
@@ -198,7 +204,7 @@ pub struct Language {
 }
 
 /// Field group `special`: GDPR Art. 9 categories and what reveals them.
-#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Special {
     /// Nationality or citizenship.
@@ -219,7 +225,7 @@ pub struct Special {
 }
 
 /// Field group `control`: read by the vault for policy, sealed like every other group.
-#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Control {
     /// Protected personal data (skyddade personuppgifter): never disclosed to employers or
@@ -232,7 +238,7 @@ pub struct Control {
 }
 
 /// Consents given by the candidate.
-#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consents {
     /// The candidate agreed that matched employers may see identity and contact.
