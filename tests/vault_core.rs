@@ -795,3 +795,37 @@ fn a_legal_hold_is_never_overwritten_and_a_missing_one_is_not_released() {
         .iter()
         .any(|e| e.note.as_deref() == Some("released ground=case 2026-041")));
 }
+
+#[test]
+fn asking_for_lines_the_file_does_not_have_says_so() {
+    // Before: `--only-lines 99` on a file of three lines reported "the file holds no profile".
+    let f = Fixture::new();
+    let mut lines = Vec::new();
+    cvvault::synth::ndjson(3, 11, &mut lines).unwrap();
+    let text = String::from_utf8(lines).unwrap();
+    let text = text.replacen('\n', "\n\n", 1); // line 2 is blank, the profiles are 1, 3, 4
+    for mode in [ImportMode::SkipBad, ImportMode::AllOrNothing] {
+        let asked = ImportOptions {
+            mode,
+            only_lines: Some([2, 3, 99].into_iter().collect()),
+        };
+        let report = import_text(&f, &text, &asked);
+        let messages: Vec<(u64, String)> = report.rejected.clone();
+        assert_eq!(
+            messages,
+            [
+                (2, "line 2 is blank: there is no profile on it".to_owned()),
+                (
+                    99,
+                    "line 99 was asked for, but the file has 4 line(s): nothing was imported from it"
+                        .to_owned()
+                ),
+            ],
+            "{mode:?}"
+        );
+        // One pass imports the line that is there; all-or-nothing imports nothing.
+        let expected = if mode == ImportMode::SkipBad { 1 } else { 0 };
+        assert_eq!(report.imported, expected, "{mode:?}");
+    }
+    assert_eq!(f.vault.candidate_count().unwrap(), 1);
+}

@@ -277,9 +277,11 @@ impl Vault {
                 let mut workers = Workers::start(scope, &validate);
                 let mut rejected = Vec::new();
                 let mut total = 0u64;
+                let mut found = std::collections::BTreeSet::new();
                 let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
-                for_each_line(open()?, |number, line| {
+                let file_lines = for_each_line(open()?, |number, line| {
                     if wanted(number) {
+                        found.insert(number);
                         total += 1;
                         let Line::Text(line) = line else {
                             rejected.push((number, too_long()));
@@ -299,11 +301,12 @@ impl Vault {
                     Ok(())
                 })?;
                 rejected.extend(workers.map(chunk)?.into_iter().flatten());
+                rejected.extend(lines_not_found(options, file_lines, &found));
                 Ok((rejected, total))
             })?;
             if !rejected.is_empty() || total == 0 {
                 let mut rejected = rejected;
-                if total == 0 {
+                if rejected.is_empty() {
                     rejected.push((
                         0,
                         "the file holds no profile: one JSON document per line expected".into(),
@@ -339,6 +342,8 @@ impl Vault {
         let mut ids = Vec::new();
         let mut rejected = Vec::new();
         let mut imported = 0u64;
+        let mut found = std::collections::BTreeSet::new();
+        let mut file_lines = 0u64;
         std::thread::scope(|scope| -> Result<()> {
             let mut workers = Workers::start(scope, &seal);
             // The batch the writer holds, if any.
@@ -374,6 +379,7 @@ impl Vault {
             let read = open().and_then(|reader| {
                 for_each_line(reader, |number, line| {
                     if wanted(number) {
+                        found.insert(number);
                         let Line::Text(line) = line else {
                             too_long_lines.push((number, too_long()));
                             return Ok(());
@@ -392,7 +398,8 @@ impl Vault {
                     Ok(())
                 })
             });
-            let written = read.and_then(|()| {
+            let written = read.and_then(|last| {
+                file_lines = last;
                 if !lines.is_empty() {
                     workers.send(std::mem::take(&mut lines))?;
                 }
@@ -407,6 +414,7 @@ impl Vault {
             rejected.extend(too_long_lines);
             written.and(last)
         })?;
+        rejected.extend(lines_not_found(options, file_lines, &found));
         if imported == 0 && rejected.is_empty() {
             rejected.push((
                 0,
@@ -729,7 +737,7 @@ fn too_long() -> String {
 fn for_each_line<R: BufRead>(
     mut reader: R,
     mut f: impl FnMut(u64, Line<'_>) -> Result<()>,
-) -> Result<()> {
+) -> Result<u64> {
     let read_error = |e| Error::io("import file", e);
     let mut buffer = Vec::with_capacity(8 * 1024);
     let mut number = 0u64;
@@ -739,7 +747,7 @@ fn for_each_line<R: BufRead>(
             .read_until(b'\n', &mut buffer)
             .map_err(read_error)?;
         if n == 0 {
-            return Ok(());
+            return Ok(number);
         }
         number += 1;
         if buffer.len() > MAX_LINE && buffer.last() != Some(&b'\n') {
@@ -752,6 +760,34 @@ fn for_each_line<R: BufRead>(
             f(number, Line::Text(line))?;
         }
     }
+}
+
+/// The lines asked for (`only_lines`) that hold no profile: past the end of the file, or
+/// blank. Each is reported, so that a wrong line number never looks like an empty file.
+fn lines_not_found(
+    options: &ImportOptions,
+    file_lines: u64,
+    found: &std::collections::BTreeSet<u64>,
+) -> Vec<(u64, String)> {
+    let Some(asked) = &options.only_lines else {
+        return Vec::new();
+    };
+    asked
+        .iter()
+        .filter(|n| !found.contains(n))
+        .map(|&n| {
+            (
+                n,
+                if n > file_lines || n == 0 {
+                    format!(
+                        "line {n} was asked for, but the file has {file_lines} line(s): nothing was imported from it"
+                    )
+                } else {
+                    format!("line {n} is blank: there is no profile on it")
+                },
+            )
+        })
+        .collect()
 }
 
 /// Reads past the rest of the current line, without keeping it.
