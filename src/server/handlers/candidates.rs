@@ -224,22 +224,13 @@ pub async fn place_hold(
     path: std::result::Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<ReasonRequest>,
 ) -> Result<Response> {
-    let candidate = candidate_param(path);
-    let candidate_id = bearer
-        .run(&state, move |vault, principal| {
-            let candidate_id = candidate?;
-            let reason = body?.reason;
-            vault.set_hold(&principal, &candidate_id, true, &reason)?;
-            Ok(candidate_id)
-        })
-        .await?;
-    json_response(
-        StatusCode::OK,
-        &LegalHold {
-            candidate_id,
-            legal_hold: true,
-        },
+    set_hold(
+        state,
+        bearer,
+        candidate_param(path),
+        Some(body.map(|b| b.reason)),
     )
+    .await
 }
 
 /// Release a legal hold (DPO).
@@ -262,11 +253,27 @@ pub async fn release_hold(
     bearer: Bearer,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
-    let candidate = candidate_param(path);
+    set_hold(state, bearer, candidate_param(path), None).await
+}
+
+/// Places (with the ground given) or releases (`None`) a legal hold, and says where it stands.
+async fn set_hold(
+    state: AppState,
+    bearer: Bearer,
+    candidate: Result<CandidateId>,
+    ground: Option<Result<String>>,
+) -> Result<Response> {
+    let legal_hold = ground.is_some();
     let candidate_id = bearer
         .run(&state, move |vault, principal| {
             let candidate_id = candidate?;
-            vault.set_hold(&principal, &candidate_id, false, "")?;
+            let ground = ground.transpose()?;
+            vault.set_hold(
+                &principal,
+                &candidate_id,
+                legal_hold,
+                ground.as_deref().unwrap_or(""),
+            )?;
             Ok(candidate_id)
         })
         .await?;
@@ -274,7 +281,7 @@ pub async fn release_hold(
         StatusCode::OK,
         &LegalHold {
             candidate_id,
-            legal_hold: false,
+            legal_hold,
         },
     )
 }
