@@ -185,6 +185,9 @@ pub enum Error {
     /// No legal hold stands: there is nothing to release.
     #[error("this candidate is under no legal hold: there is nothing to release, and nothing was changed")]
     NotHeld,
+    /// A candidate with this agency reference is already registered.
+    #[error("a candidate with this agency reference is already registered: nothing was registered. Find that candidate by the reference and update their profile instead")]
+    DuplicateReference,
     /// A reason that is empty or too long.
     #[error("the reason must be 1 to 200 characters {saying}; do not write personal details")]
     BadReason {
@@ -335,7 +338,11 @@ impl Error {
             | Error::NoRecipient { .. } => 65,
             Error::Denied { .. } | Error::PrincipalDisabled { .. } => 3,
             Error::NotFound { .. } => 4,
-            Error::Conflict(_) | Error::LegalHold | Error::AlreadyHeld { .. } | Error::NotHeld => 5,
+            Error::Conflict(_)
+            | Error::LegalHold
+            | Error::AlreadyHeld { .. }
+            | Error::NotHeld
+            | Error::DuplicateReference => 5,
             Error::QuotaExceeded { .. } => 6,
             Error::Unauthenticated => 7,
             Error::VaultExists { .. } => 10,
@@ -371,6 +378,7 @@ impl Error {
             | Error::LegalHold
             | Error::AlreadyHeld { .. }
             | Error::NotHeld
+            | Error::DuplicateReference
             | Error::VaultExists { .. }
             | Error::RetentionLocked { .. }
             | Error::RotationLocked { .. } => 409,

@@ -504,6 +504,7 @@ impl Synth {
                     employer_contact: self.rng.gen_bool(0.4),
                 },
             },
+            agency_reference: None,
         }
     }
 

@@ -784,3 +784,148 @@ fn the_document_format_is_printed_and_the_readme_example_is_a_valid_document() {
     assert!(!profile.control.protected);
     assert_eq!(profile.special.nationality.as_deref(), Some("Somali"));
 }
+
+#[test]
+fn update_find_and_an_idempotent_import_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    init(root);
+    setup_principals(root);
+    let file = root.join("people.ndjson");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"identity": {"name": "Line One"}, "agency_reference": "AF-1"}"#,
+            "\n",
+            r#"{"identity": {"name": "No Reference"}}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let file_arg = file.to_str().unwrap();
+    let out = cvvault(root, &["candidate", "import", file_arg, "--as", "cw"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("1 candidate(s) were registered without an agency_reference")
+            && err.contains("people.ndjson.results.csv"),
+        "{err}"
+    );
+    let results = std::fs::read_to_string(root.join("people.ndjson.results.csv")).unwrap();
+    let rows: Vec<&str> = results.lines().collect();
+    assert_eq!(rows[0], "line,agency_reference,status,candidate_id,error");
+    assert!(rows[1].starts_with("1,AF-1,registered,"), "{results}");
+    assert!(rows[2].starts_with("2,,registered,"), "{results}");
+
+    // Found again by its reference: exactly the id of the result file.
+    let out = cvvault(root, &["candidate", "find", "--ref", "AF-1", "--as", "cw"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_owned();
+    assert!(rows[1].contains(&id), "{results}");
+    let out = cvvault(root, &["candidate", "find", "--ref", "AF-1", "--as", "emp"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+
+    // Run again: the referenced line is skipped and says so.
+    let out = cvvault(root, &["candidate", "import", file_arg, "--as", "cw"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 line(s) name an agency reference that is already registered"),
+        "{}",
+        stderr(&out)
+    );
+    let results = std::fs::read_to_string(root.join("people.ndjson.results.csv")).unwrap();
+    assert!(
+        results.contains(&format!("1,AF-1,already_registered,{id},")),
+        "{results}"
+    );
+
+    // Registering the reference by hand is refused with where to go instead.
+    let doc = root.join("one.json");
+    std::fs::write(&doc, r#"{"identity": {"name": "Line One"}}"#).unwrap();
+    let doc_arg = doc.to_str().unwrap();
+    let out = cvvault(
+        root,
+        &["candidate", "add", doc_arg, "--ref", "AF-1", "--as", "cw"],
+    );
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("candidate find --ref"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Update one group, by the caseworker; the employer is told "not found".
+    std::fs::write(&doc, r#"{"contact": {"phone": "+46 70 555 55 55"}}"#).unwrap();
+    let out = cvvault(root, &["candidate", "update", &id, doc_arg, "--as", "cw"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), format!("updated {id}: contact"));
+    let out = cvvault(
+        root,
+        &[
+            "candidate",
+            "update",
+            &id,
+            doc_arg,
+            "--group",
+            "special",
+            "--as",
+            "cw",
+        ],
+    );
+    assert_eq!(code(&out), 65, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("holds no special group"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cvvault(root, &["candidate", "update", &id, doc_arg, "--as", "emp"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+}
+
+#[test]
+fn the_readme_walkthrough_runs_as_written_on_a_fresh_vault() {
+    // The README's walkthrough is a script; it is run here exactly as it stands, with the
+    // built binary first on PATH, in an empty folder, stopping at the first failing command.
+    age_or_fail();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let script = readme
+        .split("<!-- walkthrough -->\n```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("README has the walkthrough");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_cvvault")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env_remove("CVVAULT_KEYS_DIR")
+        .env_remove("CVVAULT_DATA_DIR")
+        .env_remove("CVVAULT_POLICY_DIR")
+        .env_remove("CVVAULT_PASSPHRASE")
+        .env_remove("CVVAULT_IDENTITY")
+        .env_remove("CVVAULT_PRINCIPAL")
+        .output()
+        .unwrap();
+    let (out_text, err_text) = (stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "the walkthrough stopped ({:?}):\n{out_text}\n{err_text}",
+        out.status
+    );
+    // What each step promises: the employer's decrypted extract holds the updated contact
+    // group (consent given) and never the control group; the trail verifies.
+    assert!(out_text.contains("+46 70 123 45 67"), "{out_text}");
+    assert!(!out_text.contains("employer_contact"), "{out_text}");
+    assert!(
+        out_text.to_lowercase().contains("verified") || out_text.contains("ok"),
+        "{out_text}"
+    );
+    assert!(dir.path().join("cv.age").exists());
+}

@@ -685,7 +685,9 @@ fn a_vault_from_the_previous_version_keeps_its_tokens_and_rows() {
     let raw = rusqlite::Connection::open(paths.database()).unwrap();
     let sha = ring::digest::digest(&ring::digest::SHA256, token.token.as_bytes());
     raw.execute_batch(
-        "ALTER TABLE principals DROP COLUMN row_mac;
+        "DROP INDEX candidates_by_reference;
+         ALTER TABLE candidates DROP COLUMN reference_mac;
+         ALTER TABLE principals DROP COLUMN row_mac;
          ALTER TABLE tokens DROP COLUMN row_mac;
          ALTER TABLE assignments DROP COLUMN row_mac;
          ALTER TABLE candidates DROP COLUMN row_mac;
@@ -707,7 +709,7 @@ fn a_vault_from_the_previous_version_keeps_its_tokens_and_rows() {
     let version: i64 = raw
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5, "migrated to the latest schema");
     let stored: Vec<u8> = raw
         .query_row(
             "SELECT token_hash FROM tokens WHERE token_id = ?1",

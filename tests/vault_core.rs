@@ -242,6 +242,7 @@ fn all_or_nothing_import_reports_every_bad_line_and_imports_nothing() {
     let all_or_nothing = ImportOptions {
         mode: ImportMode::AllOrNothing,
         only_lines: None,
+        ..ImportOptions::default()
     };
     let report = import_text(&f, &lines.join("\n"), &all_or_nothing);
     assert_eq!(report.imported, 0);
@@ -285,6 +286,7 @@ fn default_import_skips_and_reports_bad_lines_then_imports_just_the_fixed_ones()
     let only = ImportOptions {
         mode: ImportMode::SkipBad,
         only_lines: Some([2, 4].into_iter().collect()),
+        ..ImportOptions::default()
     };
     let report = import_text(&f, &lines.join("\n"), &only);
     assert_eq!((report.imported, report.rejected.len()), (2, 0));
@@ -395,6 +397,7 @@ fn an_overlong_line_is_reported_like_any_bad_line_in_both_modes() {
     let all_or_nothing = ImportOptions {
         mode: ImportMode::AllOrNothing,
         only_lines: None,
+        ..ImportOptions::default()
     };
     for options in [all_or_nothing, ImportOptions::default()] {
         let report = import_text(&f, &text, &options);
@@ -808,6 +811,7 @@ fn asking_for_lines_the_file_does_not_have_says_so() {
         let asked = ImportOptions {
             mode,
             only_lines: Some([2, 3, 99].into_iter().collect()),
+            ..ImportOptions::default()
         };
         let report = import_text(&f, &text, &asked);
         let messages: Vec<(u64, String)> = report.rejected.clone();

@@ -229,6 +229,9 @@ pub fn next_step(error: &Error) -> Option<String> {
         Error::AlreadyHeld { .. } => {
             "`cvvault hold release CANDIDATE`, then `cvvault hold place CANDIDATE --reason \"GROUND 1; GROUND 2\"`".into()
         }
+        Error::DuplicateReference => {
+            "`cvvault candidate find --ref REF` gives the candidate's id; `cvvault candidate update ID FILE` replaces their profile (or import with --update)".into()
+        }
         Error::UnknownPrincipal { principal } => format!(
             "add it with `cvvault principal add {principal} --role ROLE --org ORG` (see `cvvault principal list`)"
         ),

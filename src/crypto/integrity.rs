@@ -98,6 +98,19 @@ impl IntegrityKey {
         self.key_token_hash(&unkeyed)
     }
 
+    /// What the store keeps of an agency reference (a case number), to find the candidate by:
+    /// `HMAC-SHA256(key, frame("cvvault/agency-reference/v1", reference))`. Keyed, so that
+    /// the references cannot be guessed from the database by trying case numbers.
+    pub fn reference_mac(&self, reference: &str) -> [u8; 32] {
+        let tag = hmac::sign(
+            &self.key,
+            &frame(&[b"cvvault/agency-reference/v1", reference.as_bytes()]),
+        );
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
     /// Keys an unkeyed SHA-256 token hash (schema migration 4).
     pub fn key_token_hash(&self, unkeyed: &[u8; 32]) -> [u8; 32] {
         let tag = hmac::sign(&self.key, &frame(&[b"cvvault/token/v1", unkeyed]));

@@ -208,6 +208,15 @@ impl Vocabulary {
         .map_err(|e| e.to_string())
     }
 
+    /// The context of `update`: the field group replaced.
+    pub(crate) fn update_context(&self, group: FieldGroup) -> Result<Context, String> {
+        Context::from_pairs([(
+            "group".to_owned(),
+            RestrictedExpression::new_entity_uid(Self::uid(&self.field_group, group.as_str())),
+        )])
+        .map_err(|e| e.to_string())
+    }
+
     /// The context of `open_assignment`.
     pub(crate) fn assignment_context(
         &self,

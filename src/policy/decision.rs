@@ -242,3 +242,48 @@ impl ReadGrant {
         FieldGroup::ALL.into_iter().all(|g| !self.allows(g))
     }
 }
+
+/// The decisions on replacing field groups of one candidate: one per group, each decided on
+/// its own. Only this module constructs it.
+#[derive(Debug)]
+pub struct UpdateDecision {
+    pub(super) candidate_id: CandidateId,
+    pub(super) decisions: Vec<Decision>,
+}
+
+impl UpdateDecision {
+    /// The groups policy refused to let this principal replace.
+    pub fn refused_groups(&self) -> Vec<FieldGroup> {
+        self.decisions
+            .iter()
+            .filter(|d| !d.is_allowed())
+            .filter_map(Decision::group)
+            .collect()
+    }
+
+    /// The deciding policies of every group, sorted, each once.
+    pub fn policy_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .decisions
+            .iter()
+            .flat_map(|d| d.policy_ids().iter().cloned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// The proof that every group asked for may be replaced (an [`Allowed`] of
+    /// [`Action::Update`] on the candidate), or `None` when policy refused any of them, or
+    /// when no group was asked for. Consumed: one set of decisions, at most one proof.
+    pub fn allowed(self) -> Option<Allowed> {
+        let all = !self.decisions.is_empty() && self.decisions.iter().all(Decision::is_allowed);
+        let policy_ids = self.policy_ids();
+        all.then_some(Allowed {
+            action: Action::Update,
+            candidate_id: Some(self.candidate_id),
+            group: None,
+            policy_ids,
+        })
+    }
+}

@@ -33,7 +33,7 @@ use crate::ids::{CandidateId, OrgId};
 use crate::vocabulary::{AssignmentKind, FieldGroup, OrgKind, Purpose, Role};
 
 use cedar::Vocabulary;
-pub use decision::{Allowed, Decision, ReadGrant, Verdict};
+pub use decision::{Allowed, Decision, ReadGrant, UpdateDecision, Verdict};
 use explain::note;
 pub use explain::{Explanation, PolicyNote};
 use load::PolicyMeta;
@@ -212,6 +212,23 @@ impl PolicyEngine {
         }
     }
 
+    /// The decisions for replacing `groups` of a candidate: one Cedar call per group, so that
+    /// a policy can let a principal correct some groups and not others.
+    pub fn decide_update(
+        &self,
+        principal: &PrincipalFacts,
+        candidate: &CandidateFacts,
+        groups: &[FieldGroup],
+    ) -> UpdateDecision {
+        UpdateDecision {
+            candidate_id: candidate.candidate_id,
+            decisions: groups
+                .iter()
+                .map(|group| self.decide(&Request::update(principal, candidate, *group)))
+                .collect(),
+        }
+    }
+
     fn evaluate_one(&self, request: &Request<'_>) -> Result<Decision, String> {
         if request.resource.kind() != request.action.resource_kind() {
             return Err(format!(
@@ -240,6 +257,10 @@ impl PolicyEngine {
             Action::Read => match (request.purpose, request.group) {
                 (Some(purpose), Some(group)) => self.vocabulary.read_context(purpose, group),
                 _ => Err("a read needs a purpose and a field group".to_owned()),
+            },
+            Action::Update => match request.group {
+                Some(group) => self.vocabulary.update_context(group),
+                None => Err("an update needs a field group".to_owned()),
             },
             Action::OpenAssignment => match (request.kind, request.purpose, request.org) {
                 (Some(kind), Some(purpose), Some((org, org_kind))) => self

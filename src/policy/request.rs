@@ -29,6 +29,10 @@ pub enum Action {
     ReleaseHold,
     /// Erase a candidate whose retention period has ended (the retention job).
     RetentionErase,
+    /// Replace one field group of a candidate's profile (a correction, new details).
+    Update,
+    /// Find a candidate by the agency's own reference (its case number).
+    Find,
 }
 
 /// What an action is about: the vault as a whole or one candidate.
@@ -42,7 +46,7 @@ pub enum ResourceKind {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 12] = [
         Action::Read,
         Action::Register,
         Action::OpenAssignment,
@@ -53,6 +57,8 @@ impl Action {
         Action::PlaceHold,
         Action::ReleaseHold,
         Action::RetentionErase,
+        Action::Update,
+        Action::Find,
     ];
 
     /// The Cedar action id, also used in the audit trail.
@@ -68,6 +74,8 @@ impl Action {
             Action::PlaceHold => "place_hold",
             Action::ReleaseHold => "release_hold",
             Action::RetentionErase => "retention_erase",
+            Action::Update => "update",
+            Action::Find => "find",
         }
     }
 
@@ -153,7 +161,7 @@ pub struct Request<'a> {
     pub resource: Resource<'a>,
     /// The declared purpose (read, open_assignment).
     pub purpose: Option<&'a Purpose>,
-    /// The field group (read).
+    /// The field group (read, update).
     pub group: Option<FieldGroup>,
     /// The assignment kind (open_assignment).
     pub kind: Option<AssignmentKind>,
@@ -188,6 +196,18 @@ impl<'a> Request<'a> {
             purpose: Some(purpose),
             group: Some(group),
             ..Self::bare(principal, Action::Read, Resource::Candidate(candidate))
+        }
+    }
+
+    /// Replacing one field group of a candidate's profile.
+    pub fn update(
+        principal: &'a PrincipalFacts,
+        candidate: &'a CandidateFacts,
+        group: FieldGroup,
+    ) -> Self {
+        Self {
+            group: Some(group),
+            ..Self::bare(principal, Action::Update, Resource::Candidate(candidate))
         }
     }
 

@@ -263,6 +263,9 @@ fn expected_action_allow(who: Who, action: Action, protected: bool, kind: Assign
         Action::ReadAudit | Action::PlaceHold | Action::ReleaseHold => who == Who::Dpo,
         Action::SubjectAccess => who == Who::Dpo || who == Who::SubjectOwn,
         Action::RetentionErase => who == Who::System,
+        // Decided here on the identity group; every group in `updates_follow_the_groups...`.
+        Action::Update => who == Who::Caseworker || who == Who::SubjectOwn,
+        Action::Find => who == Who::Caseworker,
     }
 }
 
@@ -303,9 +306,49 @@ fn decide_action(
                 AssignmentKind::Matching => OrgKind::Employer,
             },
         ),
+        Action::Update => Request::update(&principal, &candidate, FieldGroup::Identity),
         _ => Request::on_candidate(&principal, action, &candidate),
     };
     engine.decide(&request)
+}
+
+#[test]
+fn updates_follow_the_groups_each_role_may_correct() {
+    // A caseworker corrects every group; a candidate their own identity, contact and
+    // professional details only; nobody else anything, and nobody another's profile.
+    let engine = engine();
+    let cell = Cell {
+        who: Who::Caseworker,
+        assignment: Assignment::OpenMatching,
+        purpose: "recruitment",
+        consent: true,
+        protected: false,
+    };
+    let candidate = candidate(&cell);
+    for who in EVERYONE {
+        let principal = principal(who, &candidate);
+        for group in FieldGroup::ALL {
+            let decision = engine.decide(&Request::update(&principal, &candidate, group));
+            let want = match who {
+                Who::Caseworker => true,
+                Who::SubjectOwn => matches!(
+                    group,
+                    FieldGroup::Identity | FieldGroup::Contact | FieldGroup::Professional
+                ),
+                _ => false,
+            };
+            assert_eq!(decision.is_allowed(), want, "{who:?} {group}: {decision:?}");
+            assert_eq!(decision.group(), Some(group));
+        }
+    }
+    // An update without a group does not fit the action: denied, not evaluated.
+    let principal = principal(Who::Caseworker, &candidate);
+    let bare = engine.decide(&Request::on_candidate(
+        &principal,
+        Action::Update,
+        &candidate,
+    ));
+    assert!(!bare.is_allowed());
 }
 
 #[test]
@@ -813,7 +856,7 @@ when { context.purpose == Purpose::"recruitmnet" };"#;
 fn every_policy_is_listed_with_its_description() {
     let engine = engine();
     let notes = engine.policies();
-    assert_eq!(notes.len(), 21);
+    assert_eq!(notes.len(), 24);
     assert!(notes.iter().all(|n| !n.description.is_empty()));
     let forbid = engine.policy("special-never-to-employer").unwrap();
     assert!(forbid.forbids);

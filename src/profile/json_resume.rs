@@ -61,6 +61,9 @@ pub fn parse(bytes: &[u8]) -> Result<Profile> {
 struct Resume {
     #[serde(default, rename = "$schema")]
     schema: Option<String>,
+    /// Not JSON Resume's: the agency's own reference, as in a vault document.
+    #[serde(default)]
+    agency_reference: Option<String>,
     basics: Basics,
     #[serde(default)]
     work: Vec<ResumeWork>,
@@ -352,6 +355,7 @@ impl Resume {
             },
             special: Special::default(),
             control: Control::default(),
+            agency_reference: self.agency_reference.take(),
         })
     }
 }

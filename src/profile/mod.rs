@@ -24,6 +24,7 @@ mod validate;
 
 use parse::*;
 pub use serialize::GroupTexts;
+pub use validate::{check_agency_reference, MAX_REFERENCE_BYTES};
 
 /// The JSON Schema (draft 2020-12) of a vault profile document, generated from the types that
 /// parse it: what `cvvault candidate schema` prints.
@@ -63,6 +64,11 @@ pub struct Profile {
     /// Flags the vault itself reads for policy.
     #[serde(default)]
     pub control: Control,
+    /// The agency's own reference for the candidate (its case number, e.g. `A-2026-0042`),
+    /// to find them again: never sealed with the profile nor stored as written, only as a
+    /// keyed HMAC, and unique in the vault. Not a field group, and never disclosed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agency_reference: Option<String>,
 }
 
 /// Field group `identity`.

@@ -73,6 +73,89 @@ impl Profile {
     }
 }
 
+/// The groups of a document for an update, as [`Profile::from_update_document`] reads it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupsDocument {
+    identity: Option<Identity>,
+    contact: Option<Contact>,
+    professional: Option<Professional>,
+    special: Option<Special>,
+    control: Option<Control>,
+    agency_reference: Option<String>,
+}
+
+impl Profile {
+    /// Parses a document for an update: the groups it holds, and which they are.
+    ///
+    /// A cvvault document may hold any of the groups (none is required; a group it leaves out
+    /// is not in the list). A JSON Resume document gives the groups it maps to: identity,
+    /// contact and professional. The groups are checked as strictly as a registration's;
+    /// the whole profile they will be part of is validated by the caller. An
+    /// `agency_reference` is kept in the profile returned: the caller checks that it is the
+    /// candidate's (an update cannot change it).
+    pub fn from_update_document(bytes: &[u8]) -> Result<(Profile, Vec<FieldGroup>)> {
+        check_document_size(bytes)?;
+        if is_json_resume(bytes) {
+            let profile = json_resume::parse(bytes)?;
+            let groups = vec![
+                FieldGroup::Identity,
+                FieldGroup::Contact,
+                FieldGroup::Professional,
+            ];
+            return Ok((profile, groups));
+        }
+        let parsed: GroupsDocument = parse_tracked(bytes, "$")?;
+        let mut profile = Profile::default();
+        profile.agency_reference = parsed.agency_reference;
+        if let Some(reference) = &profile.agency_reference {
+            check_agency_reference(reference)?;
+        }
+        let mut groups = Vec::new();
+        if let Some(group) = parsed.identity {
+            profile.identity = group;
+            groups.push(FieldGroup::Identity);
+        }
+        if let Some(group) = parsed.contact {
+            profile.contact = group;
+            groups.push(FieldGroup::Contact);
+        }
+        if let Some(group) = parsed.professional {
+            profile.professional = group;
+            groups.push(FieldGroup::Professional);
+        }
+        if let Some(group) = parsed.special {
+            profile.special = group;
+            groups.push(FieldGroup::Special);
+        }
+        if let Some(group) = parsed.control {
+            profile.control = group;
+            groups.push(FieldGroup::Control);
+        }
+        if groups.is_empty() {
+            return Err(invalid(
+                "$",
+                "the document holds no field group to replace: give at least one of identity, \
+                 contact, professional, special or control",
+            ));
+        }
+        Ok((profile, groups))
+    }
+
+    /// Replaces `groups` of this profile with those of `from`.
+    pub fn take_groups(&mut self, from: &Profile, groups: &[FieldGroup]) {
+        for group in groups {
+            match group {
+                FieldGroup::Identity => self.identity = from.identity.clone(),
+                FieldGroup::Contact => self.contact = from.contact.clone(),
+                FieldGroup::Professional => self.professional = from.professional.clone(),
+                FieldGroup::Special => self.special = from.special.clone(),
+                FieldGroup::Control => self.control = from.control.clone(),
+            }
+        }
+    }
+}
+
 /// Refuses a document larger than a profile may be, before parsing it.
 pub(crate) fn check_document_size(bytes: &[u8]) -> Result<()> {
     if bytes.len() > MAX_PROFILE_BYTES {

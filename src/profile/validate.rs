@@ -61,6 +61,9 @@ impl Profile {
                 ));
             }
         }
+        if let Some(reference) = &self.agency_reference {
+            check_agency_reference(reference)?;
+        }
         if let Some(email) = &self.contact.email {
             if !plausible_email(email) {
                 return Err(invalid(
@@ -140,6 +143,27 @@ impl Profile {
 }
 
 /// Shorthand for [`Error::InvalidProfile`].
+/// The longest agency reference accepted, in bytes.
+pub const MAX_REFERENCE_BYTES: usize = 64;
+
+/// An agency reference is a case number: 1 to 64 printable characters, no surrounding spaces.
+pub fn check_agency_reference(reference: &str) -> Result<()> {
+    let fits = !reference.is_empty()
+        && reference.len() <= MAX_REFERENCE_BYTES
+        && reference.trim() == reference
+        && !reference.chars().any(char::is_control);
+    if fits {
+        Ok(())
+    } else {
+        Err(invalid(
+            "$.agency_reference",
+            format!(
+                "must be the agency's case number: 1 to {MAX_REFERENCE_BYTES} printable characters, without spaces around it"
+            ),
+        ))
+    }
+}
+
 pub(crate) fn invalid(path: impl Into<String>, reason: impl Into<String>) -> Error {
     Error::InvalidProfile {
         path: path.into(),

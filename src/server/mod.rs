@@ -92,9 +92,10 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.max_body_bytes();
     Router::new()
         .route("/v1/candidates", post(handlers::register_candidate))
+        .route("/v1/candidates/find", post(handlers::find_candidate))
         .route(
             "/v1/candidates/{candidate_id}",
-            delete(handlers::erase_candidate),
+            delete(handlers::erase_candidate).patch(handlers::update_candidate),
         )
         .route(
             "/v1/candidates/{candidate_id}/extract",

@@ -24,6 +24,8 @@ use super::problem::Problem;
         handlers::register_candidate,
         handlers::extract,
         handlers::erase_candidate,
+        handlers::update_candidate,
+        handlers::find_candidate,
         handlers::list_assignments,
         handlers::place_hold,
         handlers::release_hold,
@@ -45,6 +47,8 @@ use super::problem::Problem;
         handlers::OpenAssignmentRequest,
         handlers::ReasonRequest,
         handlers::CandidateCreated,
+        handlers::CandidateUpdated,
+        handlers::FindRequest,
         handlers::AssignmentOpened,
         handlers::AssignmentClosed,
         handlers::LegalHold,
@@ -52,7 +56,7 @@ use super::problem::Problem;
     )),
     modifiers(&BearerAuth),
     tags(
-        (name = "candidates", description = "Register, extract, erase"),
+        (name = "candidates", description = "Register, update, find by agency reference, extract, erase"),
         (name = "assignments", description = "The only link between an organisation and a candidate"),
         (name = "audit", description = "The DPO's tools and the data subject's report"),
         (name = "operations", description = "Health, metrics, this document")

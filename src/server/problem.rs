@@ -99,6 +99,9 @@ impl Problem {
             Error::AlreadyHeld { .. } | Error::NotHeld => {
                 Problem::new(status, "conflict", "Conflict", error.to_string())
             }
+            Error::DuplicateReference => Problem::new(status, "duplicate-reference", "Agency reference already registered", format!(
+                "{error}: POST /v1/candidates/find with {{\"agency_reference\": ...}}, then PATCH /v1/candidates/{{id}}"
+            )),
             Error::PrincipalDisabled { .. } => Problem {
                 policy_ids: Some(Vec::new()),
                 ..Problem::new(status, "principal-disabled", "Principal disabled", error.to_string())

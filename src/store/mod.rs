@@ -27,8 +27,10 @@ const SCHEMA_V2: &str = include_str!("schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("schema_v3.sql");
 /// Migration 4: MACs on the rows authorization depends on, keyed token hashes.
 const SCHEMA_V4: &str = include_str!("schema_v4.sql");
+/// Migration 5: the agency reference of a candidate, as a keyed HMAC.
+const SCHEMA_V5: &str = include_str!("schema_v5.sql");
 /// Migrations in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 /// The migration after whose SQL the existing rows are given their MACs.
 const MIGRATION_ROW_MACS: usize = 4;
 /// Most jobs committed in one group.

@@ -37,6 +37,10 @@ pub struct CandidateKeys {
     pub legal_hold: bool,
     /// The hold's stated ground.
     pub legal_hold_reason: Option<String>,
+    /// The key slot the lifecycle row points to.
+    pub key_slot: i64,
+    /// The HMAC of the agency reference, if one was given.
+    pub reference_mac: Option<Vec<u8>>,
 }
 
 /// The sealed groups of one candidate, in [`FieldGroup::ALL`] order.
@@ -61,43 +65,50 @@ impl SealedProfile {
     }
 }
 
-/// The MAC of a candidate's lifecycle row: id, key slot, legal hold and its ground.
+/// The fields a candidate's lifecycle row's MAC covers: id, key slot, legal hold and its
+/// ground, and the agency reference's HMAC when there is one (a row without one has the four
+/// fields it had before references existed, so its MAC stays valid).
+fn candidate_fields(
+    id: &CandidateId,
+    key_id: i64,
+    hold: bool,
+    reason: Option<&str>,
+    reference: Option<&[u8]>,
+) -> Vec<Vec<u8>> {
+    let mut fields = vec![
+        id.as_bytes().to_vec(),
+        key_id.to_be_bytes().to_vec(),
+        vec![u8::from(hold)],
+        optional(reason.map(str::as_bytes)),
+    ];
+    if let Some(reference) = reference {
+        fields.push(reference.to_vec());
+    }
+    fields
+}
+
+/// The MAC of a candidate's lifecycle row (see [`candidate_fields`]).
 fn candidate_mac(
     key: &IntegrityKey,
     id: &CandidateId,
     key_id: i64,
     hold: bool,
     reason: Option<&str>,
+    reference: Option<&[u8]>,
 ) -> Vec<u8> {
-    key.mac(
-        Domain::Candidate,
-        &[
-            id.as_bytes(),
-            &key_id.to_be_bytes(),
-            &[u8::from(hold)],
-            &optional(reason.map(str::as_bytes)),
-        ],
-    )
+    let fields = candidate_fields(id, key_id, hold, reason, reference);
+    key.mac(Domain::Candidate, &borrowed(&fields))
 }
 
 fn candidate_row_ok(
     key: &IntegrityKey,
     id: &CandidateId,
-    key_id: i64,
-    hold: bool,
-    reason: Option<&str>,
+    row: (i64, bool, Option<&str>, Option<&[u8]>),
     mac: Option<&[u8]>,
 ) -> bool {
-    key.verify(
-        Domain::Candidate,
-        &[
-            id.as_bytes(),
-            &key_id.to_be_bytes(),
-            &[u8::from(hold)],
-            &optional(reason.map(str::as_bytes)),
-        ],
-        mac,
-    )
+    let (key_id, hold, reason, reference) = row;
+    let fields = candidate_fields(id, key_id, hold, reason, reference);
+    key.verify(Domain::Candidate, &borrowed(&fields), mac)
 }
 
 fn forged(table: &'static str, row: impl std::fmt::Display) -> Error {
@@ -113,6 +124,15 @@ fn version_u32(v: i64) -> Result<u32> {
         what: "a stored version number is out of range",
     })
 }
+
+/// A new key slot, at the right edge: `?1` candidate, `?2` KEK version, `?3` wrapped DEK,
+/// `?4` commitment.
+const INSERT_KEY_SLOT: &str =
+    "INSERT INTO candidate_keys (candidate_id, kek_version, wrapped_dek, dek_commitment)
+     VALUES (?1, ?2, ?3, ?4)";
+/// A sealed profile: `?1` candidate, `?2` record version, `?3`..`?7` the groups, `?8` slot.
+const INSERT_SEALED: &str = "INSERT INTO sealed_profiles (key_id, candidate_id, record_version, identity, contact, professional, special, control)
+     VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// Inserts new candidates (key slot, lifecycle row and sealed row each) through statements
 /// prepared once, as an import batch of thousands does.
@@ -137,26 +157,26 @@ impl<'conn> CandidateInserter<'conn> {
             conn,
             integrity,
             key_slot: conn.prepare_cached(
-                "INSERT INTO candidate_keys (candidate_id, kek_version, wrapped_dek, dek_commitment)
-                 VALUES (?1, ?2, ?3, ?4)",
+                INSERT_KEY_SLOT,
             )?,
             lifecycle: conn.prepare_cached(
-                "INSERT INTO candidates (candidate_id, key_id, created_at, idle_since, row_mac) VALUES (?1, ?2, ?3, ?3, ?4)",
+                "INSERT INTO candidates (candidate_id, key_id, created_at, idle_since, row_mac, reference_mac) VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
             )?,
             sealed: conn.prepare_cached(
-                "INSERT INTO sealed_profiles (key_id, candidate_id, record_version, identity, contact, professional, special, control)
-                 VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                INSERT_SEALED,
             )?,
         })
     }
 
-    /// Inserts one new candidate.
+    /// Inserts one new candidate, with the HMAC of its agency reference if it has one (the
+    /// caller checks first that no candidate has it: [`candidate_by_reference`]).
     pub fn insert(
         &mut self,
         id: &CandidateId,
         created_at: i64,
         dek: &WrappedDek,
         sealed: &SealedProfile,
+        reference_mac: Option<&[u8]>,
     ) -> Result<()> {
         self.key_slot.execute(params![
             &id.as_bytes()[..],
@@ -165,9 +185,14 @@ impl<'conn> CandidateInserter<'conn> {
             dek.commitment
         ])?;
         let key_id = self.conn.last_insert_rowid();
-        let mac = candidate_mac(self.integrity, id, key_id, false, None);
-        self.lifecycle
-            .execute(params![&id.as_bytes()[..], key_id, created_at, mac])?;
+        let mac = candidate_mac(self.integrity, id, key_id, false, None, reference_mac);
+        self.lifecycle.execute(params![
+            &id.as_bytes()[..],
+            key_id,
+            created_at,
+            mac,
+            reference_mac
+        ])?;
         let [identity, contact, professional, special, control] = &sealed.groups;
         self.sealed.execute(params![
             &id.as_bytes()[..],
@@ -224,6 +249,7 @@ type RawCandidate = (
     i64,
     Vec<u8>,
     Vec<u8>,
+    Option<Vec<u8>>,
 );
 
 /// The keys and lifecycle of a candidate, or `None` when there is no such candidate; a
@@ -236,7 +262,7 @@ pub fn candidate_keys(
     let raw: Option<RawCandidate> = conn
         .prepare_cached(
             "SELECT c.key_id, c.legal_hold, c.legal_hold_reason, c.row_mac,
-                    k.kek_version, k.wrapped_dek, k.dek_commitment
+                    k.kek_version, k.wrapped_dek, k.dek_commitment, c.reference_mac
              FROM candidates c JOIN candidate_keys k ON k.key_id = c.key_id
              WHERE c.candidate_id = ?1",
         )?
@@ -249,19 +275,14 @@ pub fn candidate_keys(
                 r.get(4)?,
                 r.get(5)?,
                 r.get(6)?,
+                r.get(7)?,
             ))
         })
         .optional()?;
     raw.map(
-        |(key_id, hold, reason, mac, v, wrapped, commitment)| -> Result<CandidateKeys> {
-            if !candidate_row_ok(
-                integrity,
-                id,
-                key_id,
-                hold != 0,
-                reason.as_deref(),
-                mac.as_deref(),
-            ) {
+        |(key_id, hold, reason, mac, v, wrapped, commitment, reference)| -> Result<CandidateKeys> {
+            let row = (key_id, hold != 0, reason.as_deref(), reference.as_deref());
+            if !candidate_row_ok(integrity, id, row, mac.as_deref()) {
                 return Err(forged("candidates", id));
             }
             Ok(CandidateKeys {
@@ -272,6 +293,8 @@ pub fn candidate_keys(
                 },
                 legal_hold: hold != 0,
                 legal_hold_reason: reason,
+                key_slot: key_id,
+                reference_mac: reference,
             })
         },
     )
@@ -284,7 +307,31 @@ pub fn sealed_profile(conn: &Connection, grant: &ReadGrant) -> Result<Option<Sea
     if grant.is_empty() {
         return Err(Error::Internal("a profile was read on a grant of no group"));
     }
-    let id = grant.candidate_id();
+    sealed_row(conn, &grant.candidate_id())
+}
+
+/// Only the sealed `control` group (what policy needs), without reading the large groups.
+pub fn sealed_control(conn: &Connection, id: &CandidateId) -> Result<Option<(u32, Vec<u8>)>> {
+    conn.prepare_cached(
+        "SELECT s.record_version, s.control FROM candidates c JOIN sealed_profiles s ON s.key_id = c.key_id
+         WHERE c.candidate_id = ?1",
+    )?
+    .query_row(params![&id.as_bytes()[..]], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get(1)?))
+    })
+    .optional()?
+    .map(|(v, c)| Ok((version_u32(v)?, c)))
+    .transpose()
+}
+
+/// The sealed groups of the candidate an update was allowed on (a proof of
+/// [`Action::Update`]): the vault opens the groups the update keeps, to seal them anew.
+pub fn sealed_for_update(conn: &Connection, allowed: &Allowed) -> Result<Option<SealedProfile>> {
+    let id = allowed.candidate_for(Action::Update)?;
+    sealed_row(conn, &id)
+}
+
+fn sealed_row(conn: &Connection, id: &CandidateId) -> Result<Option<SealedProfile>> {
     conn.prepare_cached(
         "SELECT s.record_version, s.identity, s.contact, s.professional, s.special, s.control
          FROM candidates c JOIN sealed_profiles s ON s.key_id = c.key_id WHERE c.candidate_id = ?1",
@@ -305,18 +352,92 @@ pub fn sealed_profile(conn: &Connection, grant: &ReadGrant) -> Result<Option<Sea
     .transpose()
 }
 
-/// Only the sealed `control` group (what policy needs), without reading the large groups.
-pub fn sealed_control(conn: &Connection, id: &CandidateId) -> Result<Option<(u32, Vec<u8>)>> {
+/// Replaces the profile of the candidate an update was allowed on with `sealed`, under a new
+/// data key `dek`: the new key goes to a new slot at the table's right edge, the lifecycle row
+/// points to it (with its MAC, the old one checked first), the old sealed row is deleted
+/// (secure_delete zeroes it) and the new one appended, and the old key slot is overwritten in
+/// place with zeros, exactly as an erasure shreds it. So whatever copy of the old ciphertext a
+/// page split may have left in the file is under a key that no longer exists. `false` when
+/// the candidate is gone.
+pub fn replace_profile(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    allowed: &Allowed,
+    dek: &WrappedDek,
+    sealed: &SealedProfile,
+) -> Result<bool> {
+    let id = allowed.candidate_for(Action::Update)?;
+    let Some(keys) = candidate_keys(conn, integrity, &id)? else {
+        return Ok(false);
+    };
+    let old_slot = keys.key_slot;
+    conn.prepare_cached(INSERT_KEY_SLOT)?.execute(params![
+        &id.as_bytes()[..],
+        dek.kek_version,
+        dek.wrapped,
+        dek.commitment
+    ])?;
+    let new_slot = conn.last_insert_rowid();
+    let mac = candidate_mac(
+        integrity,
+        &id,
+        new_slot,
+        keys.legal_hold,
+        keys.legal_hold_reason.as_deref(),
+        keys.reference_mac.as_deref(),
+    );
+    conn.prepare_cached("UPDATE candidates SET key_id = ?2, row_mac = ?3 WHERE candidate_id = ?1")?
+        .execute(params![&id.as_bytes()[..], new_slot, mac])?;
+    conn.prepare_cached("DELETE FROM sealed_profiles WHERE key_id = ?1")?
+        .execute(params![old_slot])?;
+    let [identity, contact, professional, special, control] = &sealed.groups;
+    conn.prepare_cached(INSERT_SEALED)?.execute(params![
+        &id.as_bytes()[..],
+        sealed.record_version,
+        identity,
+        contact,
+        professional,
+        special,
+        control,
+        new_slot
+    ])?;
+    shred_slot(conn, old_slot)?;
+    Ok(true)
+}
+
+/// Overwrites a key slot in place with zeros of the same length (crypto-shredding).
+fn shred_slot(conn: &Connection, key_id: i64) -> Result<()> {
     conn.prepare_cached(
-        "SELECT s.record_version, s.control FROM candidates c JOIN sealed_profiles s ON s.key_id = c.key_id
-         WHERE c.candidate_id = ?1",
+        "UPDATE candidate_keys SET kek_version = 0,
+             candidate_id = zeroblob(length(candidate_id)),
+             wrapped_dek = zeroblob(length(wrapped_dek)),
+             dek_commitment = zeroblob(length(dek_commitment))
+         WHERE key_id = ?1",
     )?
-    .query_row(params![&id.as_bytes()[..]], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get(1)?))
-    })
-    .optional()?
-    .map(|(v, c)| Ok((version_u32(v)?, c)))
-    .transpose()
+    .execute(params![key_id])?;
+    Ok(())
+}
+
+/// The candidate whose agency reference has this HMAC, if any. What `find` decides on; the
+/// row's MAC (which covers the reference) is checked, so a reference moved to another row
+/// outside cvvault is [`Error::Forged`], not a wrong answer.
+pub fn candidate_by_reference(
+    conn: &Connection,
+    integrity: &IntegrityKey,
+    reference_mac: &[u8],
+) -> Result<Option<CandidateId>> {
+    let raw: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT candidate_id FROM candidates WHERE reference_mac = ?1")?
+        .query_row(params![reference_mac], |r| r.get(0))
+        .optional()?;
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let id = CandidateId::from_slice(&raw)?;
+    match candidate_keys(conn, integrity, &id)? {
+        Some(keys) if keys.reference_mac.as_deref() == Some(reference_mac) => Ok(Some(id)),
+        _ => Err(forged("candidates", id)),
+    }
 }
 
 /// What an erasure must still find true inside its own transaction, where nothing can
@@ -449,14 +570,7 @@ fn shred(conn: &Connection, id: &CandidateId) -> Result<bool> {
     let Some(key_id) = key_id else {
         return Ok(false);
     };
-    conn.prepare_cached(
-        "UPDATE candidate_keys SET kek_version = 0,
-             candidate_id = zeroblob(length(candidate_id)),
-             wrapped_dek = zeroblob(length(wrapped_dek)),
-             dek_commitment = zeroblob(length(dek_commitment))
-         WHERE key_id = ?1",
-    )?
-    .execute(params![key_id])?;
+    shred_slot(conn, key_id)?;
     conn.prepare_cached("DELETE FROM sealed_profiles WHERE key_id = ?1")?
         .execute(params![key_id])?;
     // The subject's own account goes with them: its id may be all that is left that names
@@ -531,10 +645,14 @@ pub fn set_legal_hold(
         (false, false) => return Ok(HoldChange::NotHeld),
         _ => {}
     }
-    let key_id: i64 = conn
-        .prepare_cached("SELECT key_id FROM candidates WHERE candidate_id = ?1")?
-        .query_row(params![&id.as_bytes()[..]], |r| r.get(0))?;
-    let mac = candidate_mac(integrity, id, key_id, hold, reason);
+    let mac = candidate_mac(
+        integrity,
+        id,
+        keys.key_slot,
+        hold,
+        reason,
+        keys.reference_mac.as_deref(),
+    );
     let n = conn
         .prepare_cached(
             "UPDATE candidates SET legal_hold = ?2, legal_hold_reason = ?3, row_mac = ?4 WHERE candidate_id = ?1",
@@ -1032,7 +1150,7 @@ fn each_candidate_row(
     mut each: impl FnMut(&[u8], Option<(CandidateId, bool)>),
 ) -> Result<()> {
     let mut stmt = conn.prepare(
-        "SELECT candidate_id, key_id, legal_hold, legal_hold_reason, row_mac FROM candidates",
+        "SELECT candidate_id, key_id, legal_hold, legal_hold_reason, row_mac, reference_mac FROM candidates",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -1041,19 +1159,14 @@ fn each_candidate_row(
             r.get::<_, i64>(2)?,
             r.get::<_, Option<String>>(3)?,
             r.get::<_, Option<Vec<u8>>>(4)?,
+            r.get::<_, Option<Vec<u8>>>(5)?,
         ))
     })?;
     for row in rows {
-        let (raw_id, key_id, hold, reason, mac) = row?;
+        let (raw_id, key_id, hold, reason, mac, reference) = row?;
         let intact = CandidateId::from_slice(&raw_id).ok().filter(|id| {
-            candidate_row_ok(
-                integrity,
-                id,
-                key_id,
-                hold != 0,
-                reason.as_deref(),
-                mac.as_deref(),
-            )
+            let row = (key_id, hold != 0, reason.as_deref(), reference.as_deref());
+            candidate_row_ok(integrity, id, row, mac.as_deref())
         });
         each(&raw_id, intact.map(|id| (id, hold != 0)));
     }
@@ -1508,7 +1621,14 @@ pub fn seal_existing_rows(conn: &Connection, integrity: Option<&IntegrityKey>) -
             "UPDATE candidates SET row_mac = ?2 WHERE candidate_id = ?1",
             params![
                 id,
-                candidate_mac(integrity, &candidate, key_id, hold != 0, reason.as_deref())
+                candidate_mac(
+                    integrity,
+                    &candidate,
+                    key_id,
+                    hold != 0,
+                    reason.as_deref(),
+                    None
+                )
             ],
         )?;
     }

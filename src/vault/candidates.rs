@@ -9,6 +9,7 @@ use super::{actor, new_request_id, Vault};
 use crate::audit::entry::Outcome;
 use crate::audit::log::{CandidateEntries, PreparedEntry, Record, Renderer};
 use crate::crypto::envelope::{Dek, WrappedDek};
+use crate::crypto::integrity::IntegrityKey;
 use crate::crypto::keyring::Keyring;
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
@@ -57,6 +58,10 @@ pub struct ImportOptions {
     pub mode: ImportMode,
     /// Import only these line numbers (from 1), e.g. the lines fixed after a first run.
     pub only_lines: Option<std::collections::BTreeSet<u64>>,
+    /// A line whose agency reference is already registered replaces the groups it holds of
+    /// that candidate's profile (an update, decided and audited as one), instead of being
+    /// skipped.
+    pub update_existing: bool,
 }
 
 impl Default for ImportOptions {
@@ -64,6 +69,60 @@ impl Default for ImportOptions {
         ImportOptions {
             mode: ImportMode::SkipBad,
             only_lines: None,
+            update_existing: false,
+        }
+    }
+}
+
+/// What became of one line of an import.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum LineOutcome {
+    /// A new candidate was registered.
+    Registered {
+        /// Its id.
+        candidate_id: CandidateId,
+    },
+    /// The line's agency reference is already registered: the line was skipped.
+    AlreadyRegistered {
+        /// The candidate that has it, when policy lets the importer find it.
+        candidate_id: Option<CandidateId>,
+    },
+    /// The line's agency reference is already registered, and its groups replaced that
+    /// candidate's.
+    Updated {
+        /// The candidate updated.
+        candidate_id: CandidateId,
+    },
+    /// The line was refused (nothing was stored from it).
+    Rejected {
+        /// Why, with the JSON path.
+        error: String,
+    },
+}
+
+/// One line of an import's result.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LineResult {
+    /// The line number, from 1 (0: the file as a whole).
+    pub line: u64,
+    /// The line's agency reference, as the file gives it (empty when it has none or the line
+    /// could not be read).
+    pub agency_reference: String,
+    /// What became of it.
+    #[serde(flatten)]
+    pub outcome: LineOutcome,
+}
+
+impl LineResult {
+    /// A line refused, from its (line number, message).
+    fn rejected((line, error): &(u64, String)) -> LineResult {
+        LineResult {
+            line: *line,
+            agency_reference: String::new(),
+            outcome: LineOutcome::Rejected {
+                error: error.clone(),
+            },
         }
     }
 }
@@ -82,10 +141,23 @@ pub struct ImportReport {
     /// The ids registered, in file order.
     #[serde(skip)]
     pub ids: Vec<CandidateId>,
+    /// One result per line that held something (registered, already registered, updated or
+    /// rejected), in line order: what `candidate import --results` writes.
+    #[serde(skip)]
+    pub lines: Vec<LineResult>,
+    /// Lines registered without an agency reference: importing the file again would register
+    /// them again.
+    pub without_reference: u64,
 }
 
 /// A profile sealed, with its registration entry prepared, ready to insert.
 struct SealedCandidate {
+    /// The import line it came from (0 for a single registration).
+    line: u64,
+    /// Its agency reference as given, and that reference's HMAC.
+    reference: Option<(String, [u8; 32])>,
+    /// Set by the writer: the reference was already registered, so nothing was stored.
+    duplicate: bool,
     id: CandidateId,
     dek: WrappedDek,
     /// The fingerprint of the KEK that wrapped `dek`, checked against the database's record.
@@ -121,8 +193,9 @@ fn registration_entries(
 /// `document_len` is the length of the document it was parsed from, if any (0 if none).
 fn seal_profile(
     keyring: &Keyring,
+    integrity: &IntegrityKey,
     entries: &CandidateEntries,
-    profile: &Profile,
+    (line, profile): (u64, &Profile),
     document_len: usize,
 ) -> Result<SealedCandidate> {
     let id = CandidateId::random();
@@ -130,7 +203,14 @@ fn seal_profile(
     let cipher = dek.cipher(id)?;
     let groups = cipher.seal_all(RECORD_VERSION, profile.group_texts(document_len)?.all())?;
     let dek = dek.wrap(keyring, &id)?;
+    let reference = profile
+        .agency_reference
+        .as_ref()
+        .map(|r| (r.clone(), integrity.reference_mac(r)));
     Ok(SealedCandidate {
+        line,
+        reference,
+        duplicate: false,
         id,
         kek_id: keyring.kek_id(dek.kek_version),
         dek,
@@ -148,10 +228,12 @@ fn seal_profile(
 /// The batch is handed back, to be freed by the caller: the writer is an import's critical
 /// path, and freeing thousands of buffers that other threads allocated costs it a few
 /// percent of its time.
+/// A candidate whose agency reference is already registered (in the vault, or earlier in the
+/// batch) is not stored and is marked [`SealedCandidate::duplicate`].
 fn insert_sealed(
     ctx: &mut WriteCtx<'_>,
     allowed: &Allowed,
-    batch: Vec<SealedCandidate>,
+    mut batch: Vec<SealedCandidate>,
 ) -> Result<Vec<SealedCandidate>> {
     let Some(first) = batch.first() else {
         return Ok(batch);
@@ -160,11 +242,29 @@ fn insert_sealed(
     rows::check_current_kek(ctx.conn, first.dek.kek_version, first.kek_id.as_deref())?;
     let now = ctx.audit.now();
     let mut inserter = rows::CandidateInserter::new(ctx.conn, ctx.integrity, allowed)?;
-    for candidate in &batch {
-        inserter.insert(&candidate.id, now, &candidate.dek, &candidate.sealed)?;
+    for candidate in &mut batch {
+        let reference = candidate.reference.as_ref().map(|(_, mac)| &mac[..]);
+        if let Some(mac) = reference {
+            if rows::candidate_by_reference(ctx.conn, ctx.integrity, mac)?.is_some() {
+                candidate.duplicate = true;
+                continue;
+            }
+        }
+        inserter.insert(
+            &candidate.id,
+            now,
+            &candidate.dek,
+            &candidate.sealed,
+            reference,
+        )?;
     }
-    ctx.audit
-        .append_all(ctx.conn, batch.iter().map(|candidate| &candidate.entry))?;
+    ctx.audit.append_all(
+        ctx.conn,
+        batch
+            .iter()
+            .filter(|candidate| !candidate.duplicate)
+            .map(|candidate| &candidate.entry),
+    )?;
     Ok(batch)
 }
 
@@ -220,25 +320,51 @@ impl Vault {
             allowed.policy_ids().to_vec(),
             None,
         )?;
-        let sealed = seal_profile(&self.keyring(), &entries, profile, document_len)?;
+        let sealed = seal_profile(
+            &self.keyring(),
+            &self.integrity,
+            &entries,
+            (0, profile),
+            document_len,
+        )?;
         let id = sealed.id;
-        self.writer
+        let stored = self
+            .writer
             .write(move |ctx| insert_sealed(ctx, &allowed, vec![sealed]))?;
+        if stored.iter().any(|candidate| candidate.duplicate) {
+            return Err(Error::DuplicateReference);
+        }
         Ok(id)
     }
 
     /// Registers one candidate from a profile document (cvvault JSON or JSON Resume). Decided
     /// before the document is parsed, so a principal who may not register gets the refusal,
     /// not a report on the document.
+    ///
+    /// `reference` is the agency's own reference for the candidate, when it is given beside
+    /// the document rather than in it (`agency_reference`); the two must not differ. A
+    /// reference already registered is [`Error::DuplicateReference`], and nothing is stored.
     pub fn register_document(
         &self,
         principal: &PrincipalFacts,
         document: &[u8],
+        reference: Option<&str>,
     ) -> Result<CandidateId> {
         let request_id = new_request_id();
         let allowed = self.authorize_register(principal, &request_id)?;
         // `from_document` validates what it parses.
-        let profile = Profile::from_document(document)?;
+        let mut profile = Profile::from_document(document)?;
+        if let Some(reference) = reference {
+            crate::profile::check_agency_reference(reference)?;
+            match &profile.agency_reference {
+                Some(written) if written != reference => {
+                    return Err(Error::invalid_input(
+                        "the document's agency_reference differs from the reference given beside it: give one of them",
+                    ))
+                }
+                _ => profile.agency_reference = Some(reference.to_owned()),
+            }
+        }
         self.store_registered(principal, &profile, document.len(), request_id, allowed)
     }
 
@@ -312,10 +438,13 @@ impl Vault {
                         "the file holds no profile: one JSON document per line expected".into(),
                     ));
                 }
+                let lines = rejected.iter().map(LineResult::rejected).collect();
                 return Ok(ImportReport {
                     imported: 0,
                     rejected,
                     ids: Vec::new(),
+                    lines,
+                    without_reference: 0,
                     mode: Some(options.mode),
                 });
             }
@@ -335,13 +464,20 @@ impl Vault {
         let seal = |(number, line): &(u64, Vec<u8>)| {
             (
                 *number,
-                Profile::from_document(line)
-                    .and_then(|p| seal_profile(&keyring, &entries, &p, line.len())),
+                Profile::from_document(line).and_then(|p| {
+                    seal_profile(
+                        &keyring,
+                        &self.integrity,
+                        &entries,
+                        (*number, &p),
+                        line.len(),
+                    )
+                }),
             )
         };
-        let mut ids = Vec::new();
+        let mut stored = Stored::default();
         let mut rejected = Vec::new();
-        let mut imported = 0u64;
+        let mut submitted = 0u64;
         let mut found = std::collections::BTreeSet::new();
         let mut file_lines = 0u64;
         std::thread::scope(|scope| -> Result<()> {
@@ -360,18 +496,17 @@ impl Vault {
                         Err(e) => rejected.push((number, e.to_string())),
                     }
                 }
-                ids.extend(batch.iter().map(|c| c.id));
                 let count = batch.len() as u64;
                 if let Some(previous) = committed.take() {
-                    wait_for(previous)?;
+                    stored.add(wait_for(previous)?);
                 }
                 let allowed = std::sync::Arc::clone(&allowed);
                 *committed = Some(self.writer.submit(move |ctx| {
                     ctx.mark_bulk();
                     insert_sealed(ctx, &allowed, batch)
                 })?);
-                imported += count;
-                progress(ImportPhase::Write, imported);
+                submitted += count;
+                progress(ImportPhase::Write, submitted);
                 Ok(())
             };
             let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
@@ -410,24 +545,111 @@ impl Vault {
             });
             // Whatever stopped the import, the batch the writer holds has committed or failed
             // before it returns: nothing goes on being written after an error is reported.
-            let last = committed.take().map(wait_for).unwrap_or(Ok(()));
+            let last = match committed.take().map(wait_for) {
+                Some(Ok(batch)) => {
+                    stored.add(batch);
+                    Ok(())
+                }
+                Some(Err(e)) => Err(e),
+                None => Ok(()),
+            };
             rejected.extend(too_long_lines);
             written.and(last)
         })?;
         rejected.extend(lines_not_found(options, file_lines, &found));
-        if imported == 0 && rejected.is_empty() {
+        let Stored {
+            ids,
+            mut lines,
+            duplicates,
+            without_reference,
+        } = stored;
+        if ids.is_empty() && duplicates.is_empty() && rejected.is_empty() {
             rejected.push((
                 0,
                 "the file holds no profile: one JSON document per line expected".into(),
             ));
         }
+        let outcomes =
+            self.settle_duplicates(principal, open, options, duplicates, &mut rejected)?;
+        lines.extend(outcomes);
         rejected.sort_by_key(|(n, _)| *n);
+        lines.extend(rejected.iter().map(LineResult::rejected));
+        lines.sort_by_key(|l| l.line);
         Ok(ImportReport {
-            imported,
+            imported: ids.len() as u64,
             rejected,
             ids,
+            lines,
+            without_reference,
             mode: Some(options.mode),
         })
+    }
+
+    /// The lines of an import whose agency reference was already registered: each is looked
+    /// up (`find`, decided and audited), then skipped, or, with
+    /// [`ImportOptions::update_existing`], read again from the file and applied as an update
+    /// of that candidate. An update that fails is reported as the line's error.
+    fn settle_duplicates(
+        &self,
+        principal: &PrincipalFacts,
+        open: &dyn Fn() -> Result<Box<dyn BufRead>>,
+        options: &ImportOptions,
+        duplicates: Vec<(u64, String)>,
+        errors: &mut Vec<(u64, String)>,
+    ) -> Result<Vec<LineResult>> {
+        let mut documents = std::collections::BTreeMap::new();
+        if options.update_existing && !duplicates.is_empty() {
+            let wanted: std::collections::BTreeSet<u64> =
+                duplicates.iter().map(|(line, _)| *line).collect();
+            for_each_line(open()?, |number, line| {
+                if let (true, Line::Text(text)) = (wanted.contains(&number), line) {
+                    documents.insert(number, text.to_vec());
+                }
+                Ok(())
+            })?;
+        }
+        let mut outcomes = Vec::with_capacity(duplicates.len());
+        let mut updated_any = false;
+        for (line, reference) in duplicates {
+            let found = self.find_by_reference(principal, &reference);
+            let outcome = match (found, documents.get(&line)) {
+                (Ok(id), Some(document)) => {
+                    match self.update_quietly(principal, &id, document, None) {
+                        Ok(_) => {
+                            updated_any = true;
+                            LineOutcome::Updated { candidate_id: id }
+                        }
+                        Err(e) => {
+                            errors.push((line, format!("{e} (agency reference already registered as {id}; nothing was changed)")));
+                            continue;
+                        }
+                    }
+                }
+                (Ok(id), None) if !options.update_existing => LineOutcome::AlreadyRegistered {
+                    candidate_id: Some(id),
+                },
+                (Ok(_), None) => {
+                    errors.push((
+                        line,
+                        "the line changed while it was imported: import it again".into(),
+                    ));
+                    continue;
+                }
+                (Err(Error::NotFound { .. } | Error::Denied { .. }), _) => {
+                    LineOutcome::AlreadyRegistered { candidate_id: None }
+                }
+                (Err(e), _) => return Err(e),
+            };
+            outcomes.push(LineResult {
+                line,
+                agency_reference: reference,
+                outcome,
+            });
+        }
+        if updated_any {
+            self.truncate_wal()?;
+        }
+        Ok(outcomes)
     }
 
     /// Decides, audits, then decrypts exactly the permitted groups of one candidate.
@@ -705,9 +927,49 @@ pub enum ImportPhase {
     Write,
 }
 
-/// Waits for a batch the writer holds to commit; the batch comes back to be freed here.
-fn wait_for(batch: std::sync::mpsc::Receiver<Result<Vec<SealedCandidate>>>) -> Result<()> {
-    batch.recv().map_err(|_| stopped())?.map(drop)
+/// Waits for a batch the writer holds to commit; the batch comes back, to be read and freed.
+fn wait_for(
+    batch: std::sync::mpsc::Receiver<Result<Vec<SealedCandidate>>>,
+) -> Result<Vec<SealedCandidate>> {
+    batch.recv().map_err(|_| stopped())?
+}
+
+/// What the committed batches of an import stored.
+#[derive(Default)]
+struct Stored {
+    /// The candidates registered, in file order.
+    ids: Vec<CandidateId>,
+    /// Their lines' results.
+    lines: Vec<LineResult>,
+    /// Lines whose reference was already registered: (line, reference).
+    duplicates: Vec<(u64, String)>,
+    /// Candidates registered without a reference.
+    without_reference: u64,
+}
+
+impl Stored {
+    /// Takes the results of one committed batch, and frees it.
+    fn add(&mut self, batch: Vec<SealedCandidate>) {
+        for candidate in &batch {
+            let reference = candidate.reference.as_ref().map(|(r, _)| r.clone());
+            if candidate.duplicate {
+                self.duplicates
+                    .push((candidate.line, reference.unwrap_or_default()));
+                continue;
+            }
+            if reference.is_none() {
+                self.without_reference += 1;
+            }
+            self.ids.push(candidate.id);
+            self.lines.push(LineResult {
+                line: candidate.line,
+                agency_reference: reference.unwrap_or_default(),
+                outcome: LineOutcome::Registered {
+                    candidate_id: candidate.id,
+                },
+            });
+        }
+    }
 }
 
 fn stopped() -> Error {

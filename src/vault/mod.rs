@@ -14,18 +14,22 @@ mod principals;
 pub mod retention;
 mod tokens;
 mod trail_state;
+mod update;
 mod workers;
 
 /// How the keyring is opened (an age identity file or a passphrase).
 pub use crate::crypto::keyring::Unlock;
 pub use assignments::OpenAssignment;
 pub use audit::{Disclosure, Receipt, SubjectAccessReport};
-pub use candidates::{Extract, ImportMode, ImportOptions, ImportPhase, ImportReport};
+pub use candidates::{
+    Extract, ImportMode, ImportOptions, ImportPhase, ImportReport, LineOutcome, LineResult,
+};
 pub use delivery::{Delivered, Delivery, AGE_MEDIA_TYPE};
 pub use edge_refusals::ExtractRefusal;
 pub use health::Readiness;
 pub use keys::{mirror_agrees, KeyCheck, KeysStatus, RotateIdentity, RotationReport};
 pub use tokens::{IssuedToken, TOKEN_PREFIX};
+pub use update::Updated;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -148,6 +152,9 @@ impl Vault {
             keyring::write_recipients_mirror(&paths.keyring_recipients(), list)?;
         }
         crate::files::write_new_private_file(&keyring_path, &ring.seal(&protection)?)?;
+        // Where principals' public age keys go, for extracts that travel encrypted to them.
+        let recipients_dir = paths.keys_dir.join("recipients");
+        std::fs::create_dir_all(&recipients_dir).map_err(|e| Error::io(&recipients_dir, e))?;
 
         store::create(&database)?;
         let conn = store::open_connection(&database, false)?;

@@ -4,13 +4,8 @@
 
 use axum::http::Method;
 
-use crate::support::{Api, LIMITS};
+use crate::support::{body_for, Api, LIMITS};
 use cvvault::ids::CandidateId;
-
-fn body_for(method: &Method, path: &str) -> Option<Vec<u8>> {
-    (path.ends_with("/legal-hold") && method == Method::PUT)
-        .then(|| br#"{"reason":"case 2026-12"}"#.to_vec())
-}
 
 /// Entries about the candidate. Each count is itself a search about the candidate, whose
 /// own entry it sees: two counts with nothing in between differ by one.

@@ -5,9 +5,7 @@
 //! damaged or is not theirs gets the same status and the same bytes on every route that
 //! names one, a row holding a value of the wrong type included. (What it costs is measured by `benches/refusal_timing.rs`, not asserted here.)
 
-use axum::http::Method;
-
-use crate::support::{Api, LIMITS};
+use crate::support::{body_for, Api, LIMITS};
 use cvvault::ids::CandidateId;
 
 /// Flips one byte of the candidate's sealed control group: its record no longer opens.
@@ -72,8 +70,7 @@ async fn a_refusal_says_nothing_about_whether_the_candidate_exists_is_erased_or_
         ("other subject", subject, "subject-access"),
     ] {
         for (method, template) in &operations {
-            let body = (template.ends_with("/legal-hold") && method == Method::PUT)
-                .then(|| br#"{"reason":"case 2026-12"}"#.to_vec());
+            let body = body_for(method, template);
             let mut answers = Vec::new();
             for (name, id) in &targets {
                 let mut path = template.replace("{candidate_id}", &id.to_string());

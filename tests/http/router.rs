@@ -694,3 +694,123 @@ async fn every_response_is_marked_no_store_and_nosniff() {
         assert_eq!(reply.headers["x-content-type-options"], "nosniff", "{uri}");
     }
 }
+
+#[tokio::test]
+async fn a_candidate_is_registered_with_a_reference_found_by_it_and_updated() {
+    let api = Api::new(LIMITS);
+    let with_ref = r#"{"identity":{"name":"Anna Lindqvist"},"agency_reference":"AF-77"}"#;
+    let reply = api
+        .call(
+            Method::POST,
+            "/v1/candidates",
+            Some(api.token("cw")),
+            Some(with_ref.as_bytes()),
+        )
+        .await;
+    reply.expect(201);
+    let id = reply.json()["candidate_id"].as_str().unwrap().to_owned();
+    // Twice: 409, with where to go instead.
+    let again = api
+        .call(
+            Method::POST,
+            "/v1/candidates",
+            Some(api.token("cw")),
+            Some(with_ref.as_bytes()),
+        )
+        .await;
+    again.expect(409);
+    assert_problem(&again);
+    assert!(again.json()["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("duplicate-reference"));
+    assert!(
+        again.text().contains("/v1/candidates/find"),
+        "{}",
+        again.text()
+    );
+
+    let find = |token: String, body: &'static str| {
+        let api = &api;
+        async move {
+            api.call(
+                Method::POST,
+                "/v1/candidates/find",
+                Some(&token),
+                Some(body.as_bytes()),
+            )
+            .await
+        }
+    };
+    let found = find(
+        api.token("cw").to_owned(),
+        r#"{"agency_reference":"AF-77"}"#,
+    )
+    .await;
+    found.expect(200);
+    assert_eq!(found.json()["candidate_id"], id.as_str());
+    let employer = find(
+        api.token("emp").to_owned(),
+        r#"{"agency_reference":"AF-77"}"#,
+    )
+    .await;
+    let unknown = find(
+        api.token("cw").to_owned(),
+        r#"{"agency_reference":"AF-78"}"#,
+    )
+    .await;
+    assert_eq!(employer.status.as_u16(), 404);
+    assert_eq!(unknown.status.as_u16(), 404);
+    let unknown_field = find(api.token("cw").to_owned(), r#"{"reference":"AF-77"}"#).await;
+    assert_eq!(
+        unknown_field.status.as_u16(),
+        422,
+        "{}",
+        unknown_field.text()
+    );
+
+    let path = format!("/v1/candidates/{id}");
+    let updated = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(api.token("cw")),
+            Some(
+                br#"{"contact":{"phone":"+46 70 123 45 67"},"professional":{"headline":"Joiner"}}"#,
+            ),
+        )
+        .await;
+    updated.expect(200);
+    assert_eq!(
+        updated.json()["groups"],
+        serde_json::json!(["contact", "professional"])
+    );
+    let only = api
+        .call(
+            Method::PATCH,
+            &format!("{path}?group=professional"),
+            Some(api.token("cw")),
+            Some(br#"{"contact":{"phone":"1"},"professional":{"headline":"Foreman"}}"#),
+        )
+        .await;
+    only.expect(200);
+    assert_eq!(only.json()["groups"], serde_json::json!(["professional"]));
+    let bad_group = api
+        .call(
+            Method::PATCH,
+            &format!("{path}?group=hobbies"),
+            Some(api.token("cw")),
+            Some(br#"{"contact":{}}"#),
+        )
+        .await;
+    assert_eq!(bad_group.status.as_u16(), 422, "{}", bad_group.text());
+    let employer = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(api.token("emp")),
+            Some(br#"{"contact":{}}"#),
+        )
+        .await;
+    assert_eq!(employer.status.as_u16(), 404, "{}", employer.text());
+}

@@ -268,3 +268,15 @@ impl Api {
         out
     }
 }
+
+/// A valid body for a candidate operation that takes one (a legal hold's ground, an update's
+/// document); `None` for the others.
+pub fn body_for(method: &Method, template: &str) -> Option<Vec<u8>> {
+    if template.ends_with("/legal-hold") && method == Method::PUT {
+        Some(br#"{"reason":"case 2026-12"}"#.to_vec())
+    } else if method == Method::PATCH {
+        Some(br#"{"contact":{"phone":"+46 70 000 00 00"}}"#.to_vec())
+    } else {
+        None
+    }
+}

@@ -50,7 +50,7 @@ pub async fn register_candidate(
 ) -> Result<Response> {
     let candidate_id = bearer
         .run(&state, move |vault, principal| {
-            vault.register_document(&principal, &document?)
+            vault.register_document(&principal, &document?, None)
         })
         .await?;
     json_response(StatusCode::CREATED, &CandidateCreated { candidate_id })
@@ -170,6 +170,95 @@ pub async fn erase_candidate(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Replace field groups of a candidate's profile (a new job, phone number or consent).
+///
+/// The body is a cvvault document holding the groups to replace (a JSON Resume replaces
+/// identity, contact and professional); the groups it leaves out are kept. `?group=` limits
+/// the update to the groups named. Decided by policy per group and audited; the profile is
+/// sealed anew under a new data key and the old key is shredded.
+#[utoipa::path(
+    patch,
+    path = "/v1/candidates/{candidate_id}",
+    tag = "candidates",
+    params(
+        ("candidate_id" = String, Path, format = Uuid, description = "Candidate id"),
+        UpdateQuery
+    ),
+    request_body(
+        content = Object,
+        content_type = "application/json",
+        description = "The groups to replace, as in a vault document",
+        example = json!({"contact": {"phone": "+46 70 123 45 67"}})
+    ),
+    responses(
+        (status = 200, description = "Updated: the groups replaced", body = CandidateUpdated),
+        (status = 403, description = "Policy does not let the principal replace these groups (caseworkers may replace any; a candidate their own identity, contact and professional details)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over limits.http.max_body_bytes", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a valid document, or a group asked for that it does not hold (the problem names the JSON path)", body = Problem, content_type = "application/problem+json"),
+        AuthErrors,
+        CandidateErrors
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update_candidate(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    path: std::result::Result<Path<String>, PathRejection>,
+    groups: std::result::Result<Query<UpdateQuery>, QueryRejection>,
+    DocumentBody(document): DocumentBody,
+) -> Result<Response> {
+    let candidate = candidate_param(path);
+    let groups = query(groups).and_then(|q| q.groups());
+    let updated = bearer
+        .run(&state, move |vault, principal| {
+            let groups = groups?;
+            vault.update(
+                &principal,
+                &candidate?,
+                &document?,
+                (!groups.is_empty()).then_some(&groups[..]),
+            )
+        })
+        .await?;
+    json_response(
+        StatusCode::OK,
+        &CandidateUpdated {
+            candidate_id: updated.candidate_id,
+            groups: updated.groups.iter().map(|g| g.to_string()).collect(),
+        },
+    )
+}
+
+/// Find a candidate by the agency's own reference (its case number): exactly one id.
+///
+/// The reference travels in the body, not the URL, so that it stays out of access logs.
+/// Decided by policy (`find`) and audited; there is no listing and no search by name.
+#[utoipa::path(
+    post,
+    path = "/v1/candidates/find",
+    tag = "candidates",
+    request_body(content = FindRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The candidate with this reference", body = CandidateCreated),
+        (status = 404, description = "No candidate has this reference (also: the principal may not find candidates)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a valid reference or body", body = Problem, content_type = "application/problem+json"),
+        AuthErrors
+    ),
+    security(("bearer" = []))
+)]
+pub async fn find_candidate(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    JsonBody(body): JsonBody<FindRequest>,
+) -> Result<Response> {
+    let candidate_id = bearer
+        .run(&state, move |vault, principal| {
+            vault.find_by_reference(&principal, &body?.agency_reference)
+        })
+        .await?;
+    json_response(StatusCode::OK, &CandidateCreated { candidate_id })
 }
 
 /// List a candidate's assignments (caseworkers, DPOs, the candidate).

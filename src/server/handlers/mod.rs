@@ -77,6 +77,47 @@ pub struct CandidateCreated {
     pub candidate_id: CandidateId,
 }
 
+/// `200` after an update.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CandidateUpdated {
+    /// The candidate.
+    #[schema(value_type = String, format = Uuid)]
+    pub candidate_id: CandidateId,
+    /// The groups replaced.
+    pub groups: Vec<String>,
+}
+
+/// The body of `POST /v1/candidates/find`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"agency_reference": "AF-2026-000731"}))]
+pub struct FindRequest {
+    /// The agency's reference, as given at registration (`agency_reference`).
+    pub agency_reference: String,
+}
+
+/// `?group=contact,special` of an update.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateQuery {
+    /// Replace only these groups, comma-separated (identity, contact, professional, special,
+    /// control); without it, every group the body holds.
+    #[param(example = "contact")]
+    pub group: Option<String>,
+}
+
+impl UpdateQuery {
+    /// The groups named, in order.
+    pub fn groups(&self) -> Result<Vec<crate::vocabulary::FieldGroup>> {
+        self.group
+            .iter()
+            .flat_map(|g| g.split(','))
+            .filter(|g| !g.trim().is_empty())
+            .map(|g| g.trim().parse())
+            .collect()
+    }
+}
+
 /// `201` after opening an assignment.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AssignmentOpened {
