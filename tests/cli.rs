@@ -498,6 +498,36 @@ fn policy_check_and_explain() {
         text.contains("may see professional") && text.contains("special-never-to-employer"),
         "{text}"
     );
+    // A valid permit that only the forbid files hold back: a warning, and with --strict a
+    // failure, naming the policy and what to add.
+    std::fs::write(
+        root.join("policy/wide.cedar"),
+        "@id(\"coach-reads-all\")\n@description(\"Too wide.\")\npermit (principal is Provider, action == Action::\"read\", resource is Candidate) when { resource.coaching_orgs.contains(principal.org) };\n",
+    )
+    .unwrap();
+    let out = cvvault(root, &["policy", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("warning: coach-reads-all (wide.cedar)")
+            && text.contains("!resource.protected")
+            && text.contains("with 1 warning(s)"),
+        "{text}"
+    );
+    let out = cvvault(root, &["policy", "check", "--strict"]);
+    assert_eq!(code(&out), 15, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("--strict makes them fail"),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::remove_file(root.join("policy/wide.cedar")).unwrap();
+    let out = cvvault(root, &["policy", "check", "--strict"]);
+    assert!(
+        out.status.success(),
+        "the shipped policy passes --strict: {}",
+        stdout(&out)
+    );
     std::fs::write(
         root.join("policy/broken.cedar"),
         "permit(principal, action, resource) when { resource.nope };",

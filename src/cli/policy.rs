@@ -12,8 +12,18 @@ use crate::vocabulary::Purpose;
 
 #[derive(Subcommand, Debug)]
 pub enum PolicyCommand {
-    /// Parse and validate the policy files (strict mode) and settings; non-zero exit if invalid.
-    Check,
+    /// Parse and validate the policy files (Cedar strict mode) and settings; exit 15 if
+    /// invalid.
+    ///
+    /// Also warns about valid policies a reviewer should look at twice: a permit that applies
+    /// to any principal, action or resource, and a permit that would release special
+    /// categories or protected candidates if the forbid files were removed. With --strict a
+    /// warning fails the check too (exit 15), e.g. in CI before deploying policy changes.
+    Check {
+        /// Fail (exit 15) on warnings as well as on errors.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Explain, per field group, what a principal may see of a candidate for a purpose, and why.
     Explain {
         /// Candidate id.
@@ -27,19 +37,47 @@ pub enum PolicyCommand {
 
 pub fn run(ctx: &Context, cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
-        PolicyCommand::Check => {
+        PolicyCommand::Check { strict } => {
             let engine = PolicyEngine::load_dir(&ctx.paths.policy_dir)?;
             crate::settings::Retention::load(&ctx.paths.retention_settings())?;
             crate::settings::Limits::load(&ctx.paths.limits_settings())?;
             let hash = hex::encode(engine.policy_hash());
+            let warnings = engine.lint();
+            let failed = strict && !warnings.is_empty();
+            let mut text = String::new();
+            for warning in &warnings {
+                text.push_str(&format!(
+                    "warning: {} ({}): {}\n",
+                    warning.policy_id, warning.file, warning.message
+                ));
+            }
+            let dir = ctx.paths.policy_dir.display();
+            text.push_str(&if failed {
+                format!(
+                    "policy in {dir} is valid but has {} warning(s), and --strict makes them fail the check: fix the policies named above",
+                    warnings.len()
+                )
+            } else if warnings.is_empty() {
+                format!("policy in {dir} is valid (sha256:{hash})")
+            } else {
+                format!(
+                    "policy in {dir} is valid (sha256:{hash}), with {} warning(s) above",
+                    warnings.len()
+                )
+            });
             ctx.print(
-                &serde_json::json!({"valid": true, "policy_hash": format!("sha256:{hash}")}),
-                &format!(
-                    "policy in {} is valid (sha256:{hash})",
-                    ctx.paths.policy_dir.display()
-                ),
+                &serde_json::json!({
+                    "valid": !failed,
+                    "policy_hash": format!("sha256:{hash}"),
+                    "warnings": warnings,
+                }),
+                &text,
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(if failed {
+                ExitCode::from(15)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         PolicyCommand::Explain { candidate, purpose } => {
             let candidate: CandidateId = candidate.parse()?;

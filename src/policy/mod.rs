@@ -14,6 +14,7 @@
 mod cedar;
 mod decision;
 mod explain;
+mod lint;
 mod load;
 mod request;
 #[cfg(test)]
@@ -36,6 +37,7 @@ use cedar::Vocabulary;
 pub use decision::{Allowed, Decision, ReadGrant, UpdateDecision, Verdict};
 use explain::note;
 pub use explain::{Explanation, PolicyNote};
+pub use lint::LintWarning;
 use load::PolicyMeta;
 pub use load::{DEFAULT_FILES, SCHEMA_FILE};
 pub use request::{Action, CandidateFacts, PrincipalFacts, Request, Resource, ResourceKind};

@@ -922,3 +922,57 @@ fn action_groups_in_the_schema_are_refused() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[test]
+fn the_shipped_policies_give_no_lint_warning() {
+    assert_eq!(engine().lint(), Vec::new());
+}
+
+#[test]
+fn lint_warns_of_open_permits_and_of_permits_only_a_forbid_holds_back() {
+    let engine = engine_with(&[(
+        "wide.cedar",
+        r#"@id("everyone-reads-everything")
+@description("Too wide.")
+permit (principal, action, resource);
+
+@id("coach-reads-all-groups")
+@description("A provider with a coaching assignment reads every group.")
+permit (principal is Provider, action == Action::"read", resource is Candidate)
+when { resource.coaching_orgs.contains(principal.org) };
+
+@id("employer-reads-special")
+@description("An employer with a matching assignment reads special categories.")
+permit (principal is Employer, action == Action::"read", resource is Candidate)
+when { resource.matching_orgs.contains(principal.org) && !resource.protected };
+"#,
+    )]);
+    let warnings = engine.lint();
+    let about = |id: &str| -> Vec<String> {
+        warnings
+            .iter()
+            .filter(|w| w.policy_id == id)
+            .map(|w| w.message.clone())
+            .collect()
+    };
+    let everyone = about("everyone-reads-everything");
+    assert!(
+        everyone
+            .iter()
+            .any(|m| m.contains("any principal, any action, any resource")),
+        "{everyone:?}"
+    );
+    assert!(everyone.iter().any(|m| m.contains("special categories")));
+    assert!(everyone.iter().any(|m| m.contains("protected candidate")));
+    let coach = about("coach-reads-all-groups");
+    assert_eq!(coach.len(), 1, "{coach:?}");
+    assert!(coach[0].contains("a protected candidate") && coach[0].contains("!resource.protected"));
+    let employer = about("employer-reads-special");
+    assert_eq!(employer.len(), 1, "{employer:?}");
+    assert!(employer[0].contains("special categories to an employer"));
+    assert!(
+        warnings.iter().all(|w| w.file == "wide.cedar"),
+        "{warnings:?}"
+    );
+    // The forbids still hold whatever the lint says: warnings are about defence in depth.
+}
