@@ -107,6 +107,14 @@ pub enum Error {
     #[error("{0}")]
     UnlockMethod(&'static str),
     /// A database file was expected and is missing.
+    /// The keyring is missing but the vault's database is there: the keys were lost or moved.
+    #[error("the keyring {path} is missing, but this vault's database {database} is there: restore keys/keyring.age from its backup (a new vault could not open this database)")]
+    KeyringLost {
+        /// Where the keyring should be.
+        path: PathBuf,
+        /// The database that exists.
+        database: PathBuf,
+    },
     #[error(
         "no database at {path}: create a vault first, or point the data folder at the right place"
     )]
@@ -346,7 +354,9 @@ impl Error {
             Error::QuotaExceeded { .. } => 6,
             Error::Unauthenticated => 7,
             Error::VaultExists { .. } => 10,
-            Error::KeyringMissing { .. } | Error::DatabaseMissing { .. } => 11,
+            Error::KeyringMissing { .. }
+            | Error::KeyringLost { .. }
+            | Error::DatabaseMissing { .. } => 11,
             Error::WrongPassphrase => 12,
             Error::WrongIdentity { .. }
             | Error::IdentityMissing { .. }

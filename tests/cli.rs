@@ -959,3 +959,75 @@ fn the_readme_walkthrough_runs_as_written_on_a_fresh_vault() {
     );
     assert!(dir.path().join("cv.age").exists());
 }
+
+#[test]
+fn wrong_steps_are_refused_with_what_to_do_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    init(root);
+    setup_principals(root);
+    // An empty document says so, not "malformed JSON at line 1 column 0".
+    let empty = root.join("empty.json");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = cvvault(
+        root,
+        &["candidate", "add", empty.to_str().unwrap(), "--as", "cw"],
+    );
+    assert_eq!(code(&out), 65);
+    assert!(
+        stderr(&out).contains("the document is empty"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("column 0"), "{}", stderr(&out));
+    // An employer's "not found" says whom to ask (the same words whatever the id).
+    let out = cvvault(
+        root,
+        &[
+            "extract",
+            "--candidate",
+            &cvvault::ids::CandidateId::random().to_string(),
+            "--purpose",
+            "recruitment",
+            "--as",
+            "emp",
+        ],
+    );
+    assert_eq!(code(&out), 4);
+    assert!(
+        stderr(&out).contains("ask the agency's caseworker"),
+        "{}",
+        stderr(&out)
+    );
+    // A DPO's refused read names the policy that decided it, not the control group's.
+    let id = add_candidate(root, PROFILE);
+    let out = cvvault(
+        root,
+        &[
+            "extract",
+            "--candidate",
+            &id,
+            "--purpose",
+            "recruitment",
+            "--as",
+            "dpo",
+        ],
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("dpo-never-reads-profiles")
+            && !stderr(&out).contains("control-never-read"),
+        "{}",
+        stderr(&out)
+    );
+    // A lost keyring beside an existing database: restore it, do not init.
+    std::fs::rename(root.join("keys/keyring.age"), root.join("keyring.backup")).unwrap();
+    let out = cvvault(root, &["keys", "status"]);
+    assert_eq!(code(&out), 11);
+    let err = stderr(&out);
+    assert!(
+        err.contains("restore keys/keyring.age from its backup")
+            && err.contains("do not run `cvvault init`"),
+        "{err}"
+    );
+}

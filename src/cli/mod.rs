@@ -241,8 +241,21 @@ pub fn next_step(error: &Error) -> Option<String> {
         Error::KeyringMissing { .. } | Error::DatabaseMissing { .. } => {
             "run `cvvault init` first, or point --keys-dir/--data-dir (CVVAULT_KEYS_DIR, CVVAULT_DATA_DIR) at the vault's folders".into()
         }
+        Error::KeyringLost { path, .. } => format!(
+            "copy the keyring's backup to {} (do not run `cvvault init`: a new keyring cannot open this database), then `cvvault keys verify`",
+            path.display()
+        ),
         Error::Corrupt { .. } | Error::Forged { .. } => {
             "`cvvault audit verify --as DPO` lists every row that fails its check".into()
+        }
+        Error::AuditTampered(_) => {
+            "do not write to this vault until it is explained: compare with a checkpoint kept off this machine (`cvvault audit verify --checkpoint FILE --as DPO`), tell the DPO, and restore data/vault.db from the last backup whose trail verifies".into()
+        }
+        Error::DecryptionFailed => {
+            "the record was altered or moved outside cvvault: `cvvault audit verify --as DPO` names what fails; restore data/vault.db from a backup, or check that keys/keyring.age is this vault's".into()
+        }
+        Error::NotFound { what: "candidate" } => {
+            "check the candidate id; if it is right, ask the agency's caseworker whether an open assignment links your organisation to this candidate for this purpose".into()
         }
         Error::NoRecipient { path, .. } => format!(
             "save the principal's public key (age1...) in {}, or write plaintext with --plaintext",

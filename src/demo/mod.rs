@@ -43,6 +43,11 @@ impl Demo {
         self.step.set(n);
         println!("\n== {n}. {title}");
     }
+
+    /// Prints the command line that does what the next lines show, as a user would type it.
+    pub fn cmd(&self, line: &str) {
+        println!("  $ cvvault {line}");
+    }
 }
 
 fn p(id: &str) -> Result<PrincipalId> {
@@ -67,6 +72,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     };
 
     demo.say("init: keyring (age), identity, database, default Cedar policy");
+    demo.cmd("init");
     let report = Vault::init(
         &paths,
         InitOptions {
@@ -94,7 +100,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
         ("dpo-sara", Role::Dpo, "agency"),
     ] {
         vault.add_principal(p(id)?, role, o(org)?, None)?;
-        println!("  {role:<10} {id:<12} of {org}");
+        demo.cmd(&format!("principal add {id} --role {role} --org {org}"));
     }
     // The employer's own age key: extracts that travel are encrypted to it.
     let (employer_identity, employer_recipient) = keyring::generate_identity();
@@ -105,6 +111,8 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
         .map_err(|e| Error::io(&recipient_path, e))?;
     std::fs::write(&recipient_path, format!("{employer_recipient}\n"))
         .map_err(|e| Error::io(&recipient_path, e))?;
+    println!("  $ age-keygen -o hr-bygg-identity.txt          # the employer's own key");
+    println!("  $ age-keygen -y hr-bygg-identity.txt > keys/recipients/hr-bygg.txt");
 
     demo.say(&format!(
         "import {} synthetic candidates (one NDJSON file, sealed per field group)",
@@ -128,6 +136,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
             std::fs::File::open(&file).map_err(|e| Error::io(&file, e))?,
         )))
     };
+    demo.cmd("candidate import candidates.ndjson --as cw-lena");
     let started = std::time::Instant::now();
     let imported = vault.import(
         &caseworker,
@@ -146,6 +155,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     let mut profile = synth.profile();
     profile.control.protected = false;
     profile.control.consents.employer_contact = true;
+    demo.cmd("candidate add cv.json --as cw-lena");
     let anna = vault.register(&caseworker, &profile)?;
     println!("candidate {anna}");
     let mut protected_profile = synth.profile();
@@ -156,9 +166,14 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     demo.say("registering as an employer grants nothing: hr-bygg asks before any assignment");
     let employer = vault.principal(&p("hr-bygg")?)?;
     let recruitment: Purpose = "recruitment".parse()?;
+    demo.cmd(&format!(
+        "extract --candidate {anna} --purpose recruitment --as hr-bygg"
+    ));
     show_refusal(vault.extract(&employer, &anna, &recruitment).map(|_| ()))?;
 
     demo.say("assignments: coaching for nystart-coaching, matching for norrbygg-ab");
+    demo.cmd(&format!("assignment open --candidate {anna} --org nystart-coaching --kind coaching --purpose coaching --as cw-lena"));
+    demo.cmd(&format!("assignment open --candidate {anna} --org norrbygg-ab --kind matching --purpose recruitment --as cw-lena"));
     let coaching = vault.open_assignment(
         &caseworker,
         OpenAssignment {
@@ -195,10 +210,16 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
 
     demo.say("extract by the job coach (purpose coaching)");
     let coach = vault.principal(&p("coach-omar")?)?;
+    demo.cmd(&format!(
+        "extract --candidate {anna} --purpose coaching --as coach-omar"
+    ));
     let extract = vault.extract(&coach, &anna, &"coaching".parse()?)?;
     print_groups(&extract);
 
     demo.say("extract by the employer (purpose recruitment): never `special`");
+    demo.cmd(&format!(
+        "extract --candidate {anna} --purpose recruitment --as hr-bygg"
+    ));
     let extract = vault.extract(&employer, &anna, &recruitment)?;
     print_groups(&extract);
     let out = demo.dir.path().join("extract-hr-bygg.age");
@@ -208,13 +229,33 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
         &recruitment,
         crate::vault::Delivery::AgeToPrincipal,
     )?;
+    demo.cmd(&format!(
+        "extract --candidate {anna} --purpose recruitment --out extract-hr-bygg.age --as hr-bygg"
+    ));
     keyring::write_private_file(&out, &sealed.bytes)?;
-    println!(
-        "the extract travels as {} (age, to hr-bygg's own key: `age -d -i hr-bygg-identity.txt`)",
-        out.display()
-    );
+    if args.keep {
+        println!(
+            "the extract travels as {} (age, to hr-bygg's own key): `age -d -i {} {}` opens it",
+            out.display(),
+            employer_identity_path.display(),
+            out.display()
+        );
+    } else {
+        println!(
+            "the extract travels age-encrypted to hr-bygg's own key (the demo folder is deleted at the end: run `cvvault demo --keep` to open it with `age -d`)"
+        );
+    }
 
     demo.say("refused: another employer, a wrong purpose, a DPO");
+    demo.cmd(&format!(
+        "extract --candidate {anna} --purpose recruitment --as hr-other"
+    ));
+    demo.cmd(&format!(
+        "extract --candidate {anna} --purpose coaching --as hr-bygg"
+    ));
+    demo.cmd(&format!(
+        "extract --candidate {anna} --purpose recruitment --as dpo-sara"
+    ));
     print!("other-employer-ab: ");
     show_refusal(
         vault
@@ -235,11 +276,15 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     )?;
 
     demo.say("explain: why may hr-bygg see which groups?");
+    demo.cmd(&format!(
+        "policy explain --candidate {anna} --purpose recruitment --as hr-bygg"
+    ));
     for e in vault.explain(&employer, &anna, &recruitment)? {
         println!("  {}", e.sentence);
     }
 
     demo.say("key rotation: new KEK version, every DEK rewrapped, old version destroyed");
+    demo.cmd("keys rotate");
     let rotation = vault.rotate_keys(&unlock, crate::vault::RotateIdentity::Keep, &|_, _| {})?;
     println!(
         "KEK v{} current, {} DEKs rewrapped, destroyed {:?}",
@@ -253,6 +298,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
 
     demo.say("erase on request (crypto-shredding)");
     let erased: CandidateId = hidden;
+    demo.cmd(&format!("candidate erase {erased} --as cw-lena"));
     vault.erase(&caseworker, &erased)?;
     print!("after erasure: ");
     show_refusal(
@@ -263,20 +309,29 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
 
     demo.say("subject access report (GDPR Art. 15) for the candidate, made by the DPO");
     let dpo = vault.principal(&p("dpo-sara")?)?;
+    demo.cmd(&format!("subject-access {anna} --as dpo-sara"));
     let report = vault.subject_access(&dpo, &anna)?;
     for line in report.to_text().lines() {
         println!("  {line}");
     }
 
     demo.say("the assignments close; retention crypto-shreds the candidate");
+    demo.cmd(&format!(
+        "assignment close {coaching} --reason \"coaching completed\" --as cw-lena"
+    ));
+    demo.cmd(&format!(
+        "assignment close {matching} --reason \"placed in work\" --as cw-lena"
+    ));
     vault.close_assignment(&caseworker, &coaching, "coaching completed")?;
     vault.close_assignment(&caseworker, &matching, "placed in work")?;
     let settings = crate::settings::Retention::load(&paths.retention_settings())?;
+    demo.cmd("retention run --dry-run");
     let preview = crate::vault::retention::run(&vault, &settings, true, &|_| {})?;
     println!(
         "dry run: would erase {} candidate(s) {:?}",
         preview.total, preview.erased
     );
+    demo.cmd("retention run");
     let run = crate::vault::retention::run(&vault, &settings, false, &|_| {})?;
     println!(
         "erased {} candidate(s) {:?}, held {}, failures {}",
@@ -286,6 +341,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     show_refusal(vault.extract(&employer, &anna, &recruitment).map(|_| ()))?;
 
     demo.say("proof of erasure a DPO can file, verified offline with the public verifier key");
+    demo.cmd(&format!("audit receipt --candidate {anna} --as dpo-sara"));
     let receipt = vault.erasure_receipt(&dpo, &anna)?;
     let verifier = crate::audit::note::NoteVerifier::parse(&vault.verifier_key())
         .map_err(|e| Error::invalid_input(e.to_string()))?;
@@ -296,6 +352,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     );
 
     demo.say("the DPO verifies the whole audit trail (Merkle tree, checkpoints, entry MACs)");
+    demo.cmd("audit verify --as dpo-sara");
     let verified = vault.audit_verify(&dpo, Vec::new(), &|_| {})?;
     println!(
         "verified {} entries, root {}, {} checkpoint(s), MACs checked: {}",
@@ -313,7 +370,15 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     vault.close()?;
     if args.keep {
         let kept = demo.dir.keep();
-        println!("\nkept the demo vault in {}", kept.display());
+        println!(
+            "\nkept the demo vault in {}: run the commands above there (cd into it), e.g. `cvvault audit verify --as dpo-sara`",
+            kept.display()
+        );
+    } else {
+        println!(
+            "\nthe demo vault in {} is deleted now; `cvvault demo --keep` keeps it to look at its files and run the commands above in it",
+            demo.dir.path().display()
+        );
     }
     println!("\ndemo complete");
     Ok(ExitCode::SUCCESS)

@@ -226,9 +226,12 @@ impl ReadGrant {
             .collect()
     }
 
-    /// Every policy that decided any group, sorted and without duplicates (for the audit).
+    /// Every policy that decided a group a principal can ask for ([`FieldGroup::DISCLOSABLE`]),
+    /// sorted and without duplicates: what the audit entry and a refusal name. The control
+    /// group is decided too (and always refused), but nobody asks for it, so its standing
+    /// forbid would only hide the policy that really decided.
     pub fn policy_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = FieldGroup::ALL
+        let mut ids: Vec<String> = FieldGroup::DISCLOSABLE
             .into_iter()
             .flat_map(|g| self.decision(g).policy_ids.iter().cloned())
             .collect();

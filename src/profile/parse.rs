@@ -156,8 +156,14 @@ impl Profile {
     }
 }
 
-/// Refuses a document larger than a profile may be, before parsing it.
+/// Refuses an empty document, and one larger than a profile may be, before parsing it.
 pub(crate) fn check_document_size(bytes: &[u8]) -> Result<()> {
+    if bytes.trim_ascii().is_empty() {
+        return Err(invalid(
+            "$",
+            "the document is empty: a profile is one JSON object, at least {\"identity\": {\"name\": \"...\"}}",
+        ));
+    }
     if bytes.len() > MAX_PROFILE_BYTES {
         return Err(invalid(
             "$",

@@ -192,6 +192,12 @@ impl Vault {
     pub fn open_with_clock(paths: &Paths, unlock: &Unlock, clock: Arc<dyn Clock>) -> Result<Vault> {
         // In an empty folder the useful advice is `init`, whatever else is missing.
         if !paths.keyring().exists() {
+            if paths.database().exists() {
+                return Err(Error::KeyringLost {
+                    path: paths.keyring(),
+                    database: paths.database(),
+                });
+            }
             return Err(Error::KeyringMissing {
                 path: paths.keyring(),
             });
