@@ -165,12 +165,14 @@ pub enum Error {
 
     // ----- decisions and state -----
     /// Refused by policy; the ids are the policies that decided (empty: nothing permitted).
-    #[error("denied by policy: {action} is not permitted{}", if policy_ids.is_empty() { " (no policy permits it)".to_owned() } else { format!(" (decided by {})", policy_ids.join(", ")) })]
+    #[error("denied by policy: {action} is not permitted{}{}", if policy_ids.is_empty() { " (no policy permits it)".to_owned() } else { format!(" (decided by {})", policy_ids.join(", ")) }, who_may(may))]
     Denied {
         /// The action refused.
         action: String,
         /// The deciding policy ids.
         policy_ids: Vec<String>,
+        /// The roles some permit lets do this action (under its conditions).
+        may: Vec<crate::vocabulary::Role>,
     },
     /// The thing does not exist (or, for some principals, is not theirs: the same answer).
     #[error("{what} not found")]
@@ -315,6 +317,30 @@ impl From<rusqlite::Error> for Error {
             },
             other => Error::Store(other),
         }
+    }
+}
+
+/// ". Policy lets a caseworker do this, under its conditions" for a refusal's `may`.
+fn who_may(may: &[crate::vocabulary::Role]) -> String {
+    use crate::vocabulary::Role;
+    let names: Vec<&str> = may
+        .iter()
+        .map(|role| match role {
+            Role::Caseworker => "a caseworker",
+            Role::Provider => "a job-coaching provider",
+            Role::Employer => "an employer",
+            Role::Dpo => "a DPO",
+            Role::Subject => "the candidate themself",
+            Role::System => "the retention job",
+        })
+        .collect();
+    match names.as_slice() {
+        [] => ". No policy lets any role do this".to_owned(),
+        [one] => format!(". Policy lets {one} do this, under its conditions"),
+        [rest @ .., last] => format!(
+            ". Policy lets {} or {last} do this, under its conditions",
+            rest.join(", ")
+        ),
     }
 }
 

@@ -1020,6 +1020,27 @@ fn wrong_steps_are_refused_with_what_to_do_next() {
         "{}",
         stderr(&out)
     );
+    // A refusal by policy names the roles policy lets do it, and the next step.
+    let out = cvvault(
+        root,
+        &["candidate", "add", empty.to_str().unwrap(), "--as", "emp"],
+    );
+    assert_eq!(code(&out), 3);
+    assert!(
+        stderr(&out).contains("Policy lets a caseworker do this")
+            && stderr(&out).contains("next: act as a principal of a role"),
+        "{}",
+        stderr(&out)
+    );
+    // A file that is not there says where it was looked for.
+    let out = cvvault(root, &["candidate", "add", "nope.json", "--as", "cw"]);
+    assert_eq!(code(&out), 74);
+    assert!(
+        stderr(&out).contains("nope.json")
+            && stderr(&out).contains("a relative path is read from the folder you are in"),
+        "{}",
+        stderr(&out)
+    );
     // A lost keyring beside an existing database: restore it, do not init.
     std::fs::rename(root.join("keys/keyring.age"), root.join("keyring.backup")).unwrap();
     let out = cvvault(root, &["keys", "status"]);

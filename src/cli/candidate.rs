@@ -198,7 +198,10 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: CandidateCommand) -> Result<ExitCo
                 });
                 let lines: Vec<String> =
                     report.rejected.iter().map(|(n, _)| n.to_string()).collect();
-                let mut text = if options.mode == ImportMode::AllOrNothing {
+                let whole_file = report.rejected.iter().all(|(line, _)| *line == 0);
+                let mut text = if whole_file {
+                    format!("nothing imported from {}:\n", file.display())
+                } else if options.mode == ImportMode::AllOrNothing {
                     format!(
                         "nothing imported: {} bad line(s) in {}; fix them and run the import again\n",
                         report.rejected.len(),
@@ -214,7 +217,11 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: CandidateCommand) -> Result<ExitCo
                     )
                 };
                 for (line, message) in &report.rejected {
-                    text.push_str(&format!("  line {line}: {message}\n"));
+                    if *line == 0 {
+                        text.push_str(&format!("  {message}\n"));
+                    } else {
+                        text.push_str(&format!("  line {line}: {message}\n"));
+                    }
                 }
                 if ctx.json {
                     println!("{json}");

@@ -241,6 +241,15 @@ pub fn next_step(error: &Error) -> Option<String> {
         Error::KeyringMissing { .. } | Error::DatabaseMissing { .. } => {
             "run `cvvault init` first, or point --keys-dir/--data-dir (CVVAULT_KEYS_DIR, CVVAULT_DATA_DIR) at the vault's folders".into()
         }
+        Error::Denied { may, .. } if !may.is_empty() => {
+            "act as a principal of a role policy lets do this (--as ID); `cvvault principal list` shows them. Policy itself is changed only by editing policy/*.cedar".into()
+        }
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            "check the file name; a relative path is read from the folder you are in".into()
+        }
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            "this user may not open the file: check its owner and mode (`ls -l`)".into()
+        }
         Error::KeyringLost { path, .. } => format!(
             "copy the keyring's backup to {} (do not run `cvvault init`: a new keyring cannot open this database), then `cvvault keys verify`",
             path.display()

@@ -214,6 +214,23 @@ impl PolicyEngine {
         }
     }
 
+    /// The roles that some permit lets do `action` (under its conditions, which this does not
+    /// judge): what a refusal names, so that the user knows whom to ask. A role whose every
+    /// permit a forbid of the same scope always overrides is still listed.
+    pub fn roles_permitted(&self, action: Action) -> Vec<Role> {
+        Role::ALL
+            .into_iter()
+            .filter(|role| {
+                self.by_role_action
+                    .get(&(*role, action))
+                    .is_some_and(|set| {
+                        set.policies()
+                            .any(|p| p.effect() == cedar_policy::Effect::Permit)
+                    })
+            })
+            .collect()
+    }
+
     /// The decisions for replacing `groups` of a candidate: one Cedar call per group, so that
     /// a policy can let a principal correct some groups and not others.
     pub fn decide_update(

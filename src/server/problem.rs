@@ -229,6 +229,7 @@ mod tests {
         let (status, _, body) = render(Error::Denied {
             action: "x".into(),
             policy_ids: vec!["p1".into()],
+            may: Vec::new(),
         })
         .await;
         assert_eq!(

@@ -100,7 +100,7 @@ impl Vault {
                 "opening a {} assignment for {} ({org_kind}) for {}",
                 request.kind, request.org, request.purpose
             );
-            return Err(self.refuse(principal, record, action)?);
+            return Err(self.refuse(principal, record, (Action::OpenAssignment, action))?);
         };
         let row = AssignmentRow {
             assignment_id: AssignmentId::random(),
@@ -226,7 +226,11 @@ impl Vault {
         record.assignment = Some(row.assignment_id);
         record.policy_ids = decision.policy_ids().to_vec();
         let Some(allowed) = decision.allowed() else {
-            return Err(self.refuse(principal, record, "closing this assignment".into())?);
+            return Err(self.refuse(
+                principal,
+                record,
+                (Action::CloseAssignment, "closing this assignment".into()),
+            )?);
         };
         let by = principal.principal_id.to_string();
         let reason = reason.to_owned();
@@ -306,7 +310,10 @@ impl Vault {
             return Err(self.refuse(
                 principal,
                 record,
-                "listing this candidate's assignments".into(),
+                (
+                    Action::CloseAssignment,
+                    "listing this candidate's assignments".into(),
+                ),
             )?);
         };
         record.decision = Outcome::Allow;

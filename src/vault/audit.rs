@@ -191,12 +191,12 @@ impl Vault {
         if allowed {
             Ok(())
         } else {
-            let action = "reading the audit trail".to_owned();
+            let action = (Action::ReadAudit, "reading the audit trail".to_owned());
             let policy_ids = decision.policy_ids().to_vec();
             Err(match candidate {
                 Some(_) => self.refusal(principal, candidate, action, policy_ids),
                 // About no candidate: nothing to conceal.
-                None => Error::Denied { action, policy_ids },
+                None => self.denied(action.0, action.1, policy_ids),
             })
         }
     }
@@ -345,7 +345,10 @@ impl Vault {
             return Err(self.refuse(
                 principal,
                 record,
-                "a subject access report for this candidate".into(),
+                (
+                    Action::SubjectAccess,
+                    "a subject access report for this candidate".into(),
+                ),
             )?);
         };
         record.decision = Outcome::Allow;
@@ -496,9 +499,12 @@ impl Vault {
             return Err(self.refuse(
                 principal,
                 record,
-                format!(
-                    "{} a legal hold",
-                    if hold { "placing" } else { "releasing" }
+                (
+                    action,
+                    format!(
+                        "{} a legal hold",
+                        if hold { "placing" } else { "releasing" }
+                    ),
                 ),
             )?);
         };

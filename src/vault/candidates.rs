@@ -289,10 +289,11 @@ impl Vault {
         );
         record.policy_ids = policy_ids.clone();
         self.record(record)?;
-        Err(Error::Denied {
-            action: "registering candidates".into(),
+        Err(self.denied(
+            Action::Register,
+            "registering candidates".into(),
             policy_ids,
-        })
+        ))
     }
 
     /// Registers one candidate.
@@ -749,7 +750,10 @@ impl Vault {
             return Err(self.refuse(
                 principal,
                 record,
-                format!("reading this candidate for purpose {purpose}"),
+                (
+                    Action::Read,
+                    format!("reading this candidate for purpose {purpose}"),
+                ),
             )?);
         };
         record.groups = allowed.iter().map(|g| g.to_string()).collect();
@@ -793,7 +797,10 @@ impl Vault {
             return Err(self.refusal(
                 principal,
                 Some(candidate_id),
-                format!("reading this candidate for purpose {purpose}"),
+                (
+                    Action::Read,
+                    format!("reading this candidate for purpose {purpose}"),
+                ),
                 Vec::new(),
             ));
         };
@@ -858,7 +865,11 @@ impl Vault {
             .decide(&Request::on_candidate(principal, Action::Erase, &facts));
         record.policy_ids = decision.policy_ids().to_vec();
         let Some(allowed) = decision.allowed() else {
-            return Err(self.refuse(principal, record, "erasing this candidate".into())?);
+            return Err(self.refuse(
+                principal,
+                record,
+                (Action::Erase, "erasing this candidate".into()),
+            )?);
         };
         record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
         // INVARIANT: the hold is checked in the transaction that erases, so a hold that was

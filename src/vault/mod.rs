@@ -46,7 +46,7 @@ use crate::crypto::keyring::{self, Keyring, Protection};
 use crate::error::{Error, Result};
 use crate::ids::{CandidateId, PrincipalId};
 use crate::paths::Paths;
-use crate::policy::{CandidateFacts, PolicyEngine, PrincipalFacts};
+use crate::policy::{Action, CandidateFacts, PolicyEngine, PrincipalFacts};
 use crate::profile::Control;
 use crate::store::{self, rows, Readers, Writer};
 use crate::vocabulary::{FieldGroup, Purpose, Role};
@@ -408,13 +408,22 @@ impl Vault {
         &self,
         principal: &PrincipalFacts,
         candidate: Option<&CandidateId>,
-        action: String,
+        (action, what): (Action, String),
         policy_ids: Vec<String>,
     ) -> Error {
         if self.hides(principal, candidate) {
             Error::NotFound { what: "candidate" }
         } else {
-            Error::Denied { action, policy_ids }
+            self.denied(action, what, policy_ids)
+        }
+    }
+
+    /// [`Error::Denied`] for `action` (described as `what`), naming the roles policy lets do it.
+    pub(crate) fn denied(&self, action: Action, what: String, policy_ids: Vec<String>) -> Error {
+        Error::Denied {
+            action: what,
+            policy_ids,
+            may: self.policy.roles_permitted(action),
         }
     }
 
@@ -424,7 +433,7 @@ impl Vault {
         &self,
         principal: &PrincipalFacts,
         mut record: Record,
-        action: String,
+        action: (Action, String),
     ) -> Result<Error> {
         let hide = self.hides(principal, record.candidate.as_ref());
         record.decision = Outcome::Deny;

@@ -98,9 +98,12 @@ impl Vault {
             return Err(self.refuse(
                 principal,
                 record,
-                format!(
-                    "replacing the {} group(s) of this candidate",
-                    named.join(", ")
+                (
+                    Action::Update,
+                    format!(
+                        "replacing the {} group(s) of this candidate",
+                        named.join(", ")
+                    ),
                 ),
             )?);
         };
@@ -217,7 +220,10 @@ impl Vault {
             return Err(self.refuse(
                 principal,
                 record,
-                "finding candidates by agency reference".into(),
+                (
+                    Action::Find,
+                    "finding candidates by agency reference".into(),
+                ),
             )?);
         }
         record.decision = Outcome::Allow;
