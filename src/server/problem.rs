@@ -78,6 +78,11 @@ impl Problem {
                 policy_ids: Some(policy_ids.clone()),
                 ..Problem::new(status, "denied", "Denied by policy", error.to_string())
             },
+            // One text for every caller and every candidate id: it says whom to ask, and
+            // nothing about whether the candidate exists.
+            Error::NotFound { what: "candidate" } => Problem::new(status, "not-found", "Not found", format!(
+                "{error}. Check the candidate id; if it is right, ask the agency's caseworker whether an open assignment links your organisation to this candidate for this purpose"
+            )),
             Error::NotFound { .. } => Problem::new(status, "not-found", "Not found", error.to_string()),
             Error::Conflict(message) => Problem::new(status, "conflict", "Conflict", message.clone()),
             // The library's message, and this edge's next step.
@@ -209,7 +214,7 @@ mod tests {
                 "type": "urn:cvvault:problem:not-found",
                 "title": "Not found",
                 "status": 404,
-                "detail": "candidate not found"
+                "detail": "candidate not found. Check the candidate id; if it is right, ask the agency's caseworker whether an open assignment links your organisation to this candidate for this purpose"
             })
         );
     }
