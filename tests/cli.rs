@@ -1052,3 +1052,37 @@ fn wrong_steps_are_refused_with_what_to_do_next() {
         "{err}"
     );
 }
+
+#[test]
+fn rust_version_is_true_for_every_locked_dependency() {
+    // Cargo.toml's rust-version must be at least what every locked dependency declares (the
+    // locked cedar-policy needs 1.89; it once said 1.85).
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // "1.89" and "1.89.0" are the same version.
+    let parse = |v: &str| -> Vec<u64> {
+        let mut parts: Vec<u64> = v.split('.').map(|n| n.parse().unwrap()).collect();
+        parts.resize(3, 0);
+        parts
+    };
+    let packages = metadata["packages"].as_array().unwrap();
+    let ours = packages
+        .iter()
+        .find(|p| p["name"] == "cvvault")
+        .and_then(|p| p["rust_version"].as_str())
+        .expect("cvvault declares a rust-version");
+    let (needed, by) = packages
+        .iter()
+        .filter_map(|p| Some((parse(p["rust_version"].as_str()?), p["name"].as_str()?)))
+        .max()
+        .unwrap();
+    assert!(
+        parse(ours) >= needed,
+        "rust-version {ours} is older than {needed:?}, which {by} needs"
+    );
+}
