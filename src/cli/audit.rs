@@ -39,12 +39,22 @@ pub enum AuditCommand {
         index: u64,
     },
     /// Check an inclusion proof offline: the checkpoint's signature and the audit path.
+    ///
+    /// An erasure receipt is also checked to be an erasure of the candidate pseudonym it
+    /// names. Where the vault is (the keyring at hand), the receipt's candidate id is checked
+    /// against that pseudonym. With --key alone (offline, no keyring) the candidate id cannot
+    /// be confirmed, so a receipt fails (exit 17) unless --allow-unbound accepts the proven
+    /// erasure without its candidate id.
     VerifyProof {
         /// The proof (or erasure receipt) file.
         file: PathBuf,
         /// The verifier key (default: this vault's, which needs the keyring).
         #[arg(long, value_name = "VERIFIER_KEY")]
         key: Option<String>,
+        /// Offline: accept a receipt whose candidate id cannot be confirmed without the
+        /// keyring (the erasure of its pseudonym is still proven).
+        #[arg(long, requires = "key")]
+        allow_unbound: bool,
     },
     /// Write entries as JSON lines (the exact bytes that were hashed).
     Export {
@@ -164,7 +174,7 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: AuditCommand) -> Result<ExitCode> 
             print_json(&vault.audit_prove(&principal, index)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::VerifyProof { file, key: _ } => {
+        AuditCommand::VerifyProof { file, .. } => {
             // `--key` is handled without the keyring by `verify_proof_offline`.
             let checkpoint = verify_proof_file(&file, &vault.note_verifier()?)?;
             // With the keyring at hand, a receipt's pseudonym is also checked against its id.
@@ -211,10 +221,42 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: AuditCommand) -> Result<ExitCode> 
 }
 
 /// `audit verify-proof --key`: the proof and the public verifier key, no keyring.
-pub fn verify_proof_offline(ctx: &Context, file: &PathBuf, key: &str) -> Result<ExitCode> {
+///
+/// A receipt's candidate id is bound to its pseudonym only by a keyed HMAC, which cannot be
+/// recomputed here: the proof is checked, and the id is reported as not confirmed (exit 17
+/// unless `allow_unbound`).
+pub fn verify_proof_offline(
+    ctx: &Context,
+    file: &PathBuf,
+    key: &str,
+    allow_unbound: bool,
+) -> Result<ExitCode> {
     let verifier =
         NoteVerifier::parse(key).map_err(|e| Error::invalid_input(format!("--key: {e}")))?;
-    proof_valid(ctx, &verify_proof_file(file, &verifier)?)
+    let checkpoint = verify_proof_file(file, &verifier)?;
+    let Some((candidate_id, pseudonym)) = receipt_claim(file)? else {
+        return proof_valid(ctx, &checkpoint);
+    };
+    let text = format!(
+        "the erasure of pseudonym {pseudonym} is in the log of {} entries signed by {}, but the receipt's candidate id {candidate_id} is NOT confirmed: only the vault's keyring binds an id to its pseudonym",
+        checkpoint.size, checkpoint.origin
+    );
+    ctx.print(
+        &serde_json::json!({
+            "valid": allow_unbound,
+            "tree_size": checkpoint.size,
+            "erasure_of_pseudonym": pseudonym,
+            "candidate_id_confirmed": false,
+        }),
+        &text,
+    );
+    if allow_unbound {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "next: run `cvvault audit verify-proof FILE` where the vault is (it checks the id with the keyring), or accept the proven erasure without its id with --allow-unbound"
+    );
+    Ok(ExitCode::from(17))
 }
 
 fn proof_valid(ctx: &Context, checkpoint: &crate::audit::note::Checkpoint) -> Result<ExitCode> {

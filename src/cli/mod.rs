@@ -176,7 +176,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(audit::AuditCommand::VerifyProof {
             file,
             key: Some(key),
-        }) => audit::verify_proof_offline(&ctx, &file, &key),
+            allow_unbound,
+        }) => audit::verify_proof_offline(&ctx, &file, &key, allow_unbound),
         Command::Audit(cmd) => with_vault(&ctx, |vault| audit::run(&ctx, vault, cmd)),
         Command::SubjectAccess { id } => {
             with_vault(&ctx, |vault| audit::run_subject_access(&ctx, vault, &id))
