@@ -164,7 +164,7 @@ impl Tree {
                 self.last_good = checkpoint.size;
                 self.next_checkpoint += 1;
             }
-            if self.frontier.size() % (CHUNK as u64) == 0 {
+            if self.frontier.size().is_multiple_of(CHUNK as u64) {
                 progress(self.frontier.size());
             }
         }
