@@ -243,6 +243,14 @@ pub enum Error {
     /// No or an invalid bearer token.
     #[error("authentication required: send `Authorization: Bearer <token>` with a token the vault's operator issued to you")]
     Unauthenticated,
+    /// A bearer token that has expired (it says nothing about its principal).
+    #[error("the token {token_id} expired at {expired_at}: ask the vault's operator for its successor (tokens are rotated before they lapse)")]
+    TokenExpired {
+        /// The token's public id.
+        token_id: String,
+        /// When it expired (RFC 3339).
+        expired_at: String,
+    },
     /// Another retention run holds the lock.
     #[error("another retention run is in progress (lock {path} is held): wait for it to finish")]
     RetentionLocked {
@@ -378,7 +386,7 @@ impl Error {
             | Error::NotHeld
             | Error::DuplicateReference => 5,
             Error::QuotaExceeded { .. } => 6,
-            Error::Unauthenticated => 7,
+            Error::Unauthenticated | Error::TokenExpired { .. } => 7,
             Error::VaultExists { .. } => 10,
             Error::KeyringMissing { .. }
             | Error::KeyringLost { .. }
@@ -419,7 +427,7 @@ impl Error {
             | Error::RetentionLocked { .. }
             | Error::RotationLocked { .. } => 409,
             Error::QuotaExceeded { .. } => 429,
-            Error::Unauthenticated => 401,
+            Error::Unauthenticated | Error::TokenExpired { .. } => 401,
             _ => 500,
         }
     }

@@ -1086,3 +1086,58 @@ fn rust_version_is_true_for_every_locked_dependency() {
         "rust-version {ours} is older than {needed:?}, which {by} needs"
     );
 }
+
+#[test]
+fn tokens_are_issued_with_a_lifetime_listed_with_their_expiry_and_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    init(root);
+    setup_principals(root);
+    let out = cvvault(
+        root,
+        &[
+            "--json",
+            "token",
+            "issue",
+            "--principal",
+            "emp",
+            "--ttl",
+            "2h",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let issued: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = issued["token_id"].as_str().unwrap().to_owned();
+    assert!(issued["expires_at"].as_str().unwrap().ends_with('Z'));
+    let out = cvvault(root, &["token", "list"]);
+    assert!(
+        stdout(&out).contains(&id) && stdout(&out).contains("expires "),
+        "{}",
+        stdout(&out)
+    );
+    let out = cvvault(root, &["token", "rotate", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).trim().starts_with("cvv_"));
+    assert!(
+        stderr(&out).contains(&format!("rotated {id}: issued its successor"))
+            && stderr(&out).contains("valid until"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cvvault(
+        root,
+        &["token", "issue", "--principal", "emp", "--ttl", "400d"],
+    );
+    assert_eq!(code(&out), 65);
+    assert!(
+        stderr(&out).contains("1 minute to 365 days"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cvvault(
+        root,
+        &["token", "issue", "--principal", "emp", "--ttl", "soon"],
+    );
+    assert_eq!(code(&out), 65);
+    assert!(stderr(&out).contains("e.g. 30d"), "{}", stderr(&out));
+}

@@ -136,7 +136,8 @@ fn an_assignment_from_the_previous_version_with_an_undeclared_purpose_grants_not
     // As the previous version stored it: any purpose, no MAC.
     let raw = f.raw();
     raw.execute_batch(
-        "DROP INDEX candidates_by_reference;
+        "ALTER TABLE tokens DROP COLUMN expires_at;
+         DROP INDEX candidates_by_reference;
          ALTER TABLE candidates DROP COLUMN reference_mac;
          ALTER TABLE principals DROP COLUMN row_mac;
          ALTER TABLE tokens DROP COLUMN row_mac;

@@ -685,7 +685,8 @@ fn a_vault_from_the_previous_version_keeps_its_tokens_and_rows() {
     let raw = rusqlite::Connection::open(paths.database()).unwrap();
     let sha = ring::digest::digest(&ring::digest::SHA256, token.token.as_bytes());
     raw.execute_batch(
-        "DROP INDEX candidates_by_reference;
+        "ALTER TABLE tokens DROP COLUMN expires_at;
+         DROP INDEX candidates_by_reference;
          ALTER TABLE candidates DROP COLUMN reference_mac;
          ALTER TABLE principals DROP COLUMN row_mac;
          ALTER TABLE tokens DROP COLUMN row_mac;
@@ -709,7 +710,7 @@ fn a_vault_from_the_previous_version_keeps_its_tokens_and_rows() {
     let version: i64 = raw
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 5, "migrated to the latest schema");
+    assert_eq!(version, 6, "migrated to the latest schema");
     let stored: Vec<u8> = raw
         .query_row(
             "SELECT token_hash FROM tokens WHERE token_id = ?1",
@@ -718,6 +719,24 @@ fn a_vault_from_the_previous_version_keeps_its_tokens_and_rows() {
         )
         .unwrap();
     assert_ne!(stored, sha.as_ref(), "the stored hash is keyed now");
+    // A token from before tokens expired gets one default lifetime from the migration.
+    let expires: Option<i64> = raw
+        .query_row(
+            "SELECT expires_at FROM tokens WHERE token_id = ?1",
+            [&token.token_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let left = expires.unwrap() - now;
+    assert!(
+        (cvvault::vault::DEFAULT_TOKEN_TTL_SECS - 600..=cvvault::vault::DEFAULT_TOKEN_TTL_SECS)
+            .contains(&left),
+        "{left}"
+    );
     let dpo = vault.principal(&"dpo".parse().unwrap()).unwrap();
     assert!(vault.audit_verify(&dpo, vec![], &|_| {}).is_ok());
     vault.close().unwrap();
@@ -852,4 +871,54 @@ fn an_erased_candidate_put_back_from_an_older_copy_is_named_by_audit_verify() {
         )),
         "{failed}"
     );
+}
+
+#[test]
+fn a_token_expires_and_a_database_writer_cannot_extend_it() {
+    let f = Fixture::new();
+    let emp: cvvault::ids::PrincipalId = "emp".parse().unwrap();
+    let issued = f.vault.issue_token_for(&emp, 3_600, None).unwrap();
+    assert_eq!(issued.expires_at, f.now() + 3_600);
+    assert!(f.vault.authenticate(&issued.token).is_ok());
+    // Pushed a decade out by someone who can write the file but holds no keyring: the row
+    // fails its MAC and the token opens nothing, before or after its real expiry.
+    f.raw()
+        .execute(
+            "UPDATE tokens SET expires_at = expires_at + 315360000 WHERE token_id = ?1",
+            [&issued.token_id],
+        )
+        .unwrap();
+    assert!(matches!(
+        f.vault.authenticate(&issued.token),
+        Err(Error::Unauthenticated)
+    ));
+    // A token left alone lapses at its expiry, to the second.
+    let other = f.vault.issue_token_for(&emp, 120, None).unwrap();
+    f.clock.advance(119);
+    assert!(f.vault.authenticate(&other.token).is_ok());
+    f.clock.advance(1);
+    match f.vault.authenticate(&other.token) {
+        Err(Error::TokenExpired { token_id, .. }) => assert_eq!(token_id, other.token_id),
+        Err(e) => panic!("expected an expired token, got {e}"),
+        Ok(_) => panic!("an expired token authenticated"),
+    }
+    // Lifetimes outside a minute to a year are refused.
+    for ttl in [59, 366 * 86_400] {
+        assert!(f.vault.issue_token_for(&emp, ttl, None).is_err(), "{ttl}");
+    }
+    assert_eq!(cvvault::vault::parse_ttl("30d").unwrap(), 30 * 86_400);
+    assert_eq!(cvvault::vault::parse_ttl("2w").unwrap(), 14 * 86_400);
+    assert_eq!(cvvault::vault::parse_ttl("90m").unwrap(), 5_400);
+    for bad in [
+        "",
+        "30",
+        "d",
+        "30x",
+        "-1d",
+        "400d",
+        "10s",
+        "99999999999999999999d",
+    ] {
+        assert!(cvvault::vault::parse_ttl(bad).is_err(), "{bad}");
+    }
 }

@@ -29,10 +29,16 @@ const SCHEMA_V3: &str = include_str!("schema_v3.sql");
 const SCHEMA_V4: &str = include_str!("schema_v4.sql");
 /// Migration 5: the agency reference of a candidate, as a keyed HMAC.
 const SCHEMA_V5: &str = include_str!("schema_v5.sql");
+/// Migration 6: bearer tokens expire.
+const SCHEMA_V6: &str = include_str!("schema_v6.sql");
 /// Migrations in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+];
 /// The migration after whose SQL the existing rows are given their MACs.
 const MIGRATION_ROW_MACS: usize = 4;
+/// The migration after whose SQL the existing tokens are given an expiry.
+const MIGRATION_TOKEN_EXPIRY: usize = 6;
 /// Most jobs committed in one group.
 const MAX_GROUP: usize = 256;
 /// Read connections kept open for reuse. Above the number of concurrent readers (the HTTP
@@ -192,6 +198,16 @@ fn migrate_to(
             tx.execute_batch(sql)?;
             if number + 1 == MIGRATION_ROW_MACS {
                 rows::seal_existing_rows(&tx, integrity)?;
+            }
+            if number + 1 == MIGRATION_TOKEN_EXPIRY {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                rows::expire_legacy_tokens(
+                    &tx,
+                    integrity,
+                    now.saturating_add(crate::vault::DEFAULT_TOKEN_TTL_SECS),
+                )?;
             }
             let dangling: Option<String> = tx
                 .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))

@@ -1341,47 +1341,85 @@ pub struct TokenRow {
     pub created_at: i64,
     /// Revoked at, if revoked.
     pub revoked_at: Option<i64>,
+    /// Expires at (`None`: a row from before tokens expired, which migration 6 gives an
+    /// expiry; one still without is refused as expired).
+    pub expires_at: Option<i64>,
 }
 
-/// What a token's MAC covers: id, principal, keyed hash, revocation time.
+impl TokenRow {
+    /// Whether the token no longer authenticates at `now` (an expiry-less row never does).
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|at| at <= now)
+    }
+}
+
+/// What a token's MAC covers: id, principal, keyed hash, revocation time, and the expiry
+/// when it has one (a row without one has the four fields it had before expiry existed).
 fn token_fields(
     token_id: &str,
     principal: &str,
     hash: &[u8],
     revoked_at: Option<i64>,
-) -> [Vec<u8>; 4] {
-    [
+    expires_at: Option<i64>,
+) -> Vec<Vec<u8>> {
+    let mut fields = vec![
         token_id.as_bytes().to_vec(),
         principal.as_bytes().to_vec(),
         hash.to_vec(),
         optional(revoked_at.map(i64::to_be_bytes).as_ref().map(|b| &b[..])),
-    ]
+    ];
+    if let Some(at) = expires_at {
+        fields.push(at.to_be_bytes().to_vec());
+    }
+    fields
 }
 
-/// Stores a new token's keyed hash.
+/// Stores a new token's keyed hash, with its expiry (Unix seconds).
 pub fn insert_token(
     conn: &Connection,
     integrity: &IntegrityKey,
     token_id: &str,
     principal: &PrincipalId,
     hash: &[u8; 32],
-    now: i64,
+    (now, expires_at): (i64, i64),
 ) -> Result<()> {
     let mac = integrity.mac(
         Domain::Token,
-        &borrowed(&token_fields(token_id, principal.as_str(), hash, None)),
+        &borrowed(&token_fields(
+            token_id,
+            principal.as_str(),
+            hash,
+            None,
+            Some(expires_at),
+        )),
     );
     conn.prepare_cached(
-        "INSERT INTO tokens (token_id, principal_id, token_hash, created_at, row_mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO tokens (token_id, principal_id, token_hash, created_at, row_mac, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![token_id, principal.as_str(), &hash[..], now, mac])?;
+    .execute(params![
+        token_id,
+        principal.as_str(),
+        &hash[..],
+        now,
+        mac,
+        expires_at
+    ])?;
     Ok(())
 }
 
-/// A token row as read: id, principal, hash, created, revoked, MAC.
-type RawToken = (String, String, Vec<u8>, i64, Option<i64>, Option<Vec<u8>>);
+/// A token row as read: id, principal, hash, created, revoked, MAC, expires.
+type RawToken = (
+    String,
+    String,
+    Vec<u8>,
+    i64,
+    Option<i64>,
+    Option<Vec<u8>>,
+    Option<i64>,
+);
 
-const TOKEN_COLUMNS: &str = "token_id, principal_id, token_hash, created_at, revoked_at, row_mac";
+const TOKEN_COLUMNS: &str =
+    "token_id, principal_id, token_hash, created_at, revoked_at, row_mac, expires_at";
 
 fn token_from_row(r: &Row<'_>) -> rusqlite::Result<RawToken> {
     Ok((
@@ -1391,14 +1429,17 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<RawToken> {
         r.get(3)?,
         r.get(4)?,
         r.get(5)?,
+        r.get(6)?,
     ))
 }
 
 fn checked_token(integrity: &IntegrityKey, raw: RawToken) -> Result<TokenRow> {
-    let (token_id, principal, hash, created_at, revoked_at, mac) = raw;
+    let (token_id, principal, hash, created_at, revoked_at, mac, expires_at) = raw;
     let intact = integrity.verify(
         Domain::Token,
-        &borrowed(&token_fields(&token_id, &principal, &hash, revoked_at)),
+        &borrowed(&token_fields(
+            &token_id, &principal, &hash, revoked_at, expires_at,
+        )),
         mac.as_deref(),
     );
     match principal.parse() {
@@ -1407,25 +1448,66 @@ fn checked_token(integrity: &IntegrityKey, raw: RawToken) -> Result<TokenRow> {
             principal_id,
             created_at,
             revoked_at,
+            expires_at,
         }),
         _ => Err(forged("tokens", crate::ids::printable(&token_id))),
     }
 }
 
-/// The token id and principal of an intact, unrevoked token with this keyed hash (a
-/// unique-index lookup). A row that fails its MAC is [`Error::Forged`].
+/// The intact, unrevoked token with this keyed hash (a unique-index lookup), expired or not.
+/// A row that fails its MAC is [`Error::Forged`].
 pub fn token_by_hash(
     conn: &Connection,
     integrity: &IntegrityKey,
     hash: &[u8; 32],
-) -> Result<Option<(String, PrincipalId)>> {
+) -> Result<Option<TokenRow>> {
     conn.prepare_cached(&format!(
         "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?1 AND revoked_at IS NULL"
     ))?
     .query_row(params![&hash[..]], token_from_row)
     .optional()?
-    .map(|raw| checked_token(integrity, raw).map(|row| (row.token_id, row.principal_id)))
+    .map(|raw| checked_token(integrity, raw))
     .transpose()
+}
+
+/// Gives every intact token that has no expiry one at `expires_at` (schema migration 6), with
+/// its MAC; the old MAC is checked first, and a row that fails it is left as it is (refused
+/// where it is read).
+pub fn expire_legacy_tokens(
+    conn: &Connection,
+    integrity: Option<&IntegrityKey>,
+    expires_at: i64,
+) -> Result<()> {
+    let Some(integrity) = integrity else {
+        return Ok(());
+    };
+    let legacy: Vec<RawToken> = conn
+        .prepare(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE expires_at IS NULL"
+        ))?
+        .query_map([], token_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    for raw in legacy {
+        let hash = raw.2.clone();
+        let Ok(row) = checked_token(integrity, raw) else {
+            continue;
+        };
+        let mac = integrity.mac(
+            Domain::Token,
+            &borrowed(&token_fields(
+                &row.token_id,
+                row.principal_id.as_str(),
+                &hash,
+                row.revoked_at,
+                Some(expires_at),
+            )),
+        );
+        conn.execute(
+            "UPDATE tokens SET expires_at = ?2, row_mac = ?3 WHERE token_id = ?1",
+            params![row.token_id, expires_at, mac],
+        )?;
+    }
+    Ok(())
 }
 
 /// One token; a row that fails its MAC is [`Error::Forged`].
@@ -1487,6 +1569,7 @@ pub fn revoke_token(
             row.principal_id.as_str(),
             &hash,
             Some(now),
+            row.expires_at,
         )),
     );
     let n = conn.execute(
@@ -1590,7 +1673,7 @@ pub fn seal_existing_rows(conn: &Connection, integrity: Option<&IntegrityKey>) -
         let keyed = integrity.key_token_hash(&unkeyed);
         let mac = integrity.mac(
             Domain::Token,
-            &borrowed(&token_fields(&id, &principal, &keyed, revoked_at)),
+            &borrowed(&token_fields(&id, &principal, &keyed, revoked_at, None)),
         );
         conn.execute(
             "UPDATE tokens SET token_hash = ?2, row_mac = ?3 WHERE token_id = ?1",

@@ -28,7 +28,9 @@ pub use delivery::{Delivered, Delivery, AGE_MEDIA_TYPE};
 pub use edge_refusals::ExtractRefusal;
 pub use health::Readiness;
 pub use keys::{mirror_agrees, KeyCheck, KeysStatus, RotateIdentity, RotationReport};
-pub use tokens::{IssuedToken, TOKEN_PREFIX};
+pub use tokens::{
+    parse_ttl, IssuedToken, DEFAULT_TOKEN_TTL_SECS, MAX_TOKEN_TTL_SECS, TOKEN_PREFIX,
+};
 pub use update::Updated;
 
 use std::path::PathBuf;

@@ -25,6 +25,41 @@ pub const TOKEN_PREFIX: &str = "cvv_";
 const ID_HEX: usize = 16;
 /// Hex digits of a token's secret part.
 const SECRET_HEX: usize = 64;
+/// How long a token lives unless told otherwise: 30 days (SECURITY.md, boundary 7, says why).
+pub const DEFAULT_TOKEN_TTL_SECS: i64 = 30 * 86_400;
+/// The longest lifetime a token may be given: a year.
+pub const MAX_TOKEN_TTL_SECS: i64 = 365 * 86_400;
+
+/// A token lifetime written as `30d`, `12h`, `90m`, `2w` or `3600s`, in seconds; from a
+/// minute to [`MAX_TOKEN_TTL_SECS`].
+pub fn parse_ttl(text: &str) -> Result<i64> {
+    let bad = || {
+        Error::invalid_input(format!(
+            "`{}` is not a token lifetime: write a number and a unit, e.g. 30d, 12h, 90m or 2w (at most 365d)",
+            crate::ids::printable(text)
+        ))
+    };
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    let secs = number.checked_mul(unit).ok_or_else(bad)?;
+    if !(60..=MAX_TOKEN_TTL_SECS).contains(&secs) {
+        return Err(Error::invalid_input(format!(
+            "a token lifetime must be from 1 minute to 365 days, not `{}`: a token that outlives a year is one nobody remembers to rotate",
+            crate::ids::printable(text)
+        )));
+    }
+    Ok(secs)
+}
 
 /// A token just issued. The token itself exists only here, once; it has no `Debug`.
 pub struct IssuedToken {
@@ -34,6 +69,8 @@ pub struct IssuedToken {
     pub principal_id: PrincipalId,
     /// `cvv_<token_id>_<secret>`: show it once, never store or log it.
     pub token: Zeroizing<String>,
+    /// When it stops authenticating (Unix seconds).
+    pub expires_at: i64,
 }
 
 /// The token id of a well-formed token, `None` for anything else.
@@ -62,8 +99,47 @@ fn valid_token_id(token_id: &str) -> Result<()> {
 }
 
 impl Vault {
-    /// Issues a bearer token for a registered principal (an operator action, audited).
+    /// Issues a bearer token for a registered principal that lives
+    /// [`DEFAULT_TOKEN_TTL_SECS`] (an operator action, audited).
     pub fn issue_token(&self, principal_id: &PrincipalId) -> Result<IssuedToken> {
+        self.issue_token_for(principal_id, DEFAULT_TOKEN_TTL_SECS, None)
+    }
+
+    /// Issues a successor of a token: a new token for the same principal, while the old one
+    /// keeps working until it expires (or is revoked), so that a client can switch without a
+    /// gap. An operator action, audited with both ids.
+    pub fn rotate_token(&self, token_id: &str, ttl_secs: i64) -> Result<IssuedToken> {
+        valid_token_id(token_id)?;
+        let old = self
+            .readers()
+            .read(|conn| rows::token(conn, self.integrity(), token_id))?
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "unknown token id `{token_id}`: see `cvvault token list`"
+                ))
+            })?;
+        if old.revoked_at.is_some() {
+            return Err(Error::Conflict(format!(
+                "token {token_id} is revoked: issue a new token for {} instead of rotating it",
+                old.principal_id
+            )));
+        }
+        self.issue_token_for(&old.principal_id, ttl_secs, Some(token_id))
+    }
+
+    /// Issues a token for `principal_id` that lives `ttl_secs`, as the successor of
+    /// `predecessor` if given.
+    pub fn issue_token_for(
+        &self,
+        principal_id: &PrincipalId,
+        ttl_secs: i64,
+        predecessor: Option<&str>,
+    ) -> Result<IssuedToken> {
+        if !(60..=MAX_TOKEN_TTL_SECS).contains(&ttl_secs) {
+            return Err(Error::invalid_input(
+                "a token lifetime must be from 1 minute to 365 days",
+            ));
+        }
         let known = self
             .readers()
             .read(|conn| rows::principal(conn, self.integrity(), principal_id))?;
@@ -78,23 +154,38 @@ impl Vault {
         let hash = self.integrity().token_hash(&token);
         let (id, principal) = (token_id.clone(), principal_id.clone());
         let name = self.audit_name(principal_id, Some(known.role));
-        self.writer().write(move |ctx| {
+        let predecessor = predecessor.map(str::to_owned);
+        let expires_at = self.writer().write(move |ctx| {
+            let now = ctx.audit.now();
+            let expires_at = now.saturating_add(ttl_secs);
             rows::insert_token(
                 ctx.conn,
                 ctx.integrity,
                 &id,
                 &principal,
                 &hash,
-                ctx.audit.now(),
+                (now, expires_at),
             )?;
-            let record =
-                super::operator_entry("token.issue", format!("token_id={id} principal={name}"));
-            ctx.audit.append(ctx.conn, record).map(|_| ())
+            let (action, note) = match &predecessor {
+                Some(old) => (
+                    "token.rotate",
+                    format!(
+                        "token_id={id} principal={name} expires={expires_at} successor_of={old}"
+                    ),
+                ),
+                None => (
+                    "token.issue",
+                    format!("token_id={id} principal={name} expires={expires_at}"),
+                ),
+            };
+            let record = super::operator_entry(action, note);
+            ctx.audit.append(ctx.conn, record).map(|_| expires_at)
         })?;
         Ok(IssuedToken {
             token_id,
             principal_id: principal_id.clone(),
             token,
+            expires_at,
         })
     }
 
@@ -129,29 +220,65 @@ impl Vault {
             .read(|conn| rows::tokens(conn, self.integrity()))
     }
 
-    /// Authenticates a bearer token: well-formed, issued, not revoked, and its principal
-    /// registered and enabled, with both rows intact (their MACs check). Every failure to
-    /// identify is [`Error::Unauthenticated`], a forged row included (it is logged, and
-    /// `audit verify` names it); a disabled principal is [`Error::Denied`].
+    /// Authenticates a bearer token: well-formed, issued, not revoked, not expired, and its
+    /// principal registered and enabled, with both rows intact (their MACs check). Every
+    /// failure to identify is [`Error::Unauthenticated`], a forged row included (it is
+    /// logged, and `audit verify` names it); an expired token is [`Error::TokenExpired`],
+    /// decided before its principal is looked at (so it says nothing about the principal);
+    /// a disabled principal is [`Error::PrincipalDisabled`].
     pub fn authenticate(&self, token: &str) -> Result<PrincipalFacts> {
         let Some(token_id) = token_id_of(token) else {
             return Err(Error::Unauthenticated);
         };
         let hash = self.integrity().token_hash(token);
         // One read: the token and its principal.
-        let found = self.readers().read(|conn| {
-            match rows::token_by_hash(conn, self.integrity(), &hash) {
-                Ok(Some((stored_id, principal_id))) => {
-                    match rows::principal(conn, self.integrity(), &principal_id) {
-                        Ok(row) => Ok(Some((stored_id, row))),
-                        Err(Error::Forged { .. }) => Ok(None),
-                        Err(e) => Err(e),
+        let found =
+            self.readers().read(
+                |conn| match rows::token_by_hash(conn, self.integrity(), &hash) {
+                    Ok(Some(token)) if token.expired(self.now()) => Err(Error::TokenExpired {
+                        token_id: token.token_id,
+                        expired_at: token
+                            .expires_at
+                            .map(crate::clock::rfc3339)
+                            .unwrap_or_else(|| "its issue".into()),
+                    }),
+                    Ok(Some(token)) => {
+                        match rows::principal(conn, self.integrity(), &token.principal_id) {
+                            Ok(row) => Ok(Some((token.token_id, row))),
+                            Err(Error::Forged { .. }) => Ok(None),
+                            Err(e) => Err(e),
+                        }
                     }
-                }
-                Ok(None) | Err(Error::Forged { .. }) => Ok(None),
-                Err(e) => Err(e),
+                    Ok(None) | Err(Error::Forged { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                },
+            );
+        let found = match found {
+            Err(Error::TokenExpired {
+                token_id,
+                expired_at,
+            }) => {
+                // On the record under its id, like a wrong secret: an expired token still in
+                // use is a client that missed its rotation, or a leaked token being tried.
+                let mut record = Record::new(
+                    "authenticate",
+                    &Actor {
+                        id: "unauthenticated".into(),
+                        role: "none".into(),
+                        org: None,
+                    },
+                    Outcome::Deny,
+                    &new_request_id(),
+                );
+                record.note = Some(format!("expired-token token_id={token_id}"));
+                self.record(record)?;
+                return Err(Error::TokenExpired {
+                    token_id,
+                    expired_at,
+                });
             }
-        })?;
+            other => other?,
+        };
         match found {
             // The hash covers the id, so a match on another id cannot happen; checked anyway.
             Some((stored_id, Some(row))) if stored_id == token_id => {

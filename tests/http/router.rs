@@ -814,3 +814,74 @@ async fn a_candidate_is_registered_with_a_reference_found_by_it_and_updated() {
         .await;
     assert_eq!(employer.status.as_u16(), 404, "{}", employer.text());
 }
+
+#[tokio::test]
+async fn an_expired_token_gets_401_saying_so_and_its_successor_works() {
+    let mut api = Api::new(LIMITS);
+    let emp = api.facts("emp").principal_id;
+    let short = api.vault.issue_token_for(&emp, 3_600, None).unwrap();
+    let successor = api.vault.rotate_token(&short.token_id, 7 * 86_400).unwrap();
+    let checkpoint = |token: String| {
+        let api = &api;
+        async move {
+            api.call(Method::GET, "/v1/audit/checkpoint", Some(&token), None)
+                .await
+        }
+    };
+    // Before it lapses, both the token and its successor authenticate.
+    assert_eq!(
+        checkpoint(short.token.to_string()).await.status.as_u16(),
+        200
+    );
+    assert_eq!(
+        checkpoint(successor.token.to_string())
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+
+    api.clock.advance(3_601);
+    let expired = checkpoint(short.token.to_string()).await;
+    expired.expect(401);
+    assert_problem(&expired);
+    assert!(expired.json()["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("token-expired"));
+    let detail = expired.json()["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains(&short.token_id) && detail.contains("expired"),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains("emp"),
+        "the principal is not named: {detail}"
+    );
+    assert_eq!(
+        checkpoint(successor.token.to_string())
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+
+    // The expired attempt is on the record under the token's id.
+    let dpo = api.issue("dpo");
+    let mut export = api
+        .call(Method::GET, "/v1/audit/entries", Some(&dpo), None)
+        .await
+        .text();
+    export.retain(|c| c != '\r');
+    assert!(
+        export.contains(&format!("expired-token token_id={}", short.token_id)),
+        "{export}"
+    );
+    // The listing shows when each expires.
+    let listed = api.vault.list_tokens().unwrap();
+    let row = listed
+        .iter()
+        .find(|t| t.token_id == short.token_id)
+        .unwrap();
+    assert!(row.expired(api.vault.now()));
+}

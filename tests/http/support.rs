@@ -31,6 +31,8 @@ pub struct Api {
     pub vault: Arc<Vault>,
     pub router: Router,
     pub tokens: HashMap<String, String>,
+    /// The vault's clock (tests move it forward).
+    pub clock: cvvault::clock::ManualClock,
 }
 
 pub struct Reply {
@@ -66,7 +68,10 @@ impl Api {
     /// A vault with the fixture's principals (cw, coach, emp, emp2, dpo), a token for each.
     pub fn new(limits: &str) -> Api {
         let Fixture {
-            dir, paths, vault, ..
+            dir,
+            paths,
+            vault,
+            clock,
         } = Fixture::new();
         let vault = Arc::new(vault);
         let limits = Limits::parse(limits).unwrap();
@@ -77,6 +82,7 @@ impl Api {
             vault,
             router,
             tokens: HashMap::new(),
+            clock,
         };
         for (id, _, _) in crate::common::PRINCIPALS {
             api.issue(id);
