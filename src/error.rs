@@ -108,12 +108,20 @@ pub enum Error {
     UnlockMethod(&'static str),
     /// A database file was expected and is missing.
     /// The keyring is missing but the vault's database is there: the keys were lost or moved.
-    #[error("the keyring {path} is missing, but this vault's database {database} is there: restore keys/keyring.age from its backup (a new vault could not open this database)")]
+    #[error("the keyring {path} is missing, but this vault's database {database} is there: restore the keyring from its backup, or point the keys folder at the folder that holds it (a new vault could not open this database)")]
     KeyringLost {
         /// Where the keyring should be.
         path: PathBuf,
         /// The database that exists.
         database: PathBuf,
+    },
+    /// The database is missing but the keyring is there: the data was lost or moved.
+    #[error("the database {path} is missing, but this vault's keyring {keyring} is there: restore the database from its backup, or point the data folder at the folder that holds it (a new vault cannot be created over this keyring)")]
+    DatabaseLost {
+        /// Where the database should be.
+        path: PathBuf,
+        /// The keyring that exists.
+        keyring: PathBuf,
     },
     #[error(
         "no database at {path}: create a vault first, or point the data folder at the right place"
@@ -390,6 +398,7 @@ impl Error {
             Error::VaultExists { .. } => 10,
             Error::KeyringMissing { .. }
             | Error::KeyringLost { .. }
+            | Error::DatabaseLost { .. }
             | Error::DatabaseMissing { .. } => 11,
             Error::WrongPassphrase => 12,
             Error::WrongIdentity { .. }

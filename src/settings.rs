@@ -26,9 +26,23 @@ pub const DEFAULT_LIMITS: &str = r#"# Extract quotas per principal: at most `ext
 extracts = 100
 window_seconds = 3600
 
-# Request body limit for the HTTP API, in bytes.
+# The HTTP API's edge (SECURITY.md, boundary 7). Each is optional; these are the defaults.
 [http]
+# Largest request body, in bytes.
 max_body_bytes = 262144
+# A client must send a request's headers within this many seconds of the connection opening
+# or of its previous response (so it is also the idle keep-alive time), ...
+header_timeout_seconds = 10
+# ... its body within this many seconds ...
+body_timeout_seconds = 30
+# ... and get its answer within this many (else 408 or 503, and the connection closes).
+request_timeout_seconds = 60
+# Open connections at most (more wait to be accepted), and requests handled at once.
+max_connections = 1024
+max_requests_in_flight = 256
+# Requests whose token is missing, wrong or expired, per client address and minute; past
+# it, 429 before the token is even looked up.
+unauthenticated_per_minute = 30
 "#;
 
 /// Settings files written by `cvvault init` where missing.
@@ -75,6 +89,44 @@ pub struct Quota {
 pub struct HttpLimits {
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Seconds to send a request's headers (from the connection's start or the previous
+    /// response: also the idle keep-alive time).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_seconds: u64,
+    /// Seconds to send a request's body.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_seconds: u64,
+    /// Seconds for the whole request, answer included.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
+    /// Connections open at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Requests handled at once (each holds at most one blocking-pool thread).
+    #[serde(default = "default_max_in_flight")]
+    pub max_requests_in_flight: usize,
+    /// Failed or missing authentications per client address per minute.
+    #[serde(default = "default_unauthenticated")]
+    pub unauthenticated_per_minute: u32,
+}
+
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_body_timeout() -> u64 {
+    30
+}
+fn default_request_timeout() -> u64 {
+    60
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_max_in_flight() -> usize {
+    256
+}
+fn default_unauthenticated() -> u32 {
+    30
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(file: &str, text: &str) -> Result<T> {
@@ -96,24 +148,69 @@ fn load<T: for<'de> Deserialize<'de>>(path: &Path, default: &str) -> Result<T> {
 impl Retention {
     /// Reads `retention.toml`; a missing file means the defaults.
     pub fn load(path: &Path) -> Result<Retention> {
-        load(path, DEFAULT_RETENTION)
+        load(path, DEFAULT_RETENTION).and_then(Retention::checked)
     }
 
     /// Parses settings text (tests).
     pub fn parse(text: &str) -> Result<Retention> {
-        parse("retention.toml", text)
+        parse("retention.toml", text).and_then(Retention::checked)
+    }
+
+    /// Refuses `max_idle_days = 0` and `max_life_days = 0`: zero does not mean "no limit", it
+    /// makes every candidate due at the next run, even with an assignment open.
+    fn checked(self) -> Result<Retention> {
+        for (name, days) in [
+            ("max_idle_days", self.max_idle_days),
+            ("max_life_days", self.max_life_days),
+        ] {
+            if days == 0 {
+                return Err(Error::InvalidSettings {
+                    file: "retention.toml".into(),
+                    message: format!(
+                        "{name} = 0 would erase every candidate at the next retention run (0 is not \"no limit\"): give the number of days, at least 1"
+                    ),
+                });
+            }
+        }
+        Ok(self)
     }
 }
 
 impl Limits {
     /// Reads `limits.toml`; a missing file means the defaults.
     pub fn load(path: &Path) -> Result<Limits> {
-        load(path, DEFAULT_LIMITS)
+        load(path, DEFAULT_LIMITS).and_then(Limits::checked)
     }
 
     /// Parses settings text (tests).
     pub fn parse(text: &str) -> Result<Limits> {
-        parse("limits.toml", text)
+        parse("limits.toml", text).and_then(Limits::checked)
+    }
+
+    /// Refuses a zero bound, which would refuse every request or close every connection.
+    fn checked(self) -> Result<Limits> {
+        let http = &self.http;
+        let zero = [
+            ("max_body_bytes", http.max_body_bytes == 0),
+            ("header_timeout_seconds", http.header_timeout_seconds == 0),
+            ("body_timeout_seconds", http.body_timeout_seconds == 0),
+            ("request_timeout_seconds", http.request_timeout_seconds == 0),
+            ("max_connections", http.max_connections == 0),
+            ("max_requests_in_flight", http.max_requests_in_flight == 0),
+            (
+                "unauthenticated_per_minute",
+                http.unauthenticated_per_minute == 0,
+            ),
+        ];
+        if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
+            return Err(Error::InvalidSettings {
+                file: "limits.toml".into(),
+                message: format!(
+                    "[http] {name} must be at least 1: a zero bound would refuse every request"
+                ),
+            });
+        }
+        Ok(self)
     }
 }
 

@@ -863,11 +863,53 @@ fn update_find_and_an_idempotent_import_through_the_binary() {
         "{}",
         stderr(&out)
     );
-    let results = std::fs::read_to_string(root.join("people.ndjson.results.csv")).unwrap();
+    // The first run's result file (the only record of the id without a reference) is kept;
+    // this run's goes beside it.
+    let first = std::fs::read_to_string(root.join("people.ndjson.results.csv")).unwrap();
+    assert!(
+        first.contains(&format!("1,AF-1,registered,{id},")),
+        "{first}"
+    );
+    let results = std::fs::read_to_string(root.join("people.ndjson.results-2.csv")).unwrap();
     assert!(
         results.contains(&format!("1,AF-1,already_registered,{id},")),
         "{results}"
     );
+    // A result file that cannot be written stops the import before anyone is registered.
+    let before = cvvault(root, &["--json", "keys", "status"]);
+    let out = cvvault(
+        root,
+        &[
+            "candidate",
+            "import",
+            file_arg,
+            "--results",
+            "/nonexistent-folder/r.csv",
+            "--as",
+            "cw",
+        ],
+    );
+    assert_eq!(code(&out), 74, "{}", stderr(&out));
+    let after = cvvault(root, &["--json", "keys", "status"]);
+    let deks = |out: &std::process::Output| {
+        serde_json::from_str::<serde_json::Value>(&stdout(out)).unwrap()["deks_per_version"].clone()
+    };
+    assert_eq!(deks(&before), deks(&after), "nothing was registered");
+    // Nor does a named one replace an earlier run's.
+    let out = cvvault(
+        root,
+        &[
+            "candidate",
+            "import",
+            file_arg,
+            "--results",
+            root.join("people.ndjson.results.csv").to_str().unwrap(),
+            "--as",
+            "cw",
+        ],
+    );
+    assert_eq!(code(&out), 65, "{}", stderr(&out));
+    assert!(stderr(&out).contains("exists already"), "{}", stderr(&out));
 
     // Registering the reference by hand is refused with where to go instead.
     let doc = root.join("one.json");
@@ -1047,10 +1089,70 @@ fn wrong_steps_are_refused_with_what_to_do_next() {
     assert_eq!(code(&out), 11);
     let err = stderr(&out);
     assert!(
-        err.contains("restore keys/keyring.age from its backup")
-            && err.contains("do not run `cvvault init`"),
+        err.contains("restore the keyring from its backup")
+            && err.contains("Do not run `cvvault init`"),
         "{err}"
     );
+    std::fs::rename(root.join("keyring.backup"), root.join("keys/keyring.age")).unwrap();
+    // And a lost database beside the keyring: restore it, init would refuse.
+    std::fs::rename(root.join("data/vault.db"), root.join("vault.db.backup")).unwrap();
+    let out = cvvault(root, &["keys", "status"]);
+    assert_eq!(code(&out), 11);
+    let err = stderr(&out);
+    assert!(
+        err.contains("restore the database from its backup")
+            && err.contains("`cvvault init` refuses here"),
+        "{err}"
+    );
+    std::fs::rename(root.join("vault.db.backup"), root.join("data/vault.db")).unwrap();
+    // A secret passed where a public key or a token id belongs is never echoed back.
+    let secret = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
+    let other = tempfile::tempdir().unwrap();
+    let out = cvvault(other.path(), &["init", "--recovery-recipient", secret]);
+    assert_eq!(code(&out), 65);
+    assert!(
+        stderr(&out).contains("SECRET key") && !stderr(&out).contains("QQQQ"),
+        "{}",
+        stderr(&out)
+    );
+    let token = format!("cvv_0123456789abcdef_{}", "ab".repeat(32));
+    let out = cvvault(root, &["token", "revoke", &token]);
+    assert_eq!(code(&out), 65);
+    assert!(
+        stderr(&out).contains("its id is 0123456789abcdef") && !stderr(&out).contains("abab"),
+        "{}",
+        stderr(&out)
+    );
+    // Retention settings where 0 would erase everyone are refused.
+    std::fs::write(
+        root.join("policy/retention.toml"),
+        "grace_after_close_days = 0\nmax_idle_days = 0\nmax_life_days = 1095\n",
+    )
+    .unwrap();
+    let out = cvvault(root, &["retention", "run", "--dry-run"]);
+    assert_eq!(code(&out), 15, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("max_idle_days = 0 would erase every candidate"),
+        "{}",
+        stderr(&out)
+    );
+    // An extract to a folder that does not exist is refused before anything is disclosed.
+    let out = cvvault(
+        root,
+        &[
+            "extract",
+            "--candidate",
+            &id,
+            "--purpose",
+            "recruitment",
+            "--out",
+            root.join("no-such-folder/cv.age").to_str().unwrap(),
+            "--as",
+            "emp",
+        ],
+    );
+    assert_eq!(code(&out), 74, "{}", stderr(&out));
+    assert!(!root.join("no-such-folder").exists());
 }
 
 #[test]

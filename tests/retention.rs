@@ -813,8 +813,14 @@ fn a_held_retention_lock_makes_a_run_exit_75() {
     use fs2::FileExt;
     let fixture = Fixture::new();
     let id = fixture.register_marked("LOCKMARKa", false, false);
+    // Due at once: its only assignment closed, with no grace after the close.
+    let assignment = fixture.assign(id, "coach-org", "coaching", "coaching");
+    fixture
+        .vault
+        .close_assignment(&fixture.as_("cw"), &assignment, "coaching completed")
+        .unwrap();
     fixture.vault.close().unwrap();
-    write_settings(&fixture, 0, 0, 1095);
+    write_settings(&fixture, 0, 30, 1095);
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -851,7 +857,7 @@ fn a_held_retention_lock_makes_a_run_exit_75() {
     assert_eq!(dry.status.code(), Some(0), "{}", all_output(&dry));
     let line = stdout(&dry);
     assert!(
-        line.contains(&format!("{id}  max-idle  due since ")),
+        line.contains(&format!("{id}  closed-grace  due since ")),
         "{line}"
     );
     let dry = cvvault(
@@ -860,7 +866,7 @@ fn a_held_retention_lock_makes_a_run_exit_75() {
     );
     let report: serde_json::Value = serde_json::from_str(stdout(&dry).trim()).unwrap();
     assert_eq!(report["due"][0]["candidate_id"], id.to_string());
-    assert_eq!(report["due"][0]["rule"], "max-idle");
+    assert_eq!(report["due"][0]["rule"], "closed-grace");
     assert!(report["due"][0]["due_since"]
         .as_str()
         .unwrap()

@@ -416,9 +416,9 @@ fn every_hold_acknowledged_during_a_retention_run_is_respected() {
     // and then ignored.
     let f = Fixture::new();
     let ids = import(&f.vault, 2_000);
-    f.clock.advance(86_400);
+    f.clock.advance(2 * 86_400);
     let settings =
-        Retention::parse("grace_after_close_days = 0\nmax_idle_days = 0\nmax_life_days = 3650\n")
+        Retention::parse("grace_after_close_days = 0\nmax_idle_days = 1\nmax_life_days = 3650\n")
             .unwrap();
     let vault = Arc::new(f.vault);
     let dpo = vault.principal(&"dpo".parse().unwrap()).unwrap();

@@ -818,15 +818,16 @@ fn asking_for_lines_the_file_does_not_have_says_so() {
         assert_eq!(
             messages,
             [
-                (2, "line 2 is blank: there is no profile on it".to_owned()),
+                (2, "the line is blank: there is no profile on it".to_owned()),
                 (
                     99,
-                    "line 99 was asked for, but the file has 4 line(s): nothing was imported from it"
+                    "the file has only 4 line(s), numbered from 1: there is no line 99, so nothing was imported from it"
                         .to_owned()
                 ),
             ],
             "{mode:?}"
         );
+        assert_eq!(report.not_in_file, vec![2, 99], "{mode:?}");
         // One pass imports the line that is there; all-or-nothing imports nothing.
         let expected = if mode == ImportMode::SkipBad { 1 } else { 0 };
         assert_eq!(report.imported, expected, "{mode:?}");

@@ -104,13 +104,27 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     Ok(())
 }
 
+/// Reads checkpoint files kept elsewhere. A file that is not even shaped like a checkpoint is
+/// a wrong input (exit 65), not evidence of tampering; its signature and root are checked by
+/// the verification itself.
 fn read_checkpoints(files: &[PathBuf]) -> Result<Vec<CheckpointSource>> {
     files
         .iter()
         .map(|f| {
+            let note = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
+            let body = note.split_once("\n\n").map(|(body, _)| format!("{body}\n"));
+            if body
+                .as_deref()
+                .is_none_or(|b| crate::audit::note::Checkpoint::parse_body(b).is_err())
+            {
+                return Err(Error::invalid_input(format!(
+                    "{} is not a signed checkpoint: it should be the text the vault's checkpoint command printed (an origin, a size and a root on three lines, a blank line, then signature lines); fetch a fresh copy of the one kept off this machine",
+                    f.display()
+                )));
+            }
             Ok(CheckpointSource {
                 source: f.display().to_string(),
-                note: std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?,
+                note,
             })
         })
         .collect()

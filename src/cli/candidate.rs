@@ -168,7 +168,25 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: CandidateCommand) -> Result<ExitCo
                 only_lines: (!only_lines.is_empty()).then(|| only_lines.into_iter().collect()),
                 update_existing: update,
             };
-            let results = results.unwrap_or_else(|| results_beside(&file));
+            // The result file is created before anything is imported: a run whose ids could
+            // not be written down must not register anyone. It never replaces an earlier
+            // run's file (that one may hold the only record of the ids it registered).
+            let results = match results {
+                Some(path) => {
+                    super::output_folder_exists(&path)?;
+                    crate::files::write_new_private_file(&path, b"").map_err(|e| match e {
+                        Error::VaultExists { .. } => {
+                            Error::invalid_input(format!(
+                                "{} exists already: it may hold the ids an earlier import registered. Give another result file",
+                                path.display()
+                            ))
+                        }
+                        other => other,
+                    })?;
+                    path
+                }
+                None => create_results_beside(&file)?,
+            };
             let size = std::fs::metadata(&file)
                 .map_err(|e| Error::io(&file, e))?
                 .len();
@@ -196,14 +214,26 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: CandidateCommand) -> Result<ExitCo
                     "results": results,
                     "rejected": report.rejected.iter().map(|(line, message)| serde_json::json!({"line": line, "error": message})).collect::<Vec<_>>(),
                 });
-                let lines: Vec<String> =
-                    report.rejected.iter().map(|(n, _)| n.to_string()).collect();
+                let lines: Vec<String> = report
+                    .rejected
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .filter(|n| *n != 0 && !report.not_in_file.contains(n))
+                    .map(|n| n.to_string())
+                    .collect();
                 let whole_file = report.rejected.iter().all(|(line, _)| *line == 0);
                 let mut text = if whole_file {
                     format!("nothing imported from {}:\n", file.display())
                 } else if options.mode == ImportMode::AllOrNothing {
                     format!(
                         "nothing imported: {} bad line(s) in {}; fix them and run the import again\n",
+                        report.rejected.len(),
+                        file.display()
+                    )
+                } else if lines.is_empty() {
+                    format!(
+                        "imported {} candidates; {} line(s) asked for hold no profile in {}\n",
+                        report.imported,
                         report.rejected.len(),
                         file.display()
                     )
@@ -286,11 +316,29 @@ pub(crate) fn read_document(file: &PathBuf) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The default result file of an import: `people.ndjson` gives `people.ndjson.results.csv`.
-fn results_beside(file: &std::path::Path) -> PathBuf {
-    let mut name = file.as_os_str().to_owned();
-    name.push(".results.csv");
-    PathBuf::from(name)
+/// Creates the default result file of an import, empty: `people.ndjson` gives
+/// `people.ndjson.results.csv`, or `people.ndjson.results-2.csv` (-3, ...) when an earlier
+/// run's file is there.
+fn create_results_beside(file: &std::path::Path) -> Result<PathBuf> {
+    super::output_folder_exists(file)?;
+    for n in 1..10_000u32 {
+        let mut name = file.as_os_str().to_owned();
+        if n == 1 {
+            name.push(".results.csv");
+        } else {
+            name.push(format!(".results-{n}.csv"));
+        }
+        let path = PathBuf::from(name);
+        match crate::files::write_new_private_file(&path, b"") {
+            Ok(()) => return Ok(path),
+            Err(Error::VaultExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::invalid_input(format!(
+        "there are too many result files beside {}: move the old ones away, or give --results",
+        file.display()
+    )))
 }
 
 /// Writes one CSV row per line of the import (private to the user: it holds references).

@@ -43,6 +43,9 @@ pub fn run(ctx: &Context, vault: &Vault, args: ExtractArgs) -> Result<ExitCode> 
     } else {
         Delivery::Json
     };
+    if let Some(path) = &args.out {
+        super::output_folder_exists(path)?;
+    }
     let extract = vault.deliver_extract(&principal, &candidate, &purpose, delivery)?;
     match args.out {
         None => {

@@ -213,6 +213,27 @@ pub(crate) fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// Refuses an output file whose folder does not exist, before any work is done for it: a
+/// mistyped folder is not created, and nothing is disclosed or registered for a file that
+/// cannot be written.
+pub(crate) fn output_folder_exists(path: &std::path::Path) -> Result<()> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => return Ok(()),
+    };
+    if folder.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::io(
+            folder,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such folder: create it first, or name a file in a folder that exists",
+            ),
+        ))
+    }
+}
+
 /// What to do next about `error` at the command line, where the library's message cannot say
 /// it: library errors name no flag or command of one edge, each edge adds its own step.
 pub fn next_step(error: &Error) -> Option<String> {
@@ -242,8 +263,14 @@ pub fn next_step(error: &Error) -> Option<String> {
         Error::KeyringMissing { .. } | Error::DatabaseMissing { .. } => {
             "run `cvvault init` first, or point --keys-dir/--data-dir (CVVAULT_KEYS_DIR, CVVAULT_DATA_DIR) at the vault's folders".into()
         }
-        Error::Denied { may, .. } if !may.is_empty() => {
+        Error::Denied { action, .. } if action.starts_with("opening a ") => {
+            "the default policy (policy/assignment-kinds.cedar) allows two shapes: --kind matching --purpose recruitment with an employer's organisation, and --kind coaching --purpose coaching with a provider's; a protected candidate gets no matching assignment".into()
+        }
+        Error::Denied { may, policy_ids, .. } if !may.is_empty() && policy_ids.is_empty() => {
             "act as a principal of a role policy lets do this (--as ID); `cvvault principal list` shows them. Policy itself is changed only by editing policy/*.cedar".into()
+        }
+        Error::Denied { .. } => {
+            "the policies named decided it (`cvvault policy explain --candidate ID --purpose P --as YOU` says why for a read); they are in policy/*.cedar".into()
         }
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             "check the file name; a relative path is read from the folder you are in".into()
@@ -251,8 +278,23 @@ pub fn next_step(error: &Error) -> Option<String> {
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
             "this user may not open the file: check its owner and mode (`ls -l`)".into()
         }
+        Error::IdentityMissing { .. } => {
+            "if the identity file moved, point CVVAULT_IDENTITY at it; if it is lost, unlock with a recovery identity (CVVAULT_IDENTITY=FILE); a vault made with a passphrase needs CVVAULT_PASSPHRASE instead. A file of age1... lines is a public key, not an identity".into()
+        }
+        Error::InvalidProfile { path, .. }
+            if ["$.special", "$.control"].contains(&path.as_str()) =>
+        {
+            "register the JSON Resume without it, then `cvvault candidate update ID FILE --group special,control` with a vault document that holds those groups".into()
+        }
+        Error::InvalidProfile { .. } => {
+            "fix the field the path names; `cvvault candidate schema` prints the whole document format".into()
+        }
         Error::KeyringLost { path, .. } => format!(
-            "copy the keyring's backup to {} (do not run `cvvault init`: a new keyring cannot open this database), then `cvvault keys verify`",
+            "if --keys-dir (CVVAULT_KEYS_DIR) names the wrong folder, point it at the vault's keys; else copy the keyring's backup to {} and run `cvvault keys verify`. Do not run `cvvault init`: a new keyring cannot open this database",
+            path.display()
+        ),
+        Error::DatabaseLost { path, .. } => format!(
+            "if --data-dir (CVVAULT_DATA_DIR) names the wrong folder, point it at the vault's data; else copy the database's backup to {} and run `cvvault audit verify --as DPO`. `cvvault init` refuses here: this keyring belongs to that database",
             path.display()
         ),
         Error::Corrupt { .. } | Error::Forged { .. } => {
@@ -265,7 +307,10 @@ pub fn next_step(error: &Error) -> Option<String> {
             "the record was altered or moved outside cvvault: `cvvault audit verify --as DPO` names what fails; restore data/vault.db from a backup, or check that keys/keyring.age is this vault's".into()
         }
         Error::NotFound { what: "candidate" } => {
-            "check the candidate id; if it is right, ask the agency's caseworker whether an open assignment links your organisation to this candidate for this purpose".into()
+            "check the candidate id or reference; an erased candidate is not found either (a DPO confirms an erasure with `cvvault audit receipt --candidate ID`). An employer or provider also gets this for a candidate no open assignment links them to, for this purpose: ask the agency's caseworker".into()
+        }
+        Error::NotFound { what: "assignment" } => {
+            "check the assignment id (`cvvault assignment list --candidate ID` shows a candidate's assignments)".into()
         }
         Error::NoRecipient { path, .. } => format!(
             "save the principal's public key (age1...) in {}, or write plaintext with --plaintext",

@@ -61,6 +61,11 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: PrincipalCommand) -> Result<ExitCo
                         crate::ids::printable(&given)
                     )))
                 }
+                (Role::Subject, None, None) => {
+                    return Err(crate::Error::invalid_input(format!(
+                        "--role subject needs the candidate this person is: `cvvault principal add --role subject --org {org} --candidate ID`"
+                    )))
+                }
                 (_, None, _) if role != Role::Subject => {
                     return Err(crate::Error::invalid_input(
                         "principal add needs an ID (e.g. `cvvault principal add emp1 --role employer --org acme-ab`)",
@@ -72,10 +77,17 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: PrincipalCommand) -> Result<ExitCo
                     id
                 }
             };
-            ctx.print(
-                &serde_json::json!({"principal_id": id, "role": role, "org": org}),
-                &format!("added {role} {id} of {org}"),
-            );
+            // A subject's id is generated: alone on standard output, so that
+            // `ID=$(cvvault principal add --role subject ...)` captures it.
+            if role == Role::Subject && !ctx.json {
+                println!("{id}");
+                eprintln!("added subject {id} of {org}: give this id to the candidate, with a token (`cvvault token issue --principal {id}`)");
+            } else {
+                ctx.print(
+                    &serde_json::json!({"principal_id": id, "role": role, "org": org}),
+                    &format!("added {role} {id} of {org}"),
+                );
+            }
         }
         PrincipalCommand::List => {
             let list = vault.list_principals()?;

@@ -478,6 +478,12 @@ pub fn identity_recipients(path: &Path) -> Result<Vec<age::x25519::Recipient>> {
 /// Parses an `age1...` recipient string.
 pub fn parse_recipient(text: &str) -> Result<age::x25519::Recipient> {
     age::x25519::Recipient::from_str(text.trim()).map_err(|_| {
+        // INVARIANT: a secret key given by mistake is never echoed, not even in part.
+        if text.trim().to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
+            return Error::invalid_input(
+                "that is an age SECRET key, not a recipient: never pass it on a command line (it may be in your shell history now; consider it exposed). Give its public half, which `age-keygen -y FILE` prints (age1...)",
+            );
+        }
         Error::invalid_input(format!(
             "`{}` is not an age X25519 recipient: expected a public key starting with age1",
             crate::ids::printable(text.trim())

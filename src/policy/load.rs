@@ -90,11 +90,12 @@ pub(crate) struct Loaded {
 pub(crate) fn read_dir(dir: &Path) -> Result<(String, Vec<(String, String)>), Error> {
     if !dir.is_dir() {
         return Err(Error::InvalidPolicy {
-            file: dir.display().to_string(),
+            file: format!("{}/", dir.display()),
             position: None,
-            message: "no policy directory here: run `cvvault init` to write the default policy \
-                      files, or point the vault at the directory that holds vault.cedarschema \
-                      and the *.cedar files"
+            message: "there is no policy folder here: point the vault at the folder that holds \
+                      vault.cedarschema and the *.cedar files (--policy-dir, \
+                      CVVAULT_POLICY_DIR), or restore that folder from version control; for a \
+                      new vault, `cvvault init` writes the default policy files"
                 .to_owned(),
         });
     }

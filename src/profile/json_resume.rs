@@ -49,10 +49,36 @@ use crate::error::{Error, Result};
 /// JSON Resume paths (`$.basics.image`).
 pub fn parse(bytes: &[u8]) -> Result<Profile> {
     super::check_document_size(bytes)?;
-    let mut resume: Resume = parse_tracked(bytes, "$")?;
+    let mut resume: Resume = parse_tracked(bytes, "$").map_err(vault_group_hint)?;
     let profile = resume.take_profile()?;
     profile.validate().map_err(resume_path)?;
     Ok(profile)
+}
+
+/// A vault field group written into a JSON Resume (`special`, `control`, ...): JSON Resume has
+/// no place for it, so the error says how it gets into the vault instead.
+fn vault_group_hint(err: Error) -> Error {
+    match err {
+        Error::InvalidProfile { path, reason }
+            if [
+                "$.special",
+                "$.control",
+                "$.identity",
+                "$.contact",
+                "$.professional",
+            ]
+            .contains(&path.as_str()) =>
+        {
+            let group = path.trim_start_matches("$.").to_owned();
+            Error::InvalidProfile {
+                reason: format!(
+                    "{reason}. A JSON Resume has no `{group}`: register the resume without it, then replace that group from a vault document that holds only it ({{\"{group}\": {{...}}}}), an update of the candidate; or write the whole profile as a vault document"
+                ),
+                path,
+            }
+        }
+        other => other,
+    }
 }
 
 /// The top level. Field names are JSON Resume's.

@@ -81,7 +81,7 @@ impl Problem {
             // One text for every caller and every candidate id: it says whom to ask, and
             // nothing about whether the candidate exists.
             Error::NotFound { what: "candidate" } => Problem::new(status, "not-found", "Not found", format!(
-                "{error}. Check the candidate id; if it is right, ask the agency's caseworker whether an open assignment links your organisation to this candidate for this purpose"
+                "{error}. Check the candidate id or reference; an erased candidate is not found either. An employer or provider also gets this for a candidate no open assignment links them to, for this purpose: ask the agency's caseworker"
             )),
             Error::NotFound { .. } => Problem::new(status, "not-found", "Not found", error.to_string()),
             Error::Conflict(message) => Problem::new(status, "conflict", "Conflict", message.clone()),
@@ -215,7 +215,7 @@ mod tests {
                 "type": "urn:cvvault:problem:not-found",
                 "title": "Not found",
                 "status": 404,
-                "detail": "candidate not found. Check the candidate id; if it is right, ask the agency's caseworker whether an open assignment links your organisation to this candidate for this purpose"
+                "detail": "candidate not found. Check the candidate id or reference; an erased candidate is not found either. An employer or provider also gets this for a candidate no open assignment links them to, for this purpose: ask the agency's caseworker"
             })
         );
     }

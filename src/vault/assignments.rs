@@ -82,9 +82,7 @@ impl Vault {
             }
             record.note = Some("not-found".into());
             self.record(record)?;
-            return Err(Error::NotFound {
-                what: "candidate (it may have been erased)",
-            });
+            return Err(Error::NotFound { what: "candidate" });
         };
         let decision = self.policy.decide(&Request::open_assignment(
             principal,
@@ -116,9 +114,7 @@ impl Vault {
         let by = principal.principal_id.to_string();
         self.writer.write(move |ctx| {
             if rows::candidate_keys(ctx.conn, ctx.integrity, &row.candidate_id)?.is_none() {
-                return Err(Error::NotFound {
-                    what: "candidate (it may have been erased)",
-                });
+                return Err(Error::NotFound { what: "candidate" });
             }
             let row = AssignmentRow {
                 opened_at: ctx.audit.now(),

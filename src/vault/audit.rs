@@ -432,8 +432,8 @@ impl Vault {
                 (e.action == "candidate.erase" || e.action == "retention.erase")
                     && e.decision == Outcome::Allow
             })
-            .ok_or_else(|| Error::NotFound {
-                what: "erasure of this candidate in the audit trail (it has not been erased)",
+            .ok_or(Error::NotFound {
+                what: "erasure receipt: no erasure of this candidate (it has not been erased) is in the audit trail, so a receipt was",
             })?;
         Ok(Receipt {
             format: "cvvault-erasure-receipt/v1".into(),

@@ -148,6 +148,9 @@ pub struct ImportReport {
     /// Lines registered without an agency reference: importing the file again would register
     /// them again.
     pub without_reference: u64,
+    /// The lines asked for (`only_lines`) that hold no profile: past the end, 0, or blank.
+    #[serde(skip)]
+    pub not_in_file: Vec<u64>,
 }
 
 /// A profile sealed, with its registration entry prepared, ready to insert.
@@ -400,7 +403,7 @@ impl Vault {
                     .err()
                     .map(|e| (*number, e.to_string()))
             };
-            let (rejected, total) = std::thread::scope(|scope| -> Result<_> {
+            let (rejected, total, not_in_file) = std::thread::scope(|scope| -> Result<_> {
                 let mut workers = Workers::start(scope, &validate);
                 let mut rejected = Vec::new();
                 let mut total = 0u64;
@@ -428,8 +431,10 @@ impl Vault {
                     Ok(())
                 })?;
                 rejected.extend(workers.map(chunk)?.into_iter().flatten());
-                rejected.extend(lines_not_found(options, file_lines, &found));
-                Ok((rejected, total))
+                let missing = lines_not_found(options, file_lines, &found);
+                let not_in_file: Vec<u64> = missing.iter().map(|(n, _)| *n).collect();
+                rejected.extend(missing);
+                Ok((rejected, total, not_in_file))
             })?;
             if !rejected.is_empty() || total == 0 {
                 let mut rejected = rejected;
@@ -446,6 +451,7 @@ impl Vault {
                     ids: Vec::new(),
                     lines,
                     without_reference: 0,
+                    not_in_file,
                     mode: Some(options.mode),
                 });
             }
@@ -557,7 +563,9 @@ impl Vault {
             rejected.extend(too_long_lines);
             written.and(last)
         })?;
-        rejected.extend(lines_not_found(options, file_lines, &found));
+        let missing = lines_not_found(options, file_lines, &found);
+        let not_in_file: Vec<u64> = missing.iter().map(|(n, _)| *n).collect();
+        rejected.extend(missing);
         let Stored {
             ids,
             mut lines,
@@ -582,6 +590,7 @@ impl Vault {
             ids,
             lines,
             without_reference,
+            not_in_file,
             mode: Some(options.mode),
         })
     }
@@ -1051,12 +1060,14 @@ fn lines_not_found(
         .map(|&n| {
             (
                 n,
-                if n > file_lines || n == 0 {
+                if n == 0 {
+                    "lines are numbered from 1: there is no line 0".to_owned()
+                } else if n > file_lines {
                     format!(
-                        "line {n} was asked for, but the file has {file_lines} line(s): nothing was imported from it"
+                        "the file has only {file_lines} line(s), numbered from 1: there is no line {n}, so nothing was imported from it"
                     )
                 } else {
-                    format!("line {n} is blank: there is no profile on it")
+                    "the line is blank: there is no profile on it".to_owned()
                 },
             )
         })

@@ -124,6 +124,13 @@ impl Vault {
         for text in &options.recovery_recipients {
             recipients.push(keyring::parse_recipient(text)?);
         }
+        // An identity given is read before anything is written, so a wrong path leaves nothing.
+        let own_recipients = match &options.identity {
+            Some(identity_path) if options.passphrase.is_none() => {
+                Some(keyring::identity_recipients(identity_path)?)
+            }
+            _ => None,
+        };
         // Validate the policy before creating anything, so a bad policy leaves no half vault.
         let policy_files_written = write_default_policy(paths)?;
         let policy = PolicyEngine::load_dir(&paths.policy_dir)?;
@@ -131,8 +138,8 @@ impl Vault {
         let mut identity_created = None;
         let protection = match (options.passphrase, options.identity) {
             (Some(pass), _) => Protection::Passphrase(pass),
-            (None, Some(identity_path)) => {
-                let own = keyring::identity_recipients(&identity_path)?;
+            (None, Some(_)) => {
+                let own = own_recipients.unwrap_or_default();
                 for (n, recipient) in own.into_iter().enumerate() {
                     recipients.insert(n, recipient);
                 }
@@ -208,7 +215,10 @@ impl Vault {
         let ring = keyring::open_finishing_identity_change(&paths.keyring(), unlock)?;
         let database = paths.database();
         if !database.exists() {
-            return Err(Error::DatabaseMissing { path: database });
+            return Err(Error::DatabaseLost {
+                path: database,
+                keyring: paths.keyring(),
+            });
         }
         Vault::start(paths.clone(), ring, policy, clock)
     }
@@ -565,6 +575,8 @@ impl Vault {
         candidate_id: &CandidateId,
         purpose: &crate::vocabulary::Purpose,
     ) -> Result<Vec<crate::policy::Explanation>> {
+        // An undeclared purpose is refused with the list, as an extract refuses it.
+        self.policy.check_purpose(purpose)?;
         let facts =
             self.read_facts_for(principal, "policy.explain", candidate_id, Some(purpose))?;
         let mut record = Record::new(

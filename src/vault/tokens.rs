@@ -90,9 +90,18 @@ fn valid_token_id(token_id: &str) -> Result<()> {
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     {
         Ok(())
+    } else if let Some(id) = token_id_of(token_id) {
+        // A whole token: its secret part is never echoed.
+        Err(Error::invalid_input(format!(
+            "that is a whole token, not a token id: keep the token secret (it is in your shell history now); its id is {id}"
+        )))
+    } else if token_id.starts_with(TOKEN_PREFIX) {
+        Err(Error::invalid_input(
+            "that looks like (part of) a token, not a token id: a token id is the 16 hex digits after `cvv_`, as the token list shows them",
+        ))
     } else {
         Err(Error::invalid_input(format!(
-            "`{}` is not a token id: it is the 16 hex digits after `cvv_` (see `cvvault token list`)",
+            "`{}` is not a token id: it is the 16 hex digits after `cvv_`, as the token list shows them",
             crate::ids::printable(token_id)
         )))
     }

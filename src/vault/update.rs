@@ -182,7 +182,12 @@ impl Vault {
     }
 
     fn find_decided(&self, principal: &PrincipalFacts, reference: &str) -> Result<CandidateId> {
-        crate::profile::check_agency_reference(reference)?;
+        crate::profile::check_agency_reference(reference).map_err(|_| {
+            Error::invalid_input(format!(
+                "an agency reference is the agency's case number: 1 to {} printable characters, without spaces around it",
+                crate::profile::MAX_REFERENCE_BYTES
+            ))
+        })?;
         let mac = self.integrity.reference_mac(reference);
         let found = self.readers.read(|conn| {
             let Some(id) = rows::candidate_by_reference(conn, &self.integrity, &mac)? else {
