@@ -35,7 +35,13 @@ impl Bearer {
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 6750).
 fn bearer(parts: &Parts) -> Option<Zeroizing<String>> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    bearer_token(parts.headers.get(AUTHORIZATION)?.as_bytes())
+}
+
+/// The token of an `Authorization` header value, if it is `Bearer <token>` (scheme
+/// case-insensitive, RFC 6750): the parser of untrusted header bytes (fuzzed).
+pub fn bearer_token(value: &[u8]) -> Option<Zeroizing<String>> {
+    let value = std::str::from_utf8(value).ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
