@@ -251,6 +251,12 @@ pub enum Error {
     /// No or an invalid bearer token.
     #[error("authentication required: send `Authorization: Bearer <token>` with a token the vault's operator issued to you")]
     Unauthenticated,
+    /// Too many requests without a valid token from one client address.
+    #[error("too many requests without a valid token came from this address: wait {retry_after_secs} s before trying again, with a token the vault's operator issued")]
+    TooManyFailedAuthentications {
+        /// Seconds until the address may try again.
+        retry_after_secs: u64,
+    },
     /// A bearer token that has expired (it says nothing about its principal).
     #[error("the token {token_id} expired at {expired_at}: ask the vault's operator for its successor (tokens are rotated before they lapse)")]
     TokenExpired {
@@ -393,7 +399,7 @@ impl Error {
             | Error::AlreadyHeld { .. }
             | Error::NotHeld
             | Error::DuplicateReference => 5,
-            Error::QuotaExceeded { .. } => 6,
+            Error::QuotaExceeded { .. } | Error::TooManyFailedAuthentications { .. } => 6,
             Error::Unauthenticated | Error::TokenExpired { .. } => 7,
             Error::VaultExists { .. } => 10,
             Error::KeyringMissing { .. }
@@ -435,7 +441,7 @@ impl Error {
             | Error::VaultExists { .. }
             | Error::RetentionLocked { .. }
             | Error::RotationLocked { .. } => 409,
-            Error::QuotaExceeded { .. } => 429,
+            Error::QuotaExceeded { .. } | Error::TooManyFailedAuthentications { .. } => 429,
             Error::Unauthenticated | Error::TokenExpired { .. } => 401,
             _ => 500,
         }

@@ -275,6 +275,14 @@ pub fn next_step(error: &Error) -> Option<String> {
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             "check the file name; a relative path is read from the folder you are in".into()
         }
+        Error::Io { source, .. }
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable
+            ) =>
+        {
+            "pick another --bind address or port (port 0 picks a free one), or stop what already listens there".into()
+        }
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
             "this user may not open the file: check its owner and mode (`ls -l`)".into()
         }

@@ -257,6 +257,7 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
         .map_err(|e| Error::io("listen address", e))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let state = AppState::new(vault.clone(), &limits);
+    let bounds = server::edge::EdgeBounds::from_limits(&limits.http);
     let server = std::thread::Builder::new()
         .name("cvvault-demo-server".into())
         .spawn(move || -> Result<()> {
@@ -267,9 +268,14 @@ pub fn run(_ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)
                     .map_err(|e| Error::io("listen address", e))?;
-                server::serve(listener, state, Duration::from_secs(60), async move {
-                    let _ = stopped.await;
-                })
+                server::serve(
+                    listener,
+                    state,
+                    (Duration::from_secs(60), bounds, None),
+                    async move {
+                        let _ = stopped.await;
+                    },
+                )
                 .await
             })
         })

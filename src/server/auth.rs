@@ -14,8 +14,9 @@ use crate::error::{Error, Result};
 use crate::policy::PrincipalFacts;
 use crate::vault::Vault;
 
-/// The bearer token of a request, not yet checked.
-pub struct Bearer(Zeroizing<String>);
+/// The bearer token of a request, not yet checked, and the client address it came from
+/// (`None` in process, where there is no socket).
+pub struct Bearer(Zeroizing<String>, Option<std::net::SocketAddr>);
 
 impl Bearer {
     /// Authenticates the token, then runs `f` as its principal, off the async workers.
@@ -24,12 +25,27 @@ impl Bearer {
         F: FnOnce(&Vault, PrincipalFacts) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        let Bearer(token, peer) = self;
+        // An address past its budget of failed authentications is refused before its token is
+        // looked up: guessing tokens costs the vault nothing more.
+        if let Some(retry_after_secs) = state.auth_failures().blocked(peer) {
+            return Err(Error::TooManyFailedAuthentications { retry_after_secs });
+        }
         let vault = state.vault().clone();
-        blocking(move || {
-            let principal = vault.authenticate(&self.0)?;
+        let result = blocking(move || {
+            let principal = vault.authenticate(&token)?;
             f(&vault, principal)
         })
-        .await
+        .await;
+        if matches!(
+            result,
+            Err(Error::Unauthenticated | Error::TokenExpired { .. })
+        ) {
+            if let Some(retry_after_secs) = state.auth_failures().failed(peer) {
+                return Err(Error::TooManyFailedAuthentications { retry_after_secs });
+            }
+        }
+        result
     }
 }
 
@@ -51,7 +67,20 @@ pub fn bearer_token(value: &[u8]) -> Option<Zeroizing<String>> {
 impl FromRequestParts<AppState> for Bearer {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Bearer> {
-        bearer(parts).map(Bearer).ok_or(Error::Unauthenticated)
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Bearer> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0);
+        if let Some(retry_after_secs) = state.auth_failures().blocked(peer) {
+            return Err(Error::TooManyFailedAuthentications { retry_after_secs });
+        }
+        match bearer(parts) {
+            Some(token) => Ok(Bearer(token, peer)),
+            None => Err(match state.auth_failures().failed(peer) {
+                Some(retry_after_secs) => Error::TooManyFailedAuthentications { retry_after_secs },
+                None => Error::Unauthenticated,
+            }),
+        }
     }
 }

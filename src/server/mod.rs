@@ -7,6 +7,7 @@
 //! sit beside them. The vault signs a checkpoint on an interval and once more at shutdown.
 
 pub mod auth;
+pub mod edge;
 pub mod handlers;
 pub mod metrics;
 pub mod openapi;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
@@ -37,6 +38,10 @@ struct Shared {
     quota: quota::QuotaTracker,
     metrics: metrics::Metrics,
     max_body_bytes: usize,
+    body_timeout: Duration,
+    request_timeout: Duration,
+    max_in_flight: usize,
+    auth_failures: edge::AuthFailures,
 }
 
 impl AppState {
@@ -47,7 +52,16 @@ impl AppState {
             quota: quota::QuotaTracker::new(&limits.extract),
             metrics: metrics::Metrics::default(),
             max_body_bytes: limits.http.max_body_bytes,
+            body_timeout: Duration::from_secs(limits.http.body_timeout_seconds),
+            request_timeout: Duration::from_secs(limits.http.request_timeout_seconds),
+            max_in_flight: limits.http.max_requests_in_flight,
+            auth_failures: edge::AuthFailures::new(limits.http.unauthenticated_per_minute),
         }))
+    }
+
+    /// Requests without a valid token, per client address.
+    pub fn auth_failures(&self) -> &edge::AuthFailures {
+        &self.0.auth_failures
     }
 
     /// The vault.
@@ -90,6 +104,11 @@ where
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let max_body = state.max_body_bytes();
+    let (body_timeout, request_timeout, in_flight) = (
+        state.0.body_timeout,
+        state.0.request_timeout,
+        state.0.max_in_flight,
+    );
     Router::new()
         .route("/v1/candidates", post(handlers::register_candidate))
         .route("/v1/candidates/find", post(handlers::find_candidate))
@@ -139,6 +158,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(handlers::unknown_route)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_timeout,
+        ))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(in_flight))
+        // Outside the concurrency limit, so that waiting for a slot counts too.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .layer(middleware::from_fn(no_head_on_data))
         .layer(middleware::map_response(protective_headers))
         .layer(middleware::from_fn_with_state(
@@ -175,7 +203,7 @@ async fn protective_headers(mut response: Response) -> Response {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
-    checkpoint_every: Duration,
+    (checkpoint_every, bounds, tls): (Duration, edge::EdgeBounds, Option<edge::Tls>),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let vault = state.vault().clone();
@@ -198,10 +226,7 @@ pub async fn serve(
             }
         }
     });
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::io("HTTP listener", e));
+    let served = edge::serve_connections(listener, router(state), bounds, tls, shutdown).await;
     let _ = stop.send(true);
     let _ = signer.await;
     served

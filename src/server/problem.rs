@@ -129,6 +129,10 @@ impl Problem {
             },
             Error::Unauthenticated => Problem::new(status, "unauthenticated", "Unauthenticated", error.to_string()),
             Error::TokenExpired { .. } => Problem::new(status, "token-expired", "Token expired", error.to_string()),
+            Error::TooManyFailedAuthentications { retry_after_secs } => Problem {
+                retry_after: Some(*retry_after_secs),
+                ..Problem::new(status, "too-many-failed-authentications", "Too many requests", error.to_string())
+            },
             Error::UnsupportedMediaType { .. } => Problem::new(status, "unsupported-media-type", "Unsupported media type", error.to_string()),
             _ => {
                 // INVARIANT: the message may name files, SQL errors or states; it is logged only.
