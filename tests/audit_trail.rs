@@ -1425,3 +1425,69 @@ fn a_deleted_entry_with_the_rest_renumbered_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_consistency_proof_links_a_kept_checkpoint_to_the_latest_through_the_binary() {
+    let (fixture, _) = busy_fixture(3);
+    let key = fixture.vault.verifier_key();
+    // A checkpoint the DPO keeps off the machine, then more entries.
+    let kept = fixture.vault.audit_checkpoint().unwrap();
+    let kept_size: u64 = kept.lines().nth(1).unwrap().parse().unwrap();
+    let kept_root = kept.lines().nth(2).unwrap().to_owned();
+    fixture.register_marked("CONSISTENCYLATER", false, false);
+    fixture.vault.close().unwrap();
+    let root = fixture.dir.path();
+    let out = cvvault(
+        root,
+        &[
+            "audit",
+            "consistency",
+            "--from",
+            &kept_size.to_string(),
+            "--as",
+            "dpo",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    let proof: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(proof["format"], "cvvault-consistency-proof/v1");
+    assert_eq!(proof["old_size"], kept_size);
+    assert_eq!(
+        proof["old_root"],
+        kept_root.as_str(),
+        "the kept checkpoint's root"
+    );
+    assert!(proof["new_size"].as_u64().unwrap() > kept_size);
+    let good = write_file(root, "consistency.json", &stdout(&out));
+    for args in [vec![], vec!["--key", key.as_str()]] {
+        let mut full = vec!["audit", "verify-proof", good.to_str().unwrap()];
+        full.extend(args.iter().copied());
+        let ok = cvvault(root, &full);
+        assert_eq!(ok.status.code(), Some(0), "{}", all_output(&ok));
+        assert!(stdout(&ok).contains("consistent:"), "{}", stdout(&ok));
+    }
+    // A root that is not the kept one, or a changed path, fails.
+    let mut other_root = proof.clone();
+    other_root["old_root"] = proof["proof"][0].clone();
+    let mut short = proof.clone();
+    short["proof"].as_array_mut().unwrap().pop();
+    for (name, bad) in [("old root", other_root), ("path", short)] {
+        let file = write_file(root, "bad.json", &bad.to_string());
+        let out = cvvault(
+            root,
+            &[
+                "audit",
+                "verify-proof",
+                file.to_str().unwrap(),
+                "--key",
+                &key,
+            ],
+        );
+        assert_eq!(out.status.code(), Some(17), "{name}: {}", all_output(&out));
+    }
+    let out = cvvault(
+        root,
+        &["audit", "consistency", "--from", "999999", "--as", "dpo"],
+    );
+    assert_eq!(out.status.code(), Some(65), "{}", all_output(&out));
+}

@@ -495,6 +495,101 @@ pub fn verify_proof(proof: &InclusionProof, verifier: &NoteVerifier) -> Result<C
     Ok(checkpoint)
 }
 
+/// A consistency proof, self-contained: the log of `checkpoint`'s size extends the log of
+/// `old_size` entries whose root is `old_root` (RFC 9162 §2.1.4). A DPO compares `old_root`
+/// with a checkpoint of that size kept elsewhere.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProof {
+    /// `cvvault-consistency-proof/v1`.
+    pub format: String,
+    /// The older tree's size.
+    pub old_size: u64,
+    /// The older tree's root, base64.
+    pub old_root: String,
+    /// The newer tree's size (equals the checkpoint's size).
+    pub new_size: u64,
+    /// The consistency path, base64 hashes (RFC 9162 §2.1.4.1).
+    pub proof: Vec<String>,
+    /// The signed checkpoint of size `new_size`.
+    pub checkpoint: String,
+}
+
+/// The consistency proof format tag.
+pub const CONSISTENCY_FORMAT: &str = "cvvault-consistency-proof/v1";
+
+/// Builds a consistency proof from `old_size` entries to the tree of `checkpoint`.
+pub fn prove_consistency(
+    conn: &Connection,
+    old_size: u64,
+    checkpoint_note: &str,
+    checkpoint: &Checkpoint,
+) -> Result<ConsistencyProof> {
+    if old_size > checkpoint.size {
+        return Err(Error::invalid_input(format!(
+            "--from {old_size} is past the checkpoint's {} entries: give a size from 0 to {}",
+            checkpoint.size, checkpoint.size
+        )));
+    }
+    let all = leaves(conn, checkpoint.size)?;
+    let old_len = usize::try_from(old_size).unwrap_or(usize::MAX);
+    let old_root = merkle::root(all.get(..old_len).unwrap_or(&all));
+    let path = merkle::consistency_proof(&all, old_size)
+        .map_err(|e| Error::invalid_input(e.to_string()))?;
+    Ok(ConsistencyProof {
+        format: CONSISTENCY_FORMAT.into(),
+        old_size,
+        old_root: B64.encode(old_root),
+        new_size: checkpoint.size,
+        proof: path.iter().map(|h| B64.encode(h)).collect(),
+        checkpoint: checkpoint_note.to_owned(),
+    })
+}
+
+/// Checks a consistency proof offline: the checkpoint's signature, then the path from the old
+/// root to the checkpoint's. Returns the checkpoint and the old root it was checked against.
+pub fn verify_consistency_proof(
+    proof: &ConsistencyProof,
+    verifier: &NoteVerifier,
+) -> Result<(Checkpoint, Hash)> {
+    if proof.format != CONSISTENCY_FORMAT {
+        return Err(Error::invalid_input(format!(
+            "not a {CONSISTENCY_FORMAT} document"
+        )));
+    }
+    let checkpoint = verifier
+        .verify(&proof.checkpoint)
+        .map_err(|e| tampered(format!("the proof's checkpoint does not verify: {e}")))?;
+    if checkpoint.size != proof.new_size {
+        return Err(tampered(format!(
+            "the proof is for a tree of {} entries but its checkpoint covers {}",
+            proof.new_size, checkpoint.size
+        )));
+    }
+    let decode = |h: &String| -> Result<Hash> {
+        let bytes = B64
+            .decode(h)
+            .map_err(|_| tampered("a proof hash is not base64".into()))?;
+        Hash::try_from(bytes.as_slice())
+            .map_err(|_| tampered("a proof hash is not 32 bytes".into()))
+    };
+    let old_root = decode(&proof.old_root)?;
+    let path = proof
+        .proof
+        .iter()
+        .map(decode)
+        .collect::<Result<Vec<Hash>>>()?;
+    merkle::verify_consistency(
+        proof.old_size,
+        proof.new_size,
+        &old_root,
+        &checkpoint.root,
+        &path,
+    )
+    .map_err(|e| tampered(format!("the consistency proof does not verify: {e}")))?;
+    Ok((checkpoint, old_root))
+}
+
 /// Entries (raw text) in index order, optionally within `[since, until)` by their time.
 pub fn export(
     conn: &Connection,

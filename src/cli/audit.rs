@@ -56,6 +56,17 @@ pub enum AuditCommand {
         #[arg(long, requires = "key")]
         allow_unbound: bool,
     },
+    /// Write an RFC 9162 consistency proof (JSON) from a tree of --from entries to the latest
+    /// signed checkpoint (or the stored one of --to entries): with it, a checkpoint kept off
+    /// this machine is checked against the log without the entries. `verify-proof` checks it.
+    Consistency {
+        /// The older tree's size, e.g. that of a checkpoint kept elsewhere.
+        #[arg(long, value_name = "SIZE")]
+        from: u64,
+        /// The newer tree's size (default: the latest checkpoint's).
+        #[arg(long, value_name = "SIZE")]
+        to: Option<u64>,
+    },
     /// Write entries as JSON lines (the exact bytes that were hashed).
     Export {
         /// Only entries at or after this time (RFC 3339 or YYYY-MM-DD).
@@ -183,6 +194,11 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: AuditCommand) -> Result<ExitCode> 
             println!("{}", vault.verifier_key());
             Ok(ExitCode::SUCCESS)
         }
+        AuditCommand::Consistency { from, to } => {
+            let principal = ctx.acting(vault)?;
+            print_json(&vault.audit_consistency(&principal, from, to)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         AuditCommand::Prove { index } => {
             let principal = ctx.acting(vault)?;
             print_json(&vault.audit_prove(&principal, index)?)?;
@@ -190,6 +206,9 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: AuditCommand) -> Result<ExitCode> 
         }
         AuditCommand::VerifyProof { file, .. } => {
             // `--key` is handled without the keyring by `verify_proof_offline`.
+            if let Some(done) = verify_consistency_file(ctx, &file, &vault.note_verifier()?)? {
+                return Ok(done);
+            }
             let checkpoint = verify_proof_file(&file, &vault.note_verifier()?)?;
             // With the keyring at hand, a receipt's pseudonym is also checked against its id.
             if let Some((candidate_id, pseudonym)) = receipt_claim(&file)? {
@@ -247,6 +266,9 @@ pub fn verify_proof_offline(
 ) -> Result<ExitCode> {
     let verifier =
         NoteVerifier::parse(key).map_err(|e| Error::invalid_input(format!("--key: {e}")))?;
+    if let Some(done) = verify_consistency_file(ctx, file, &verifier)? {
+        return Ok(done);
+    }
     let checkpoint = verify_proof_file(file, &verifier)?;
     let Some((candidate_id, pseudonym)) = receipt_claim(file)? else {
         return proof_valid(ctx, &checkpoint);
@@ -271,6 +293,39 @@ pub fn verify_proof_offline(
         "next: run `cvvault audit verify-proof FILE` where the vault is (it checks the id with the keyring), or accept the proven erasure without its id with --allow-unbound"
     );
     Ok(ExitCode::from(17))
+}
+
+/// Checks `file` if it is a consistency proof (`None` if it is another kind of proof).
+fn verify_consistency_file(
+    ctx: &Context,
+    file: &PathBuf,
+    verifier: &NoteVerifier,
+) -> Result<Option<ExitCode>> {
+    let value = read_json(file)?;
+    if value.get("format").and_then(|f| f.as_str()) != Some(verify::CONSISTENCY_FORMAT) {
+        return Ok(None);
+    }
+    let proof: verify::ConsistencyProof = serde_json::from_value(value).map_err(|e| {
+        Error::invalid_input(format!(
+            "{} is not a consistency proof: {e}",
+            file.display()
+        ))
+    })?;
+    let (checkpoint, old_root) = verify::verify_consistency_proof(&proof, verifier)?;
+    let old_root = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, old_root);
+    ctx.print(
+        &serde_json::json!({
+            "valid": true,
+            "old_size": proof.old_size,
+            "old_root": old_root,
+            "new_size": checkpoint.size,
+        }),
+        &format!(
+            "consistent: the log of {} entries signed by {} extends the log of {} entries whose root is {old_root}; compare that root with your checkpoint of {} entries",
+            checkpoint.size, checkpoint.origin, proof.old_size, proof.old_size
+        ),
+    );
+    Ok(Some(ExitCode::SUCCESS))
 }
 
 fn proof_valid(ctx: &Context, checkpoint: &crate::audit::note::Checkpoint) -> Result<ExitCode> {

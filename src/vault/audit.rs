@@ -275,6 +275,46 @@ impl Vault {
             .read(|conn| verify::prove(conn, index, &note, &checkpoint))
     }
 
+    /// A consistency proof from `old_size` entries to the latest signed checkpoint (RFC 9162):
+    /// what a DPO checks a checkpoint kept elsewhere against, without the entries.
+    pub fn audit_consistency(
+        &self,
+        principal: &PrincipalFacts,
+        old_size: u64,
+        new_size: Option<u64>,
+    ) -> Result<verify::ConsistencyProof> {
+        self.authorize_audit(principal, "audit.consistency")?;
+        let note = self.audit_checkpoint()?;
+        let verifier = self.note_verifier()?;
+        let latest: Checkpoint = verifier
+            .verify(&note)
+            .map_err(|e| Error::AuditTampered(e.to_string()))?;
+        // A smaller --to needs a checkpoint of exactly that size among those stored.
+        let (note, checkpoint) = match new_size {
+            Some(size) if size != latest.size => {
+                let stored = self.readers.read(verify::stored_checkpoints)?;
+                stored
+                    .into_iter()
+                    .find_map(|source| {
+                        verifier
+                            .verify(&source.note)
+                            .ok()
+                            .filter(|c| c.size == size)
+                            .map(|c| (source.note, c))
+                    })
+                    .ok_or_else(|| {
+                        Error::invalid_input(format!(
+                            "no signed checkpoint of {size} entries is stored: give the size of one that is (the latest covers {}), or leave --to out",
+                            latest.size
+                        ))
+                    })?
+            }
+            _ => (note, latest),
+        };
+        self.readers
+            .read(|conn| verify::prove_consistency(conn, old_size, &note, &checkpoint))
+    }
+
     /// Writes entries as JSON lines (raw canonical text), optionally within a time window.
     pub fn audit_export(
         &self,
