@@ -1491,3 +1491,48 @@ fn a_consistency_proof_links_a_kept_checkpoint_to_the_latest_through_the_binary(
     );
     assert_eq!(out.status.code(), Some(65), "{}", all_output(&out));
 }
+
+#[test]
+fn a_dpo_exports_the_audit_key_with_a_warning_and_it_recomputes_the_pseudonyms() {
+    let (fixture, ids) = busy_fixture(2);
+    fixture.vault.close().unwrap();
+    let root = fixture.dir.path();
+    let found = cvvault(
+        root,
+        &[
+            "audit",
+            "search",
+            "--candidate",
+            &ids[0].to_string(),
+            "--as",
+            "dpo",
+        ],
+    );
+    let first: Entry = serde_json::from_str(stdout(&found).lines().next().unwrap()).unwrap();
+    let expected = first.candidate.unwrap();
+    let out = cvvault(root, &["audit", "mac-key", "--as", "dpo"]);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert!(
+        stderr(&out).contains("can forge entry MACs"),
+        "{}",
+        stderr(&out)
+    );
+    let key = hex::decode(stdout(&out).trim()).unwrap();
+    assert_eq!(key.len(), 32);
+    // The documented construction, computed here from the exported key alone.
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+        &[
+            b"cvvault/audit/candidate/v1\n".as_slice(),
+            ids[0].as_bytes(),
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        expected,
+        format!("hmac-sha256:{}", hex::encode(tag.as_ref()))
+    );
+    let refused = cvvault(root, &["audit", "mac-key", "--as", "emp"]);
+    assert_eq!(refused.status.code(), Some(3), "{}", all_output(&refused));
+    assert!(stdout(&refused).is_empty());
+}

@@ -11,4 +11,6 @@ pub mod entry;
 pub(crate) mod log;
 pub mod merkle;
 pub mod note;
+#[cfg(test)]
+mod vectors;
 pub mod verify;

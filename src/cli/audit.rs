@@ -56,6 +56,10 @@ pub enum AuditCommand {
         #[arg(long, requires = "key")]
         allow_unbound: bool,
     },
+    /// Print the audit key (hex) for a DPO's own verifier: it recomputes entry MACs and
+    /// pseudonyms (SECURITY.md). A secret: whoever holds it can forge entry MACs and test a
+    /// guessed candidate id against the trail. Audited.
+    MacKey,
     /// Write an RFC 9162 consistency proof (JSON) from a tree of --from entries to the latest
     /// signed checkpoint (or the stored one of --to entries): with it, a checkpoint kept off
     /// this machine is checked against the log without the entries. `verify-proof` checks it.
@@ -192,6 +196,21 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: AuditCommand) -> Result<ExitCode> 
         }
         AuditCommand::Key => {
             println!("{}", vault.verifier_key());
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::MacKey => {
+            let principal = ctx.acting(vault)?;
+            let key = vault.audit_mac_key(&principal)?;
+            let warning = "this is the audit key: whoever holds it can forge entry MACs and test a guessed candidate id against the trail. Keep it as secret as the keyring, only where your verifier runs";
+            if ctx.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"audit_key": key.as_str(), "warning": warning})
+                );
+            } else {
+                println!("{}", key.as_str());
+                eprintln!("warning: {warning}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Consistency { from, to } => {

@@ -275,6 +275,17 @@ impl Vault {
             .read(|conn| verify::prove(conn, index, &note, &checkpoint))
     }
 
+    /// The audit key, hex, for a DPO's own verifier: with it, entry MACs and candidate,
+    /// assignment and subject pseudonyms can be recomputed (SECURITY.md, audit format). It is a
+    /// secret: whoever holds it can also forge entry MACs and test a guessed candidate id
+    /// against the trail. Decided like any read of the audit trail, and audited.
+    pub fn audit_mac_key(&self, principal: &PrincipalFacts) -> Result<zeroize::Zeroizing<String>> {
+        self.authorize_audit(principal, "audit.mac-key")?;
+        Ok(zeroize::Zeroizing::new(hex::encode(
+            self.keyring().audit_key(),
+        )))
+    }
+
     /// A consistency proof from `old_size` entries to the latest signed checkpoint (RFC 9162):
     /// what a DPO checks a checkpoint kept elsewhere against, without the entries.
     pub fn audit_consistency(
