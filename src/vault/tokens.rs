@@ -223,6 +223,23 @@ impl Vault {
         })
     }
 
+    /// Records a refused authentication of an issued token (`note` names it by its id, never
+    /// its secret), by an actor nobody is yet.
+    fn record_failed_authentication(&self, note: String) -> Result<()> {
+        let mut record = Record::new(
+            "authenticate",
+            &Actor {
+                id: "unauthenticated".into(),
+                role: "none".into(),
+                org: None,
+            },
+            Outcome::Deny,
+            &new_request_id(),
+        );
+        record.note = Some(note);
+        self.record(record)
+    }
+
     /// Every token (ids, principals, times; never a secret).
     pub fn list_tokens(&self) -> Result<Vec<TokenRow>> {
         self.readers()
@@ -269,18 +286,7 @@ impl Vault {
             }) => {
                 // On the record under its id, like a wrong secret: an expired token still in
                 // use is a client that missed its rotation, or a leaked token being tried.
-                let mut record = Record::new(
-                    "authenticate",
-                    &Actor {
-                        id: "unauthenticated".into(),
-                        role: "none".into(),
-                        org: None,
-                    },
-                    Outcome::Deny,
-                    &new_request_id(),
-                );
-                record.note = Some(format!("expired-token token_id={token_id}"));
-                self.record(record)?;
+                self.record_failed_authentication(format!("expired-token token_id={token_id}"))?;
                 return Err(Error::TokenExpired {
                     token_id,
                     expired_at,
@@ -322,18 +328,7 @@ impl Vault {
                 if !issued {
                     return Err(Error::Unauthenticated);
                 }
-                let mut record = Record::new(
-                    "authenticate",
-                    &Actor {
-                        id: "unauthenticated".into(),
-                        role: "none".into(),
-                        org: None,
-                    },
-                    Outcome::Deny,
-                    &new_request_id(),
-                );
-                record.note = Some(format!("unknown-token token_id={token_id}"));
-                self.record(record)?;
+                self.record_failed_authentication(format!("unknown-token token_id={token_id}"))?;
                 Err(Error::Unauthenticated)
             }
         }
