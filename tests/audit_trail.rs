@@ -1536,3 +1536,121 @@ fn a_dpo_exports_the_audit_key_with_a_warning_and_it_recomputes_the_pseudonyms()
     assert_eq!(refused.status.code(), Some(3), "{}", all_output(&refused));
     assert!(stdout(&refused).is_empty());
 }
+
+#[test]
+fn an_export_bundle_of_a_window_verifies_alone_and_any_change_to_it_fails() {
+    let (fixture, _) = busy_fixture(3);
+    let key = fixture.vault.verifier_key();
+    fixture.vault.close().unwrap();
+    let root = fixture.dir.path();
+    // Entries written now (by the system clock), after the fixture's (2026-01-01).
+    for id in ["late-one", "late-two"] {
+        let out = cvvault(
+            root,
+            &[
+                "principal",
+                "add",
+                id,
+                "--role",
+                "employer",
+                "--org",
+                "late-org",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    }
+    let out = cvvault(
+        root,
+        &[
+            "audit",
+            "export",
+            "--bundle",
+            "--macs",
+            // The fixture's own entries: its clock stands at 2026-01-01 (`init` used the
+            // real one, and so did the commands above).
+            "--since",
+            "2026-01-01",
+            "--until",
+            "2026-06-01",
+            "--as",
+            "dpo",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    let bundle: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(bundle["format"], "cvvault-audit-export/v1");
+    assert!(
+        bundle["start"].as_u64().unwrap() >= 1,
+        "it starts at a checkpoint after init"
+    );
+    assert!(!bundle["start_subtrees"].as_array().unwrap().is_empty());
+    let entries = bundle["entries"].as_array().unwrap();
+    assert_eq!(
+        bundle["macs"].as_array().unwrap().len(),
+        entries.len(),
+        "a MAC per entry"
+    );
+    let good = write_file(root, "bundle.json", &stdout(&out));
+    let ok = cvvault(
+        root,
+        &[
+            "audit",
+            "verify-proof",
+            good.to_str().unwrap(),
+            "--key",
+            &key,
+        ],
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", all_output(&ok));
+    assert!(stdout(&ok).contains("export valid"), "{}", stdout(&ok));
+
+    let mut changed = bundle.clone();
+    let text = entries[0]
+        .as_str()
+        .unwrap()
+        .replacen("\"allow\"", "\"deny\"", 1);
+    changed["entries"][0] = text.into();
+    let mut dropped = bundle.clone();
+    dropped["entries"].as_array_mut().unwrap().remove(0);
+    let mut moved = bundle.clone();
+    moved["start_subtrees"] = serde_json::json!([]);
+    for (name, bad) in [
+        ("changed", changed),
+        ("dropped", dropped),
+        ("subtrees", moved),
+    ] {
+        let file = write_file(root, "bad-bundle.json", &bad.to_string());
+        let out = cvvault(
+            root,
+            &[
+                "audit",
+                "verify-proof",
+                file.to_str().unwrap(),
+                "--key",
+                &key,
+            ],
+        );
+        assert_eq!(out.status.code(), Some(17), "{name}: {}", all_output(&out));
+    }
+    // The whole log as one bundle, from the empty tree.
+    let out = cvvault(root, &["audit", "export", "--bundle", "--as", "dpo"]);
+    let whole: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(whole["start"], 0);
+    assert!(whole["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e.as_str().unwrap().contains("late-two")));
+    let file = write_file(root, "whole.json", &stdout(&out));
+    let ok = cvvault(
+        root,
+        &[
+            "audit",
+            "verify-proof",
+            file.to_str().unwrap(),
+            "--key",
+            &key,
+        ],
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", all_output(&ok));
+}

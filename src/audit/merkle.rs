@@ -490,6 +490,27 @@ impl Frontier {
         }
     }
 
+    /// The roots of the perfect subtrees that make up the tree, largest (leftmost) first: one
+    /// per set bit of the size. The tree's root is their fold from the right,
+    /// `node(h0, node(h1, ... node(h(k-1), hk)))`.
+    #[must_use]
+    pub fn subtrees(&self) -> &[Hash] {
+        &self.hashes
+    }
+
+    /// A frontier from its size and subtree roots (as [`Frontier::subtrees`] gives them).
+    ///
+    /// # Errors
+    /// [`ProofError::CorruptFrontier`] if there is not one hash per set bit of `size`.
+    pub fn from_subtrees(size: u64, hashes: Vec<Hash>) -> Result<Self, ProofError> {
+        if hashes.len() != size.count_ones() as usize {
+            return Err(ProofError::CorruptFrontier {
+                reason: "not one subtree hash per set bit of the size",
+            });
+        }
+        Ok(Self { size, hashes })
+    }
+
     /// The serialised frontier, to be stored and later restored with [`Frontier::from_bytes`].
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -590,6 +590,205 @@ pub fn verify_consistency_proof(
     Ok((checkpoint, old_root))
 }
 
+/// An export that carries its own proof: the entries `start..end` (covering every entry of
+/// the time window asked for), the right edge of the tree of `start` entries (its subtree
+/// roots), and the signed checkpoints of sizes `start` and `end`. A verifier folds the
+/// subtrees to the root of `start_checkpoint`, appends the entries' leaf hashes and must reach
+/// the root of `end_checkpoint`: no entry in between was changed, left out or added.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExportBundle {
+    /// `cvvault-audit-export/v1`.
+    pub format: String,
+    /// The index of the first entry, and the size of `start_checkpoint`.
+    pub start: u64,
+    /// One past the last entry, and the size of `end_checkpoint`.
+    pub end: u64,
+    /// The roots of the perfect subtrees of the tree of `start` entries, largest first,
+    /// base64 (one per set bit of `start`; none for 0).
+    pub start_subtrees: Vec<String>,
+    /// The signed checkpoint of `start` entries (`None` when `start` is 0).
+    pub start_checkpoint: Option<String>,
+    /// The signed checkpoint of `end` entries.
+    pub end_checkpoint: String,
+    /// The entries `start..end`, byte for byte as hashed.
+    pub entries: Vec<String>,
+    /// Their MACs (hex), when asked for (a verifier with the audit key checks them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macs: Option<Vec<String>>,
+}
+
+/// The export bundle format tag.
+pub const BUNDLE_FORMAT: &str = "cvvault-audit-export/v1";
+
+/// Builds an [`ExportBundle`] of the entries within `[since, until)` (all when both are
+/// `None`), widened to the nearest signed checkpoints around them; `checkpoints` are the
+/// signed checkpoints (note, size) the vault holds, the latest covering the whole log.
+pub fn export_bundle(
+    conn: &Connection,
+    (since, until): (Option<i64>, Option<i64>),
+    checkpoints: &[(String, u64)],
+    with_macs: bool,
+) -> Result<ExportBundle> {
+    // Pass 1: which entries the window holds.
+    let (mut first, mut last) = (None::<u64>, None::<u64>);
+    let mut total = 0u64;
+    audit_rows::each_entry_text(conn, None, |entry| {
+        let index = total;
+        total += 1;
+        let time = serde_json::from_str::<super::entry::Entry>(entry)
+            .ok()
+            .and_then(|e| crate::clock::parse_time(&e.time));
+        let inside =
+            time.is_some_and(|t| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u));
+        if inside {
+            first.get_or_insert(index);
+            last = Some(index);
+        }
+        Ok(())
+    })?;
+    let (lo, hi) = match (first, last) {
+        (Some(first), Some(last)) => (first, last + 1),
+        _ => {
+            return Err(Error::invalid_input(
+                "no audit entry falls in that time window: widen --since/--until",
+            ))
+        }
+    };
+    let start = checkpoints
+        .iter()
+        .map(|(_, size)| *size)
+        .filter(|size| *size <= lo)
+        .max()
+        .unwrap_or(0);
+    let Some((end_note, end)) = checkpoints
+        .iter()
+        .filter(|(_, size)| *size >= hi)
+        .min_by_key(|(_, size)| *size)
+    else {
+        return Err(Error::Internal("no signed checkpoint covers the log"));
+    };
+    let start_note = checkpoints
+        .iter()
+        .find(|(_, size)| *size == start && start > 0)
+        .map(|(note, _)| note.clone());
+    // Pass 2: the frontier at `start`, and the entries (and MACs) `start..end`.
+    let mut frontier = Frontier::new();
+    let mut start_subtrees = Vec::new();
+    let (mut entries, mut macs) = (Vec::new(), Vec::new());
+    audit_rows::each_entry(conn, |row| {
+        let index = u64::try_from(row.index).unwrap_or(u64::MAX);
+        if index >= *end {
+            return Ok(false);
+        }
+        if index == start {
+            start_subtrees = frontier.subtrees().iter().map(|h| B64.encode(h)).collect();
+        }
+        let text = row
+            .text
+            .ok_or_else(|| tampered(format!("entry {index} is not text")))?;
+        frontier
+            .push(merkle::leaf_hash(text.as_bytes()))
+            .map_err(|e| tampered(e.to_string()))?;
+        if index >= start {
+            entries.push(text.to_owned());
+            if with_macs {
+                macs.push(row.mac.map(hex::encode).unwrap_or_default());
+            }
+        }
+        Ok(true)
+    })?;
+    if frontier.size() == start {
+        start_subtrees = frontier.subtrees().iter().map(|h| B64.encode(h)).collect();
+    }
+    Ok(ExportBundle {
+        format: BUNDLE_FORMAT.into(),
+        start,
+        end: *end,
+        start_subtrees,
+        start_checkpoint: start_note,
+        end_checkpoint: end_note.clone(),
+        entries,
+        macs: with_macs.then_some(macs),
+    })
+}
+
+/// Checks an [`ExportBundle`] offline with the verifier key: both checkpoints' signatures, the
+/// start subtrees against the start checkpoint's root, then the entries from there to the end
+/// checkpoint's root, and that each entry carries its own index. Returns the end checkpoint.
+pub fn verify_bundle(bundle: &ExportBundle, verifier: &NoteVerifier) -> Result<Checkpoint> {
+    if bundle.format != BUNDLE_FORMAT {
+        return Err(Error::invalid_input(format!(
+            "not a {BUNDLE_FORMAT} document"
+        )));
+    }
+    let signed = |note: &str, size: u64, which: &str| -> Result<Checkpoint> {
+        let checkpoint = verifier
+            .verify(note)
+            .map_err(|e| tampered(format!("the {which} checkpoint does not verify: {e}")))?;
+        if checkpoint.size != size {
+            return Err(tampered(format!(
+                "the {which} checkpoint covers {} entries, not {size}",
+                checkpoint.size
+            )));
+        }
+        Ok(checkpoint)
+    };
+    let end = signed(&bundle.end_checkpoint, bundle.end, "end")?;
+    let subtrees = bundle
+        .start_subtrees
+        .iter()
+        .map(|h| {
+            let bytes = B64
+                .decode(h)
+                .map_err(|_| tampered("a subtree hash is not base64".into()))?;
+            Hash::try_from(bytes.as_slice())
+                .map_err(|_| tampered("a subtree hash is not 32 bytes".into()))
+        })
+        .collect::<Result<Vec<Hash>>>()?;
+    let mut frontier = Frontier::from_subtrees(bundle.start, subtrees)
+        .map_err(|e| tampered(format!("the start subtrees do not fit the start size: {e}")))?;
+    match &bundle.start_checkpoint {
+        Some(note) => {
+            let start = signed(note, bundle.start, "start")?;
+            if frontier.root() != start.root {
+                return Err(tampered(
+                    "the start subtrees are not those of the start checkpoint's tree".into(),
+                ));
+            }
+        }
+        None if bundle.start == 0 => {}
+        None => return Err(tampered("the bundle has no start checkpoint".into())),
+    }
+    if bundle.entries.len() as u64 != bundle.end.saturating_sub(bundle.start) {
+        return Err(tampered(format!(
+            "the bundle holds {} entries, not the {} from {} to {}",
+            bundle.entries.len(),
+            bundle.end.saturating_sub(bundle.start),
+            bundle.start,
+            bundle.end
+        )));
+    }
+    for (offset, entry) in bundle.entries.iter().enumerate() {
+        let index = bundle.start + offset as u64;
+        let stated = serde_json::from_str::<super::entry::Entry>(entry)
+            .map_err(|_| tampered(format!("entry {index} does not parse")))?
+            .index;
+        if stated != index {
+            return Err(tampered(format!("entry {index} says it is entry {stated}")));
+        }
+        frontier
+            .push(merkle::leaf_hash(entry.as_bytes()))
+            .map_err(|e| tampered(e.to_string()))?;
+    }
+    if frontier.root() != end.root {
+        return Err(tampered(
+            "the entries do not lead from the start checkpoint to the end checkpoint: one was changed, left out or added".into(),
+        ));
+    }
+    Ok(end)
+}
+
 /// Entries (raw text) in index order, optionally within `[since, until)` by their time.
 pub fn export(
     conn: &Connection,

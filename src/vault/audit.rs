@@ -326,6 +326,36 @@ impl Vault {
             .read(|conn| verify::prove_consistency(conn, old_size, &note, &checkpoint))
     }
 
+    /// An export of the entries in `[since, until)` that carries its own proof against the
+    /// signed checkpoints around them ([`verify::ExportBundle`]), with the entry MACs when
+    /// `with_macs`. Signs a checkpoint first if the log grew, so the latest entries are covered.
+    pub fn audit_export_bundle(
+        &self,
+        principal: &PrincipalFacts,
+        window: (Option<i64>, Option<i64>),
+        with_macs: bool,
+    ) -> Result<verify::ExportBundle> {
+        self.authorize_audit(principal, "audit.export")?;
+        let latest = self.audit_checkpoint()?;
+        let verifier = self.note_verifier()?;
+        let mut checkpoints: Vec<(String, u64)> = self
+            .readers
+            .read(verify::stored_checkpoints)?
+            .into_iter()
+            .filter_map(|source| {
+                let size = verifier.verify(&source.note).ok()?.size;
+                Some((source.note, size))
+            })
+            .collect();
+        let size = verifier
+            .verify(&latest)
+            .map_err(|e| Error::AuditTampered(e.to_string()))?
+            .size;
+        checkpoints.push((latest, size));
+        self.readers
+            .read(|conn| verify::export_bundle(conn, window, &checkpoints, with_macs))
+    }
+
     /// Writes entries as JSON lines (raw canonical text), optionally within a time window.
     pub fn audit_export(
         &self,
