@@ -40,11 +40,7 @@ fn check_proof(proof: &InclusionProof) -> bool {
         }
         Err(_) => [0u8; 32],
     };
-    let path: Vec<Hash> = proof
-        .proof
-        .iter()
-        .filter_map(|h| decode_hash(h))
-        .collect();
+    let path: Vec<Hash> = proof.proof.iter().filter_map(|h| decode_hash(h)).collect();
     let leaf = merkle::leaf_hash(proof.entry.as_bytes());
     let _ = merkle::verify_inclusion(&leaf, proof.index, proof.tree_size, &path, &root);
     let _ = merkle::verify_consistency(proof.index, proof.tree_size, &leaf, &root, &path);
@@ -67,7 +63,10 @@ fn check_document(value: Value) {
         .and_then(Value::as_str)
         .map(str::to_owned);
     let claim = (
-        value.get("candidate_id").and_then(Value::as_str).map(str::to_owned),
+        value
+            .get("candidate_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         pseudonym.clone(),
     );
     let proof_value = if receipt {

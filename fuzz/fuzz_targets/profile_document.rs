@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok((profile, groups)) = Profile::from_update_document(data) {
-        assert!(!groups.is_empty(), "an update document with no group was accepted");
+        assert!(
+            !groups.is_empty(),
+            "an update document with no group was accepted"
+        );
         // Replacing those groups of an empty profile must not panic either.
         let mut base = Profile::default();
         base.take_groups(&profile, &groups);

@@ -59,7 +59,11 @@ fuzz_target!(|data: &[u8]| {
     let text: &str = &text;
 
     if let Ok(checkpoint) = Checkpoint::parse_body(text) {
-        assert_eq!(checkpoint.body(), text, "an accepted checkpoint is not canonical");
+        assert_eq!(
+            checkpoint.body(),
+            text,
+            "an accepted checkpoint is not canonical"
+        );
         let note = keys
             .signer
             .sign(&checkpoint)

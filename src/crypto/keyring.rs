@@ -479,7 +479,12 @@ pub fn identity_recipients(path: &Path) -> Result<Vec<age::x25519::Recipient>> {
 pub fn parse_recipient(text: &str) -> Result<age::x25519::Recipient> {
     age::x25519::Recipient::from_str(text.trim()).map_err(|_| {
         // INVARIANT: a secret key given by mistake is never echoed, not even in part.
-        if text.trim().to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
+        // An age identity is bech32 with the human-readable part "age-secret-key-" (compared
+        // in lower case, as bech32 is case-insensitive), valid or mistyped.
+        let hrp = text.trim().split_once('1').map(|(hrp, _)| hrp.to_ascii_lowercase());
+        if hrp.as_deref() == Some("age-secret-key-")
+            || age::x25519::Identity::from_str(text.trim()).is_ok()
+        {
             return Error::invalid_input(
                 "that is an age SECRET key, not a recipient: never pass it on a command line (it may be in your shell history now; consider it exposed). Give its public half, which `age-keygen -y FILE` prints (age1...)",
             );
