@@ -52,13 +52,19 @@ pub fn parse_ttl(text: &str) -> Result<i64> {
         _ => return Err(bad()),
     };
     let secs = number.checked_mul(unit).ok_or_else(bad)?;
-    if !(60..=MAX_TOKEN_TTL_SECS).contains(&secs) {
-        return Err(Error::invalid_input(format!(
-            "a token lifetime must be from 1 minute to 365 days, not `{}`: a token that outlives a year is one nobody remembers to rotate",
-            crate::ids::printable(text)
-        )));
-    }
+    check_ttl(secs)?;
     Ok(secs)
+}
+
+/// The one rule on token lifetimes: from a minute to [`MAX_TOKEN_TTL_SECS`].
+fn check_ttl(secs: i64) -> Result<()> {
+    if (60..=MAX_TOKEN_TTL_SECS).contains(&secs) {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(
+            "a token lifetime must be from 1 minute to 365 days: a token that outlives a year is one nobody remembers to rotate",
+        ))
+    }
 }
 
 /// A token just issued. The token itself exists only here, once; it has no `Debug`.
@@ -144,11 +150,7 @@ impl Vault {
         ttl_secs: i64,
         predecessor: Option<&str>,
     ) -> Result<IssuedToken> {
-        if !(60..=MAX_TOKEN_TTL_SECS).contains(&ttl_secs) {
-            return Err(Error::invalid_input(
-                "a token lifetime must be from 1 minute to 365 days",
-            ));
-        }
+        check_ttl(ttl_secs)?;
         let known = self
             .readers()
             .read(|conn| rows::principal(conn, self.integrity(), principal_id))?;
