@@ -126,6 +126,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )?;
     let total: u64 = conn.query_row("SELECT count(*) FROM audit_entries", [], |r| r.get(0))?;
+    // The vault's own connection type, for the offline verification below.
+    let store = paths.store().open()?;
     eprintln!(
         "the vault wrote {total} entries in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -185,7 +187,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         // Offline, with the published key only, against the checkpoint signed above.
         let (started, cpu_before) = (Instant::now(), process_cpu_seconds());
-        let report = verify(&conn, &verifier, None, &sources, &|_| {})?;
+        let report = verify(&store, &verifier, None, &sources, &|_| {})?;
         assert!(report.entries >= total);
         offline = offline.min(started.elapsed().as_secs_f64());
         if let (Some(before), Some(after)) = (cpu_before, process_cpu_seconds()) {

@@ -321,10 +321,35 @@ pub enum Error {
     /// SQLite failed.
     #[error("database error: {0}")]
     Store(rusqlite::Error),
+    /// PostgreSQL failed (or could not be reached).
+    #[error("PostgreSQL error: {}", postgres_reason(.0))]
+    Postgres(postgres::Error),
     /// A bug: an internal rule was broken (e.g. a proof of one decision given for another).
     /// Nothing was changed or released.
     #[error("internal error: {0}; nothing was changed or released. This is a bug in cvvault: please report it")]
     Internal(&'static str),
+}
+
+impl From<postgres::Error> for Error {
+    /// A value of the wrong type is a corrupt store here too.
+    fn from(error: postgres::Error) -> Self {
+        if error.code().is_none() && error.to_string().contains("error deserializing column") {
+            return Error::Corrupt {
+                what: "a stored value does not have the type cvvault writes",
+            };
+        }
+        Error::Postgres(error)
+    }
+}
+
+/// The server's own message and its SQLSTATE, or the client's reason (the address it could
+/// not reach). Never a parameter value: PostgreSQL's messages name columns, not data, except
+/// in a unique violation's DETAIL, which is left out.
+fn postgres_reason(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
 }
 
 impl From<rusqlite::Error> for Error {
@@ -416,7 +441,7 @@ impl Error {
             Error::AuditTampered(_) | Error::Forged { .. } => 17,
             Error::DecryptionFailed | Error::Corrupt { .. } => 18,
             Error::RetentionLocked { .. } | Error::RotationLocked { .. } => 75,
-            Error::Io { .. } | Error::Store(_) => 74,
+            Error::Io { .. } | Error::Store(_) | Error::Postgres(_) => 74,
             Error::Internal(_) => 70,
         }
     }

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub use crate::store::PgTarget;
+
 /// Where a deployment keeps its files.
 #[derive(Clone, Debug)]
 pub struct Paths {
@@ -11,6 +13,9 @@ pub struct Paths {
     pub data_dir: PathBuf,
     /// `policy/`: Cedar schema and policies, retention.toml, limits.toml.
     pub policy_dir: PathBuf,
+    /// A PostgreSQL database to keep the rows in instead of `data/vault.db`
+    /// (`--database postgres://...`, `CVVAULT_DATABASE_URL`).
+    pub postgres: Option<crate::store::PgTarget>,
 }
 
 impl Paths {
@@ -20,6 +25,15 @@ impl Paths {
             keys_dir: root.join("keys"),
             data_dir: root.join("data"),
             policy_dir: root.join("policy"),
+            postgres: None,
+        }
+    }
+
+    /// Where the rows are: the PostgreSQL database named, or the SQLite file `data/vault.db`.
+    pub fn store(&self) -> crate::store::Location {
+        match &self.postgres {
+            Some(target) => crate::store::Location::Postgres(target.clone()),
+            None => crate::store::Location::Sqlite(self.database()),
         }
     }
 

@@ -1,8 +1,8 @@
 //! Appending audit entries in the caller's transaction: the entry commits with the change
 //! it records, or neither does (fail closed).
 
+use crate::store::sql::Db;
 use ring::hmac;
-use rusqlite::{CachedStatement, Connection};
 use std::sync::Arc;
 
 use super::entry::{Entry, Outcome, ENTRY_VERSION};
@@ -298,16 +298,19 @@ pub struct Snapshot {
     dirty: bool,
 }
 
-fn audit_write(e: rusqlite::Error) -> Error {
-    Error::AuditWrite {
-        reason: e.to_string(),
+fn audit_write(e: Error) -> Error {
+    match e {
+        Error::AuditWrite { .. } => e,
+        other => Error::AuditWrite {
+            reason: other.to_string(),
+        },
     }
 }
 
 impl Appender {
     /// Loads the tree's right edge and checks it against the entries.
     pub fn load(
-        conn: &Connection,
+        conn: &Db,
         pseudonyms: Pseudonymizer,
         integrity: Arc<IntegrityKey>,
         policy_hash: [u8; 32],
@@ -325,7 +328,7 @@ impl Appender {
     }
 
     /// Re-reads the persisted state (after a failed commit).
-    pub fn reload(&mut self, conn: &Connection) -> Result<()> {
+    pub fn reload(&mut self, conn: &Db) -> Result<()> {
         self.frontier = load_frontier(conn, &self.integrity)?;
         self.dirty = false;
         Ok(())
@@ -335,7 +338,8 @@ impl Appender {
     /// wrote (e.g. `cvvault token issue` while `cvvault serve` runs). Called by the writer at
     /// the start of each group transaction, which holds SQLite's write lock, so the state read
     /// here cannot change before the group commits.
-    pub fn sync(&mut self, conn: &Connection) -> Result<()> {
+    pub fn sync(&mut self, conn: &Db) -> Result<()> {
+        audit_rows::lock_head(conn)?;
         let next = audit_rows::next_entry_index(conn)?;
         // More entries than this appender wrote: another process appended, and its tree edge
         // committed with them. Fewer can only be tampering: appending goes on as before, so
@@ -371,38 +375,32 @@ impl Appender {
     }
 
     /// Appends one entry in `conn`'s transaction and returns its index.
-    pub fn append(&mut self, conn: &Connection, record: Record) -> Result<u64> {
+    pub fn append(&mut self, conn: &Db, record: Record) -> Result<u64> {
         let prepared = self.renderer.prepare(record)?;
         self.append_prepared(conn, prepared)
     }
 
     /// Appends an entry prepared by [`Renderer::prepare`] (possibly on another thread), with
     /// the next index and the current time, and returns its index.
-    pub fn append_prepared(&mut self, conn: &Connection, entry: PreparedEntry) -> Result<u64> {
-        let mut statement = audit_rows::entry_inserter(conn).map_err(audit_write)?;
-        self.append_with(&mut statement, &entry)
+    pub fn append_prepared(&mut self, conn: &Db, entry: PreparedEntry) -> Result<u64> {
+        self.append_with(conn, &entry)
     }
 
     /// Appends prepared entries in order through one prepared statement, as an import batch
     /// does; returns the index of the first.
     pub fn append_all<'a>(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         entries: impl IntoIterator<Item = &'a PreparedEntry>,
     ) -> Result<u64> {
         let first = self.frontier.size();
-        let mut statement = audit_rows::entry_inserter(conn).map_err(audit_write)?;
         for entry in entries {
-            self.append_with(&mut statement, entry)?;
+            self.append_with(conn, entry)?;
         }
         Ok(first)
     }
 
-    fn append_with(
-        &mut self,
-        statement: &mut CachedStatement<'_>,
-        entry: &PreparedEntry,
-    ) -> Result<u64> {
+    fn append_with(&mut self, conn: &Db, entry: &PreparedEntry) -> Result<u64> {
         let index = self.frontier.size();
         let stored_index = i64::try_from(index).map_err(|_| Error::AuditWrite {
             reason: "the log is full".into(),
@@ -425,14 +423,8 @@ impl Appender {
         text.push_str(ENTRY_TAIL);
         let leaf = merkle::leaf_hash(text.as_bytes());
         let mac = self.renderer.pseudonyms.entry_mac(&leaf);
-        audit_rows::insert_entry(
-            statement,
-            stored_index,
-            &text,
-            &mac,
-            entry.candidate.as_deref(),
-        )
-        .map_err(audit_write)?;
+        audit_rows::insert_entry(conn, stored_index, &text, &mac, entry.candidate.as_deref())
+            .map_err(audit_write)?;
         self.frontier.push(leaf).map_err(|e| Error::AuditWrite {
             reason: e.to_string(),
         })?;
@@ -441,7 +433,7 @@ impl Appender {
     }
 
     /// Writes the right edge into the transaction (once per group).
-    pub fn persist(&mut self, conn: &Connection) -> Result<()> {
+    pub fn persist(&mut self, conn: &Db) -> Result<()> {
         if self.dirty {
             let bytes = self.frontier.to_bytes();
             let mac = self.integrity.mac(Domain::Frontier, &[&bytes]);
@@ -454,7 +446,7 @@ impl Appender {
     /// Signs a checkpoint of the current tree and stores it (if the tree grew since the last).
     pub fn checkpoint(
         &mut self,
-        conn: &Connection,
+        conn: &Db,
         signer: &NoteSigner,
         origin: &str,
     ) -> Result<Option<String>> {
@@ -494,13 +486,13 @@ impl Appender {
 /// integrity key) shows cvvault wrote it, and its size must match the entries. The vault
 /// signs checkpoints over this edge, so a frontier replaced in the database would otherwise
 /// make it sign a forged history.
-fn load_frontier(conn: &Connection, integrity: &IntegrityKey) -> Result<Frontier> {
+fn load_frontier(conn: &Db, integrity: &IntegrityKey) -> Result<Frontier> {
     // INVARIANT: the edge and the entries are read in one snapshot; another process that
     // appends between two separate reads would look like tampering.
     audit_rows::in_snapshot(conn, |conn| load_frontier_in(conn, integrity))
 }
 
-fn load_frontier_in(conn: &Connection, integrity: &IntegrityKey) -> Result<Frontier> {
+fn load_frontier_in(conn: &Db, integrity: &IntegrityKey) -> Result<Frontier> {
     let audit_rows::StoredFrontier { bytes, mac } =
         audit_rows::stored_frontier(conn)?.ok_or(Error::Corrupt {
             what: "the audit frontier row is missing",
@@ -664,8 +656,8 @@ mod tests {
             let prepared = renderer.prepare(record).unwrap();
             prop_assert_eq!(prepared.candidate.clone(), expected.candidate.clone());
 
-            let conn = Connection::open_in_memory().unwrap();
-            conn.execute_batch(
+            let conn = Db::sqlite(rusqlite::Connection::open_in_memory().unwrap());
+            conn.batch(
                 "CREATE TABLE audit_entries (entry_index INTEGER PRIMARY KEY, entry TEXT NOT NULL,
                                              entry_mac BLOB NOT NULL, candidate_hmac TEXT);
                  CREATE TABLE audit_frontier (id INTEGER PRIMARY KEY, frontier BLOB NOT NULL, mac BLOB);
@@ -688,7 +680,7 @@ mod tests {
             let stored = appender.append_prepared(&conn, prepared).unwrap();
             prop_assert_eq!(stored, expected.index);
             let text: String = conn
-                .query_row("SELECT entry FROM audit_entries", [], |r| r.get(0))
+                .query_one("SELECT entry FROM audit_entries", crate::store::sql::args![], |r| r.get(0))
                 .unwrap();
             prop_assert_eq!(text.as_bytes(), &expected.canonical_bytes()[..]);
         }

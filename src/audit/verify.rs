@@ -12,8 +12,8 @@
 
 use std::sync::{mpsc, Arc};
 
+use crate::store::sql::Db;
 use base64::Engine as _;
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::log::Pseudonymizer;
@@ -185,7 +185,7 @@ fn send_chunk(chunk: Chunk, hasher: &mut Option<mpsc::SyncSender<Arc<Chunk>>>) {
 
 /// Verifies the whole log. `progress(done)` is called per chunk.
 pub fn verify(
-    conn: &Connection,
+    conn: &Db,
     verifier: &NoteVerifier,
     macs: Option<&Pseudonymizer>,
     sources: &[CheckpointSource],
@@ -374,7 +374,7 @@ pub fn verify(
 }
 
 /// The signed checkpoints stored in the database, oldest first.
-pub fn stored_checkpoints(conn: &Connection) -> Result<Vec<CheckpointSource>> {
+pub fn stored_checkpoints(conn: &Db) -> Result<Vec<CheckpointSource>> {
     Ok(audit_rows::checkpoint_notes(conn)?
         .into_iter()
         .map(|note| CheckpointSource {
@@ -385,8 +385,8 @@ pub fn stored_checkpoints(conn: &Connection) -> Result<Vec<CheckpointSource>> {
 }
 
 /// The latest stored checkpoint note.
-pub fn latest_checkpoint(conn: &Connection) -> Result<Option<String>> {
-    Ok(audit_rows::latest_checkpoint_note(conn)?)
+pub fn latest_checkpoint(conn: &Db) -> Result<Option<String>> {
+    audit_rows::latest_checkpoint_note(conn)
 }
 
 /// An inclusion proof, self-contained: a verifier needs only this and the verifier key.
@@ -411,7 +411,7 @@ pub struct InclusionProof {
 pub const PROOF_FORMAT: &str = "cvvault-inclusion-proof/v1";
 
 /// All leaf hashes up to `size`.
-fn leaves(conn: &Connection, size: u64) -> Result<Vec<Hash>> {
+fn leaves(conn: &Db, size: u64) -> Result<Vec<Hash>> {
     let limit = i64::try_from(size).map_err(|_| Error::invalid_input("tree size out of range"))?;
     let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     audit_rows::each_entry_text(conn, Some(limit), |entry| {
@@ -429,7 +429,7 @@ fn leaves(conn: &Connection, size: u64) -> Result<Vec<Hash>> {
 
 /// Builds an inclusion proof of entry `index` against a checkpoint note of the current tree.
 pub fn prove(
-    conn: &Connection,
+    conn: &Db,
     index: u64,
     checkpoint_note: &str,
     checkpoint: &Checkpoint,
@@ -446,7 +446,9 @@ pub fn prove(
         merkle::inclusion_proof(&all, index).map_err(|e| Error::invalid_input(e.to_string()))?;
     let stored_index =
         i64::try_from(index).map_err(|_| Error::invalid_input("index out of range"))?;
-    let entry = audit_rows::entry_text(conn, stored_index)?;
+    let entry = audit_rows::entry_text(conn, stored_index)?.ok_or(Error::Corrupt {
+        what: "an entry the checkpoint covers is missing",
+    })?;
     Ok(InclusionProof {
         format: PROOF_FORMAT.into(),
         index,
@@ -520,7 +522,7 @@ pub const CONSISTENCY_FORMAT: &str = "cvvault-consistency-proof/v1";
 
 /// Builds a consistency proof from `old_size` entries to the tree of `checkpoint`.
 pub fn prove_consistency(
-    conn: &Connection,
+    conn: &Db,
     old_size: u64,
     checkpoint_note: &str,
     checkpoint: &Checkpoint,
@@ -625,7 +627,7 @@ pub const BUNDLE_FORMAT: &str = "cvvault-audit-export/v1";
 /// `None`), widened to the nearest signed checkpoints around them; `checkpoints` are the
 /// signed checkpoints (note, size) the vault holds, the latest covering the whole log.
 pub fn export_bundle(
-    conn: &Connection,
+    conn: &Db,
     (since, until): (Option<i64>, Option<i64>),
     checkpoints: &[(String, u64)],
     with_macs: bool,
@@ -791,7 +793,7 @@ pub fn verify_bundle(bundle: &ExportBundle, verifier: &NoteVerifier) -> Result<C
 
 /// Entries (raw text) in index order, optionally within `[since, until)` by their time.
 pub fn export(
-    conn: &Connection,
+    conn: &Db,
     since: Option<i64>,
     until: Option<i64>,
     mut out: impl FnMut(&str) -> Result<()>,
@@ -815,7 +817,7 @@ pub fn export(
 }
 
 /// The entries about one candidate pseudonym, in order.
-pub fn search(conn: &Connection, candidate_hmac: &str) -> Result<Vec<super::entry::Entry>> {
+pub fn search(conn: &Db, candidate_hmac: &str) -> Result<Vec<super::entry::Entry>> {
     audit_rows::entries_about(conn, candidate_hmac)?
         .iter()
         .map(|text| {
@@ -840,7 +842,7 @@ mod tests {
     const ORIGIN: &str = "example.com/cvvault-test";
 
     /// A store with `n` entries (every other one about a candidate) and a signer of its log.
-    fn log_of(n: u64) -> (tempfile::TempDir, Connection, NoteSigner, Pseudonymizer) {
+    fn log_of(n: u64) -> (tempfile::TempDir, Db, NoteSigner, Pseudonymizer) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vault.db");
         crate::store::create(&path).unwrap();
@@ -903,20 +905,12 @@ mod tests {
         let (_dir, conn, signer, keys) = log_of(n);
         let verifier = NoteVerifier::parse(&signer.verifier_key()).unwrap();
         let frontier_at = |size: u64| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT entry FROM audit_entries WHERE entry_index < ?1 ORDER BY entry_index",
-                )
-                .unwrap();
             let mut frontier = Frontier::new();
-            for entry in stmt
-                .query_map([size as i64], |r| r.get::<_, String>(0))
-                .unwrap()
-            {
-                frontier
-                    .push(merkle::leaf_hash(entry.unwrap().as_bytes()))
-                    .unwrap();
-            }
+            audit_rows::each_entry_text(&conn, Some(size as i64), |entry| {
+                frontier.push(merkle::leaf_hash(entry.as_bytes())).unwrap();
+                Ok(())
+            })
+            .unwrap();
             frontier.root()
         };
         let sizes = [CHUNK as u64 - 1, CHUNK as u64 + 5, 2 * CHUNK as u64, n];
@@ -927,7 +921,7 @@ mod tests {
         let report = verify(&conn, &verifier, Some(&keys), &sources, &|_| {}).unwrap();
         assert_eq!((report.entries, report.checkpoints.len()), (n, 4));
 
-        conn.execute_batch("DROP TRIGGER audit_entries_append_only_update;")
+        conn.batch("DROP TRIGGER audit_entries_append_only_update;")
             .unwrap();
         for k in [
             0,
@@ -936,16 +930,10 @@ mod tests {
             2 * CHUNK as u64 + 3,
             n - 1,
         ] {
-            let text: String = conn
-                .query_row(
-                    "SELECT entry FROM audit_entries WHERE entry_index = ?1",
-                    [k as i64],
-                    |r| r.get(0),
-                )
-                .unwrap();
+            let text: String = audit_rows::entry_text(&conn, k as i64).unwrap().unwrap();
             let altered = text.replacen("\"request_id\":\"r\"", "\"request_id\":\"s\"", 1);
             let update = "UPDATE audit_entries SET entry = ?2 WHERE entry_index = ?1";
-            conn.execute(update, rusqlite::params![k as i64, altered])
+            conn.execute(update, crate::store::sql::args![k as i64, &altered])
                 .unwrap();
             let err = verify(&conn, &verifier, Some(&keys), &sources, &|_| {})
                 .unwrap_err()
@@ -963,7 +951,7 @@ mod tests {
                 err.contains(&format!("between {below} and {}", above - 1)),
                 "{k}: {err}"
             );
-            conn.execute(update, rusqlite::params![k as i64, text])
+            conn.execute(update, crate::store::sql::args![k as i64, &text])
                 .unwrap();
         }
         verify(&conn, &verifier, Some(&keys), &sources, &|_| {}).unwrap();
@@ -972,14 +960,13 @@ mod tests {
     #[test]
     fn index_and_candidate_are_read_from_canonical_entries() {
         let (_dir, conn, _signer, _keys) = log_of(4);
-        let mut stmt = conn
-            .prepare("SELECT entry, candidate_hmac FROM audit_entries ORDER BY entry_index")
+        let rows: Vec<(String, Option<String>)> = conn
+            .query_all(
+                "SELECT entry, candidate_hmac FROM audit_entries ORDER BY entry_index",
+                crate::store::sql::args![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .unwrap();
-        let rows: Vec<(String, Option<String>)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
         for (n, (entry, column)) in rows.iter().enumerate() {
             assert_eq!(
                 index_and_candidate(entry),

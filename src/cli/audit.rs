@@ -160,7 +160,7 @@ fn read_checkpoints(files: &[PathBuf]) -> Result<Vec<CheckpointSource>> {
 pub fn verify_offline(ctx: &Context, key: &str, files: &[PathBuf]) -> Result<ExitCode> {
     let verifier =
         NoteVerifier::parse(key).map_err(|e| Error::invalid_input(format!("--key: {e}")))?;
-    let conn = crate::store::open_connection(&ctx.paths.database(), false)?;
+    let conn = ctx.paths.store().open()?;
     let mut sources = verify::stored_checkpoints(&conn)?;
     sources.extend(read_checkpoints(files)?);
     let bar = progress_bar(0, "verifying");

@@ -64,7 +64,7 @@ pub fn run(ctx: &Context, args: InitArgs) -> Result<ExitCode> {
     let mut text = format!(
         "created keyring  {}\ncreated database {}\n",
         report.keyring.display(),
-        report.database.display()
+        report.database
     );
     if let Some(id) = &report.identity_created {
         text.push_str(&format!(

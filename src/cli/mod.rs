@@ -40,9 +40,19 @@ pub struct Cli {
     /// Folder of the keyring, identity and recipients.
     #[arg(long, global = true, env = "CVVAULT_KEYS_DIR", default_value = "keys")]
     pub keys_dir: PathBuf,
-    /// Folder of the SQLite database.
+    /// Folder of the SQLite database (and of the retention lock).
     #[arg(long, global = true, env = "CVVAULT_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// Keep the rows in this PostgreSQL database instead of the SQLite file in --data-dir:
+    /// postgres://USER@HOST:PORT/DATABASE (the password in PGPASSWORD or ~/.pgpass). Every
+    /// node of a vault served by several machines names the same database.
+    #[arg(
+        long = "database",
+        global = true,
+        env = "CVVAULT_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
     /// Folder of the Cedar policy files and settings.
     #[arg(
         long,
@@ -155,6 +165,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             keys_dir: cli.keys_dir,
             data_dir: cli.data_dir,
             policy_dir: cli.policy_dir,
+            postgres: cli
+                .database
+                .as_deref()
+                .map(crate::store::PgTarget::parse)
+                .transpose()?,
         },
         principal: cli.principal,
         json: cli.json,

@@ -2,12 +2,13 @@
 //! checkpoints. The hashing, MACs and verification live in `crate::audit`; this is their SQL,
 //! which like all SQL lives under `src/store/`.
 //!
-//! Functions return `rusqlite::Result` so that the audit module can tell a failed append
-//! (fail closed: [`crate::Error::AuditWrite`]) from a failed read.
+//! The audit module maps a failed append to [`crate::Error::AuditWrite`] (fail closed) and
+//! tells it from a failed read.
 
-use rusqlite::{params, CachedStatement, Connection, OptionalExtension};
+use super::sql::{args, Db, Dialect, Stored};
+use crate::Result;
 
-/// One stored entry, borrowed from SQLite's row buffer.
+/// One stored entry, borrowed from the engine's row buffer.
 pub struct EntryRow<'r> {
     /// `entry_index`.
     pub index: i64,
@@ -21,54 +22,57 @@ pub struct EntryRow<'r> {
 
 /// Calls `each` for every entry in index order, until it returns `false`.
 pub fn each_entry(
-    conn: &Connection,
+    conn: &Db,
     mut each: impl FnMut(EntryRow<'_>) -> crate::Result<bool>,
 ) -> crate::Result<()> {
-    let mut statement = conn.prepare(
+    conn.query_each(
         "SELECT entry_index, entry, entry_mac, candidate_hmac FROM audit_entries ORDER BY entry_index",
-    )?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let entry = EntryRow {
-            index: row.get(0)?,
-            text: row.get_ref(1)?.as_str().ok(),
-            mac: row.get_ref(2)?.as_blob().ok(),
-            candidate: row.get_ref(3)?.as_str_or_null().ok(),
-        };
-        if !each(entry)? {
-            break;
-        }
-    }
-    Ok(())
+        args![],
+        |row| {
+            let entry = EntryRow {
+                index: row.get(0)?,
+                text: match row.stored(1)? {
+                    Stored::Text(t) => Some(t),
+                    _ => None,
+                },
+                mac: match row.stored(2)? {
+                    Stored::Blob(b) => Some(b),
+                    _ => None,
+                },
+                candidate: match row.stored(3)? {
+                    Stored::Text(t) => Some(Some(t)),
+                    Stored::Null => Some(None),
+                    _ => None,
+                },
+            };
+            each(entry)
+        },
+    )
 }
 
 /// Calls `each` with the text of every entry below `limit` (all when `None`), in index order.
 pub fn each_entry_text(
-    conn: &Connection,
+    conn: &Db,
     limit: Option<i64>,
     mut each: impl FnMut(&str) -> crate::Result<()>,
 ) -> crate::Result<()> {
-    let mut statement = conn.prepare_cached(
+    conn.query_each(
         "SELECT entry FROM audit_entries WHERE entry_index < ?1 ORDER BY entry_index",
-    )?;
-    let mut rows = statement.query(params![limit.unwrap_or(i64::MAX)])?;
-    while let Some(row) = rows.next()? {
-        each(
-            row.get_ref(0)?
-                .as_str()
-                .map_err(|_| crate::Error::Corrupt {
-                    what: "an audit entry is not text",
-                })?,
-        )?;
-    }
-    Ok(())
+        args![limit.unwrap_or(i64::MAX)],
+        |row| {
+            each(row.get::<&str>(0).map_err(|_| crate::Error::Corrupt {
+                what: "an audit entry is not text",
+            })?)?;
+            Ok(true)
+        },
+    )
 }
 
-/// The text of entry `index`.
-pub fn entry_text(conn: &Connection, index: i64) -> rusqlite::Result<String> {
-    conn.query_row(
+/// The text of entry `index`, if there is one.
+pub fn entry_text(conn: &Db, index: i64) -> Result<Option<String>> {
+    conn.query_opt(
         "SELECT entry FROM audit_entries WHERE entry_index = ?1",
-        params![index],
+        args![index],
         |r| r.get(0),
     )
 }
@@ -90,40 +94,67 @@ pub const SEARCH_SQL: &str = "WITH RECURSIVE bucket(n) AS (
      WHERE a.candidate_hmac = ?1
      ORDER BY a.entry_index";
 
-/// The texts of the entries about one candidate pseudonym, in order.
-pub fn entries_about(conn: &Connection, candidate_hmac: &str) -> rusqlite::Result<Vec<String>> {
-    let mut statement = conn.prepare_cached(SEARCH_SQL)?;
-    let rows = statement.query_map(params![candidate_hmac], |r| r.get::<_, String>(0))?;
-    rows.collect()
-}
+/// The same search in PostgreSQL: its planner uses the expression index for the equality on
+/// both keys when the bucket comes from a join, so the query only drops SQLite's INDEXED BY.
+pub const SEARCH_SQL_PG: &str = "WITH RECURSIVE bucket(n) AS (
+         SELECT 0::bigint
+         UNION ALL
+         SELECT n + 1 FROM bucket
+         WHERE n < (SELECT coalesce(max(entry_index), 0) >> 12 FROM audit_entries)
+     )
+     SELECT a.entry FROM bucket
+     CROSS JOIN audit_entries AS a
+     WHERE a.entry_index >> 12 = bucket.n
+       AND substr(a.candidate_hmac, 13, 16) = substr(?1, 13, 16)
+       AND a.candidate_hmac = ?1
+     ORDER BY a.entry_index";
 
-/// The index the next entry gets (the number of entries, if none was removed).
-pub fn next_entry_index(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row(
-        "SELECT coalesce(max(entry_index) + 1, 0) FROM audit_entries",
-        [],
+/// The texts of the entries about one candidate pseudonym, in order.
+pub fn entries_about(conn: &Db, candidate_hmac: &str) -> Result<Vec<String>> {
+    conn.query_all(
+        conn.pick(SEARCH_SQL, SEARCH_SQL_PG),
+        args![candidate_hmac],
         |r| r.get(0),
     )
 }
 
-/// The statement that inserts one entry, prepared once per transaction or batch.
-pub fn entry_inserter(conn: &Connection) -> rusqlite::Result<CachedStatement<'_>> {
-    conn.prepare_cached(
-        "INSERT INTO audit_entries (entry_index, entry, entry_mac, candidate_hmac) VALUES (?1, ?2, ?3, ?4)",
+/// The index the next entry gets (the number of entries, if none was removed).
+pub fn next_entry_index(conn: &Db) -> Result<i64> {
+    conn.query_one(
+        "SELECT coalesce(max(entry_index) + 1, 0) FROM audit_entries",
+        args![],
+        |r| r.get(0),
     )
 }
 
-/// Inserts one entry through [`entry_inserter`]'s statement.
+/// Takes the trail's head for the rest of the write transaction: the one sequencer of every
+/// writer of every node. On SQLite the transaction holds the database's write lock already
+/// (BEGIN IMMEDIATE); on PostgreSQL it locks the `audit_frontier` row, which every group
+/// commit updates, so that groups append one after another, in one order, without gaps.
+pub fn lock_head(conn: &Db) -> Result<()> {
+    if conn.dialect() == Dialect::Postgres {
+        conn.query_opt(
+            "SELECT id FROM audit_frontier WHERE id = 1 FOR UPDATE",
+            args![],
+            |_| Ok(()),
+        )?;
+    }
+    Ok(())
+}
+
+/// Inserts one entry.
 pub fn insert_entry(
-    statement: &mut CachedStatement<'_>,
+    conn: &Db,
     index: i64,
     text: &str,
     mac: &[u8],
     candidate_hmac: Option<&str>,
-) -> rusqlite::Result<()> {
-    statement
-        .execute(params![index, text, mac, candidate_hmac])
-        .map(|_| ())
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO audit_entries (entry_index, entry, entry_mac, candidate_hmac) VALUES (?1, ?2, ?3, ?4)",
+        args![index, text, mac, candidate_hmac],
+    )
+    .map(|_| ())
 }
 
 /// The stored right edge of the tree, as written, and its MAC.
@@ -135,10 +166,10 @@ pub struct StoredFrontier {
 }
 
 /// The stored right edge of the tree; `None` when the row is missing.
-pub fn stored_frontier(conn: &Connection) -> rusqlite::Result<Option<StoredFrontier>> {
-    conn.query_row(
+pub fn stored_frontier(conn: &Db) -> Result<Option<StoredFrontier>> {
+    conn.query_opt(
         "SELECT frontier, mac FROM audit_frontier WHERE id = 1",
-        [],
+        args![],
         |r| {
             Ok(StoredFrontier {
                 bytes: r.get(0)?,
@@ -146,66 +177,61 @@ pub fn stored_frontier(conn: &Connection) -> rusqlite::Result<Option<StoredFront
             })
         },
     )
-    .optional()
 }
 
 /// Stores the right edge of the tree with its MAC.
-pub fn save_frontier(conn: &Connection, frontier: &[u8], mac: &[u8]) -> rusqlite::Result<()> {
+pub fn save_frontier(conn: &Db, frontier: &[u8], mac: &[u8]) -> Result<()> {
     conn.execute(
         "UPDATE audit_frontier SET frontier = ?1, mac = ?2 WHERE id = 1",
-        params![frontier, mac],
+        args![frontier, mac],
     )
     .map(|_| ())
 }
 
 /// Runs `read` in one read snapshot, unless the caller's transaction already gives one.
-pub fn in_snapshot<T>(
-    conn: &Connection,
-    read: impl FnOnce(&Connection) -> crate::Result<T>,
-) -> crate::Result<T> {
-    if !conn.is_autocommit() {
+pub fn in_snapshot<T>(conn: &Db, read: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+    if conn.in_transaction() {
         return read(conn);
     }
-    conn.execute_batch("BEGIN DEFERRED")?;
+    conn.begin_read()?;
     let result = read(conn);
-    conn.execute_batch("COMMIT")?;
+    conn.commit()?;
     result
 }
 
 /// The size of the largest signed checkpoint, if any.
-pub fn latest_checkpoint_size(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    conn.query_row("SELECT max(tree_size) FROM audit_checkpoints", [], |r| {
-        r.get(0)
-    })
+pub fn latest_checkpoint_size(conn: &Db) -> Result<Option<i64>> {
+    conn.query_one(
+        "SELECT max(tree_size) FROM audit_checkpoints",
+        args![],
+        |r| r.get(0),
+    )
 }
 
-/// Stores a signed checkpoint note.
-pub fn insert_checkpoint(
-    conn: &Connection,
-    tree_size: i64,
-    note: &str,
-    created_at: i64,
-) -> rusqlite::Result<()> {
+/// Stores a signed checkpoint note. Its size is the table's key: two writers can never both
+/// store a checkpoint of one size, so no two checkpoints of one size can disagree.
+pub fn insert_checkpoint(conn: &Db, tree_size: i64, note: &str, created_at: i64) -> Result<()> {
     conn.execute(
         "INSERT INTO audit_checkpoints (tree_size, note, created_at) VALUES (?1, ?2, ?3)",
-        params![tree_size, note, created_at],
+        args![tree_size, note, created_at],
     )
     .map(|_| ())
 }
 
 /// Every stored checkpoint note, oldest first.
-pub fn checkpoint_notes(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut statement = conn.prepare("SELECT note FROM audit_checkpoints ORDER BY tree_size")?;
-    let rows = statement.query_map([], |r| r.get::<_, String>(0))?;
-    rows.collect()
+pub fn checkpoint_notes(conn: &Db) -> Result<Vec<String>> {
+    conn.query_all(
+        "SELECT note FROM audit_checkpoints ORDER BY tree_size",
+        args![],
+        |r| r.get(0),
+    )
 }
 
 /// The latest stored checkpoint note.
-pub fn latest_checkpoint_note(conn: &Connection) -> rusqlite::Result<Option<String>> {
-    conn.query_row(
+pub fn latest_checkpoint_note(conn: &Db) -> Result<Option<String>> {
+    conn.query_opt(
         "SELECT note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
-        [],
+        args![],
         |r| r.get(0),
     )
-    .optional()
 }

@@ -1,4 +1,5 @@
-//! The SQLite store: connections, schema migrations, and the single writer thread.
+//! The store: where the vault keeps its rows (the embedded SQLite file, or PostgreSQL for
+//! more than one machine), connections, schema migrations, and the single writer thread.
 //!
 //! Every change goes through [`Writer::write`]: a job runs inside a savepoint of a group
 //! transaction on the writer thread, and its result is delivered only after the group has
@@ -6,15 +7,19 @@
 //! savepoint, including the audit entries it appended, and the others commit.
 
 pub mod audit_rows;
+pub mod postgres;
 pub mod rows;
+pub mod sql;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
+pub use self::postgres::PgTarget;
+use self::sql::{args, Db};
 use crate::audit::log::Appender;
 use crate::crypto::integrity::IntegrityKey;
 use crate::error::{Error, Result};
@@ -46,13 +51,73 @@ const MAX_GROUP: usize = 256;
 /// read, with a cold page cache each time.
 const MAX_IDLE_READERS: usize = 256;
 
+/// Where the vault keeps its rows.
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one per vault, never on a hot path
+pub enum Location {
+    /// The embedded SQLite file (the default: `data/vault.db`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, which several nodes can serve at once.
+    Postgres(PgTarget),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(target) => write!(f, "{target}"),
+        }
+    }
+}
+
+impl Location {
+    /// Opens a connection to an existing store.
+    pub fn open(&self) -> Result<Db> {
+        match self {
+            Location::Sqlite(path) => open_connection(path, false),
+            Location::Postgres(target) => target.connect(),
+        }
+    }
+
+    /// Creates the store with the current schema; refuses one that holds a vault.
+    pub fn create(&self) -> Result<()> {
+        match self {
+            Location::Sqlite(path) => create(path),
+            Location::Postgres(target) => postgres::create(target),
+        }
+    }
+
+    /// Opens the store and applies the migrations it needs (see [`migrate`]).
+    pub fn open_migrated(&self, integrity: Option<&IntegrityKey>) -> Result<Db> {
+        match self {
+            Location::Sqlite(path) => {
+                make_private(path)?;
+                let db = open_connection(path, false)?;
+                migrate(&db, integrity)?;
+                Ok(db)
+            }
+            Location::Postgres(target) => {
+                let db = target.connect()?;
+                postgres::migrate(&db, target)?;
+                Ok(db)
+            }
+        }
+    }
+
+    /// Whether this is the PostgreSQL store (whose deleted rows outlive their deletion in dead
+    /// tuples, the WAL and base backups: see `vault::retention` for what erasure adds there).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Location::Postgres(_))
+    }
+}
+
 /// Opens a connection with the vault's pragmas.
 ///
 /// - WAL with `synchronous=FULL`: a committed audit entry survives power loss.
 /// - `secure_delete=ON`: erased rows are overwritten, not left in free pages.
 /// - Never `journal_mode=PERSIST`, which would keep old pages in the journal.
-pub fn open_connection(path: &Path, create: bool) -> Result<Connection> {
-    open_connection_with(path, create, None)
+pub fn open_connection(path: &Path, create: bool) -> Result<Db> {
+    open_sqlite(path, create, None).map(Db::sqlite)
 }
 
 /// Page size of a new database (SQLite's default, set explicitly). Measured against 8 KiB:
@@ -69,7 +134,7 @@ const INLINE_CHECKPOINT_PAGES: u32 = 1_000;
 /// a backstop should it fall behind (64 MiB of 4 KiB pages).
 const WAL_BACKSTOP_PAGES: u32 = 16_384;
 
-fn open_connection_with(path: &Path, create: bool, page_size: Option<u32>) -> Result<Connection> {
+fn open_sqlite(path: &Path, create: bool, page_size: Option<u32>) -> Result<Connection> {
     if !create && !path.exists() {
         return Err(Error::DatabaseMissing {
             path: path.to_path_buf(),
@@ -133,8 +198,8 @@ pub fn create(path: &Path) -> Result<()> {
                 _ => Error::io(path, e),
             })?;
     }
-    let mut conn = open_connection_with(path, false, Some(PAGE_SIZE))?;
-    migrate(&mut conn, None)
+    let db = Db::sqlite(open_sqlite(path, false, Some(PAGE_SIZE))?);
+    migrate(&db, None)
 }
 
 /// Narrows the database, its WAL and shared-memory files to 0600 and its folder to 0700 where
@@ -166,8 +231,8 @@ pub fn make_private(database: &Path) -> Result<()> {
 /// Applies every migration newer than `user_version`, each in its own transaction.
 /// Migration 4 gives the existing rows their MACs and needs `integrity` for that (a new,
 /// empty database does not).
-pub fn migrate(conn: &mut Connection, integrity: Option<&IntegrityKey>) -> Result<()> {
-    migrate_to(conn, MIGRATIONS.len(), integrity)
+pub fn migrate(db: &Db, integrity: Option<&IntegrityKey>) -> Result<()> {
+    migrate_to(db, MIGRATIONS.len(), integrity)
 }
 
 /// Applies the migrations up to version `target`.
@@ -176,11 +241,10 @@ pub fn migrate(conn: &mut Connection, integrity: Option<&IntegrityKey>) -> Resul
 /// dropping the old one must not cascade into the rows that refer to it) and are checked
 /// before its transaction commits: a migration that would leave a dangling reference is
 /// rolled back whole.
-fn migrate_to(
-    conn: &mut Connection,
-    target: usize,
-    integrity: Option<&IntegrityKey>,
-) -> Result<()> {
+fn migrate_to(db: &Db, target: usize, integrity: Option<&IntegrityKey>) -> Result<()> {
+    let conn = db
+        .as_sqlite()
+        .ok_or(Error::Internal("a SQLite migration on another store"))?;
     let applied: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if applied > MIGRATIONS.len() {
         return Err(Error::Conflict(format!(
@@ -194,32 +258,15 @@ fn migrate_to(
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     let result = (|| {
         for (number, sql) in MIGRATIONS.iter().enumerate().take(target).skip(applied) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            if number + 1 == MIGRATION_ROW_MACS {
-                rows::seal_existing_rows(&tx, integrity)?;
+            conn.execute_batch("BEGIN")?;
+            let applied = migrate_one(db, number, sql, integrity);
+            match applied {
+                Ok(()) => conn.execute_batch("COMMIT")?,
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(e);
+                }
             }
-            if number + 1 == MIGRATION_TOKEN_EXPIRY {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-                rows::expire_legacy_tokens(
-                    &tx,
-                    integrity,
-                    now.saturating_add(crate::vault::DEFAULT_TOKEN_TTL_SECS),
-                )?;
-            }
-            let dangling: Option<String> = tx
-                .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
-                .optional()?;
-            if let Some(table) = dangling {
-                return Err(Error::Conflict(format!(
-                    "schema migration {} would leave a row of table {table} pointing at nothing; nothing was changed: restore the database from a backup or report this",
-                    number + 1
-                )));
-            }
-            tx.pragma_update(None, "user_version", number + 1)?;
-            tx.commit()?;
         }
         Ok(())
     })();
@@ -227,10 +274,39 @@ fn migrate_to(
     result
 }
 
+/// Applies migration `number` (counted from 0) inside the caller's transaction.
+fn migrate_one(db: &Db, number: usize, sql: &str, integrity: Option<&IntegrityKey>) -> Result<()> {
+    db.batch(sql)?;
+    {
+        if number + 1 == MIGRATION_ROW_MACS {
+            rows::seal_existing_rows(db, integrity)?;
+        }
+        if number + 1 == MIGRATION_TOKEN_EXPIRY {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            rows::expire_legacy_tokens(
+                db,
+                integrity,
+                now.saturating_add(crate::vault::DEFAULT_TOKEN_TTL_SECS),
+            )?;
+        }
+        let dangling: Option<String> =
+            db.query_opt("PRAGMA foreign_key_check", args![], |r| r.get(0))?;
+        if let Some(table) = dangling {
+            return Err(Error::Conflict(format!(
+                "schema migration {} would leave a row of table {table} pointing at nothing; nothing was changed: restore the database from a backup or report this",
+                number + 1
+            )));
+        }
+        db.batch(&format!("PRAGMA user_version = {}", number + 1))
+    }
+}
+
 /// A job's view of the group transaction.
 pub struct WriteCtx<'a> {
     /// The connection, inside the job's savepoint.
-    pub conn: &'a Connection,
+    pub conn: &'a Db,
     /// The audit appender; entries appended here commit with the job or not at all.
     pub audit: &'a mut Appender,
     /// The MAC key of the rows authorization depends on.
@@ -268,10 +344,37 @@ impl Writer {
     /// [`WAL_BACKSTOP_PAGES`] as backstop. Small commits keep SQLite's own behaviour, under
     /// which the HTTP server's latency was measured; inline checkpoints after each import
     /// batch cost the import about a third of its throughput (`cargo bench --bench import`).
-    pub fn start(path: &Path, audit: Appender, integrity: Arc<IntegrityKey>) -> Result<Writer> {
+    ///
+    /// On PostgreSQL there is no checkpointer (the server checkpoints), and every group takes
+    /// the trail's head row first ([`audit_rows::lock_head`]): the writers of several nodes
+    /// then commit one group after another, and the log has one order.
+    pub fn start(
+        location: &Location,
+        audit: Appender,
+        integrity: Arc<IntegrityKey>,
+    ) -> Result<Writer> {
+        let path = match location {
+            Location::Sqlite(path) => path,
+            Location::Postgres(target) => {
+                let conn = target.connect()?;
+                let (sender, receiver) = mpsc::channel::<Job>();
+                let (tick, _) = mpsc::sync_channel::<()>(1);
+                let name = target.to_string();
+                let writer = std::thread::Builder::new()
+                    .name("cvvault-writer".into())
+                    .spawn(move || writer_loop(conn, audit, &integrity, receiver, name, tick))
+                    .map_err(|e| Error::io(Path::new("cvvault-writer"), e))?;
+                return Ok(Writer {
+                    sender: Mutex::new(Some(sender)),
+                    threads: Mutex::new(vec![writer]),
+                });
+            }
+        };
         let conn = open_connection(path, false)?;
-        conn.pragma_update(None, "wal_autocheckpoint", INLINE_CHECKPOINT_PAGES)?;
-        let checkpoint_conn = open_connection(path, false)?;
+        if let Some(sqlite) = conn.as_sqlite() {
+            sqlite.pragma_update(None, "wal_autocheckpoint", INLINE_CHECKPOINT_PAGES)?;
+        }
+        let checkpoint_conn = open_sqlite(path, false, None)?;
         let (tick, ticks) = mpsc::sync_channel::<()>(1);
         let db_path: PathBuf = path.to_path_buf();
         let checkpointer = std::thread::Builder::new()
@@ -279,10 +382,10 @@ impl Writer {
             .spawn(move || checkpoint_loop(&checkpoint_conn, &ticks, &db_path))
             .map_err(|e| Error::io(path, e))?;
         let (sender, receiver) = mpsc::channel::<Job>();
-        let db_path: PathBuf = path.to_path_buf();
+        let db_name = path.display().to_string();
         let writer = std::thread::Builder::new()
             .name("cvvault-writer".into())
-            .spawn(move || writer_loop(conn, audit, &integrity, receiver, db_path, tick))
+            .spawn(move || writer_loop(conn, audit, &integrity, receiver, db_name, tick))
             .map_err(|e| Error::io(path, e))?;
         Ok(Writer {
             sender: Mutex::new(Some(sender)),
@@ -361,11 +464,11 @@ fn stopped() -> Error {
 }
 
 fn writer_loop(
-    mut conn: Connection,
+    conn: Db,
     mut audit: Appender,
     integrity: &IntegrityKey,
     receiver: mpsc::Receiver<Job>,
-    path: PathBuf,
+    name: String,
     checkpoint: mpsc::SyncSender<()>,
 ) {
     while let Ok(first) = receiver.recv() {
@@ -376,11 +479,11 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let (completions, bulk) = run_group(&mut conn, &mut audit, integrity, batch);
+        let (completions, bulk) = run_group(&conn, &mut audit, integrity, batch);
         let outcome = match completions.1 {
             Ok(()) => Ok(()),
             Err(e) => {
-                tracing::error!(db = %path.display(), error = %e, "group commit failed; nothing was written");
+                tracing::error!(db = %name, error = %e, "group commit failed; nothing was written");
                 if let Err(reload) = audit.reload(&conn) {
                     tracing::error!(error = %reload, "audit state could not be reloaded");
                 }
@@ -423,24 +526,19 @@ fn checkpoint_loop(conn: &Connection, ticks: &mpsc::Receiver<()>, path: &Path) {
 type GroupResult = ((Vec<(Completion, Option<String>)>, Result<()>), bool);
 
 fn run_group(
-    conn: &mut Connection,
+    conn: &Db,
     audit: &mut Appender,
     integrity: &IntegrityKey,
     batch: Vec<Job>,
 ) -> GroupResult {
     let mut completions = Vec::with_capacity(batch.len());
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            for job in batch {
-                completions.push((job(None).1, None));
-            }
-            return ((completions, Err(Error::from(e))), false);
-        }
-    };
     // INVARIANT: the appender's tree edge matches the log before any job appends; another
-    // process may have appended since our last group (the transaction now holds the lock).
-    if let Err(e) = audit.sync(&tx) {
+    // process (or node) may have appended since our last group: `sync` takes the head (on
+    // SQLite the transaction holds the write lock already) and reloads the edge.
+    if let Err(e) = conn.begin_write().and_then(|()| audit.sync(conn)) {
+        if conn.in_transaction() {
+            let _ = conn.rollback();
+        }
         for job in batch {
             completions.push((job(None).1, None));
         }
@@ -449,15 +547,12 @@ fn run_group(
     let mut bulk = false;
     for job in batch {
         let snapshot = audit.snapshot();
-        let savepoint = match tx.savepoint() {
-            Ok(sp) => sp,
-            Err(_) => {
-                completions.push((job(None).1, None));
-                continue;
-            }
-        };
+        if conn.execute("SAVEPOINT job", args![]).is_err() {
+            completions.push((job(None).1, None));
+            continue;
+        }
         let mut ctx = WriteCtx {
-            conn: &savepoint,
+            conn,
             audit,
             integrity,
             bulk: false,
@@ -465,13 +560,25 @@ fn run_group(
         let (ok, completion) = job(Some(&mut ctx));
         bulk |= ctx.bulk && ok;
         let released = if ok {
-            savepoint.commit().map_err(|e| e.to_string())
+            conn.execute("RELEASE SAVEPOINT job", args![])
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         } else {
             Err(String::new())
         };
         if released.is_err() {
-            // Dropping an uncommitted savepoint rolls it back; the appender follows.
+            // The job's changes, audit entries included, are undone; the appender follows.
+            let undone = conn
+                .execute("ROLLBACK TO SAVEPOINT job", args![])
+                .and_then(|_| conn.execute("RELEASE SAVEPOINT job", args![]));
             audit.restore(snapshot);
+            if let Err(e) = undone {
+                // The group can no longer be trusted: fail it whole.
+                completions.push((completion, Some(e.to_string())));
+                let _ = conn.rollback();
+                let _ = audit.reload(conn);
+                return ((completions, Err(e)), false);
+            }
         }
         // A job that succeeded but whose savepoint could not be released failed after all.
         let failed = if ok { released.err() } else { None };
@@ -483,41 +590,55 @@ fn run_group(
         INLINE_CHECKPOINT_PAGES
     };
     let result = audit
-        .persist(&tx)
-        .and_then(|()| {
-            tx.pragma_update(None, "wal_autocheckpoint", threshold)
-                .map_err(Error::from)
+        .persist(conn)
+        .and_then(|()| match conn.as_sqlite() {
+            Some(sqlite) => sqlite
+                .pragma_update(None, "wal_autocheckpoint", threshold)
+                .map_err(Error::from),
+            None => Ok(()),
         })
-        .and_then(|()| tx.commit().map_err(Error::from));
+        .and_then(|()| conn.commit());
+    if result.is_err() && conn.in_transaction() {
+        let _ = conn.rollback();
+    }
     ((completions, result), bulk)
 }
 
-/// Read connections for queries that change nothing (WAL readers do not block the writer).
+/// Most PostgreSQL connections a node's readers keep open. Every node has its own, and the
+/// server's `max_connections` (100 by default) must cover them all, with the writers and the
+/// operators' commands; a read that finds them all busy waits for one.
+const MAX_PG_READERS: usize = 32;
+
+/// Read connections for queries that change nothing (WAL readers do not block the writer;
+/// PostgreSQL readers see a snapshot and block no one either).
 pub struct Readers {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    location: Location,
+    idle: Mutex<Vec<Db>>,
+    /// PostgreSQL connections open (idle or lent), and the signal that one came back.
+    open: Mutex<usize>,
+    returned: std::sync::Condvar,
 }
 
 impl Readers {
-    /// A pool over the database at `path`.
-    pub fn new(path: &Path) -> Readers {
+    /// A pool over the store at `location`.
+    pub fn new(location: &Location) -> Readers {
         Readers {
-            path: path.to_path_buf(),
+            location: location.clone(),
             idle: Mutex::new(Vec::new()),
+            open: Mutex::new(0),
+            returned: std::sync::Condvar::new(),
         }
     }
 
     /// Runs `f` with a read connection, in one read transaction: every statement of `f` sees
-    /// the same snapshot, and the connection's page cache is revalidated against the WAL once
-    /// per call rather than once per statement.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    /// the same snapshot (on SQLite, the connection's page cache is also revalidated against
+    /// the WAL once per call rather than once per statement).
+    pub fn read<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
         self.with_connection(|conn| {
-            conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
+            conn.begin_read()?;
             let result = f(conn);
             // A read transaction changes nothing: ending it cannot lose work.
-            let ended = conn
-                .prepare_cached("COMMIT")
-                .and_then(|mut end| end.execute([]));
+            let ended = conn.commit();
             let value = result?;
             ended?;
             Ok(value)
@@ -526,31 +647,78 @@ impl Readers {
 
     /// `PRAGMA wal_checkpoint(TRUNCATE)` on a read connection outside any transaction: moves
     /// committed pages into the database file and empties the WAL. Returns whether it was
-    /// busy (another connection still reads part of the WAL, so it did not complete).
+    /// busy (another connection still reads part of the WAL, so it did not complete). On
+    /// PostgreSQL there is no such step (see `vault::retention` for its erasure).
     pub fn checkpoint_truncate(&self) -> Result<bool> {
+        if self.location.is_postgres() {
+            return Ok(false);
+        }
         self.with_connection(|conn| {
-            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            let busy: i64 =
+                conn.query_one("PRAGMA wal_checkpoint(TRUNCATE)", args![], |r| r.get(0))?;
             Ok(busy != 0)
         })
     }
 
-    fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = match self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
-            Some(conn) => conn,
-            None => open_connection(&self.path, false)?,
-        };
+    fn take(&self) -> Result<Db> {
+        if let Some(conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            return Ok(conn);
+        }
+        if !self.location.is_postgres() {
+            return self.location.open();
+        }
+        let mut open = self.open.lock().map_err(|_| poisoned())?;
+        loop {
+            if let Some(conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+                return Ok(conn);
+            }
+            if *open < MAX_PG_READERS {
+                *open += 1;
+                drop(open);
+                return self.location.open().inspect_err(|_| self.forget_one());
+            }
+            open = self
+                .returned
+                .wait_timeout(open, std::time::Duration::from_millis(50))
+                .map_err(|_| poisoned())?
+                .0;
+        }
+    }
+
+    fn forget_one(&self) {
+        if let Ok(mut open) = self.open.lock() {
+            *open = open.saturating_sub(1);
+        }
+        self.returned.notify_one();
+    }
+
+    fn with_connection<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+        let conn = self.take()?;
         let result = f(&conn);
         // INVARIANT: only a connection outside any transaction goes back to the pool.
-        if !conn.is_autocommit() {
-            return result;
-        }
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < MAX_IDLE_READERS {
-                idle.push(conn);
+        let reusable = !conn.in_transaction() && !conn.is_broken();
+        let kept = reusable
+            && self.idle.lock().is_ok_and(|mut idle| {
+                if idle.len() < MAX_IDLE_READERS {
+                    idle.push(conn);
+                    true
+                } else {
+                    false
+                }
+            });
+        if self.location.is_postgres() {
+            if kept {
+                self.returned.notify_one();
+            } else {
+                self.forget_one();
             }
         }
         result
     }
+}
+
+fn poisoned() -> Error {
+    Error::Internal("the read pool's lock was poisoned by a panic")
 }
 
 #[cfg(test)]
@@ -579,9 +747,10 @@ mod tests {
 
     /// A version-1 database holding one candidate with a key slot, an open assignment and an
     /// audit entry about it.
-    fn version_1(dir: &Path) -> (Connection, CandidateId, String) {
-        let mut conn = open_connection_with(&dir.join("v1.db"), true, Some(PAGE_SIZE)).unwrap();
-        migrate_to(&mut conn, 1, None).unwrap();
+    fn version_1(dir: &Path) -> (Db, CandidateId, String) {
+        let db = Db::sqlite(open_sqlite(&dir.join("v1.db"), true, Some(PAGE_SIZE)).unwrap());
+        migrate_to(&db, 1, None).unwrap();
+        let conn = db.as_sqlite().unwrap();
         let id = CandidateId::random();
         let pseudonym = format!("hmac-sha256:{}", "ab".repeat(32));
         conn.execute_batch("BEGIN").unwrap();
@@ -616,20 +785,21 @@ mod tests {
         )
         .unwrap();
         conn.execute_batch("COMMIT").unwrap();
-        (conn, id, pseudonym)
+        (db, id, pseudonym)
     }
 
     #[test]
     fn migration_2_keeps_every_candidate_row_and_the_assignments_that_refer_to_them() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut conn, id, pseudonym) = version_1(dir.path());
-        migrate(&mut conn, Some(&test_key())).unwrap();
+        let (db, id, pseudonym) = version_1(dir.path());
+        let conn = db.as_sqlite().unwrap();
+        migrate(&db, Some(&test_key())).unwrap();
         let version: usize = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
 
-        let keys = rows::candidate_keys(&conn, &test_key(), &id)
+        let keys = rows::candidate_keys(&db, &test_key(), &id)
             .unwrap()
             .expect("the candidate is kept");
         assert!(keys.legal_hold);
@@ -644,7 +814,7 @@ mod tests {
         assert_eq!(row, (1, 1, 1, None, "case 7".to_owned(), 100));
         assert_eq!(
             rows::assignments_of(
-                &conn,
+                &db,
                 &test_key(),
                 &crate::policy::Allowed::for_tests(crate::policy::Action::SubjectAccess, Some(id))
             )
@@ -674,7 +844,7 @@ mod tests {
         let erase = crate::policy::Allowed::for_tests(crate::policy::Action::Erase, Some(id));
         assert!(matches!(
             rows::set_legal_hold(
-                &conn,
+                &db,
                 &test_key(),
                 &crate::policy::Allowed::for_tests(crate::policy::Action::ReleaseHold, Some(id)),
                 None
@@ -683,8 +853,7 @@ mod tests {
             rows::HoldChange::Changed { .. }
         ));
         assert_eq!(
-            rows::erase_candidate(&conn, &test_key(), &erase, rows::EraseCondition::NotHeld)
-                .unwrap(),
+            rows::erase_candidate(&db, &test_key(), &erase, rows::EraseCondition::NotHeld).unwrap(),
             rows::Erasure::Erased
         );
         let left: i64 = conn
@@ -698,9 +867,9 @@ mod tests {
         // Before: retention and `erase` read the hold outside the erasing transaction, and a
         // hold placed in between was acknowledged and then ignored.
         let dir = tempfile::tempdir().unwrap();
-        let (mut conn, id, _) = version_1(dir.path());
+        let (db, id, _) = version_1(dir.path());
         let key = test_key();
-        migrate(&mut conn, Some(&key)).unwrap();
+        migrate(&db, Some(&key)).unwrap();
         use crate::policy::{Action, Allowed};
         let erase = Allowed::for_tests(Action::Erase, Some(id));
         let retention = Allowed::for_tests(Action::RetentionErase, Some(id));
@@ -710,7 +879,7 @@ mod tests {
         };
         // A proof of another action, or of another candidate's erasure, erases nothing.
         assert!(matches!(
-            rows::erase_candidate(&conn, &key, &retention, rows::EraseCondition::NotHeld),
+            rows::erase_candidate(&db, &key, &retention, rows::EraseCondition::NotHeld),
             Err(Error::Internal(_))
         ));
         // Held (the fixture's candidate has a hold and an open assignment).
@@ -722,20 +891,20 @@ mod tests {
             },
         ] {
             assert_eq!(
-                rows::erase_candidate(&conn, &key, proof(condition), condition).unwrap(),
+                rows::erase_candidate(&db, &key, proof(condition), condition).unwrap(),
                 rows::Erasure::Held
             );
         }
         let release = Allowed::for_tests(Action::ReleaseHold, Some(id));
         assert_eq!(
-            rows::set_legal_hold(&conn, &key, &release, None).unwrap(),
+            rows::set_legal_hold(&db, &key, &release, None).unwrap(),
             rows::HoldChange::Changed {
                 previous_ground: Some("case 7".into())
             }
         );
         // Nothing stands now: a second release changes nothing.
         assert_eq!(
-            rows::set_legal_hold(&conn, &key, &release, None).unwrap(),
+            rows::set_legal_hold(&db, &key, &release, None).unwrap(),
             rows::HoldChange::NotHeld
         );
         // Not due any more: an open assignment, whatever the index said.
@@ -744,22 +913,22 @@ mod tests {
             cutoff: i64::MAX,
         };
         assert_eq!(
-            rows::erase_candidate(&conn, &key, &retention, idle).unwrap(),
+            rows::erase_candidate(&db, &key, &retention, idle).unwrap(),
             rows::Erasure::NotDue
         );
-        assert!(rows::candidate_keys(&conn, &key, &id).unwrap().is_some());
+        assert!(rows::candidate_keys(&db, &key, &id).unwrap().is_some());
         // Under another key the row is forged, and nothing is erased.
         let other = IntegrityKey::new(&[6; 32]);
         assert!(matches!(
-            rows::erase_candidate(&conn, &other, &erase, rows::EraseCondition::NotHeld),
+            rows::erase_candidate(&db, &other, &erase, rows::EraseCondition::NotHeld),
             Err(Error::Forged { .. })
         ));
         assert_eq!(
-            rows::erase_candidate(&conn, &key, &erase, rows::EraseCondition::NotHeld).unwrap(),
+            rows::erase_candidate(&db, &key, &erase, rows::EraseCondition::NotHeld).unwrap(),
             rows::Erasure::Erased
         );
         assert_eq!(
-            rows::erase_candidate(&conn, &key, &erase, rows::EraseCondition::NotHeld).unwrap(),
+            rows::erase_candidate(&db, &key, &erase, rows::EraseCondition::NotHeld).unwrap(),
             rows::Erasure::Gone
         );
     }
@@ -767,14 +936,15 @@ mod tests {
     #[test]
     fn migration_4_refuses_to_sign_a_frontier_that_is_not_the_entries_edge() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut conn, _, _) = version_1(dir.path());
-        migrate_to(&mut conn, 3, None).unwrap();
+        let (db, _, _) = version_1(dir.path());
+        let conn = db.as_sqlite().unwrap();
+        migrate_to(&db, 3, None).unwrap();
         conn.execute(
             "UPDATE audit_frontier SET frontier = x'01' WHERE id = 1",
             [],
         )
         .unwrap();
-        let refused = migrate(&mut conn, Some(&test_key())).unwrap_err();
+        let refused = migrate(&db, Some(&test_key())).unwrap_err();
         assert!(matches!(refused, Error::AuditTampered(_)), "{refused}");
         let version: usize = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -792,7 +962,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal.db");
         create(&path).unwrap();
-        let conn = open_connection(&path, false).unwrap();
+        let db = open_connection(&path, false).unwrap();
+        let conn = db.as_sqlite().unwrap();
         let mode: String = conn
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
@@ -810,24 +981,25 @@ mod tests {
     #[test]
     fn lookups_and_searches_use_their_indexes() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut conn, _, _) = version_1(dir.path());
-        migrate(&mut conn, Some(&test_key())).unwrap();
+        let (db, _, _) = version_1(dir.path());
+        let conn = db.as_sqlite().unwrap();
+        migrate(&db, Some(&test_key())).unwrap();
         let by_id = plan(
-            &conn,
+            conn,
             "SELECT key_id FROM candidates WHERE candidate_id = x'00'",
         );
         assert!(
             by_id.contains("INDEX sqlite_autoindex_candidates"),
             "{by_id}"
         );
-        let search = plan(&conn, audit_rows::SEARCH_SQL);
+        let search = plan(conn, audit_rows::SEARCH_SQL);
         assert!(
             search.contains("SEARCH a USING INDEX audit_by_candidate (<expr>=? AND <expr>=?)"),
             "one lookup per bucket, on both keys: {search}"
         );
         assert!(!search.contains("SCAN a"), "{search}");
         let idle = plan(
-            &conn,
+            conn,
             "SELECT candidate_id FROM candidates INDEXED BY candidates_by_idle
              WHERE idle_since IS NOT NULL AND idle_since <= 5",
         );
@@ -839,7 +1011,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("search.db");
         create(&path).unwrap();
-        let conn = open_connection(&path, false).unwrap();
+        let db = open_connection(&path, false).unwrap();
+        let conn = db.as_sqlite().unwrap();
         let wanted = format!("hmac-sha256:{}", "ab".repeat(32));
         // Same 16 digits the index holds, different pseudonym: found by the lookup, then
         // dropped by the comparison of the whole pseudonym.
@@ -882,7 +1055,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("new.db");
         create(&path).unwrap();
-        let conn = open_connection(&path, false).unwrap();
+        let db = open_connection(&path, false).unwrap();
+        let conn = db.as_sqlite().unwrap();
         let version: usize = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();

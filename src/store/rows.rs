@@ -16,7 +16,7 @@
 //! compile. What policy decides on (a candidate's keys and lifecycle, its control group, its
 //! open assignments) is read without one, and never leaves the vault.
 
-use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row, Statement};
+use super::sql::{args, Db, Row};
 
 use crate::crypto::envelope::WrappedDek;
 use crate::crypto::integrity::{optional, Domain, IntegrityKey};
@@ -129,43 +129,32 @@ fn version_u32(v: i64) -> Result<u32> {
 /// `?4` commitment.
 const INSERT_KEY_SLOT: &str =
     "INSERT INTO candidate_keys (candidate_id, kek_version, wrapped_dek, dek_commitment)
-     VALUES (?1, ?2, ?3, ?4)";
+     VALUES (?1, ?2, ?3, ?4) RETURNING key_id";
 /// A sealed profile: `?1` candidate, `?2` record version, `?3`..`?7` the groups, `?8` slot.
 const INSERT_SEALED: &str = "INSERT INTO sealed_profiles (key_id, candidate_id, record_version, identity, contact, professional, special, control)
      VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
+/// A new candidate's lifecycle row: `?1` candidate, `?2` slot, `?3` created (and idle since),
+/// `?4` MAC, `?5` reference HMAC.
+const INSERT_LIFECYCLE: &str = "INSERT INTO candidates (candidate_id, key_id, created_at, idle_since, row_mac, reference_mac) VALUES (?1, ?2, ?3, ?3, ?4, ?5)";
+
 /// Inserts new candidates (key slot, lifecycle row and sealed row each) through statements
-/// prepared once, as an import batch of thousands does.
+/// prepared once per connection, as an import batch of thousands does.
 pub struct CandidateInserter<'conn> {
-    conn: &'conn Connection,
+    conn: &'conn Db,
     integrity: &'conn IntegrityKey,
-    key_slot: CachedStatement<'conn>,
-    lifecycle: CachedStatement<'conn>,
-    sealed: CachedStatement<'conn>,
 }
 
 impl<'conn> CandidateInserter<'conn> {
-    /// Prepares the statements on `conn` (inside the caller's transaction), for a principal
-    /// whose registering candidates policy allowed.
+    /// An inserter on `conn` (inside the caller's transaction), for a principal whose
+    /// registering candidates policy allowed.
     pub fn new(
-        conn: &'conn Connection,
+        conn: &'conn Db,
         integrity: &'conn IntegrityKey,
         allowed: &Allowed,
     ) -> Result<CandidateInserter<'conn>> {
         allowed.check_action(Action::Register)?;
-        Ok(CandidateInserter {
-            conn,
-            integrity,
-            key_slot: conn.prepare_cached(
-                INSERT_KEY_SLOT,
-            )?,
-            lifecycle: conn.prepare_cached(
-                "INSERT INTO candidates (candidate_id, key_id, created_at, idle_since, row_mac, reference_mac) VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
-            )?,
-            sealed: conn.prepare_cached(
-                INSERT_SEALED,
-            )?,
-        })
+        Ok(CandidateInserter { conn, integrity })
     }
 
     /// Inserts one new candidate, with the HMAC of its agency reference if it has one (the
@@ -178,23 +167,36 @@ impl<'conn> CandidateInserter<'conn> {
         sealed: &SealedProfile,
         reference_mac: Option<&[u8]>,
     ) -> Result<()> {
-        self.key_slot.execute(params![
+        let key_id = insert_key_slot(self.conn, id, dek)?;
+        let mac = candidate_mac(self.integrity, id, key_id, false, None, reference_mac);
+        self.conn.execute(
+            INSERT_LIFECYCLE,
+            args![&id.as_bytes()[..], key_id, created_at, &mac, reference_mac],
+        )?;
+        insert_sealed(self.conn, id, key_id, sealed)
+    }
+}
+
+/// Appends a key slot; returns its number.
+fn insert_key_slot(conn: &Db, id: &CandidateId, dek: &WrappedDek) -> Result<i64> {
+    conn.query_one(
+        INSERT_KEY_SLOT,
+        args![
             &id.as_bytes()[..],
             dek.kek_version,
-            dek.wrapped,
-            dek.commitment
-        ])?;
-        let key_id = self.conn.last_insert_rowid();
-        let mac = candidate_mac(self.integrity, id, key_id, false, None, reference_mac);
-        self.lifecycle.execute(params![
-            &id.as_bytes()[..],
-            key_id,
-            created_at,
-            mac,
-            reference_mac
-        ])?;
-        let [identity, contact, professional, special, control] = &sealed.groups;
-        self.sealed.execute(params![
+            &dek.wrapped,
+            &dek.commitment
+        ],
+        |r| r.get(0),
+    )
+}
+
+/// Inserts the sealed row of slot `key_id`.
+fn insert_sealed(conn: &Db, id: &CandidateId, key_id: i64, sealed: &SealedProfile) -> Result<()> {
+    let [identity, contact, professional, special, control] = &sealed.groups;
+    conn.execute(
+        INSERT_SEALED,
+        args![
             &id.as_bytes()[..],
             sealed.record_version,
             identity,
@@ -203,9 +205,9 @@ impl<'conn> CandidateInserter<'conn> {
             special,
             control,
             key_id
-        ])?;
-        Ok(())
-    }
+        ],
+    )?;
+    Ok(())
 }
 
 /// `vault_meta` key of the KEK version new DEKs are wrapped under.
@@ -218,7 +220,7 @@ pub fn meta_kek_id(version: u32) -> String {
 /// Refuses to store a DEK wrapped under a KEK other than the one the database records as
 /// current (by version and, where recorded, by fingerprint): another process rotated the
 /// keys and will destroy this one.
-pub fn check_current_kek(conn: &Connection, kek_version: u32, kek_id: Option<&str>) -> Result<()> {
+pub fn check_current_kek(conn: &Db, kek_version: u32, kek_id: Option<&str>) -> Result<()> {
     let current = meta(conn, META_CURRENT_KEK)?;
     let rotated = |v: u32| {
         Error::Conflict(format!(
@@ -255,18 +257,17 @@ type RawCandidate = (
 /// The keys and lifecycle of a candidate, or `None` when there is no such candidate; a
 /// lifecycle row that fails its MAC is [`Error::Forged`].
 pub fn candidate_keys(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     id: &CandidateId,
 ) -> Result<Option<CandidateKeys>> {
-    let raw: Option<RawCandidate> = conn
-        .prepare_cached(
-            "SELECT c.key_id, c.legal_hold, c.legal_hold_reason, c.row_mac,
+    let raw: Option<RawCandidate> = conn.query_opt(
+        "SELECT c.key_id, c.legal_hold, c.legal_hold_reason, c.row_mac,
                     k.kek_version, k.wrapped_dek, k.dek_commitment, c.reference_mac
              FROM candidates c JOIN candidate_keys k ON k.key_id = c.key_id
              WHERE c.candidate_id = ?1",
-        )?
-        .query_row(params![&id.as_bytes()[..]], |r| {
+        args![&id.as_bytes()[..]],
+        |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -277,8 +278,8 @@ pub fn candidate_keys(
                 r.get(6)?,
                 r.get(7)?,
             ))
-        })
-        .optional()?;
+        },
+    )?;
     raw.map(
         |(key_id, hold, reason, mac, v, wrapped, commitment, reference)| -> Result<CandidateKeys> {
             let row = (key_id, hold != 0, reason.as_deref(), reference.as_deref());
@@ -303,7 +304,7 @@ pub fn candidate_keys(
 
 /// The sealed groups of the candidate a read was granted on, when policy allowed at least one
 /// of them (the caller opens only the groups the grant allows).
-pub fn sealed_profile(conn: &Connection, grant: &ReadGrant) -> Result<Option<SealedProfile>> {
+pub fn sealed_profile(conn: &Db, grant: &ReadGrant) -> Result<Option<SealedProfile>> {
     if grant.is_empty() {
         return Err(Error::Internal("a profile was read on a grant of no group"));
     }
@@ -311,38 +312,34 @@ pub fn sealed_profile(conn: &Connection, grant: &ReadGrant) -> Result<Option<Sea
 }
 
 /// Only the sealed `control` group (what policy needs), without reading the large groups.
-pub fn sealed_control(conn: &Connection, id: &CandidateId) -> Result<Option<(u32, Vec<u8>)>> {
-    conn.prepare_cached(
-        "SELECT s.record_version, s.control FROM candidates c JOIN sealed_profiles s ON s.key_id = c.key_id
-         WHERE c.candidate_id = ?1",
-    )?
-    .query_row(params![&id.as_bytes()[..]], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get(1)?))
-    })
-    .optional()?
+pub fn sealed_control(conn: &Db, id: &CandidateId) -> Result<Option<(u32, Vec<u8>)>> {
+    conn.query_opt("SELECT s.record_version, s.control FROM candidates c JOIN sealed_profiles s ON s.key_id = c.key_id
+         WHERE c.candidate_id = ?1", args![&id.as_bytes()[..]], |r| {
+        Ok((r.get::<i64>(0)?, r.get(1)?))
+    })?
     .map(|(v, c)| Ok((version_u32(v)?, c)))
     .transpose()
 }
 
 /// The sealed groups of the candidate an update was allowed on (a proof of
 /// [`Action::Update`]): the vault opens the groups the update keeps, to seal them anew.
-pub fn sealed_for_update(conn: &Connection, allowed: &Allowed) -> Result<Option<SealedProfile>> {
+pub fn sealed_for_update(conn: &Db, allowed: &Allowed) -> Result<Option<SealedProfile>> {
     let id = allowed.candidate_for(Action::Update)?;
     sealed_row(conn, &id)
 }
 
-fn sealed_row(conn: &Connection, id: &CandidateId) -> Result<Option<SealedProfile>> {
-    conn.prepare_cached(
+fn sealed_row(conn: &Db, id: &CandidateId) -> Result<Option<SealedProfile>> {
+    conn.query_opt(
         "SELECT s.record_version, s.identity, s.contact, s.professional, s.special, s.control
          FROM candidates c JOIN sealed_profiles s ON s.key_id = c.key_id WHERE c.candidate_id = ?1",
+        args![&id.as_bytes()[..]],
+        |r| {
+            Ok((
+                r.get::<i64>(0)?,
+                [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?],
+            ))
+        },
     )?
-    .query_row(params![&id.as_bytes()[..]], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?],
-        ))
-    })
-    .optional()?
     .map(|(v, groups)| {
         Ok(SealedProfile {
             record_version: version_u32(v)?,
@@ -360,7 +357,7 @@ fn sealed_row(conn: &Connection, id: &CandidateId) -> Result<Option<SealedProfil
 /// page split may have left in the file is under a key that no longer exists. `false` when
 /// the candidate is gone.
 pub fn replace_profile(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     allowed: &Allowed,
     dek: &WrappedDek,
@@ -371,13 +368,7 @@ pub fn replace_profile(
         return Ok(false);
     };
     let old_slot = keys.key_slot;
-    conn.prepare_cached(INSERT_KEY_SLOT)?.execute(params![
-        &id.as_bytes()[..],
-        dek.kek_version,
-        dek.wrapped,
-        dek.commitment
-    ])?;
-    let new_slot = conn.last_insert_rowid();
+    let new_slot = insert_key_slot(conn, &id, dek)?;
     let mac = candidate_mac(
         integrity,
         &id,
@@ -386,35 +377,34 @@ pub fn replace_profile(
         keys.legal_hold_reason.as_deref(),
         keys.reference_mac.as_deref(),
     );
-    conn.prepare_cached("UPDATE candidates SET key_id = ?2, row_mac = ?3 WHERE candidate_id = ?1")?
-        .execute(params![&id.as_bytes()[..], new_slot, mac])?;
-    conn.prepare_cached("DELETE FROM sealed_profiles WHERE key_id = ?1")?
-        .execute(params![old_slot])?;
-    let [identity, contact, professional, special, control] = &sealed.groups;
-    conn.prepare_cached(INSERT_SEALED)?.execute(params![
-        &id.as_bytes()[..],
-        sealed.record_version,
-        identity,
-        contact,
-        professional,
-        special,
-        control,
-        new_slot
-    ])?;
+    conn.execute(
+        "UPDATE candidates SET key_id = ?2, row_mac = ?3 WHERE candidate_id = ?1",
+        args![&id.as_bytes()[..], new_slot, &mac],
+    )?;
+    conn.execute(
+        "DELETE FROM sealed_profiles WHERE key_id = ?1",
+        args![old_slot],
+    )?;
+    insert_sealed(conn, &id, new_slot, sealed)?;
     shred_slot(conn, old_slot)?;
     Ok(true)
 }
 
 /// Overwrites a key slot in place with zeros of the same length (crypto-shredding).
-fn shred_slot(conn: &Connection, key_id: i64) -> Result<()> {
-    conn.prepare_cached(
+fn shred_slot(conn: &Db, key_id: i64) -> Result<()> {
+    let sql = conn.pick(
         "UPDATE candidate_keys SET kek_version = 0,
              candidate_id = zeroblob(length(candidate_id)),
              wrapped_dek = zeroblob(length(wrapped_dek)),
              dek_commitment = zeroblob(length(dek_commitment))
          WHERE key_id = ?1",
-    )?
-    .execute(params![key_id])?;
+        "UPDATE candidate_keys SET kek_version = 0,
+             candidate_id = decode(repeat('00', length(candidate_id)), 'hex'),
+             wrapped_dek = decode(repeat('00', length(wrapped_dek)), 'hex'),
+             dek_commitment = decode(repeat('00', length(dek_commitment)), 'hex')
+         WHERE key_id = ?1",
+    );
+    conn.execute(sql, args![key_id])?;
     Ok(())
 }
 
@@ -422,14 +412,15 @@ fn shred_slot(conn: &Connection, key_id: i64) -> Result<()> {
 /// row's MAC (which covers the reference) is checked, so a reference moved to another row
 /// outside cvvault is [`Error::Forged`], not a wrong answer.
 pub fn candidate_by_reference(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     reference_mac: &[u8],
 ) -> Result<Option<CandidateId>> {
-    let raw: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT candidate_id FROM candidates WHERE reference_mac = ?1")?
-        .query_row(params![reference_mac], |r| r.get(0))
-        .optional()?;
+    let raw: Option<Vec<u8>> = conn.query_opt(
+        "SELECT candidate_id FROM candidates WHERE reference_mac = ?1",
+        args![reference_mac],
+        |r| r.get(0),
+    )?;
     let Some(raw) = raw else {
         return Ok(None);
     };
@@ -470,18 +461,33 @@ pub enum Erasure {
 }
 
 /// `SELECT` of due candidates for one rule; `?1` = cut-off, `?2` = hold flag, `?3` = limit.
-fn rule_query(rule: Rule) -> &'static str {
-    match rule {
-        Rule::ClosedGrace => {
+/// SQLite is told which lifecycle index to use; PostgreSQL's planner picks it from the
+/// statistics.
+fn rule_query(conn: &Db, rule: Rule) -> &'static str {
+    let postgres = conn.dialect() == super::sql::Dialect::Postgres;
+    match (rule, postgres) {
+        (Rule::ClosedGrace, false) => {
             "SELECT candidate_id, idle_since FROM candidates INDEXED BY candidates_by_idle
              WHERE idle_since IS NOT NULL AND idle_since <= ?1 AND ever_assigned = 1 AND legal_hold = ?2 LIMIT ?3"
         }
-        Rule::MaxIdle => {
+        (Rule::ClosedGrace, true) => {
+            "SELECT candidate_id, idle_since FROM candidates
+             WHERE idle_since IS NOT NULL AND idle_since <= ?1 AND ever_assigned = 1 AND legal_hold = ?2 LIMIT ?3"
+        }
+        (Rule::MaxIdle, false) => {
             "SELECT candidate_id, idle_since FROM candidates INDEXED BY candidates_by_idle
              WHERE idle_since IS NOT NULL AND idle_since <= ?1 AND legal_hold = ?2 LIMIT ?3"
         }
-        Rule::MaxLife => {
+        (Rule::MaxIdle, true) => {
+            "SELECT candidate_id, idle_since FROM candidates
+             WHERE idle_since IS NOT NULL AND idle_since <= ?1 AND legal_hold = ?2 LIMIT ?3"
+        }
+        (Rule::MaxLife, false) => {
             "SELECT candidate_id, created_at FROM candidates INDEXED BY candidates_by_age
+             WHERE created_at <= ?1 AND legal_hold = ?2 LIMIT ?3"
+        }
+        (Rule::MaxLife, true) => {
+            "SELECT candidate_id, created_at FROM candidates
              WHERE created_at <= ?1 AND legal_hold = ?2 LIMIT ?3"
         }
     }
@@ -509,21 +515,18 @@ fn rule_holds_for(rule: Rule) -> &'static str {
 /// `limit`: found through the lifecycle indexes, without reading any profile. Each with the
 /// time its rule counts from (idle since, or registered at; Unix seconds).
 pub fn due_candidates(
-    conn: &Connection,
+    conn: &Db,
     rule: Rule,
     cutoff: i64,
     held: bool,
     limit: i64,
 ) -> Result<Vec<(CandidateId, i64)>> {
-    let mut stmt = conn.prepare_cached(rule_query(rule))?;
-    let rows = stmt.query_map(params![cutoff, held, limit], |r| {
-        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
-    })?;
-    rows.map(|r| {
-        let (id, since) = r?;
-        Ok((CandidateId::from_slice(&id)?, since))
+    conn.query_all(rule_query(conn, rule), args![cutoff, held, limit], |r| {
+        Ok((
+            CandidateId::from_slice(&r.get::<Vec<u8>>(0)?)?,
+            r.get::<i64>(1)?,
+        ))
     })
-    .collect()
 }
 
 /// Erases a candidate if `condition` still holds: its key slot is overwritten in place with
@@ -534,7 +537,7 @@ pub fn due_candidates(
 /// The candidate is the one `allowed` names: an erasure on request ([`EraseCondition::NotHeld`])
 /// needs a proof of [`Action::Erase`], a retention erasure one of [`Action::RetentionErase`].
 pub fn erase_candidate(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     allowed: &Allowed,
     condition: EraseCondition,
@@ -551,8 +554,12 @@ pub fn erase_candidate(
     }
     if let EraseCondition::Due { rule, cutoff } = condition {
         let due = conn
-            .prepare_cached(rule_holds_for(rule))?
-            .exists(params![&id.as_bytes()[..], cutoff])?;
+            .query_opt(
+                rule_holds_for(rule),
+                args![&id.as_bytes()[..], cutoff],
+                |_| Ok(()),
+            )
+            .map(|r| r.is_some())?;
         if !due {
             return Ok(Erasure::NotDue);
         }
@@ -562,57 +569,60 @@ pub fn erase_candidate(
 }
 
 /// Erases a candidate whatever its state (an erasure once decided and its conditions checked).
-fn shred(conn: &Connection, id: &CandidateId) -> Result<bool> {
-    let key_id: Option<i64> = conn
-        .prepare_cached("SELECT key_id FROM candidates WHERE candidate_id = ?1")?
-        .query_row(params![&id.as_bytes()[..]], |r| r.get(0))
-        .optional()?;
+fn shred(conn: &Db, id: &CandidateId) -> Result<bool> {
+    let key_id: Option<i64> = conn.query_opt(
+        "SELECT key_id FROM candidates WHERE candidate_id = ?1",
+        args![&id.as_bytes()[..]],
+        |r| r.get(0),
+    )?;
     let Some(key_id) = key_id else {
         return Ok(false);
     };
     shred_slot(conn, key_id)?;
-    conn.prepare_cached("DELETE FROM sealed_profiles WHERE key_id = ?1")?
-        .execute(params![key_id])?;
+    conn.execute(
+        "DELETE FROM sealed_profiles WHERE key_id = ?1",
+        args![key_id],
+    )?;
     // The subject's own account goes with them: its id may be all that is left that names
     // the person, and its tokens must not outlive the data they opened.
-    conn.prepare_cached(
+    conn.execute(
         "DELETE FROM tokens WHERE principal_id IN
              (SELECT principal_id FROM principals WHERE subject_candidate_id = ?1)",
-    )?
-    .execute(params![&id.as_bytes()[..]])?;
-    conn.prepare_cached("DELETE FROM principals WHERE subject_candidate_id = ?1")?
-        .execute(params![&id.as_bytes()[..]])?;
-    let n = conn
-        .prepare_cached("DELETE FROM candidates WHERE candidate_id = ?1")?
-        .execute(params![&id.as_bytes()[..]])?;
+        args![&id.as_bytes()[..]],
+    )?;
+    conn.execute(
+        "DELETE FROM principals WHERE subject_candidate_id = ?1",
+        args![&id.as_bytes()[..]],
+    )?;
+    let n = conn.execute(
+        "DELETE FROM candidates WHERE candidate_id = ?1",
+        args![&id.as_bytes()[..]],
+    )?;
     Ok(n > 0)
 }
 
 /// The highest key slot of a candidate (0 when there is none).
-pub fn highest_slot(conn: &Connection) -> Result<u64> {
-    let highest: Option<i64> = conn
-        .prepare_cached("SELECT max(key_id) FROM candidates")?
-        .query_row([], |r| r.get(0))?;
+pub fn highest_slot(conn: &Db) -> Result<u64> {
+    let highest: Option<i64> =
+        conn.query_one("SELECT max(key_id) FROM candidates", args![], |r| r.get(0))?;
     Ok(highest.and_then(|h| u64::try_from(h).ok()).unwrap_or(0))
 }
 
 /// The candidate at key slot `slot` or the next one after it: the stand-in whose rows a
 /// refusal of a missing candidate reads.
-pub fn candidate_at_slot(conn: &Connection, slot: u64) -> Result<Option<CandidateId>> {
-    conn.prepare_cached(
+pub fn candidate_at_slot(conn: &Db, slot: u64) -> Result<Option<CandidateId>> {
+    conn.query_opt(
         "SELECT candidate_id FROM candidates WHERE key_id >= ?1 ORDER BY key_id LIMIT 1",
+        args![i64::try_from(slot).unwrap_or(0)],
+        |r| r.get::<Vec<u8>>(0),
     )?
-    .query_row(params![i64::try_from(slot).unwrap_or(0)], |r| {
-        r.get::<_, Vec<u8>>(0)
-    })
-    .optional()?
     .map(|id| CandidateId::from_slice(&id))
     .transpose()
 }
 
 /// Number of candidates.
-pub fn candidate_count(conn: &Connection) -> Result<u64> {
-    let n: i64 = conn.query_row("SELECT count(*) FROM candidates", [], |r| r.get(0))?;
+pub fn candidate_count(conn: &Db) -> Result<u64> {
+    let n: i64 = conn.query_one("SELECT count(*) FROM candidates", args![], |r| r.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -621,7 +631,7 @@ pub fn candidate_count(conn: &Connection) -> Result<u64> {
 /// row's old MAC is checked first. A hold is never overwritten: placing one where one stands,
 /// or releasing one where none does, changes nothing and says so.
 pub fn set_legal_hold(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     allowed: &Allowed,
     reason: Option<&str>,
@@ -653,11 +663,7 @@ pub fn set_legal_hold(
         reason,
         keys.reference_mac.as_deref(),
     );
-    let n = conn
-        .prepare_cached(
-            "UPDATE candidates SET legal_hold = ?2, legal_hold_reason = ?3, row_mac = ?4 WHERE candidate_id = ?1",
-        )?
-        .execute(params![&id.as_bytes()[..], hold, reason, mac])?;
+    let n = conn.execute("UPDATE candidates SET legal_hold = ?2, legal_hold_reason = ?3, row_mac = ?4 WHERE candidate_id = ?1", args![&id.as_bytes()[..], hold, reason, &mac])?;
     Ok(if n == 0 {
         HoldChange::Gone
     } else {
@@ -737,7 +743,7 @@ type RawPrincipal = (
 const PRINCIPAL_COLUMNS: &str =
     "principal_id, role, org_id, subject_candidate_id, disabled, row_mac";
 
-fn principal_from_row(r: &Row<'_>) -> rusqlite::Result<RawPrincipal> {
+fn principal_from_row(r: &Row<'_>) -> Result<RawPrincipal> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -778,69 +784,65 @@ fn parse_principal(
 
 /// Adds a principal; an existing id is a conflict.
 pub fn insert_principal(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     p: &PrincipalRow,
     now: i64,
 ) -> Result<()> {
     let subject = p.subject_of.map(|c| c.as_bytes().to_vec());
-    let result = conn.execute(
-        "INSERT INTO principals (principal_id, role, org_id, subject_candidate_id, disabled, created_at, row_mac)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+    let mac = principal_mac(integrity, p);
+    let result = conn.execute("INSERT INTO principals (principal_id, role, org_id, subject_candidate_id, disabled, created_at, row_mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", args![
             p.principal_id.as_str(),
             p.role.as_str(),
             p.org_id.as_str(),
-            subject,
+            subject.as_ref(),
             p.disabled,
             now,
-            principal_mac(integrity, p)
-        ],
-    );
+            &mac
+        ]);
     match result {
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+        Err(e) if super::sql::is_constraint_violation(&e) => {
             Err(Error::Conflict(format!(
                 "principal {} already exists: choose another id, or `cvvault principal disable` the old one",
                 p.principal_id
             )))
         }
-        other => other.map(|_| ()).map_err(Error::from),
+        other => other.map(|_| ()),
     }
 }
 
 /// One principal; a row that fails its MAC is [`Error::Forged`].
 pub fn principal(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     id: &PrincipalId,
 ) -> Result<Option<PrincipalRow>> {
-    conn.prepare_cached(&format!(
-        "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE principal_id = ?1"
-    ))?
-    .query_row(params![id.as_str()], principal_from_row)
-    .optional()?
+    conn.query_opt(
+        &format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE principal_id = ?1"),
+        args![id.as_str()],
+        principal_from_row,
+    )?
     .map(|raw| checked_principal(integrity, raw))
     .transpose()
 }
 
 /// Every principal whose row is intact, by id (forged rows are left out and logged).
-pub fn principals(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<PrincipalRow>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {PRINCIPAL_COLUMNS} FROM principals ORDER BY principal_id"
-    ))?;
-    let rows = stmt.query_map([], principal_from_row)?;
-    let mut out = Vec::new();
-    for raw in rows {
-        if let Ok(row) = checked_principal(integrity, raw?) {
-            out.push(row);
-        }
-    }
-    Ok(out)
+pub fn principals(conn: &Db, integrity: &IntegrityKey) -> Result<Vec<PrincipalRow>> {
+    let rows = conn.query_all(
+        &format!("SELECT {PRINCIPAL_COLUMNS} FROM principals ORDER BY principal_id"),
+        args![],
+        principal_from_row,
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|raw| checked_principal(integrity, raw).ok())
+        .collect())
 }
 
 /// Enables or disables a principal (its old MAC checked first). Returns whether it exists.
 pub fn set_principal_disabled(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     id: &PrincipalId,
     disabled: bool,
@@ -851,7 +853,7 @@ pub fn set_principal_disabled(
     row.disabled = disabled;
     let n = conn.execute(
         "UPDATE principals SET disabled = ?2, row_mac = ?3 WHERE principal_id = ?1",
-        params![id.as_str(), disabled, principal_mac(integrity, &row)],
+        args![id.as_str(), disabled, &principal_mac(integrity, &row)],
     )?;
     Ok(n > 0)
 }
@@ -859,18 +861,15 @@ pub fn set_principal_disabled(
 /// The kind of an organisation, as its intact principals' roles say (`None`: no intact
 /// principal belongs to it, so it is unknown). Disabled principals count: disabling a
 /// principal does not change what its organisation is.
-pub fn org_kind(
-    conn: &Connection,
-    integrity: &IntegrityKey,
-    org: &OrgId,
-) -> Result<Option<OrgKind>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE org_id = ?1"
-    ))?;
-    let rows = stmt.query_map(params![org.as_str()], principal_from_row)?;
+pub fn org_kind(conn: &Db, integrity: &IntegrityKey, org: &OrgId) -> Result<Option<OrgKind>> {
+    let rows = conn.query_all(
+        &format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE org_id = ?1"),
+        args![org.as_str()],
+        principal_from_row,
+    )?;
     let mut kind = None;
     for raw in rows {
-        let Ok(row) = checked_principal(integrity, raw?) else {
+        let Ok(row) = checked_principal(integrity, raw) else {
             continue;
         };
         let this = OrgKind::of_role(row.role);
@@ -919,7 +918,7 @@ type RawAssignment = (
     Option<String>,
 );
 
-fn assignment_from_row(r: &Row<'_>) -> rusqlite::Result<RawAssignment> {
+fn assignment_from_row(r: &Row<'_>) -> Result<RawAssignment> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -988,14 +987,14 @@ fn checked_assignment(
 const ASSIGNMENT_COLUMNS: &str =
     "assignment_id, candidate_id, org_id, kind, purpose, opened_at, closed_at, close_reason, row_mac";
 
-fn assignment_with_mac(r: &Row<'_>) -> rusqlite::Result<(RawAssignment, Option<Vec<u8>>)> {
+fn assignment_with_mac(r: &Row<'_>) -> Result<(RawAssignment, Option<Vec<u8>>)> {
     Ok((assignment_from_row(r)?, r.get(8)?))
 }
 
 /// Opens an assignment and marks the candidate as not idle: `allowed` is the proof that
 /// opening an assignment for the candidate of `a` was allowed.
 pub fn insert_assignment(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     allowed: &Allowed,
     a: &AssignmentRow,
@@ -1006,39 +1005,33 @@ pub fn insert_assignment(
             "an assignment was opened on another candidate's proof",
         ));
     }
-    conn.prepare_cached(
-        "INSERT INTO assignments (assignment_id, candidate_id, org_id, kind, purpose, opened_at, opened_by, row_mac)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
+    conn.execute("INSERT INTO assignments (assignment_id, candidate_id, org_id, kind, purpose, opened_at, opened_by, row_mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", args![
         &a.assignment_id.as_bytes()[..],
         &a.candidate_id.as_bytes()[..],
         a.org_id.as_str(),
         a.kind.as_str(),
-        a.purpose,
+        &a.purpose,
         a.opened_at,
         opened_by,
-        assignment_mac(integrity, a)
+        &assignment_mac(integrity, a)
     ])?;
-    conn.prepare_cached(
-        "UPDATE candidates SET open_assignments = open_assignments + 1, ever_assigned = 1, idle_since = NULL
-         WHERE candidate_id = ?1",
-    )?
-    .execute(params![&a.candidate_id.as_bytes()[..]])?;
+    conn.execute("UPDATE candidates SET open_assignments = open_assignments + 1, ever_assigned = 1, idle_since = NULL
+         WHERE candidate_id = ?1", args![&a.candidate_id.as_bytes()[..]])?;
     Ok(())
 }
 
 /// One assignment; a row that fails its MAC is [`Error::Forged`].
 pub fn assignment(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     id: &AssignmentId,
 ) -> Result<Option<AssignmentRow>> {
-    conn.prepare_cached(&format!(
-        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE assignment_id = ?1"
-    ))?
-    .query_row(params![&id.as_bytes()[..]], assignment_with_mac)
-    .optional()?
+    conn.query_opt(
+        &format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE assignment_id = ?1"),
+        args![&id.as_bytes()[..]],
+        assignment_with_mac,
+    )?
     .map(|(raw, mac)| checked_assignment(integrity, raw, mac))
     .transpose()
 }
@@ -1047,7 +1040,7 @@ pub fn assignment(
 /// candidate becomes idle. `allowed` is the proof that closing an assignment of its
 /// candidate was allowed.
 pub fn close_assignment(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     allowed: &Allowed,
     id: &AssignmentId,
@@ -1064,41 +1057,39 @@ pub fn close_assignment(
         ));
     }
     row.closed_at = Some(now);
-    conn.prepare_cached(
+    conn.execute(
         "UPDATE assignments SET closed_at = ?2, closed_by = ?3, close_reason = ?4, row_mac = ?5
          WHERE assignment_id = ?1 AND closed_at IS NULL",
-    )?
-    .execute(params![
-        &id.as_bytes()[..],
-        now,
-        by,
-        reason,
-        assignment_mac(integrity, &row)
-    ])?;
-    conn.prepare_cached(
+        args![
+            &id.as_bytes()[..],
+            now,
+            by,
+            reason,
+            &assignment_mac(integrity, &row)
+        ],
+    )?;
+    conn.execute(
         "UPDATE candidates SET open_assignments = open_assignments - 1,
              idle_since = CASE WHEN open_assignments - 1 = 0 THEN ?2 ELSE NULL END
          WHERE candidate_id = ?1",
-    )?
-    .execute(params![&row.candidate_id.as_bytes()[..], now])?;
+        args![&row.candidate_id.as_bytes()[..], now],
+    )?;
     Ok(())
 }
 
 /// The assignments `statement` selects ([`ASSIGNMENT_COLUMNS`]) whose MAC checks; forged rows
 /// are left out (and logged by `forged`).
 fn intact_assignments(
-    statement: &mut Statement<'_>,
+    conn: &Db,
+    sql: &str,
     integrity: &IntegrityKey,
-    params: impl rusqlite::Params,
+    args: &[super::sql::Value<'_>],
 ) -> Result<Vec<AssignmentRow>> {
-    let mut out = Vec::new();
-    for row in statement.query_map(params, assignment_with_mac)? {
-        let (raw, mac) = row?;
-        if let Ok(row) = checked_assignment(integrity, raw, mac) {
-            out.push(row);
-        }
-    }
-    Ok(out)
+    let rows = conn.query_all(sql, args, assignment_with_mac)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(raw, mac)| checked_assignment(integrity, raw, mac).ok())
+        .collect())
 }
 
 /// Every intact assignment of a candidate, oldest first (forged rows are left out, logged).
@@ -1107,74 +1098,70 @@ fn intact_assignments(
 /// (decided as [`Action::CloseAssignment`] or [`Action::SubjectAccess`]) was allowed, and the
 /// candidate is the one it names.
 pub fn assignments_of(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     allowed: &Allowed,
 ) -> Result<Vec<AssignmentRow>> {
     let candidate = &allowed
         .candidate_for(Action::CloseAssignment)
         .or_else(|_| allowed.candidate_for(Action::SubjectAccess))?;
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE candidate_id = ?1 ORDER BY opened_at, assignment_id"
-    ))?;
-    intact_assignments(&mut stmt, integrity, params![&candidate.as_bytes()[..]])
+    intact_assignments(
+        conn,
+        &format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE candidate_id = ?1 ORDER BY opened_at, assignment_id"),
+        integrity,
+        args![&candidate.as_bytes()[..]],
+    )
 }
 
 /// The purposes of open assignments, with how many name each (for the report at start of
 /// assignments that name a purpose the vocabulary no longer declares).
-pub fn open_assignment_purposes(conn: &Connection) -> Result<Vec<(String, u64)>> {
-    let mut stmt = conn.prepare(
+pub fn open_assignment_purposes(conn: &Db) -> Result<Vec<(String, u64)>> {
+    conn.query_all(
         "SELECT purpose, count(*) FROM assignments WHERE closed_at IS NULL GROUP BY purpose ORDER BY purpose",
-    )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-    rows.map(|r| {
-        let (purpose, n) = r?;
-        Ok((purpose, u64::try_from(n).unwrap_or(0)))
-    })
-    .collect()
+        args![],
+        |r| Ok((r.get::<String>(0)?, u64::try_from(r.get::<i64>(1)?).unwrap_or(0))),
+    )
 }
 
 /// Every intact assignment (forged rows are left out and logged), for `audit verify`.
-pub fn all_assignments(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<AssignmentRow>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments ORDER BY assignment_id"
-    ))?;
-    intact_assignments(&mut stmt, integrity, [])
+pub fn all_assignments(conn: &Db, integrity: &IntegrityKey) -> Result<Vec<AssignmentRow>> {
+    intact_assignments(
+        conn,
+        &format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments ORDER BY assignment_id"),
+        integrity,
+        args![],
+    )
 }
 
 /// Every candidate row with its raw id and, when its MAC checks, its id and hold flag
 /// (`None`: the row fails its integrity check).
 fn each_candidate_row(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     mut each: impl FnMut(&[u8], Option<(CandidateId, bool)>),
 ) -> Result<()> {
-    let mut stmt = conn.prepare(
+    conn.query_each(
         "SELECT candidate_id, key_id, legal_hold, legal_hold_reason, row_mac, reference_mac FROM candidates",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, Vec<u8>>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, Option<Vec<u8>>>(4)?,
-            r.get::<_, Option<Vec<u8>>>(5)?,
-        ))
-    })?;
-    for row in rows {
-        let (raw_id, key_id, hold, reason, mac, reference) = row?;
-        let intact = CandidateId::from_slice(&raw_id).ok().filter(|id| {
-            let row = (key_id, hold != 0, reason.as_deref(), reference.as_deref());
-            candidate_row_ok(integrity, id, row, mac.as_deref())
-        });
-        each(&raw_id, intact.map(|id| (id, hold != 0)));
-    }
-    Ok(())
+        args![],
+        |r| {
+            let raw_id = r.get::<Vec<u8>>(0)?;
+            let key_id = r.get::<i64>(1)?;
+            let hold = r.get::<i64>(2)?;
+            let reason = r.get::<Option<String>>(3)?;
+            let mac = r.get::<Option<Vec<u8>>>(4)?;
+            let reference = r.get::<Option<Vec<u8>>>(5)?;
+            let intact = CandidateId::from_slice(&raw_id).ok().filter(|id| {
+                let row = (key_id, hold != 0, reason.as_deref(), reference.as_deref());
+                candidate_row_ok(integrity, id, row, mac.as_deref())
+            });
+            each(&raw_id, intact.map(|id| (id, hold != 0)));
+            Ok(true)
+        },
+    )
 }
 
 /// Every intact candidate row's legal-hold flag, for `audit verify`.
-pub fn holds(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<(CandidateId, bool)>> {
+pub fn holds(conn: &Db, integrity: &IntegrityKey) -> Result<Vec<(CandidateId, bool)>> {
     let mut out = Vec::new();
     each_candidate_row(conn, integrity, |_, intact| out.extend(intact))?;
     Ok(out)
@@ -1184,16 +1171,19 @@ pub fn holds(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<(Candida
 /// `purpose`, only assignments opened for that purpose (what a read for that purpose may rest
 /// on: the assignment's purpose binds). A forged assignment grants nothing.
 pub fn open_orgs(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     candidate: &CandidateId,
     purpose: Option<&str>,
 ) -> Result<(Vec<OrgId>, Vec<OrgId>)> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE candidate_id = ?1 AND closed_at IS NULL"
-    ))?;
     let (mut coaching, mut matching) = (Vec::new(), Vec::new());
-    for row in intact_assignments(&mut stmt, integrity, params![&candidate.as_bytes()[..]])? {
+    let open = intact_assignments(
+        conn,
+        &format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE candidate_id = ?1 AND closed_at IS NULL"),
+        integrity,
+        args![&candidate.as_bytes()[..]],
+    )?;
+    for row in open {
         if purpose.is_some_and(|p| p != row.purpose) {
             continue;
         }
@@ -1206,23 +1196,19 @@ pub fn open_orgs(
 }
 
 /// DEKs per KEK version (shredded slots left out), by version.
-pub fn deks_per_version(conn: &Connection) -> Result<Vec<(u32, u64)>> {
-    let mut stmt = conn.prepare(
+pub fn deks_per_version(conn: &Db) -> Result<Vec<(u32, u64)>> {
+    conn.query_all(
         "SELECT kek_version, count(*) FROM candidate_keys WHERE kek_version != 0 GROUP BY kek_version ORDER BY 1",
-    )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
-    rows.map(|r| {
-        let (v, n) = r?;
-        Ok((version_u32(v)?, u64::try_from(n).unwrap_or(0)))
-    })
-    .collect()
+        args![],
+        |r| Ok((version_u32(r.get::<i64>(0)?)?, u64::try_from(r.get::<i64>(1)?).unwrap_or(0))),
+    )
 }
 
 /// Live key slots not wrapped under `version`.
-pub fn deks_not_under(conn: &Connection, version: u32) -> Result<u64> {
-    let n: i64 = conn.query_row(
+pub fn deks_not_under(conn: &Db, version: u32) -> Result<u64> {
+    let n: i64 = conn.query_one(
         "SELECT count(*) FROM candidate_keys WHERE kek_version NOT IN (0, ?1)",
-        params![version],
+        args![version],
         |r| r.get(0),
     )?;
     Ok(u64::try_from(n).unwrap_or(0))
@@ -1231,68 +1217,57 @@ pub fn deks_not_under(conn: &Connection, version: u32) -> Result<u64> {
 /// Up to `limit` live key slots after `after_key_id`, in slot order, skipping those already
 /// under `skip_version`: (slot, candidate, wrapped DEK).
 pub fn wrapped_deks_after(
-    conn: &Connection,
+    conn: &Db,
     after_key_id: i64,
     skip_version: Option<u32>,
     limit: usize,
 ) -> Result<Vec<(i64, CandidateId, WrappedDek)>> {
-    let mut stmt = conn.prepare_cached(
+    conn.query_all(
         "SELECT key_id, candidate_id, kek_version, wrapped_dek, dek_commitment
          FROM candidate_keys
          WHERE key_id > ?1 AND kek_version NOT IN (0, ?2)
          ORDER BY key_id LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(
-        params![
+        args![
             after_key_id,
             skip_version.unwrap_or(0),
             i64::try_from(limit).unwrap_or(i64::MAX)
         ],
         |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get(3)?,
-                r.get(4)?,
+                r.get::<i64>(0)?,
+                CandidateId::from_slice(&r.get::<Vec<u8>>(1)?)?,
+                WrappedDek {
+                    kek_version: version_u32(r.get::<i64>(2)?)?,
+                    wrapped: r.get(3)?,
+                    commitment: r.get(4)?,
+                },
             ))
         },
-    )?;
-    rows.map(|r| {
-        let (key_id, id, v, wrapped, commitment) = r?;
-        Ok((
-            key_id,
-            CandidateId::from_slice(&id)?,
-            WrappedDek {
-                kek_version: version_u32(v)?,
-                wrapped,
-                commitment,
-            },
-        ))
-    })
-    .collect()
+    )
 }
 
 /// Stores rewrapped DEKs: (slot, the version it was read under, the new wrapping). A slot
 /// that changed meanwhile is an error, unless it was shredded (an erasure won the race).
-pub fn rewrap(conn: &Connection, batch: &[(i64, u32, WrappedDek)]) -> Result<()> {
+pub fn rewrap(conn: &Db, batch: &[(i64, u32, WrappedDek)]) -> Result<()> {
     // Same lengths as before: each slot is overwritten where it is.
-    let mut update = conn.prepare_cached(
-        "UPDATE candidate_keys SET kek_version = ?2, wrapped_dek = ?3, dek_commitment = ?4
-         WHERE key_id = ?1 AND kek_version = ?5",
-    )?;
-    let mut state =
-        conn.prepare_cached("SELECT kek_version FROM candidate_keys WHERE key_id = ?1")?;
     for (key_id, old_version, new) in batch {
-        let n = update.execute(params![
-            key_id,
-            new.kek_version,
-            new.wrapped,
-            new.commitment,
-            old_version
-        ])?;
+        let n = conn.execute(
+            "UPDATE candidate_keys SET kek_version = ?2, wrapped_dek = ?3, dek_commitment = ?4
+             WHERE key_id = ?1 AND kek_version = ?5",
+            args![
+                *key_id,
+                new.kek_version,
+                &new.wrapped,
+                &new.commitment,
+                *old_version
+            ],
+        )?;
         if n == 0 {
-            let now: Option<i64> = state.query_row(params![key_id], |r| r.get(0)).optional()?;
+            let now: Option<i64> = conn.query_opt(
+                "SELECT kek_version FROM candidate_keys WHERE key_id = ?1",
+                args![*key_id],
+                |r| r.get(0),
+            )?;
             if now != Some(0) {
                 return Err(Error::Conflict(format!(
                     "key slot {key_id} was rewrapped by someone else while this rotation ran: nothing of this batch was stored; run `cvvault keys rotate` again"
@@ -1304,28 +1279,26 @@ pub fn rewrap(conn: &Connection, batch: &[(i64, u32, WrappedDek)]) -> Result<()>
 }
 
 /// Removes a `vault_meta` value.
-pub fn delete_meta(conn: &Connection, key: &str) -> Result<()> {
-    conn.execute("DELETE FROM vault_meta WHERE key = ?1", params![key])?;
+pub fn delete_meta(conn: &Db, key: &str) -> Result<()> {
+    conn.execute("DELETE FROM vault_meta WHERE key = ?1", args![key])?;
     Ok(())
 }
 
 /// Reads a `vault_meta` value.
-pub fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT value FROM vault_meta WHERE key = ?1",
-            params![key],
-            |r| r.get(0),
-        )
-        .optional()?)
+pub fn meta(conn: &Db, key: &str) -> Result<Option<String>> {
+    conn.query_opt(
+        "SELECT value FROM vault_meta WHERE key = ?1",
+        args![key],
+        |r| r.get(0),
+    )
 }
 
 /// Writes a `vault_meta` value.
-pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
+pub fn set_meta(conn: &Db, key: &str, value: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO vault_meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![key, value],
+        args![key, value],
     )?;
     Ok(())
 }
@@ -1376,7 +1349,7 @@ fn token_fields(
 
 /// Stores a new token's keyed hash, with its expiry (Unix seconds).
 pub fn insert_token(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     token_id: &str,
     principal: &PrincipalId,
@@ -1393,15 +1366,12 @@ pub fn insert_token(
             Some(expires_at),
         )),
     );
-    conn.prepare_cached(
-        "INSERT INTO tokens (token_id, principal_id, token_hash, created_at, row_mac, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
+    conn.execute("INSERT INTO tokens (token_id, principal_id, token_hash, created_at, row_mac, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", args![
         token_id,
         principal.as_str(),
         &hash[..],
         now,
-        mac,
+        &mac,
         expires_at
     ])?;
     Ok(())
@@ -1421,7 +1391,7 @@ type RawToken = (
 const TOKEN_COLUMNS: &str =
     "token_id, principal_id, token_hash, created_at, revoked_at, row_mac, expires_at";
 
-fn token_from_row(r: &Row<'_>) -> rusqlite::Result<RawToken> {
+fn token_from_row(r: &Row<'_>) -> Result<RawToken> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -1457,15 +1427,15 @@ fn checked_token(integrity: &IntegrityKey, raw: RawToken) -> Result<TokenRow> {
 /// The intact, unrevoked token with this keyed hash (a unique-index lookup), expired or not.
 /// A row that fails its MAC is [`Error::Forged`].
 pub fn token_by_hash(
-    conn: &Connection,
+    conn: &Db,
     integrity: &IntegrityKey,
     hash: &[u8; 32],
 ) -> Result<Option<TokenRow>> {
-    conn.prepare_cached(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?1 AND revoked_at IS NULL"
-    ))?
-    .query_row(params![&hash[..]], token_from_row)
-    .optional()?
+    conn.query_opt(
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?1 AND revoked_at IS NULL"),
+        args![&hash[..]],
+        token_from_row,
+    )?
     .map(|raw| checked_token(integrity, raw))
     .transpose()
 }
@@ -1474,19 +1444,18 @@ pub fn token_by_hash(
 /// its MAC; the old MAC is checked first, and a row that fails it is left as it is (refused
 /// where it is read).
 pub fn expire_legacy_tokens(
-    conn: &Connection,
+    conn: &Db,
     integrity: Option<&IntegrityKey>,
     expires_at: i64,
 ) -> Result<()> {
     let Some(integrity) = integrity else {
         return Ok(());
     };
-    let legacy: Vec<RawToken> = conn
-        .prepare(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE expires_at IS NULL"
-        ))?
-        .query_map([], token_from_row)?
-        .collect::<rusqlite::Result<_>>()?;
+    let legacy: Vec<RawToken> = conn.query_all(
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE expires_at IS NULL"),
+        args![],
+        token_from_row,
+    )?;
     for raw in legacy {
         let hash = raw.2.clone();
         let Ok(row) = checked_token(integrity, raw) else {
@@ -1504,56 +1473,44 @@ pub fn expire_legacy_tokens(
         );
         conn.execute(
             "UPDATE tokens SET expires_at = ?2, row_mac = ?3 WHERE token_id = ?1",
-            params![row.token_id, expires_at, mac],
+            args![&row.token_id, expires_at, &mac],
         )?;
     }
     Ok(())
 }
 
 /// One token; a row that fails its MAC is [`Error::Forged`].
-pub fn token(
-    conn: &Connection,
-    integrity: &IntegrityKey,
-    token_id: &str,
-) -> Result<Option<TokenRow>> {
-    conn.prepare_cached(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_id = ?1"
-    ))?
-    .query_row(params![token_id], token_from_row)
-    .optional()?
+pub fn token(conn: &Db, integrity: &IntegrityKey, token_id: &str) -> Result<Option<TokenRow>> {
+    conn.query_opt(
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_id = ?1"),
+        args![token_id],
+        token_from_row,
+    )?
     .map(|raw| checked_token(integrity, raw))
     .transpose()
 }
 
 /// Every intact token, oldest first (forged rows are left out and logged).
-pub fn tokens(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<TokenRow>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id"
-    ))?;
-    let rows = stmt.query_map([], token_from_row)?;
-    let mut out = Vec::new();
-    for raw in rows {
-        if let Ok(row) = checked_token(integrity, raw?) {
-            out.push(row);
-        }
-    }
-    Ok(out)
+pub fn tokens(conn: &Db, integrity: &IntegrityKey) -> Result<Vec<TokenRow>> {
+    let rows = conn.query_all(
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id"),
+        args![],
+        token_from_row,
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|raw| checked_token(integrity, raw).ok())
+        .collect())
 }
 
 /// Marks a token revoked (its MAC checked first). Returns whether an unrevoked token was
 /// revoked.
-pub fn revoke_token(
-    conn: &Connection,
-    integrity: &IntegrityKey,
-    token_id: &str,
-    now: i64,
-) -> Result<bool> {
-    let raw: Option<RawToken> = conn
-        .prepare_cached(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_id = ?1"
-        ))?
-        .query_row(params![token_id], token_from_row)
-        .optional()?;
+pub fn revoke_token(conn: &Db, integrity: &IntegrityKey, token_id: &str, now: i64) -> Result<bool> {
+    let raw: Option<RawToken> = conn.query_opt(
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_id = ?1"),
+        args![token_id],
+        token_from_row,
+    )?;
     let Some(raw) = raw else {
         return Ok(false);
     };
@@ -1572,10 +1529,7 @@ pub fn revoke_token(
             row.expires_at,
         )),
     );
-    let n = conn.execute(
-        "UPDATE tokens SET revoked_at = ?2, row_mac = ?3 WHERE token_id = ?1 AND revoked_at IS NULL",
-        params![token_id, now, mac],
-    )?;
+    let n = conn.execute("UPDATE tokens SET revoked_at = ?2, row_mac = ?3 WHERE token_id = ?1 AND revoked_at IS NULL", args![token_id, now, &mac])?;
     Ok(n > 0)
 }
 
@@ -1589,13 +1543,16 @@ pub struct Finding {
 }
 
 /// Every row of the tables authorization depends on that fails its MAC.
-pub fn integrity_findings(conn: &Connection, integrity: &IntegrityKey) -> Result<Vec<Finding>> {
+pub fn integrity_findings(conn: &Db, integrity: &IntegrityKey) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     let mut note = |table: &'static str, row: String| findings.push(Finding { table, row });
     {
-        let mut stmt = conn.prepare(&format!("SELECT {PRINCIPAL_COLUMNS} FROM principals"))?;
-        for raw in stmt.query_map([], principal_from_row)? {
-            let raw = raw?;
+        let rows = conn.query_all(
+            &format!("SELECT {PRINCIPAL_COLUMNS} FROM principals"),
+            args![],
+            principal_from_row,
+        )?;
+        for raw in rows {
             let name = crate::ids::printable(&raw.0);
             if checked_principal(integrity, raw).is_err() {
                 note("principals", name);
@@ -1603,9 +1560,12 @@ pub fn integrity_findings(conn: &Connection, integrity: &IntegrityKey) -> Result
         }
     }
     {
-        let mut stmt = conn.prepare(&format!("SELECT {TOKEN_COLUMNS} FROM tokens"))?;
-        for raw in stmt.query_map([], token_from_row)? {
-            let raw = raw?;
+        let rows = conn.query_all(
+            &format!("SELECT {TOKEN_COLUMNS} FROM tokens"),
+            args![],
+            token_from_row,
+        )?;
+        for raw in rows {
             let name = crate::ids::printable(&raw.0);
             if checked_token(integrity, raw).is_err() {
                 note("tokens", name);
@@ -1613,9 +1573,12 @@ pub fn integrity_findings(conn: &Connection, integrity: &IntegrityKey) -> Result
         }
     }
     {
-        let mut stmt = conn.prepare(&format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments"))?;
-        for row in stmt.query_map([], assignment_with_mac)? {
-            let (raw, mac) = row?;
+        let rows = conn.query_all(
+            &format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments"),
+            args![],
+            assignment_with_mac,
+        )?;
+        for (raw, mac) in rows {
             let name = hex::encode(&raw.0);
             if checked_assignment(integrity, raw, mac).is_err() {
                 note("assignments", name);
@@ -1635,12 +1598,12 @@ pub fn integrity_findings(conn: &Connection, integrity: &IntegrityKey) -> Result
 /// Migration 4: gives every existing row its MAC and keys the stored token hashes, in the
 /// migration's transaction. The rows are trusted as they are at this moment (as the
 /// version before trusted them); from then on, only rows cvvault wrote pass.
-pub fn seal_existing_rows(conn: &Connection, integrity: Option<&IntegrityKey>) -> Result<()> {
-    let rows: i64 = conn.query_row(
+pub fn seal_existing_rows(conn: &Db, integrity: Option<&IntegrityKey>) -> Result<()> {
+    let rows: i64 = conn.query_one(
         "SELECT (SELECT count(*) FROM principals) + (SELECT count(*) FROM tokens)
               + (SELECT count(*) FROM assignments) + (SELECT count(*) FROM candidates)
               + (SELECT count(*) FROM audit_frontier WHERE length(frontier) > 0)",
-        [],
+        args![],
         |r| r.get(0),
     )?;
     if rows == 0 {
@@ -1651,21 +1614,23 @@ pub fn seal_existing_rows(conn: &Connection, integrity: Option<&IntegrityKey>) -
             "schema migration 4 signs the existing rows and needs the keyring: open the vault with its identity or passphrase (any cvvault command that opens it will do)".into(),
         ));
     };
-    let principals: Vec<RawPrincipal> = conn
-        .prepare(&format!("SELECT {PRINCIPAL_COLUMNS} FROM principals"))?
-        .query_map([], principal_from_row)?
-        .collect::<rusqlite::Result<_>>()?;
+    let principals: Vec<RawPrincipal> = conn.query_all(
+        &format!("SELECT {PRINCIPAL_COLUMNS} FROM principals"),
+        args![],
+        principal_from_row,
+    )?;
     for (id, role, org, subject, disabled, _) in principals {
         let row = parse_principal(id.clone(), role, org, subject, disabled)?;
         conn.execute(
             "UPDATE principals SET row_mac = ?2 WHERE principal_id = ?1",
-            params![id, principal_mac(integrity, &row)],
+            args![&id, &principal_mac(integrity, &row)],
         )?;
     }
-    let tokens: Vec<(String, String, Vec<u8>, Option<i64>)> = conn
-        .prepare("SELECT token_id, principal_id, token_hash, revoked_at FROM tokens")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let tokens: Vec<(String, String, Vec<u8>, Option<i64>)> = conn.query_all(
+        "SELECT token_id, principal_id, token_hash, revoked_at FROM tokens",
+        args![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     for (id, principal, unkeyed, revoked_at) in tokens {
         let unkeyed: [u8; 32] = unkeyed.as_slice().try_into().map_err(|_| Error::Corrupt {
             what: "a stored token hash is not 32 bytes",
@@ -1677,42 +1642,36 @@ pub fn seal_existing_rows(conn: &Connection, integrity: Option<&IntegrityKey>) -
         );
         conn.execute(
             "UPDATE tokens SET token_hash = ?2, row_mac = ?3 WHERE token_id = ?1",
-            params![id, &keyed[..], mac],
+            args![&id, &keyed[..], &mac],
         )?;
     }
-    let assignments: Vec<RawAssignment> = conn
-        .prepare(
-            "SELECT assignment_id, candidate_id, org_id, kind, purpose, opened_at, closed_at, close_reason FROM assignments",
-        )?
-        .query_map([], assignment_from_row)?
-        .collect::<rusqlite::Result<_>>()?;
+    let assignments: Vec<RawAssignment> = conn.query_all("SELECT assignment_id, candidate_id, org_id, kind, purpose, opened_at, closed_at, close_reason FROM assignments", args![], assignment_from_row)?;
     for raw in assignments {
         let aid = raw.0.clone();
         let row = parse_assignment(raw)?;
         conn.execute(
             "UPDATE assignments SET row_mac = ?2 WHERE assignment_id = ?1",
-            params![aid, assignment_mac(integrity, &row)],
+            args![&aid, &assignment_mac(integrity, &row)],
         )?;
     }
-    let candidates: Vec<(Vec<u8>, i64, i64, Option<String>)> = conn
-        .prepare("SELECT candidate_id, key_id, legal_hold, legal_hold_reason FROM candidates")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let candidates: Vec<(Vec<u8>, i64, i64, Option<String>)> = conn.query_all(
+        "SELECT candidate_id, key_id, legal_hold, legal_hold_reason FROM candidates",
+        args![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     for (id, key_id, hold, reason) in candidates {
         let candidate = CandidateId::from_slice(&id)?;
+        let mac = candidate_mac(
+            integrity,
+            &candidate,
+            key_id,
+            hold != 0,
+            reason.as_deref(),
+            None,
+        );
         conn.execute(
             "UPDATE candidates SET row_mac = ?2 WHERE candidate_id = ?1",
-            params![
-                id,
-                candidate_mac(
-                    integrity,
-                    &candidate,
-                    key_id,
-                    hold != 0,
-                    reason.as_deref(),
-                    None
-                )
-            ],
+            args![&id, &mac],
         )?;
     }
     // Subject accounts that outlived their candidate's erasure (the version before did not
@@ -1721,29 +1680,34 @@ pub fn seal_existing_rows(conn: &Connection, integrity: Option<&IntegrityKey>) -
         "DELETE FROM tokens WHERE principal_id IN (SELECT principal_id FROM principals
              WHERE subject_candidate_id IS NOT NULL
                AND subject_candidate_id NOT IN (SELECT candidate_id FROM candidates))",
-        [],
+        args![],
     )?;
     conn.execute(
         "DELETE FROM principals WHERE subject_candidate_id IS NOT NULL
              AND subject_candidate_id NOT IN (SELECT candidate_id FROM candidates)",
-        [],
+        args![],
     )?;
-    let frontier: Vec<u8> = conn.query_row(
+    let frontier: Vec<u8> = conn.query_one(
         "SELECT frontier FROM audit_frontier WHERE id = 1",
-        [],
+        args![],
         |r| r.get(0),
     )?;
     // The stored edge is signed only if it is the edge of the entries: one forged before the
     // upgrade must not become one the vault vouches for.
     let mut recomputed = crate::audit::merkle::Frontier::new();
     {
-        let mut stmt = conn.prepare("SELECT entry FROM audit_entries ORDER BY entry_index")?;
-        let entries = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        for entry in entries {
-            recomputed
-                .push(crate::audit::merkle::leaf_hash(entry?.as_bytes()))
-                .map_err(|e| Error::AuditTampered(e.to_string()))?;
-        }
+        conn.query_each(
+            "SELECT entry FROM audit_entries ORDER BY entry_index",
+            args![],
+            |r| {
+                recomputed
+                    .push(crate::audit::merkle::leaf_hash(
+                        r.get::<&str>(0)?.as_bytes(),
+                    ))
+                    .map_err(|e| Error::AuditTampered(e.to_string()))?;
+                Ok(true)
+            },
+        )?;
     }
     let empty_and_unwritten = frontier.is_empty() && recomputed.size() == 0;
     if !empty_and_unwritten && recomputed.to_bytes() != frontier {
@@ -1753,7 +1717,7 @@ pub fn seal_existing_rows(conn: &Connection, integrity: Option<&IntegrityKey>) -
     }
     conn.execute(
         "UPDATE audit_frontier SET mac = ?1 WHERE id = 1",
-        params![integrity.mac(Domain::Frontier, &[&frontier])],
+        args![&integrity.mac(Domain::Frontier, &[&frontier])],
     )?;
     Ok(())
 }

@@ -36,7 +36,7 @@ pub use update::Updated;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use rusqlite::Connection;
+use crate::store::sql::Db;
 
 use crate::audit::entry::Outcome;
 use crate::audit::log::{Actor, Appender, Pseudonymizer, Record, Renderer};
@@ -50,7 +50,7 @@ use crate::ids::{CandidateId, PrincipalId};
 use crate::paths::Paths;
 use crate::policy::{Action, CandidateFacts, PolicyEngine, PrincipalFacts};
 use crate::profile::Control;
-use crate::store::{self, rows, Readers, Writer};
+use crate::store::{rows, Readers, Writer};
 use crate::vocabulary::{FieldGroup, Purpose, Role};
 
 /// What `cvvault init` creates.
@@ -69,8 +69,8 @@ pub struct InitReport {
     pub keyring: PathBuf,
     /// The identity file generated, if one was.
     pub identity_created: Option<PathBuf>,
-    /// The database file.
-    pub database: PathBuf,
+    /// Where the rows are (the database file, or the PostgreSQL database without password).
+    pub database: String,
     /// Policy files written (those that were missing).
     pub policy_files_written: Vec<PathBuf>,
     /// The checkpoint verifier key, to be copied off the machine.
@@ -105,8 +105,10 @@ impl Vault {
     /// database, default policy files where missing. Refuses to overwrite anything.
     pub fn init(paths: &Paths, options: InitOptions) -> Result<InitReport> {
         let keyring_path = paths.keyring();
+        let location = paths.store();
         let database = paths.database();
-        for existing in [&keyring_path, &database] {
+        let sqlite_file = (!location.is_postgres()).then_some(&database);
+        for existing in std::iter::once(&keyring_path).chain(sqlite_file) {
             if existing.exists() {
                 return Err(Error::VaultExists {
                     path: existing.clone(),
@@ -165,8 +167,8 @@ impl Vault {
         let recipients_dir = paths.keys_dir.join("recipients");
         std::fs::create_dir_all(&recipients_dir).map_err(|e| Error::io(&recipients_dir, e))?;
 
-        store::create(&database)?;
-        let conn = store::open_connection(&database, false)?;
+        location.create()?;
+        let conn = location.open()?;
         let origin = format!("cvvault.local/{}", uuid::Uuid::new_v4());
         rows::set_meta(&conn, META_ORIGIN, &origin)?;
         rows::set_meta(&conn, META_CURRENT_KEK, &ring.current_version().to_string())?;
@@ -185,7 +187,7 @@ impl Vault {
         Ok(InitReport {
             keyring: keyring_path,
             identity_created,
-            database,
+            database: location.to_string(),
             policy_files_written,
             verifier_key,
         })
@@ -200,8 +202,9 @@ impl Vault {
     /// [`Vault::open`] with an injected clock (tests, retention simulations).
     pub fn open_with_clock(paths: &Paths, unlock: &Unlock, clock: Arc<dyn Clock>) -> Result<Vault> {
         // In an empty folder the useful advice is `init`, whatever else is missing.
+        let location = paths.store();
         if !paths.keyring().exists() {
-            if paths.database().exists() {
+            if !location.is_postgres() && paths.database().exists() {
                 return Err(Error::KeyringLost {
                     path: paths.keyring(),
                     database: paths.database(),
@@ -214,7 +217,7 @@ impl Vault {
         let policy = PolicyEngine::load_dir(&paths.policy_dir)?;
         let ring = keyring::open_finishing_identity_change(&paths.keyring(), unlock)?;
         let database = paths.database();
-        if !database.exists() {
+        if !location.is_postgres() && !database.exists() {
             return Err(Error::DatabaseLost {
                 path: database,
                 keyring: paths.keyring(),
@@ -229,11 +232,9 @@ impl Vault {
         policy: PolicyEngine,
         clock: Arc<dyn Clock>,
     ) -> Result<Vault> {
-        let database = paths.database();
+        let location = paths.store();
         let integrity = Arc::new(IntegrityKey::new(&ring.integrity_key()));
-        store::make_private(&database)?;
-        let mut conn = store::open_connection(&database, false)?;
-        store::migrate(&mut conn, Some(&integrity))?;
+        let conn = location.open_migrated(Some(&integrity))?;
         let origin = rows::meta(&conn, META_ORIGIN)?.ok_or(Error::Corrupt {
             what: "the database has no checkpoint origin",
         })?;
@@ -264,11 +265,11 @@ impl Vault {
         }
         drop(conn);
         let vault = Vault {
-            writer: Writer::start(&database, appender, integrity.clone())?,
+            writer: Writer::start(&location, appender, integrity.clone())?,
             integrity,
             trail_failed: std::sync::atomic::AtomicBool::new(false),
             decoy: decoy::Decoy::new()?,
-            readers: Readers::new(&database),
+            readers: Readers::new(&location),
             keyring: RwLock::new(Arc::new(ring)),
             policy: Arc::new(policy),
             clock,
@@ -608,7 +609,7 @@ impl Vault {
     /// [`Vault::candidate_facts_for`] every purpose: the facts of actions other than a read.
     pub(crate) fn candidate_facts(
         &self,
-        conn: &Connection,
+        conn: &Db,
         id: &CandidateId,
     ) -> Result<Option<(CandidateFacts, Dek)>> {
         self.candidate_facts_for(conn, id, None)
@@ -621,7 +622,7 @@ impl Vault {
     /// `None` when there is no such candidate.
     pub(crate) fn erasure_facts(
         &self,
-        conn: &Connection,
+        conn: &Db,
         id: &CandidateId,
     ) -> Result<Option<(CandidateFacts, bool)>> {
         match self.candidate_facts(conn, id) {
@@ -686,7 +687,7 @@ impl Vault {
     /// opened for that purpose: policy decides a read on the assignments of its purpose only.
     pub(crate) fn candidate_facts_for(
         &self,
-        conn: &Connection,
+        conn: &Db,
         id: &CandidateId,
         purpose: Option<&Purpose>,
     ) -> Result<Option<(CandidateFacts, Dek)>> {

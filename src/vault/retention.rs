@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 
+use crate::store::sql::Db;
 use fs2::FileExt;
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::audit::entry::Outcome;
@@ -111,7 +111,7 @@ fn cutoff(rule: Rule, settings: &Retention, now: i64) -> i64 {
 const RULES: [Rule; 3] = [Rule::ClosedGrace, Rule::MaxIdle, Rule::MaxLife];
 
 fn due(
-    conn: &Connection,
+    conn: &Db,
     rule: Rule,
     settings: &Retention,
     now: i64,
@@ -126,7 +126,7 @@ fn due(
 
 /// [`due`], each with the time the rule counts from.
 fn due_since(
-    conn: &Connection,
+    conn: &Db,
     rule: Rule,
     settings: &Retention,
     now: i64,

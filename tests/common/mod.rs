@@ -22,12 +22,92 @@ use cvvault::vault::Unlock;
 use cvvault::vault::{InitOptions, OpenAssignment, Vault};
 use cvvault::vocabulary::Role;
 
+/// The PostgreSQL server the integration tests also run on: `CVVAULT_TEST_POSTGRES`, the URL
+/// of a role that may create databases (`.ci/run` sets it). Unset, they run on SQLite only.
+pub fn test_postgres() -> Option<String> {
+    std::env::var("CVVAULT_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Whether this run's fixtures keep their rows in PostgreSQL.
+pub fn on_postgres() -> bool {
+    test_postgres().is_some()
+}
+
+/// Returns from a test that reads or alters the SQLite file itself (its bytes, its WAL, a
+/// row written outside cvvault through rusqlite): there is no such file on PostgreSQL, and
+/// what the test proves of the shared row code is proved on SQLite.
+#[macro_export]
+macro_rules! sqlite_only {
+    () => {
+        if $crate::common::on_postgres() {
+            eprintln!("reads the SQLite file itself: run on SQLite only");
+            return;
+        }
+    };
+}
+
+/// A database of its own on the test server, dropped (with its connections) at the end.
+pub struct PgDatabase {
+    admin: String,
+    name: String,
+    /// Its URL.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// A new, empty database on the server of [`test_postgres`].
+    pub fn create() -> Option<PgDatabase> {
+        let admin = test_postgres()?;
+        let name = format!("cvvault_t_{}", uuid::Uuid::new_v4().simple());
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+            .expect("CVVAULT_TEST_POSTGRES names a server that accepts this role");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base);
+        let url = format!("{base}/{name}");
+        Some(PgDatabase { admin, name, url })
+    }
+
+    /// A raw client of this database, outside the vault.
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// Paths under `root`, with a database of their own on PostgreSQL when the run is on it.
+pub fn test_paths(root: &Path) -> (Paths, Option<PgDatabase>) {
+    let mut paths = Paths::under(root);
+    let pg = PgDatabase::create();
+    if let Some(db) = &pg {
+        paths.postgres = Some(cvvault::paths::PgTarget::parse(&db.url).unwrap());
+    }
+    (paths, pg)
+}
+
 /// A vault in a temporary directory, with one principal of each role.
 pub struct Fixture {
-    pub dir: tempfile::TempDir,
-    pub paths: Paths,
-    pub vault: Vault,
     pub clock: ManualClock,
+    pub vault: Vault,
+    pub paths: Paths,
+    pub dir: tempfile::TempDir,
+    /// The fixture's own database when the run is on PostgreSQL (dropped last).
+    pub pg: Option<PgDatabase>,
 }
 
 /// Principals created by [`Fixture::new`]: (id, role, org).
@@ -45,7 +125,7 @@ pub const START: i64 = 1_767_225_600;
 impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let paths = Paths::under(dir.path());
+        let (paths, pg) = test_paths(dir.path());
         Vault::init(
             &paths,
             InitOptions {
@@ -69,6 +149,7 @@ impl Fixture {
             paths,
             vault,
             clock,
+            pg,
         }
     }
 
@@ -88,6 +169,7 @@ impl Fixture {
             paths,
             vault,
             clock,
+            pg,
         } = self;
         drop(vault);
         let vault =
@@ -98,6 +180,7 @@ impl Fixture {
             paths,
             vault,
             clock,
+            pg,
         }
     }
 
@@ -144,8 +227,13 @@ impl Fixture {
         self.paths.database()
     }
 
-    /// A raw connection to the database file, outside the vault (for tamper tests).
+    /// A raw connection to the database file, outside the vault (for tamper tests; see
+    /// [`sqlite_only`]).
     pub fn raw(&self) -> rusqlite::Connection {
+        assert!(
+            !on_postgres(),
+            "a test that reads the SQLite file starts with sqlite_only!()"
+        );
         rusqlite::Connection::open(self.db()).unwrap()
     }
 

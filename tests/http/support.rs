@@ -33,6 +33,9 @@ pub struct Api {
     pub tokens: HashMap<String, String>,
     /// The vault's clock (tests move it forward).
     pub clock: cvvault::clock::ManualClock,
+    /// The vault's own PostgreSQL database, on a run on PostgreSQL (dropped last).
+    #[allow(dead_code)]
+    pub pg: Option<crate::common::PgDatabase>,
 }
 
 pub struct Reply {
@@ -72,6 +75,7 @@ impl Api {
             paths,
             vault,
             clock,
+            pg,
         } = Fixture::new();
         let vault = Arc::new(vault);
         let limits = Limits::parse(limits).unwrap();
@@ -83,6 +87,7 @@ impl Api {
             router,
             tokens: HashMap::new(),
             clock,
+            pg,
         };
         for (id, _, _) in crate::common::PRINCIPALS {
             api.issue(id);

@@ -1,0 +1,632 @@
+//! One connection to either store, and the one SQL dialect the queries are written in.
+//!
+//! The vault keeps everything in one of two stores: the embedded SQLite file (the default)
+//! or a PostgreSQL database (for more than one machine). Both hold the same tables, column
+//! for column (`schema*.sql` and `schema_pg.sql`), so the queries in `rows.rs` and
+//! `audit_rows.rs` are written once: with `?N` placeholders, integers as 64-bit, blobs as
+//! blobs. [`Db`] runs them on either engine (rewriting `?N` to `$N` for PostgreSQL), and a
+//! query that needs each engine's own words says so with [`Db::pick`].
+//!
+//! Nothing outside `src/store/` sees an engine's types: a row is read through [`Row::get`],
+//! and a stored value of the wrong type is [`Error::Corrupt`], on both engines alike.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+
+/// Which engine a connection talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// The embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A statement parameter: the four kinds of value the vault stores.
+#[derive(Clone, Copy, Debug)]
+pub enum Value<'a> {
+    /// SQL NULL.
+    Null,
+    /// A 64-bit integer (booleans are stored as 0 and 1).
+    Int(i64),
+    /// UTF-8 text.
+    Text(&'a str),
+    /// Bytes.
+    Blob(&'a [u8]),
+}
+
+impl From<i64> for Value<'_> {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<u32> for Value<'_> {
+    fn from(v: u32) -> Self {
+        Value::Int(i64::from(v))
+    }
+}
+impl From<bool> for Value<'_> {
+    fn from(v: bool) -> Self {
+        Value::Int(i64::from(v))
+    }
+}
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(v: &'a str) -> Self {
+        Value::Text(v)
+    }
+}
+impl<'a> From<&'a String> for Value<'a> {
+    fn from(v: &'a String) -> Self {
+        Value::Text(v)
+    }
+}
+impl<'a> From<&'a [u8]> for Value<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Value::Blob(v)
+    }
+}
+impl<'a> From<&'a Vec<u8>> for Value<'a> {
+    fn from(v: &'a Vec<u8>) -> Self {
+        Value::Blob(v)
+    }
+}
+impl<'a, const N: usize> From<&'a [u8; N]> for Value<'a> {
+    fn from(v: &'a [u8; N]) -> Self {
+        Value::Blob(v)
+    }
+}
+impl<'a, T: Into<Value<'a>>> From<Option<T>> for Value<'a> {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// The parameters of a statement: `args![a, b]` is `&[Value::from(a), Value::from(b)]`.
+macro_rules! args {
+    () => { &[] as &[$crate::store::sql::Value<'_>] };
+    ($($value:expr),+ $(,)?) => {
+        &[$($crate::store::sql::Value::from($value)),+] as &[$crate::store::sql::Value<'_>]
+    };
+}
+pub(crate) use args;
+
+/// A stored value as the engine returned it, before it is read as a Rust type.
+#[derive(Clone, Copy, Debug)]
+pub enum Stored<'r> {
+    /// NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// Text.
+    Text(&'r str),
+    /// Bytes.
+    Blob(&'r [u8]),
+    /// Anything else (a float, or text that is not UTF-8): never written by cvvault.
+    Other,
+}
+
+/// A Rust type a stored value is read as.
+pub trait FromStored<'r>: Sized {
+    /// `None` when the stored value is not of this type.
+    fn from_stored(value: Stored<'r>) -> Option<Self>;
+}
+
+impl FromStored<'_> for i64 {
+    fn from_stored(value: Stored<'_>) -> Option<Self> {
+        match value {
+            Stored::Int(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+impl FromStored<'_> for bool {
+    fn from_stored(value: Stored<'_>) -> Option<Self> {
+        match value {
+            Stored::Int(v) => Some(v != 0),
+            _ => None,
+        }
+    }
+}
+impl FromStored<'_> for String {
+    fn from_stored(value: Stored<'_>) -> Option<Self> {
+        match value {
+            Stored::Text(v) => Some(v.to_owned()),
+            _ => None,
+        }
+    }
+}
+impl<'r> FromStored<'r> for &'r str {
+    fn from_stored(value: Stored<'r>) -> Option<Self> {
+        match value {
+            Stored::Text(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+impl FromStored<'_> for Vec<u8> {
+    fn from_stored(value: Stored<'_>) -> Option<Self> {
+        match value {
+            Stored::Blob(v) => Some(v.to_vec()),
+            _ => None,
+        }
+    }
+}
+impl<'r> FromStored<'r> for &'r [u8] {
+    fn from_stored(value: Stored<'r>) -> Option<Self> {
+        match value {
+            Stored::Blob(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+impl<'r, T: FromStored<'r>> FromStored<'r> for Option<T> {
+    fn from_stored(value: Stored<'r>) -> Option<Self> {
+        match value {
+            Stored::Null => Some(None),
+            other => T::from_stored(other).map(Some),
+        }
+    }
+}
+
+/// One result row, of either engine.
+pub enum Row<'r> {
+    /// A SQLite row.
+    Sqlite(&'r rusqlite::Row<'r>),
+    /// A PostgreSQL row.
+    Postgres(&'r postgres::Row),
+}
+
+fn wrong_type() -> Error {
+    Error::Corrupt {
+        what: "a stored value does not have the type cvvault writes",
+    }
+}
+
+impl<'r> Row<'r> {
+    /// Column `index` as it is stored.
+    pub fn stored(&self, index: usize) -> Result<Stored<'r>> {
+        match self {
+            Row::Sqlite(row) => {
+                use rusqlite::types::ValueRef;
+                Ok(match row.get_ref(index)? {
+                    ValueRef::Null => Stored::Null,
+                    ValueRef::Integer(v) => Stored::Int(v),
+                    ValueRef::Text(t) => std::str::from_utf8(t).map_or(Stored::Other, Stored::Text),
+                    ValueRef::Blob(b) => Stored::Blob(b),
+                    ValueRef::Real(_) => Stored::Other,
+                })
+            }
+            Row::Postgres(row) => pg_stored(row, index),
+        }
+    }
+
+    /// Column `index` as `T`; a value of another type is [`Error::Corrupt`].
+    pub fn get<T: FromStored<'r>>(&self, index: usize) -> Result<T> {
+        T::from_stored(self.stored(index)?).ok_or_else(wrong_type)
+    }
+}
+
+fn pg_stored<'r>(row: &'r postgres::Row, index: usize) -> Result<Stored<'r>> {
+    use postgres::types::Type;
+    let ty = row
+        .columns()
+        .get(index)
+        .ok_or(Error::Internal("a query read a column it does not select"))?
+        .type_()
+        .clone();
+    let value = if ty == Type::INT8 {
+        row.try_get::<_, Option<i64>>(index)?.map(Stored::Int)
+    } else if ty == Type::INT4 {
+        row.try_get::<_, Option<i32>>(index)?
+            .map(|v| Stored::Int(i64::from(v)))
+    } else if ty == Type::INT2 {
+        row.try_get::<_, Option<i16>>(index)?
+            .map(|v| Stored::Int(i64::from(v)))
+    } else if ty == Type::BOOL {
+        row.try_get::<_, Option<bool>>(index)?
+            .map(|v| Stored::Int(i64::from(v)))
+    } else if ty == Type::BYTEA {
+        row.try_get::<_, Option<&[u8]>>(index)?.map(Stored::Blob)
+    } else if ty == Type::TEXT || ty == Type::VARCHAR || ty == Type::NAME || ty == Type::BPCHAR {
+        row.try_get::<_, Option<&str>>(index)?.map(Stored::Text)
+    } else if ty == Type::NUMERIC {
+        // sum() of BIGINT is NUMERIC in PostgreSQL: the queries cast it back.
+        Some(Stored::Other)
+    } else {
+        Some(Stored::Other)
+    };
+    Ok(value.unwrap_or(Stored::Null))
+}
+
+impl rusqlite::ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Value::Null => ValueRef::Null,
+            Value::Int(v) => ValueRef::Integer(v),
+            Value::Text(v) => ValueRef::Text(v.as_bytes()),
+            Value::Blob(v) => ValueRef::Blob(v),
+        }))
+    }
+}
+
+impl postgres::types::ToSql for Value<'_> {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        use postgres::types::{IsNull, Type};
+        match *self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(v) if *ty == Type::INT8 => v.to_sql(ty, out),
+            Value::Int(v) if *ty == Type::INT4 => i32::try_from(v)?.to_sql(ty, out),
+            Value::Int(v) if *ty == Type::INT2 => i16::try_from(v)?.to_sql(ty, out),
+            Value::Int(v) if *ty == Type::BOOL => (v != 0).to_sql(ty, out),
+            Value::Int(_) => {
+                Err(format!("an integer parameter where PostgreSQL wants {ty}").into())
+            }
+            Value::Text(v) => v.to_sql(ty, out),
+            Value::Blob(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// A PostgreSQL client with its prepared statements, by the query text they came from.
+pub struct PgSession {
+    client: postgres::Client,
+    statements: HashMap<String, postgres::Statement>,
+    in_transaction: bool,
+}
+
+impl PgSession {
+    /// Wraps a connected client.
+    pub fn new(client: postgres::Client) -> PgSession {
+        PgSession {
+            client,
+            statements: HashMap::new(),
+            in_transaction: false,
+        }
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(&dollar_placeholders(sql))?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+/// `?1` becomes `$1`: the one spelling difference of the queries' placeholders. A `?` that
+/// is not followed by a digit (none of the vault's queries has one) is kept.
+fn dollar_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+enum Backend {
+    Sqlite(rusqlite::Connection),
+    Postgres(Box<RefCell<PgSession>>),
+}
+
+/// One connection to the store, of either engine.
+pub struct Db {
+    backend: Backend,
+}
+
+fn pg_as_params<'v>(
+    args: &'v [Value<'v>],
+) -> impl ExactSizeIterator<Item = &'v dyn postgres::types::ToSql> {
+    args.iter().map(|v| v as &dyn postgres::types::ToSql)
+}
+
+impl Db {
+    /// A SQLite connection.
+    pub fn sqlite(conn: rusqlite::Connection) -> Db {
+        // Every query of `rows.rs` stays prepared: more than rusqlite's default of 16.
+        conn.set_prepared_statement_cache_capacity(128);
+        Db {
+            backend: Backend::Sqlite(conn),
+        }
+    }
+
+    /// A PostgreSQL connection.
+    pub fn postgres(client: postgres::Client) -> Db {
+        Db {
+            backend: Backend::Postgres(Box::new(RefCell::new(PgSession::new(client)))),
+        }
+    }
+
+    /// The engine.
+    pub fn dialect(&self) -> Dialect {
+        match self.backend {
+            Backend::Sqlite(_) => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// `sqlite` on SQLite, `postgres` on PostgreSQL: for the few queries whose words differ.
+    pub fn pick<'s>(&self, sqlite: &'s str, postgres: &'s str) -> &'s str {
+        match self.dialect() {
+            Dialect::Sqlite => sqlite,
+            Dialect::Postgres => postgres,
+        }
+    }
+
+    /// The SQLite connection, for what only SQLite has (pragmas, checkpoints).
+    pub fn as_sqlite(&self) -> Option<&rusqlite::Connection> {
+        match &self.backend {
+            Backend::Sqlite(conn) => Some(conn),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    fn session(&self) -> Result<std::cell::RefMut<'_, PgSession>> {
+        match &self.backend {
+            Backend::Postgres(session) => session
+                .try_borrow_mut()
+                .map_err(|_| Error::Internal("a query was run inside another query's rows")),
+            Backend::Sqlite(_) => Err(Error::Internal("a PostgreSQL call on a SQLite store")),
+        }
+    }
+
+    /// Runs one statement; returns the number of rows it changed.
+    pub fn execute(&self, sql: &str, args: &[Value<'_>]) -> Result<u64> {
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                let changed = conn
+                    .prepare_cached(sql)?
+                    .execute(rusqlite::params_from_iter(args))?;
+                Ok(changed as u64)
+            }
+            Backend::Postgres(_) => {
+                let mut session = self.session()?;
+                let statement = session.statement(sql)?;
+                let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args
+                    .iter()
+                    .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+                    .collect();
+                Ok(session.client.execute(&statement, &params)?)
+            }
+        }
+    }
+
+    /// Calls `each` on every row of the query, in order, until it returns `false`.
+    pub fn query_each(
+        &self,
+        sql: &str,
+        args: &[Value<'_>],
+        mut each: impl FnMut(&Row<'_>) -> Result<bool>,
+    ) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                let mut statement = conn.prepare_cached(sql)?;
+                let mut rows = statement.query(rusqlite::params_from_iter(args))?;
+                while let Some(row) = rows.next()? {
+                    if !each(&Row::Sqlite(row))? {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            Backend::Postgres(_) => {
+                use postgres::fallible_iterator::FallibleIterator;
+                let mut session = self.session()?;
+                let statement = session.statement(sql)?;
+                let mut rows = session.client.query_raw(&statement, pg_as_params(args))?;
+                while let Some(row) = rows.next()? {
+                    if !each(&Row::Postgres(&row))? {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Every row of the query, read by `read`.
+    pub fn query_all<T>(
+        &self,
+        sql: &str,
+        args: &[Value<'_>],
+        mut read: impl FnMut(&Row<'_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut all = Vec::new();
+        self.query_each(sql, args, |row| {
+            all.push(read(row)?);
+            Ok(true)
+        })?;
+        Ok(all)
+    }
+
+    /// The first row of the query, read by `read`, or `None` when there is none.
+    pub fn query_opt<T>(
+        &self,
+        sql: &str,
+        args: &[Value<'_>],
+        read: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let mut read = Some(read);
+        let mut value = None;
+        self.query_each(sql, args, |row| {
+            if let Some(read) = read.take() {
+                value = Some(read(row)?);
+            }
+            Ok(false)
+        })?;
+        Ok(value)
+    }
+
+    /// The first row of a query that always returns one (an aggregate).
+    pub fn query_one<T>(
+        &self,
+        sql: &str,
+        args: &[Value<'_>],
+        read: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.query_opt(sql, args, read)?
+            .ok_or(Error::Internal("an aggregate query returned no row"))
+    }
+
+    /// Runs statements without parameters (schema files, transaction control).
+    pub fn batch(&self, sql: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
+            Backend::Postgres(_) => Ok(self.session()?.client.batch_execute(sql)?),
+        }
+    }
+
+    /// Whether the connection was lost (a PostgreSQL server that went away): it is not reused.
+    pub fn is_broken(&self) -> bool {
+        match &self.backend {
+            Backend::Sqlite(_) => false,
+            Backend::Postgres(session) => {
+                session.try_borrow().map_or(true, |s| s.client.is_closed())
+            }
+        }
+    }
+
+    /// Whether a transaction is open on this connection.
+    pub fn in_transaction(&self) -> bool {
+        match &self.backend {
+            Backend::Sqlite(conn) => !conn.is_autocommit(),
+            Backend::Postgres(session) => session.try_borrow().is_ok_and(|s| s.in_transaction),
+        }
+    }
+
+    fn set_in_transaction(&self, open: bool) {
+        if let Backend::Postgres(session) = &self.backend {
+            if let Ok(mut session) = session.try_borrow_mut() {
+                session.in_transaction = open;
+            }
+        }
+    }
+
+    /// Begins a read transaction: every statement until [`Db::end`] sees one snapshot.
+    pub fn begin_read(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
+            }
+            Backend::Postgres(_) => {
+                self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+                self.set_in_transaction(true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Begins a write transaction. On SQLite it takes the database's write lock at once; on
+    /// PostgreSQL the writer takes the audit trail's head row next, which orders every
+    /// writer of every node.
+    pub fn begin_write(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            }
+            Backend::Postgres(_) => {
+                self.batch("BEGIN ISOLATION LEVEL READ COMMITTED")?;
+                self.set_in_transaction(true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction.
+    pub fn commit(&self) -> Result<()> {
+        let result = match &self.backend {
+            Backend::Sqlite(conn) => conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+                .map(|_| ())
+                .map_err(Error::from),
+            Backend::Postgres(_) => self.batch("COMMIT"),
+        };
+        self.set_in_transaction(false);
+        result
+    }
+
+    /// Rolls the open transaction back.
+    pub fn rollback(&self) -> Result<()> {
+        let result = self.batch("ROLLBACK");
+        self.set_in_transaction(false);
+        result
+    }
+}
+
+/// Whether `error` is a constraint violation (a unique key already taken).
+pub fn is_constraint_violation(error: &Error) -> bool {
+    match error {
+        Error::Store(rusqlite::Error::SqliteFailure(e, _)) => {
+            e.code == rusqlite::ErrorCode::ConstraintViolation
+        }
+        Error::Postgres(e) => e.code().is_some_and(|code| {
+            *code == postgres::error::SqlState::UNIQUE_VIOLATION
+                || *code == postgres::error::SqlState::FOREIGN_KEY_VIOLATION
+                || *code == postgres::error::SqlState::CHECK_VIOLATION
+                || *code == postgres::error::SqlState::NOT_NULL_VIOLATION
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn placeholders_are_rewritten_only_where_they_are_placeholders() {
+        assert_eq!(
+            dollar_placeholders("SELECT a FROM t WHERE b = ?1 AND c = ?12 AND d <> '?'"),
+            "SELECT a FROM t WHERE b = $1 AND c = $12 AND d <> '?'"
+        );
+    }
+
+    #[test]
+    fn values_read_back_as_their_type_and_a_wrong_type_is_corrupt() {
+        let db = Db::sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        db.batch("CREATE TABLE t (i INTEGER, s TEXT, b BLOB, n INTEGER)")
+            .unwrap();
+        db.execute(
+            "INSERT INTO t VALUES (?1, ?2, ?3, ?4)",
+            args![7i64, "seven", &[7u8, 7][..], None::<i64>],
+        )
+        .unwrap();
+        let row = db
+            .query_one("SELECT i, s, b, n FROM t", args![], |r| {
+                Ok((
+                    r.get::<i64>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<Vec<u8>>(2)?,
+                    r.get::<Option<i64>>(3)?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(row, (7, "seven".to_owned(), vec![7, 7], None));
+        let wrong = db
+            .query_one("SELECT s FROM t", args![], |r| r.get::<i64>(0))
+            .unwrap_err();
+        assert!(matches!(wrong, Error::Corrupt { .. }), "{wrong}");
+    }
+}
