@@ -112,8 +112,8 @@ pub enum Error {
     KeyringLost {
         /// Where the keyring should be.
         path: PathBuf,
-        /// The database that exists.
-        database: PathBuf,
+        /// The database that exists (a file, or a PostgreSQL database).
+        database: String,
     },
     /// The database is missing but the keyring is there: the data was lost or moved.
     #[error("the database {path} is missing, but this vault's keyring {keyring} is there: restore the database from its backup, or point the data folder at the folder that holds it (a new vault cannot be created over this keyring)")]
@@ -266,10 +266,10 @@ pub enum Error {
         expired_at: String,
     },
     /// Another retention run holds the lock.
-    #[error("another retention run is in progress (lock {path} is held): wait for it to finish")]
+    #[error("another retention run is in progress (lock {lock} is held): wait for it to finish")]
     RetentionLocked {
-        /// The lock file.
-        path: PathBuf,
+        /// The lock: a file, or a PostgreSQL advisory lock.
+        lock: String,
     },
     /// Another key rotation (or recipient change) holds the keyring lock.
     #[error("another key rotation is in progress (lock {path} is held): nothing was changed. Wait for it to finish, then check with `cvvault keys status`")]

@@ -26,25 +26,21 @@ use cvvault::Error;
 
 /// Every stored entry, in index order, as (index, text).
 fn raw_entries(fixture: &Fixture) -> Vec<(u64, String)> {
-    let conn = fixture.raw();
-    let mut stmt = conn
-        .prepare("SELECT entry_index, entry FROM audit_entries ORDER BY entry_index")
-        .unwrap();
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
-        })
-        .unwrap();
-    rows.map(Result::unwrap).collect()
+    common::query_int_text(
+        fixture.dir.path(),
+        "SELECT entry_index, entry FROM audit_entries ORDER BY entry_index",
+    )
+    .into_iter()
+    .map(|(index, text)| (index as u64, text))
+    .collect()
 }
 
 fn entry_count(fixture: &Fixture) -> u64 {
-    fixture
-        .raw()
-        .query_row("SELECT count(*) FROM audit_entries", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .unwrap() as u64
+    common::query_pair(
+        fixture.dir.path(),
+        "SELECT count(*), CAST(0 AS BIGINT) FROM audit_entries",
+    )
+    .0 as u64
 }
 
 /// Drops the append-only triggers, as an attacker with write access to the file would.
@@ -309,6 +305,7 @@ fn every_decision_is_audited_with_its_outcome_policies_purpose_groups_and_a_pseu
 
 #[test]
 fn append_only_triggers_refuse_update_and_delete() {
+    crate::sqlite_only!();
     let (fixture, _) = busy_fixture(2);
     fixture.vault.audit_checkpoint().unwrap();
     let conn = fixture.raw();
@@ -330,6 +327,7 @@ fn append_only_triggers_refuse_update_and_delete() {
 
 #[test]
 fn an_altered_entry_is_named_by_its_index() {
+    crate::sqlite_only!();
     let (fixture, _) = busy_fixture(6);
     let total = entry_count(&fixture);
     let conn = fixture.raw();
@@ -368,6 +366,7 @@ fn an_altered_entry_is_named_by_its_index() {
 
 #[test]
 fn an_entry_altered_after_the_last_checkpoint_is_still_named() {
+    crate::sqlite_only!();
     let (fixture, _) = busy_fixture(2);
     fixture.vault.audit_checkpoint().unwrap();
     fixture.register_marked("LATEMARK01", false, false);
@@ -387,6 +386,7 @@ fn an_entry_altered_after_the_last_checkpoint_is_still_named() {
 
 #[test]
 fn a_deleted_entry_is_detected_and_located() {
+    crate::sqlite_only!();
     let (fixture, _) = busy_fixture(5);
     let conn = fixture.raw();
     drop_append_only_triggers(&conn);
@@ -424,6 +424,7 @@ fn a_deleted_entry_is_detected_and_located() {
 
 #[test]
 fn a_deleted_last_entry_stops_the_vault_from_opening() {
+    crate::sqlite_only!();
     let (fixture, _) = busy_fixture(2);
     fixture.vault.close().unwrap();
     let conn = fixture.raw();
@@ -443,6 +444,7 @@ fn a_deleted_last_entry_stops_the_vault_from_opening() {
 
 #[test]
 fn a_truncated_tail_is_caught_by_a_checkpoint_kept_elsewhere() {
+    crate::sqlite_only!();
     let (fixture, _) = busy_fixture(3);
     // The state the attacker will roll back to.
     let kept_size = entry_count(&fixture);
@@ -552,6 +554,7 @@ fn a_truncated_tail_is_caught_by_a_checkpoint_kept_elsewhere() {
 
 #[test]
 fn offline_verification_with_only_the_verifier_key_locates_an_altered_entry() {
+    crate::sqlite_only!();
     let fixture = Fixture::new();
     for n in 0..4 {
         fixture.register_marked(&format!("OFFMARKA{n}"), false, false);
@@ -604,6 +607,7 @@ fn offline_verification_with_only_the_verifier_key_locates_an_altered_entry() {
 
 #[test]
 fn an_unwritable_audit_table_fails_reads_and_writes_closed() {
+    crate::sqlite_only!();
     let fixture = Fixture::new();
     let marker = "CLOSEDMARKz9";
     let id = fixture.register_marked(marker, false, true);
@@ -884,6 +888,7 @@ fn the_checkpoint_verifies_with_the_published_verifier_key() {
 
 #[test]
 fn no_entry_holds_a_marker_or_a_candidate_id_after_every_use_case() {
+    crate::sqlite_only!();
     let fixture = Fixture::new();
     let cw = fixture.as_("cw");
     let dpo = fixture.as_("dpo");
@@ -1305,6 +1310,7 @@ fn an_employer_cannot_tell_a_forbidden_candidate_from_an_unknown_one() {
 
 #[test]
 fn a_changed_candidate_index_column_is_detected() {
+    crate::sqlite_only!();
     let fixture = Fixture::new();
     let id = fixture.register_marked("COLMARKa", false, false);
     let other = fixture.register_marked("COLMARKb", false, false);
@@ -1402,6 +1408,7 @@ fn a_changed_candidate_index_column_is_detected() {
 
 #[test]
 fn a_deleted_entry_with_the_rest_renumbered_is_named() {
+    crate::sqlite_only!();
     let (fixture, _) = busy_fixture(4);
     let k = entry_count(&fixture) / 2;
     let conn = fixture.raw();

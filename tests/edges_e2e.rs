@@ -15,7 +15,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,15 +49,9 @@ fn vault(root: &Path) {
 }
 
 fn serve(root: &Path, args: &[&str], scheme: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cvvault"))
+    let mut child = common::vault_command(root)
         .arg("serve")
         .args(args)
-        .env("CVVAULT_KEYS_DIR", root.join("keys"))
-        .env("CVVAULT_DATA_DIR", root.join("data"))
-        .env("CVVAULT_POLICY_DIR", root.join("policy"))
-        .env_remove("CVVAULT_PASSPHRASE")
-        .env_remove("CVVAULT_IDENTITY")
-        .env_remove("CVVAULT_PRINCIPAL")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

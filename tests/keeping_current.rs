@@ -134,6 +134,7 @@ fn an_update_replaces_the_groups_given_and_keeps_the_others() {
 
 #[test]
 fn an_update_leaves_no_readable_copy_of_the_old_ciphertext_or_key_in_the_files() {
+    crate::sqlite_only!();
     let f = Fixture::new();
     let id = matched(&f);
     let old = stored_secrets(&f, &id);
@@ -263,6 +264,7 @@ fn an_update_is_decided_per_group_and_refusals_change_nothing() {
 
 #[test]
 fn an_agency_reference_is_unique_found_exactly_and_stored_only_as_a_keyed_hash() {
+    crate::sqlite_only!();
     let f = Fixture::new();
     let document = br#"{"identity": {"name": "Jonas Berg"}, "agency_reference": "AF-2026-000731"}"#;
     let id = f
@@ -329,6 +331,7 @@ fn an_agency_reference_is_unique_found_exactly_and_stored_only_as_a_keyed_hash()
 
 #[test]
 fn a_reference_moved_to_another_row_outside_cvvault_is_refused() {
+    crate::sqlite_only!();
     let f = Fixture::new();
     let id = f
         .vault

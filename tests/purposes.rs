@@ -119,6 +119,7 @@ fn a_principal_cannot_join_an_organisation_of_another_kind() {
 
 #[test]
 fn an_assignment_from_the_previous_version_with_an_undeclared_purpose_grants_nothing() {
+    crate::sqlite_only!();
     let f = Fixture::new();
     let id = f.register_marked("OLDPURPOSE", false, true);
     f.vault

@@ -16,7 +16,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 
 use common::{contains, cvvault, db_and_wal, stderr, stdout, Fixture, START};
@@ -81,7 +81,14 @@ fn rows_of(conn: &rusqlite::Connection, id: &CandidateId) -> (i64, i64, i64) {
 }
 
 fn exists(fixture: &Fixture, id: &CandidateId) -> bool {
-    let (keys, sealed, _) = rows_of(&fixture.raw(), id);
+    let id = common::blob_literal(id.as_bytes());
+    let (keys, sealed) = common::query_pair(
+        fixture.dir.path(),
+        &format!(
+            "SELECT (SELECT count(*) FROM candidates WHERE candidate_id = {id}),
+                    (SELECT count(*) FROM sealed_profiles WHERE candidate_id = {id})"
+        ),
+    );
     assert_eq!(keys, sealed, "a candidate is whole or gone");
     keys == 1
 }
@@ -185,6 +192,7 @@ fn assign_all_coaching(vault: &Vault, cw: &cvvault::policy::PrincipalFacts, ids:
 
 #[test]
 fn each_rule_erases_exactly_the_due_candidates_and_a_second_run_nothing() {
+    crate::sqlite_only!();
     let fixture = Fixture::new();
     let rules = settings(2, 30, 1095);
     // closed: its only assignment closes today; due in 2 days (closed-grace).
@@ -311,6 +319,7 @@ fn each_rule_erases_exactly_the_due_candidates_and_a_second_run_nothing() {
 
 #[test]
 fn a_dry_run_changes_nothing_and_counts_what_a_real_run_then_erases() {
+    crate::sqlite_only!();
     let fixture = Fixture::new();
     let rules = settings(2, 30, 400);
     let mut ids = Vec::new();
@@ -449,14 +458,8 @@ fn a_legal_hold_keeps_a_candidate_until_it_is_released() {
 // ----- crash safety -----
 
 fn spawn_retention(root: &Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_cvvault"))
+    common::vault_command(root)
         .args(["retention", "run"])
-        .env("CVVAULT_KEYS_DIR", root.join("keys"))
-        .env("CVVAULT_DATA_DIR", root.join("data"))
-        .env("CVVAULT_POLICY_DIR", root.join("policy"))
-        .env_remove("CVVAULT_PASSPHRASE")
-        .env_remove("CVVAULT_IDENTITY")
-        .env_remove("CVVAULT_PRINCIPAL")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -489,6 +492,7 @@ fn whole_or_gone(conn: &rusqlite::Connection, ids: &[CandidateId]) -> (Vec<Candi
 
 #[test]
 fn killed_runs_leave_every_candidate_whole_or_gone() {
+    crate::sqlite_only!();
     const KILLS: usize = 12;
     let fixture = Fixture::new();
     let cw = fixture.as_("cw");
@@ -587,6 +591,7 @@ fn killed_runs_leave_every_candidate_whole_or_gone() {
 
 #[test]
 fn erased_candidates_leave_no_marker_or_wrapped_key_in_the_database_or_its_wal() {
+    crate::sqlite_only!();
     let fixture = Fixture::new();
     let cw = fixture.as_("cw");
     // Enough candidates that the tables and indexes span many pages.
@@ -810,7 +815,6 @@ fn an_erasure_receipt_verifies_and_a_kept_candidate_has_none() {
 
 #[test]
 fn a_held_retention_lock_makes_a_run_exit_75() {
-    use fs2::FileExt;
     let fixture = Fixture::new();
     let id = fixture.register_marked("LOCKMARKa", false, false);
     // Due at once: its only assignment closed, with no grace after the close.
@@ -821,13 +825,13 @@ fn a_held_retention_lock_makes_a_run_exit_75() {
         .unwrap();
     fixture.vault.close().unwrap();
     write_settings(&fixture, 0, 30, 1095);
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(fixture.paths.retention_lock())
+    // The lock another run would hold (a file on SQLite, an advisory lock on PostgreSQL).
+    let lock = fixture
+        .paths
+        .store()
+        .try_lock("retention", &fixture.paths.retention_lock())
+        .unwrap()
         .unwrap();
-    lock.lock_exclusive().unwrap();
     let out = cvvault(fixture.dir.path(), &["retention", "run"]);
     assert_eq!(out.status.code(), Some(75), "{}", all_output(&out));
     assert!(
@@ -851,7 +855,7 @@ fn a_held_retention_lock_makes_a_run_exit_75() {
         "{failure}"
     );
 
-    FileExt::unlock(&lock).unwrap();
+    drop(lock);
     // A dry run says whom it would erase, under which rule, and since when.
     let dry = cvvault(fixture.dir.path(), &["retention", "run", "--dry-run"]);
     assert_eq!(dry.status.code(), Some(0), "{}", all_output(&dry));

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use common::{cvvault, cvvault_env, stderr, stdout, Fixture};
 use cvvault::audit::entry::Outcome;
 use cvvault::ids::CandidateId;
-use cvvault::paths::Paths;
 use cvvault::settings::Retention;
 use cvvault::synth::Synth;
 use cvvault::vault::Unlock;
@@ -51,13 +50,8 @@ fn import(vault: &Vault, n: usize) -> Vec<CandidateId> {
 fn rotate_at_once(root: &Path, runs: usize, env: &[(&str, &str)]) -> Vec<std::process::Output> {
     let children: Vec<_> = (0..runs)
         .map(|_| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_cvvault"));
+            let mut cmd = common::vault_command(root);
             cmd.args(["keys", "rotate"])
-                .env("CVVAULT_KEYS_DIR", root.join("keys"))
-                .env("CVVAULT_DATA_DIR", root.join("data"))
-                .env("CVVAULT_POLICY_DIR", root.join("policy"))
-                .env_remove("CVVAULT_PASSPHRASE")
-                .env_remove("CVVAULT_IDENTITY")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
@@ -150,7 +144,7 @@ fn six_simultaneous_rotations_lose_no_data_key() {
 fn simultaneous_rotations_of_a_passphrase_keyring_lose_no_data_key() {
     // Before: a second run started 0.8 s after the first lost all 50 DEKs; both said success.
     let dir = tempfile::tempdir().unwrap();
-    let paths = Paths::under(dir.path());
+    let (paths, _pg) = common::test_paths(dir.path());
     let passphrase = "correct horse battery staple";
     Vault::init(
         &paths,
@@ -349,6 +343,7 @@ fn a_new_identity_leaves_old_keyring_copies_to_the_old_identity_alone() {
 
 #[test]
 fn a_forged_frontier_is_refused_and_nothing_is_signed_over_it() {
+    crate::sqlite_only!();
     // Before: replacing the `audit_frontier` row made the vault sign a forged history, and a
     // forged `candidate.erase` entry then passed `audit verify-proof`.
     let f = Fixture::new();
@@ -412,6 +407,7 @@ fn a_forged_frontier_is_refused_and_nothing_is_signed_over_it() {
 
 #[test]
 fn every_hold_acknowledged_during_a_retention_run_is_respected() {
+    crate::sqlite_only!();
     // Before: 42 of 179 holds placed during one retention run were acknowledged, audited,
     // and then ignored.
     let f = Fixture::new();
@@ -480,6 +476,7 @@ fn every_hold_acknowledged_during_a_retention_run_is_respected() {
 
 #[test]
 fn erasure_takes_the_subjects_account_and_tokens_with_it() {
+    crate::sqlite_only!();
     // Before: the subject principal (an e-mail address as id) stayed, with the erased
     // candidate's id in clear, and audit entries named it in clear.
     let f = Fixture::new();
@@ -541,6 +538,7 @@ fn erasure_takes_the_subjects_account_and_tokens_with_it() {
 
 #[test]
 fn a_control_group_that_fails_to_open_is_audited_and_can_still_be_erased() {
+    crate::sqlite_only!();
     // Before: the refusal left no audit entry, and the candidate could never be erased.
     let f = Fixture::new();
     let id = f.register_marked("CONTROLFLIP", false, true);
@@ -602,6 +600,7 @@ fn a_control_group_that_fails_to_open_is_audited_and_can_still_be_erased() {
 
 #[test]
 fn the_database_and_its_folder_are_private() {
+    crate::sqlite_only!();
     // Before: `data/` was 0755 and `vault.db` 0644 (the process umask).
     let dir = tempfile::tempdir().unwrap();
     let out = cvvault(dir.path(), &["init"]);
@@ -671,6 +670,7 @@ fn a_wrong_identity_file_never_replaces_the_keyring() {
 
 #[test]
 fn a_vault_from_the_previous_version_keeps_its_tokens_and_rows() {
+    crate::sqlite_only!();
     // Schema 3 had no MACs and stored SHA-256 token hashes. Migration 4 signs the rows as
     // they are and keys the hashes, so an issued token keeps working after the upgrade.
     let f = Fixture::new();
@@ -745,6 +745,7 @@ fn a_vault_from_the_previous_version_keeps_its_tokens_and_rows() {
 
 #[test]
 fn a_rotation_stopped_after_destroying_the_old_kek_finishes_instead_of_refusing() {
+    crate::sqlite_only!();
     // A run that destroyed the old KEK and then stopped before recording its end left the
     // next run refusing with advice to restore an older keyring (which holds destroyed keys).
     let f = Fixture::new();
@@ -777,6 +778,7 @@ fn a_rotation_stopped_after_destroying_the_old_kek_finishes_instead_of_refusing(
 
 #[test]
 fn a_row_put_back_from_an_older_copy_is_named_by_audit_verify() {
+    crate::sqlite_only!();
     // A row's MAC proves cvvault wrote it, not that it is the latest version: an older copy
     // of a token, an assignment or a candidate row passes it. The trail's last decision on
     // each of them does not.
@@ -827,6 +829,7 @@ fn a_row_put_back_from_an_older_copy_is_named_by_audit_verify() {
 
 #[test]
 fn an_erased_candidate_put_back_from_an_older_copy_is_named_by_audit_verify() {
+    crate::sqlite_only!();
     // Every row of an erased candidate restored from a backup passes its MAC; the trail's
     // erasure entry does not let it pass.
     let f = Fixture::new();
@@ -875,6 +878,7 @@ fn an_erased_candidate_put_back_from_an_older_copy_is_named_by_audit_verify() {
 
 #[test]
 fn a_token_expires_and_a_database_writer_cannot_extend_it() {
+    crate::sqlite_only!();
     let f = Fixture::new();
     let emp: cvvault::ids::PrincipalId = "emp".parse().unwrap();
     let issued = f.vault.issue_token_for(&emp, 3_600, None).unwrap();

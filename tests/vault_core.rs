@@ -58,6 +58,7 @@ fn every_field_group_round_trips_through_the_store() {
 
 #[test]
 fn no_plaintext_reaches_the_database_file_or_its_wal() {
+    crate::sqlite_only!();
     let f = Fixture::new();
     let marker = "UNIQUE-MARKER-7d1e5a";
     f.register_marked(marker, false, true);
@@ -74,6 +75,7 @@ fn no_plaintext_reaches_the_database_file_or_its_wal() {
 
 #[test]
 fn a_flipped_byte_in_a_stored_ciphertext_or_wrapped_dek_fails_to_open() {
+    crate::sqlite_only!();
     let f = Fixture::new();
     let id = f.register_marked("FLIP", false, true);
     f.assign(id, "emp-org", "matching", "recruitment");
@@ -128,6 +130,7 @@ fn a_flipped_byte_in_a_stored_ciphertext_or_wrapped_dek_fails_to_open() {
 
 #[test]
 fn a_sealed_group_moved_to_another_candidate_fails_to_open() {
+    crate::sqlite_only!();
     let f = Fixture::new();
     let a = f.register_marked("MOVE-A", false, true);
     let b = f.register_marked("MOVE-B", false, true);
@@ -158,6 +161,7 @@ fn a_sealed_group_moved_to_another_candidate_fails_to_open() {
 
 #[test]
 fn rotation_rewraps_every_dek_and_retires_the_old_version() {
+    crate::sqlite_only!();
     let f = Fixture::new();
     let ids: Vec<CandidateId> = (0..25)
         .map(|i| f.register_marked(&format!("ROT-{i}"), false, true))
@@ -662,6 +666,7 @@ fn a_legal_hold_blocks_erasure_on_request_until_released() {
 
 #[test]
 fn refused_state_changes_are_audited_too() {
+    crate::sqlite_only!();
     let f = Fixture::new();
     let id = f.register_marked("REFUSALS", false, false);
     let assignment = f.assign(id, "coach-org", "coaching", "coaching");

@@ -104,10 +104,71 @@ impl Location {
         }
     }
 
+    /// Whether a vault is there (the file exists, or the database holds the schema); `false`
+    /// also when the server cannot be reached.
+    pub fn holds_vault(&self) -> bool {
+        match self {
+            Location::Sqlite(path) => path.exists(),
+            Location::Postgres(target) => target
+                .connect()
+                .and_then(|db| postgres::has_vault(&db))
+                .unwrap_or(false),
+        }
+    }
+
     /// Whether this is the PostgreSQL store (whose deleted rows outlive their deletion in dead
     /// tuples, the WAL and base backups: see `vault::retention` for what erasure adds there).
     pub fn is_postgres(&self) -> bool {
         matches!(self, Location::Postgres(_))
+    }
+}
+
+/// A lock held for as long as the value lives, by one process of all that share the vault:
+/// on SQLite an exclusive lock on a file beside the database, on PostgreSQL a session-level
+/// advisory lock (released by the server when the holder's connection ends, however it ends).
+pub enum RunLock {
+    /// The locked file.
+    File(std::fs::File),
+    /// The connection that holds the advisory lock.
+    Postgres(Db),
+}
+
+impl Location {
+    /// Takes the lock named `name` (`file` on SQLite), or says who holds it.
+    pub fn try_lock(
+        &self,
+        name: &str,
+        file: &Path,
+    ) -> Result<std::result::Result<RunLock, String>> {
+        match self {
+            Location::Sqlite(_) => {
+                use fs2::FileExt;
+                let lock = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(file)
+                    .map_err(|e| Error::io(file, e))?;
+                Ok(match lock.try_lock_exclusive() {
+                    Ok(()) => Ok(RunLock::File(lock)),
+                    Err(_) => Err(file.display().to_string()),
+                })
+            }
+            Location::Postgres(target) => {
+                let db = target.connect()?;
+                let key = format!("cvvault/{name}");
+                let taken: bool = db.query_one(
+                    "SELECT pg_try_advisory_lock(hashtextextended(?1, 0))",
+                    args![key.as_str()],
+                    |r| r.get(0),
+                )?;
+                Ok(if taken {
+                    Ok(RunLock::Postgres(db))
+                } else {
+                    Err(format!("advisory lock \"{key}\" on {target}"))
+                })
+            }
+        }
     }
 }
 

@@ -63,7 +63,7 @@ impl PgTarget {
     /// Opens a connection. TLS is not spoken: keep the server on loopback or a private
     /// network (SECURITY.md, "Several nodes").
     pub fn connect(&self) -> Result<Db> {
-        let client = self.config.connect(postgres::NoTls).map_err(|e| {
+        let client = super::sql::blocking(|| self.config.connect(postgres::NoTls)).map_err(|e| {
             if e.as_db_error().is_some() {
                 Error::from(e)
             } else {
@@ -93,7 +93,7 @@ fn shown(config: &postgres::Config) -> String {
 }
 
 /// Whether the database already holds a vault (or anything named like one of its tables).
-fn has_vault(db: &Db) -> Result<bool> {
+pub(super) fn has_vault(db: &Db) -> Result<bool> {
     db.query_one(
         "SELECT to_regclass('schema_version') IS NOT NULL OR to_regclass('vault_meta') IS NOT NULL",
         args![],

@@ -1070,7 +1070,7 @@ pub fn close_assignment(
     )?;
     conn.execute(
         "UPDATE candidates SET open_assignments = open_assignments - 1,
-             idle_since = CASE WHEN open_assignments - 1 = 0 THEN ?2 ELSE NULL END
+             idle_since = CASE WHEN open_assignments - 1 = 0 THEN CAST(?2 AS BIGINT) ELSE NULL END
          WHERE candidate_id = ?1",
         args![&row.candidate_id.as_bytes()[..], now],
     )?;

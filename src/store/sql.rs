@@ -283,7 +283,8 @@ impl postgres::types::ToSql for Value<'_> {
 
 /// A PostgreSQL client with its prepared statements, by the query text they came from.
 pub struct PgSession {
-    client: postgres::Client,
+    /// `None` only while it is dropped.
+    client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
     in_transaction: bool,
 }
@@ -292,19 +293,34 @@ impl PgSession {
     /// Wraps a connected client.
     pub fn new(client: postgres::Client) -> PgSession {
         PgSession {
-            client,
+            client: Some(client),
             statements: HashMap::new(),
             in_transaction: false,
         }
+    }
+
+    fn client(&mut self) -> Result<&mut postgres::Client> {
+        self.client.as_mut().ok_or(Error::Internal(
+            "a PostgreSQL connection was used after it was closed",
+        ))
     }
 
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.client.prepare(&dollar_placeholders(sql))?;
+        let statement = self.client()?.prepare(&dollar_placeholders(sql))?;
         self.statements.insert(sql.to_owned(), statement.clone());
         Ok(statement)
+    }
+}
+
+impl Drop for PgSession {
+    /// The client's runtime may not be dropped on a thread that drives async tasks.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            blocking(move || drop(client));
+        }
     }
 }
 
@@ -321,6 +337,18 @@ fn dollar_placeholders(sql: &str) -> String {
         }
     }
     out
+}
+
+/// Runs a call of the PostgreSQL client, which blocks on a runtime of its own: from a thread
+/// that drives a tokio runtime's tasks (an async test, or code that forgot the blocking pool)
+/// that would panic, so the call tells the runtime first that this thread blocks. Elsewhere
+/// (the server's blocking pool, the CLI, the writer thread) it runs as it is.
+pub(crate) fn blocking<T>(call: impl FnOnce() -> T) -> T {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::task::block_in_place(call)
+    } else {
+        call()
+    }
 }
 
 enum Backend {
@@ -398,15 +426,15 @@ impl Db {
                     .execute(rusqlite::params_from_iter(args))?;
                 Ok(changed as u64)
             }
-            Backend::Postgres(_) => {
+            Backend::Postgres(_) => blocking(|| {
                 let mut session = self.session()?;
                 let statement = session.statement(sql)?;
                 let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args
                     .iter()
                     .map(|v| v as &(dyn postgres::types::ToSql + Sync))
                     .collect();
-                Ok(session.client.execute(&statement, &params)?)
-            }
+                Ok(session.client()?.execute(&statement, &params)?)
+            }),
         }
     }
 
@@ -428,18 +456,20 @@ impl Db {
                 }
                 Ok(())
             }
-            Backend::Postgres(_) => {
+            Backend::Postgres(_) => blocking(|| {
                 use postgres::fallible_iterator::FallibleIterator;
                 let mut session = self.session()?;
                 let statement = session.statement(sql)?;
-                let mut rows = session.client.query_raw(&statement, pg_as_params(args))?;
+                let mut rows = session
+                    .client()?
+                    .query_raw(&statement, pg_as_params(args))?;
                 while let Some(row) = rows.next()? {
                     if !each(&Row::Postgres(&row))? {
                         break;
                     }
                 }
                 Ok(())
-            }
+            }),
         }
     }
 
@@ -491,7 +521,9 @@ impl Db {
     pub fn batch(&self, sql: &str) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
-            Backend::Postgres(_) => Ok(self.session()?.client.batch_execute(sql)?),
+            Backend::Postgres(_) => {
+                blocking(|| Ok(self.session()?.client()?.batch_execute(sql)?))
+            }
         }
     }
 
@@ -499,9 +531,9 @@ impl Db {
     pub fn is_broken(&self) -> bool {
         match &self.backend {
             Backend::Sqlite(_) => false,
-            Backend::Postgres(session) => {
-                session.try_borrow().map_or(true, |s| s.client.is_closed())
-            }
+            Backend::Postgres(session) => session.try_borrow().map_or(true, |s| {
+                s.client.as_ref().is_none_or(postgres::Client::is_closed)
+            }),
         }
     }
 

@@ -204,10 +204,10 @@ impl Vault {
         // In an empty folder the useful advice is `init`, whatever else is missing.
         let location = paths.store();
         if !paths.keyring().exists() {
-            if !location.is_postgres() && paths.database().exists() {
+            if location.holds_vault() {
                 return Err(Error::KeyringLost {
                     path: paths.keyring(),
-                    database: paths.database(),
+                    database: location.to_string(),
                 });
             }
             return Err(Error::KeyringMissing {

@@ -7,10 +7,8 @@
 //! run with nothing due reads no profile and decrypts nothing.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
 
 use crate::store::sql::Db;
-use fs2::FileExt;
 use serde::Serialize;
 
 use crate::audit::entry::Outcome;
@@ -144,17 +142,12 @@ pub fn run(
     progress: &dyn Fn(u64),
 ) -> Result<RetentionReport> {
     let started = std::time::Instant::now();
-    let lock_path = vault.paths().retention_lock();
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| Error::io(&lock_path, e))?;
-    lock.try_lock_exclusive()
-        .map_err(|_| Error::RetentionLocked {
-            path: lock_path.clone(),
-        })?;
+    // One run at a time, across every process and node of the vault.
+    let lock = vault
+        .paths()
+        .store()
+        .try_lock("retention", &vault.paths().retention_lock())?
+        .map_err(|lock| Error::RetentionLocked { lock })?;
 
     let now = vault.now();
     let mut report = RetentionReport {

@@ -61,11 +61,8 @@ impl PgDatabase {
     pub fn create() -> Option<PgDatabase> {
         let admin = test_postgres()?;
         let name = format!("cvvault_t_{}", uuid::Uuid::new_v4().simple());
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
-            .expect("CVVAULT_TEST_POSTGRES names a server that accepts this role");
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
+        let statement = format!("CREATE DATABASE {name}");
+        off_runtime(&admin, &statement);
         let base = admin
             .rsplit_once('/')
             .map_or(admin.as_str(), |(base, _)| base);
@@ -81,13 +78,42 @@ impl PgDatabase {
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
+        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        off_runtime(&self.admin, &statement);
     }
+}
+
+/// Runs one statement on the server at `url`, on a thread of its own: the synchronous client
+/// may not block a thread that drives an async test.
+fn off_runtime(url: &str, statement: &str) {
+    let (url, statement) = (url.to_owned(), statement.to_owned());
+    std::thread::spawn(move || {
+        postgres::Client::connect(&url, postgres::NoTls)
+            .expect("CVVAULT_TEST_POSTGRES names a server that accepts this role")
+            .batch_execute(&statement)
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+/// The PostgreSQL database of each vault folder, for the binary run on it ([`cvvault_env`]).
+static DATABASES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The database URL of the vault under `root`, on a run on PostgreSQL: the fixture's, or a
+/// new database for a folder the test made itself (its first `init`).
+pub fn database_url(root: &Path) -> Option<String> {
+    test_postgres()?;
+    let mut known = DATABASES.lock().unwrap();
+    if let Some((_, url)) = known.iter().find(|(r, _)| r == root) {
+        return Some(url.clone());
+    }
+    // Kept for the whole run: the folder's vault may outlive the test's own handles.
+    let db = PgDatabase::create()?;
+    let url = db.url.clone();
+    std::mem::forget(db);
+    known.push((root.to_path_buf(), url.clone()));
+    Some(url)
 }
 
 /// Paths under `root`, with a database of their own on PostgreSQL when the run is on it.
@@ -96,6 +122,10 @@ pub fn test_paths(root: &Path) -> (Paths, Option<PgDatabase>) {
     let pg = PgDatabase::create();
     if let Some(db) = &pg {
         paths.postgres = Some(cvvault::paths::PgTarget::parse(&db.url).unwrap());
+        DATABASES
+            .lock()
+            .unwrap()
+            .push((root.to_path_buf(), db.url.clone()));
     }
     (paths, pg)
 }
@@ -242,6 +272,56 @@ impl Fixture {
     }
 }
 
+/// Two integers that `sql` selects from the vault under `root`, on either store.
+pub fn query_pair(root: &Path, sql: &str) -> (i64, i64) {
+    match database_url(root) {
+        Some(url) => {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let row = client.query_one(sql, &[]).unwrap();
+            (row.get(0), row.get(1))
+        }
+        None => rusqlite::Connection::open(root.join("data/vault.db"))
+            .unwrap()
+            .query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap(),
+    }
+}
+
+/// `bytes` as a blob literal of the store the run is on.
+pub fn blob_literal(bytes: &[u8]) -> String {
+    if on_postgres() {
+        format!("'\\x{}'::bytea", hex::encode(bytes))
+    } else {
+        format!("x'{}'", hex::encode(bytes))
+    }
+}
+
+/// Rows of an integer and a text that `sql` selects from the vault under `root`, on either
+/// store.
+pub fn query_int_text(root: &Path, sql: &str) -> Vec<(i64, String)> {
+    match database_url(root) {
+        Some(url) => {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            client
+                .query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect()
+        }
+        None => {
+            let conn = rusqlite::Connection::open(root.join("data/vault.db")).unwrap();
+            let mut stmt = conn.prepare(sql).unwrap();
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            rows
+        }
+    }
+}
+
 /// Bytes of a file, or empty if it does not exist.
 pub fn file_bytes(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
@@ -266,16 +346,27 @@ pub fn cvvault(root: &Path, args: &[&str]) -> Output {
     cvvault_env(root, args, &[])
 }
 
-/// Runs the real binary with extra environment variables.
-pub fn cvvault_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+/// The real binary, pointed at the vault under `root` (its folders, and its database on a
+/// run on PostgreSQL), with no unlocking or principal from the caller's environment.
+pub fn vault_command(root: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cvvault"));
-    cmd.args(args)
-        .env("CVVAULT_KEYS_DIR", root.join("keys"))
+    cmd.env("CVVAULT_KEYS_DIR", root.join("keys"))
         .env("CVVAULT_DATA_DIR", root.join("data"))
         .env("CVVAULT_POLICY_DIR", root.join("policy"))
         .env_remove("CVVAULT_PASSPHRASE")
         .env_remove("CVVAULT_IDENTITY")
-        .env_remove("CVVAULT_PRINCIPAL");
+        .env_remove("CVVAULT_PRINCIPAL")
+        .env_remove("CVVAULT_DATABASE_URL");
+    if let Some(url) = database_url(root) {
+        cmd.env("CVVAULT_DATABASE_URL", url);
+    }
+    cmd
+}
+
+/// Runs the real binary with extra environment variables.
+pub fn cvvault_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = vault_command(root);
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -13,7 +13,7 @@ fn entries_about(api: &Api, id: &CandidateId) -> usize {
     api.vault.audit_search(&api.facts("dpo"), id).unwrap().len()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_naming_a_candidate_is_audited_for_every_role() {
     let mut api = Api::new(LIMITS);
     let operations = api.candidate_operations().await;
@@ -74,7 +74,7 @@ fn trail_size(api: &Api) -> usize {
     n
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_naming_a_missing_candidate_or_an_assignment_are_audited_for_every_role() {
     // Before: the walk covered the `{candidate_id}` routes with existing ids only; opening and
     // closing assignments (the candidate in the body, or behind an assignment id) and ids that
@@ -175,7 +175,7 @@ async fn requests_naming_a_missing_candidate_or_an_assignment_are_audited_for_ev
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_of_a_route_that_releases_data_is_refused_and_releases_nothing() {
     let api = Api::new(LIMITS);
     let id = api.register("HEADEXTRACT", false, true);
@@ -201,7 +201,7 @@ async fn head_of_a_route_that_releases_data_is_refused_and_releases_nothing() {
     assert_eq!(reply.status.as_u16(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_principal_and_an_unknown_token_are_refusals_on_the_record() {
     let api = Api::new(LIMITS);
     let id = api.register("DISABLEDREFUSAL", false, true);

@@ -27,8 +27,9 @@ fn damage(api: &Api, id: &CandidateId) {
     .unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_says_nothing_about_whether_the_candidate_exists_is_erased_or_damaged() {
+    crate::sqlite_only!();
     let mut api = Api::new(LIMITS);
     let operations = api.candidate_operations().await;
 

@@ -12,7 +12,7 @@ async fn metrics_text(api: &Api) -> String {
     reply.text()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_stay_the_same_size_whatever_methods_and_paths_are_sent() {
     let api = Api::new(LIMITS);
     // One request of each kind first, so that every series that can exist does.
@@ -55,7 +55,7 @@ async fn metrics_stay_the_same_size_whatever_methods_and_paths_are_sent() {
     assert!(after.contains("route=\"unmatched\""), "{after}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_json_body_under_another_media_type_gets_415() {
     let api = Api::new(LIMITS);
     let id = api.register("MEDIATYPE", false, false);

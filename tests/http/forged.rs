@@ -17,8 +17,9 @@ fn sha256(text: &str) -> Vec<u8> {
         .to_vec()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_inserted_without_the_keyring_grant_nothing_and_are_named() {
+    crate::sqlite_only!();
     let api = Api::new(LIMITS);
     let protected = api.register(MARKER, true, true);
     let unrelated = api.register(&format!("{MARKER}-2"), false, true);

@@ -9,7 +9,7 @@ use crate::support::Api;
 const QUOTA: usize = 50;
 const ATTEMPTS: usize = 1_000;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_employer_harvesting_ids_gets_404_then_429_and_every_attempt_is_audited() {
     let api = Api::new(&format!(
         "[extract]\nextracts = {QUOTA}\nwindow_seconds = 3600\n\n[http]\nmax_body_bytes = 65536\n"

@@ -225,7 +225,7 @@ fn request(
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_valid_token_every_v1_endpoint_is_401() {
     let api = Api::new(LIMITS);
     let candidate = api.register("M-401", false, false);
@@ -270,7 +270,7 @@ async fn without_a_valid_token_every_v1_endpoint_is_401() {
     assert_eq!(reply.status.as_u16(), 401);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_protected_candidate_is_indistinguishable_from_a_missing_one_for_a_provider() {
     let api = Api::new(LIMITS);
     let protected = api.register("M-HIDDEN", true, false);

@@ -27,7 +27,7 @@ fn example_body(doc: &serde_json::Value, operation: &serde_json::Value) -> Optio
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_answers_with_a_documented_status() {
     let api = Api::new(LIMITS);
     let doc = api

@@ -8,7 +8,7 @@ use crate::support::{assert_problem, Api, LIMITS};
 
 const PROFILE: &str = r#"{"identity":{"name":"Anna Lindqvist","birth_year":1990},"contact":{"email":"anna@example.org"},"professional":{"headline":"Carpenter"},"control":{"protected":false,"consents":{"employer_contact":true}}}"#;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_returns_201_with_the_new_id_for_cvvault_and_json_resume_documents() {
     let api = Api::new(LIMITS);
     let reply = api
@@ -36,7 +36,7 @@ async fn register_returns_201_with_the_new_id_for_cvvault_and_json_resume_docume
     assert_eq!(api.vault.candidate_count().unwrap(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_refuses_unknown_fields_with_the_json_path_and_never_echoes_values() {
     let api = Api::new(LIMITS);
     let body = r#"{"identity":{"name":"SECRET-NAME-42","nickname":"SECRET-NICK-42"}}"#;
@@ -66,7 +66,7 @@ async fn register_refuses_unknown_fields_with_the_json_path_and_never_echoes_val
     assert_eq!(api.vault.candidate_count().unwrap(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_by_a_role_that_may_not_is_403_before_the_document_is_looked_at() {
     let api = Api::new(LIMITS);
     for role in ["emp", "coach", "dpo"] {
@@ -83,7 +83,7 @@ async fn register_by_a_role_that_may_not_is_403_before_the_document_is_looked_at
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_limit_is_413_problem_json() {
     let api = Api::new(
         "[extract]\nextracts = 10\nwindow_seconds = 60\n\n[http]\nmax_body_bytes = 1024\n",
@@ -113,7 +113,7 @@ async fn a_body_over_the_limit_is_413_problem_json() {
     reply.expect(413);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_a_malformed_token_an_unknown_token_and_a_revoked_token_are_401() {
     let mut api = Api::new(LIMITS);
     let id = api.register("M-401", false, false);
@@ -163,7 +163,7 @@ async fn no_token_a_malformed_token_an_unknown_token_and_a_revoked_token_are_401
     assert!(!trail.contains(token.rsplit('_').next().unwrap()));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_principal_is_refused_with_403() {
     let api = Api::new(LIMITS);
     api.vault
@@ -174,7 +174,7 @@ async fn a_disabled_principal_is_refused_with_403() {
     assert_problem(&reply);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extract_as_json_and_as_age_to_the_principals_recipient() {
     let api = Api::new(LIMITS);
     let id = api.register("M-EXTRACT", false, true);
@@ -237,7 +237,7 @@ async fn extract_as_json_and_as_age_to_the_principals_recipient() {
     assert!(String::from_utf8(plain).unwrap().contains("M-EXTRACT"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extract_errors_are_problems_and_every_attempt_is_audited() {
     let api = Api::new(LIMITS);
     let id = api.register("M-ERR", false, false);
@@ -298,7 +298,7 @@ async fn extract_errors_are_problems_and_every_attempt_is_audited() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_list_and_close_assignments() {
     let api = Api::new(LIMITS);
     let id = api.register("M-ASSIGN", false, false);
@@ -361,7 +361,7 @@ async fn open_list_and_close_assignments() {
     .expect(422);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assignment_bodies_are_strict_and_errors_name_the_path() {
     let api = Api::new(LIMITS);
     let id = api.register("M-STRICT", false, false);
@@ -416,7 +416,7 @@ async fn assignment_bodies_are_strict_and_errors_name_the_path() {
     reply.expect(404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matching_a_protected_candidate_is_403_for_a_caseworker_and_404_for_an_employer() {
     let api = Api::new(LIMITS);
     let id = api.register("M-PROT", true, false);
@@ -448,7 +448,7 @@ async fn matching_a_protected_candidate_is_403_for_a_caseworker_and_404_for_an_e
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erase_then_the_erasure_receipt() {
     let api = Api::new(LIMITS);
     let id = api.register("M-ERASE", false, false);
@@ -493,7 +493,7 @@ async fn erase_then_the_erasure_receipt() {
         .expect(403);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legal_hold_place_and_release() {
     let api = Api::new(LIMITS);
     let id = api.register("M-HOLD", false, false);
@@ -528,7 +528,7 @@ async fn legal_hold_place_and_release() {
         .expect(404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subject_access_for_the_dpo_lists_categories_and_for_the_subject_holds_the_data() {
     let mut api = Api::new(LIMITS);
     let id = api.register("M-SAR", false, true);
@@ -575,7 +575,7 @@ async fn subject_access_for_the_dpo_lists_categories_and_for_the_subject_holds_t
     .expect(404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_export_search_proof_and_checkpoint() {
     let api = Api::new(LIMITS);
     let id = api.register("M-AUDIT", false, false);
@@ -633,7 +633,7 @@ async fn audit_export_search_proof_and_checkpoint() {
     assert!(reply.text().starts_with(api.vault.origin()));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_metrics_openapi_and_unknown_routes() {
     let api = Api::new(LIMITS);
     let reply = api.call(Method::GET, "/livez", None, None).await;
@@ -681,7 +681,7 @@ async fn health_metrics_openapi_and_unknown_routes() {
     assert_problem(&reply);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_is_marked_no_store_and_nosniff() {
     let api = Api::new(LIMITS);
     for (uri, token) in [
@@ -695,7 +695,7 @@ async fn every_response_is_marked_no_store_and_nosniff() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_is_registered_with_a_reference_found_by_it_and_updated() {
     let api = Api::new(LIMITS);
     let with_ref = r#"{"identity":{"name":"Anna Lindqvist"},"agency_reference":"AF-77"}"#;
@@ -815,7 +815,7 @@ async fn a_candidate_is_registered_with_a_reference_found_by_it_and_updated() {
     assert_eq!(employer.status.as_u16(), 404, "{}", employer.text());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_gets_401_saying_so_and_its_successor_works() {
     let mut api = Api::new(LIMITS);
     let emp = api.facts("emp").principal_id;
