@@ -130,14 +130,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (1) Nothing due: the imported candidates have been idle for one day only.
     clock.advance(DAY);
     let started = Instant::now();
-    let report = cvvault::vault::retention::run(&vault, &settings, false, &|_| {})?;
+    let report = cvvault::vault::retention::run(&vault, &settings, false, None, &|_| {})?;
     let nothing_due = started.elapsed();
     assert_eq!(report.total, 0);
 
     // (2) 100,000 due (idle for 31 days) among 1,000,000.
     clock.advance(30 * DAY);
     let started = Instant::now();
-    let report = cvvault::vault::retention::run(&vault, &settings, false, &|_| {})?;
+    let report = cvvault::vault::retention::run(&vault, &settings, false, None, &|_| {})?;
     let erasing = started.elapsed();
     assert_eq!(report.total as usize, DUE);
     assert_eq!(vault.candidate_count()? as usize, TOTAL - DUE);

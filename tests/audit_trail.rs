@@ -965,10 +965,24 @@ fn no_entry_holds_a_marker_or_a_candidate_id_after_every_use_case() {
         "grace_after_close_days = 2\nmax_idle_days = 30\nmax_life_days = 1095\n",
     )
     .unwrap();
-    let report = cvvault::vault::retention::run(&fixture.vault, &settings, false, &|_| {}).unwrap();
+    let report = cvvault::vault::retention::run(
+        &fixture.vault,
+        &settings,
+        false,
+        Some(&fixture.unlock()),
+        &|_| {},
+    )
+    .unwrap();
     assert_eq!((report.total, report.held), (3, 1));
     fixture.vault.set_hold(&dpo, &ids[1], false, "").unwrap();
-    cvvault::vault::retention::run(&fixture.vault, &settings, false, &|_| {}).unwrap();
+    cvvault::vault::retention::run(
+        &fixture.vault,
+        &settings,
+        false,
+        Some(&fixture.unlock()),
+        &|_| {},
+    )
+    .unwrap();
     for id in &ids {
         assert!(fixture
             .vault

@@ -52,11 +52,18 @@ fn write_settings(fixture: &Fixture, grace: u32, idle: u32, life: u32) {
 }
 
 fn run(fixture: &Fixture, settings: &Retention) -> RetentionReport {
-    retention::run(&fixture.vault, settings, false, &|_| {}).unwrap()
+    retention::run(
+        &fixture.vault,
+        settings,
+        false,
+        Some(&fixture.unlock()),
+        &|_| {},
+    )
+    .unwrap()
 }
 
 fn dry_run(fixture: &Fixture, settings: &Retention) -> RetentionReport {
-    retention::run(&fixture.vault, settings, true, &|_| {}).unwrap()
+    retention::run(&fixture.vault, settings, true, None, &|_| {}).unwrap()
 }
 
 fn erased(report: &RetentionReport, rule: &str) -> u64 {

@@ -434,7 +434,7 @@ fn every_hold_acknowledged_during_a_retention_run_is_respected() {
         })
     };
     start.wait();
-    let report = cvvault::vault::retention::run(&vault, &settings, false, &|_| {}).unwrap();
+    let report = cvvault::vault::retention::run(&vault, &settings, false, None, &|_| {}).unwrap();
     let acknowledged = holder.join().unwrap();
     let raw = rusqlite::Connection::open(f.paths.database()).unwrap();
     let present = |id: &CandidateId| -> bool {

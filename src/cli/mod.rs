@@ -113,6 +113,15 @@ pub enum Command {
     Token(token::TokenCommand),
     /// Serve the HTTP API until SIGTERM or Ctrl-C.
     Serve(serve::ServeArgs),
+    /// Copy this vault's SQLite store into an empty PostgreSQL database and prove the copy
+    /// (same rows, same audit root and size, every checkpoint verifies). The SQLite file is
+    /// left as it was; point every node at the copy afterwards with --database.
+    Migrate {
+        /// The empty PostgreSQL database: postgres://USER@HOST:PORT/DATABASE (the password in
+        /// PGPASSWORD or ~/.pgpass).
+        #[arg(long = "to", value_name = "URL")]
+        to: String,
+    },
     /// Create a vault in a temporary directory and walk through the whole lifecycle.
     Demo(crate::demo::DemoArgs),
 }
@@ -201,8 +210,37 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hold(cmd) => with_vault(&ctx, |vault| audit::run_hold(&ctx, vault, cmd)),
         Command::Token(cmd) => with_vault(&ctx, |vault| token::run(&ctx, vault, cmd)),
         Command::Serve(args) => serve::run(&ctx, args),
+        Command::Migrate { to } => {
+            let target = crate::store::PgTarget::parse(&to)?;
+            with_vault(&ctx, |vault| migrate(&ctx, vault, &target))
+        }
         Command::Demo(args) => crate::demo::run(&ctx, args),
     }
+}
+
+/// `migrate --to`: copies, proves, and says what to do next.
+fn migrate(ctx: &Context, vault: &Vault, target: &crate::store::PgTarget) -> Result<ExitCode> {
+    let bar = progress_bar(0, "copying rows");
+    let report = vault.migrate_to(target, &|n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    let rows: Vec<String> = report
+        .rows
+        .iter()
+        .map(|(table, n)| format!("  {table:<18} {n}"))
+        .collect();
+    ctx.print(
+        &serde_json::to_value(&report).unwrap_or_default(),
+        &format!(
+            "copied into {}:\n{}\naudit trail: {} entries, root {}, {} checkpoint(s) verify on the copy\nnext: point every node at it (--database or CVVAULT_DATABASE_URL); {} is left as it was, keep it as the last backup of the SQLite vault",
+            report.target,
+            rows.join("\n"),
+            report.audit_entries,
+            report.audit_root,
+            report.checkpoints_verified,
+            ctx.paths.database().display()
+        ),
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Opens the vault, runs `f`, and signs a checkpoint on the way out (also after an error,

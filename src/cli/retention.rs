@@ -25,7 +25,10 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: RetentionCommand) -> Result<ExitCo
     let RetentionCommand::Run { dry_run } = cmd;
     let settings = Retention::load(&ctx.paths.retention_settings())?;
     let bar = progress_bar(0, "erasing");
-    let report = crate::vault::retention::run(vault, &settings, dry_run, &|n| bar.set_position(n))?;
+    let report =
+        crate::vault::retention::run(vault, &settings, dry_run, Some(&ctx.unlock()), &|n| {
+            bar.set_position(n)
+        })?;
     bar.finish_and_clear();
     let json = serde_json::to_value(&report).unwrap_or_default();
     let per_rule: Vec<String> = report

@@ -326,13 +326,13 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     vault.close_assignment(&caseworker, &matching, "placed in work")?;
     let settings = crate::settings::Retention::load(&paths.retention_settings())?;
     demo.cmd("retention run --dry-run");
-    let preview = crate::vault::retention::run(&vault, &settings, true, &|_| {})?;
+    let preview = crate::vault::retention::run(&vault, &settings, true, None, &|_| {})?;
     println!(
         "dry run: would erase {} candidate(s) {:?}",
         preview.total, preview.erased
     );
     demo.cmd("retention run");
-    let run = crate::vault::retention::run(&vault, &settings, false, &|_| {})?;
+    let run = crate::vault::retention::run(&vault, &settings, false, Some(&unlock), &|_| {})?;
     println!(
         "erased {} candidate(s) {:?}, held {}, failures {}",
         run.total, run.erased, run.held, run.failures

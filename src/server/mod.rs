@@ -48,8 +48,8 @@ impl AppState {
     /// State over an open vault, with the quotas and body limit of `limits`.
     pub fn new(vault: Arc<Vault>, limits: &Limits) -> AppState {
         AppState(Arc::new(Shared {
+            quota: quota::QuotaTracker::for_store(&limits.extract, &vault.paths().store()),
             vault,
-            quota: quota::QuotaTracker::new(&limits.extract),
             metrics: metrics::Metrics::default(),
             max_body_bytes: limits.http.max_body_bytes,
             body_timeout: Duration::from_secs(limits.http.body_timeout_seconds),

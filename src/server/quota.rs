@@ -4,7 +4,9 @@
 //! Every attempt counts, whatever its outcome (a 404 counts: probing ids is the attack).
 //! Attempts refused by the quota itself do not count, so `Retry-After` tells the truth: after
 //! that many seconds one slot is free. The log per principal holds at most `extracts`
-//! timestamps. State is in memory: a restart starts every window afresh (SECURITY.md).
+//! timestamps. On SQLite the state is in memory: a restart starts every window afresh
+//! (SECURITY.md). On PostgreSQL it is in the database, so that every node of the vault counts
+//! the same attempts ([`SharedQuota`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -12,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::ids::PrincipalId;
 use crate::settings::Quota;
+use crate::store::sql::Db;
+use crate::store::Location;
 
 /// The outcome of asking for a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +35,55 @@ pub struct QuotaTracker {
     window: Duration,
     origin: Instant,
     logs: Mutex<HashMap<PrincipalId, VecDeque<Duration>>>,
+    shared: Option<SharedQuota>,
+}
+
+/// The quota's logs in the PostgreSQL store, shared by every node (its own connections).
+pub struct SharedQuota {
+    location: Location,
+    idle: Mutex<Vec<Db>>,
+}
+
+/// Connections kept for the quota's one-statement transactions.
+const MAX_IDLE_QUOTA_CONNECTIONS: usize = 16;
+
+impl SharedQuota {
+    fn admit(
+        &self,
+        principal: &PrincipalId,
+        window: Duration,
+        limit: usize,
+    ) -> crate::Result<Admission> {
+        let db = match self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            Some(db) => db,
+            None => {
+                let db = self.location.open()?;
+                // Attempts are counted, not kept: a crash may forget the last few.
+                db.batch("SET synchronous_commit = off")?;
+                db
+            }
+        };
+        let wait_ms = crate::store::postgres::quota_admit(
+            &db,
+            principal.as_str(),
+            i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        )?;
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < MAX_IDLE_QUOTA_CONNECTIONS {
+                idle.push(db);
+            }
+        }
+        Ok(match u64::try_from(wait_ms) {
+            Ok(0) => Admission::Admit,
+            Ok(ms) => Admission::Refuse {
+                retry_after_secs: ms.div_ceil(1000).max(1),
+            },
+            Err(_) => Admission::Refuse {
+                retry_after_secs: 1,
+            },
+        })
+    }
 }
 
 impl QuotaTracker {
@@ -41,11 +94,36 @@ impl QuotaTracker {
             window: Duration::from_secs(quota.window_seconds),
             origin: Instant::now(),
             logs: Mutex::new(HashMap::new()),
+            shared: None,
         }
     }
 
-    /// Asks for a slot now.
+    /// A tracker for `quota` whose logs are in the vault's store when it is PostgreSQL (shared
+    /// by every node), in memory otherwise.
+    pub fn for_store(quota: &Quota, location: &Location) -> QuotaTracker {
+        let mut tracker = QuotaTracker::new(quota);
+        if location.is_postgres() {
+            tracker.shared = Some(SharedQuota {
+                location: location.clone(),
+                idle: Mutex::new(Vec::new()),
+            });
+        }
+        tracker
+    }
+
+    /// Asks for a slot now. With the logs in PostgreSQL, a store that does not answer
+    /// refuses (fail closed): an attempt that cannot be counted is not admitted.
     pub fn admit(&self, principal: &PrincipalId) -> Admission {
+        if let Some(shared) = &self.shared {
+            return shared
+                .admit(principal, self.window, self.limit)
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "the extract quota could not be counted in PostgreSQL; the attempt is refused");
+                    Admission::Refuse {
+                        retry_after_secs: 1,
+                    }
+                });
+        }
         self.admit_at(principal, self.origin.elapsed())
     }
 

@@ -145,6 +145,125 @@ pub fn migrate(db: &Db, target: &PgTarget) -> Result<()> {
     Ok(())
 }
 
+/// Admits one extract attempt of `principal` in the shared quota (see `schema_pg.sql`):
+/// 0, or the milliseconds until a slot frees.
+pub fn quota_admit(db: &Db, principal: &str, window_ms: i64, limit: i64) -> Result<i64> {
+    db.query_one(
+        "SELECT cvvault_quota_admit(?1, ?2, ?3)",
+        args![principal, window_ms, limit],
+        |r| r.get(0),
+    )
+}
+
+/// The vault's tables in the order a copy fills them (a row's references come before it).
+pub const TABLES: &[&str] = &[
+    "vault_meta",
+    "candidate_keys",
+    "candidates",
+    "sealed_profiles",
+    "principals",
+    "assignments",
+    "tokens",
+    "audit_entries",
+    "audit_checkpoints",
+];
+
+/// Copies every row of a SQLite vault (`source`, inside the caller's transaction, which
+/// holds its write lock) into the empty PostgreSQL vault `target`, in one transaction of the
+/// target's, column for column as stored; then the tree's stored edge, and the key-slot
+/// sequence past the highest slot copied. Returns the rows copied per table.
+/// `progress(rows copied so far)`.
+pub fn copy_vault(
+    source: &Db,
+    target: &Db,
+    progress: &dyn Fn(u64),
+) -> Result<Vec<(&'static str, u64)>> {
+    use super::sql::{Stored, Value};
+    let mut copied = Vec::new();
+    let mut total = 0u64;
+    target.batch("BEGIN")?;
+    let result = (|| {
+        for table in TABLES {
+            let columns: Vec<String> = target.query_all(
+                "SELECT column_name FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = ?1 ORDER BY ordinal_position",
+                args![*table],
+                |r| r.get(0),
+            )?;
+            let list = columns.join(", ");
+            let marks: Vec<String> = (1..=columns.len()).map(|n| format!("?{n}")).collect();
+            let insert = format!("INSERT INTO {table} ({list}) VALUES ({})", marks.join(", "));
+            let select = format!("SELECT {list} FROM {table}");
+            let mut rows = 0u64;
+            source.query_each(&select, args![], |row| {
+                let stored: Vec<Stored<'_>> = (0..columns.len())
+                    .map(|i| row.stored(i))
+                    .collect::<Result<_>>()?;
+                let values: Vec<Value<'_>> = stored
+                    .iter()
+                    .map(|value| match *value {
+                        Stored::Null => Ok(Value::Null),
+                        Stored::Int(v) => Ok(Value::Int(v)),
+                        Stored::Text(v) => Ok(Value::Text(v)),
+                        Stored::Blob(v) => Ok(Value::Blob(v)),
+                        Stored::Other => Err(Error::Corrupt {
+                            what: "a stored value does not have the type cvvault writes",
+                        }),
+                    })
+                    .collect::<Result<_>>()?;
+                target.execute(&insert, &values)?;
+                rows += 1;
+                total += 1;
+                if total % 1_000 == 0 {
+                    progress(total);
+                }
+                Ok(true)
+            })?;
+            copied.push((*table, rows));
+        }
+        let edge = source.query_one(
+            "SELECT frontier, mac FROM audit_frontier WHERE id = 1",
+            args![],
+            |r| Ok((r.get::<Vec<u8>>(0)?, r.get::<Option<Vec<u8>>>(1)?)),
+        )?;
+        target.execute(
+            "UPDATE audit_frontier SET frontier = ?1, mac = ?2 WHERE id = 1",
+            args![&edge.0, edge.1.as_ref()],
+        )?;
+        target.query_one(
+            "SELECT setval(pg_get_serial_sequence('candidate_keys', 'key_id'),
+                           coalesce((SELECT max(key_id) FROM candidate_keys), 0) + 1, false)",
+            args![],
+            |_| Ok(()),
+        )?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            target.batch("COMMIT")?;
+            progress(total);
+            Ok(copied)
+        }
+        Err(e) => {
+            let _ = target.batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Rows per table, for comparing a copy with its source.
+pub fn row_counts(db: &Db) -> Result<Vec<(&'static str, u64)>> {
+    TABLES
+        .iter()
+        .map(|table| {
+            let n: i64 = db.query_one(&format!("SELECT count(*) FROM {table}"), args![], |r| {
+                r.get(0)
+            })?;
+            Ok((*table, u64::try_from(n).unwrap_or(0)))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -224,7 +224,7 @@ pub fn check_current_kek(conn: &Db, kek_version: u32, kek_id: Option<&str>) -> R
     let current = meta(conn, META_CURRENT_KEK)?;
     let rotated = |v: u32| {
         Error::Conflict(format!(
-            "the keys were rotated by another cvvault process (KEK version {v} is current, this process holds {kek_version}): nothing was stored; restart this process so that it loads the new keyring"
+            "the keys were rotated by another cvvault process or node while this write was prepared (KEK version {v} is current, it was wrapped under {kek_version}): nothing was stored; try again (the new keyring is loaded first)"
         ))
     };
     match current.as_deref().map(str::parse::<u32>) {

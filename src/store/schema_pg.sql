@@ -158,3 +158,35 @@ CREATE TRIGGER audit_checkpoints_append_only_update BEFORE UPDATE ON audit_check
     FOR EACH ROW EXECUTE FUNCTION cvvault_append_only('checkpoints are append-only');
 CREATE TRIGGER audit_checkpoints_append_only_truncate BEFORE TRUNCATE ON audit_checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION cvvault_append_only('checkpoints are append-only');
+
+-- Extract quotas counted across nodes (policy/limits.toml [extract]): one row per admitted
+-- attempt, kept while it is in the sliding window. Not candidate data, and not durable on
+-- purpose (the quota's connection commits with synchronous_commit off): a crash forgets at
+-- most the last moment's attempts, as a restart of a single node forgets them all.
+CREATE TABLE quota_attempts (
+    principal_id TEXT   NOT NULL,
+    at_ms        BIGINT NOT NULL
+);
+CREATE INDEX quota_attempts_by_principal ON quota_attempts (principal_id, at_ms);
+
+-- Admits one attempt of `principal` if fewer than `lim` were admitted in the last `window_ms`
+-- milliseconds (by the server's clock, the same for every node) and returns 0; otherwise
+-- returns the milliseconds until the oldest leaves the window. One principal's attempts are
+-- decided one at a time (a transaction-scoped advisory lock), whichever node they reach.
+CREATE FUNCTION cvvault_quota_admit(principal TEXT, window_ms BIGINT, lim BIGINT)
+RETURNS BIGINT LANGUAGE plpgsql AS $$
+DECLARE
+    now_ms BIGINT := (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT;
+    used   BIGINT;
+    oldest BIGINT;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('cvvault/quota/' || principal, 0));
+    DELETE FROM quota_attempts q WHERE q.principal_id = principal AND q.at_ms <= now_ms - window_ms;
+    SELECT count(*), min(q.at_ms) INTO used, oldest FROM quota_attempts q WHERE q.principal_id = principal;
+    IF used < lim THEN
+        INSERT INTO quota_attempts (principal_id, at_ms) VALUES (principal, now_ms);
+        RETURN 0;
+    END IF;
+    RETURN greatest(oldest + window_ms - now_ms, 1);
+END
+$$;

@@ -325,7 +325,7 @@ impl Vault {
             None,
         )?;
         let sealed = seal_profile(
-            &self.keyring(),
+            &*self.keyring_for_writing()?,
             &self.integrity,
             &entries,
             (0, profile),
@@ -460,7 +460,7 @@ impl Vault {
         // Parse and seal on every core while the writer inserts and commits: the workers are
         // kept up to SEAL_AHEAD batches ahead of the one being written, so that neither waits
         // for the other when a batch takes longer than usual on one side.
-        let keyring = self.keyring();
+        let keyring = self.keyring_for_writing()?;
         let entries = registration_entries(
             self.renderer(),
             principal,

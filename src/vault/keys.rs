@@ -465,7 +465,7 @@ impl Vault {
         Ok(recipients.iter().map(ToString::to_string).collect())
     }
 
-    fn replace_keyring(&self, ring: Arc<Keyring>) {
+    pub(super) fn replace_keyring(&self, ring: Arc<Keyring>) {
         match self.keyring.write() {
             Ok(mut guard) => *guard = ring,
             Err(poisoned) => *poisoned.into_inner() = ring,
@@ -488,7 +488,7 @@ fn recipients_note(ring: &Keyring) -> String {
     }
 }
 
-fn clone_unlock(unlock: &Unlock) -> Unlock {
+pub(super) fn clone_unlock(unlock: &Unlock) -> Unlock {
     match unlock {
         Unlock::Identity(path) => Unlock::Identity(path.clone()),
         Unlock::Passphrase(pass) => Unlock::Passphrase(pass.clone()),

@@ -10,6 +10,7 @@ mod delivery;
 mod edge_refusals;
 mod health;
 mod keys;
+mod migrate;
 mod principals;
 pub mod retention;
 mod tokens;
@@ -28,6 +29,7 @@ pub use delivery::{Delivered, Delivery, AGE_MEDIA_TYPE};
 pub use edge_refusals::ExtractRefusal;
 pub use health::Readiness;
 pub use keys::{mirror_agrees, KeyCheck, KeysStatus, RotateIdentity, RotationReport};
+pub use migrate::MigrationReport;
 pub use tokens::{
     parse_ttl, IssuedToken, DEFAULT_TOKEN_TTL_SECS, MAX_TOKEN_TTL_SECS, TOKEN_PREFIX,
 };
@@ -81,6 +83,9 @@ pub struct InitReport {
 pub struct Vault {
     paths: Paths,
     keyring: RwLock<Arc<Keyring>>,
+    /// How the keyring was opened: kept to load it again when another process or node
+    /// rotates the keys (a passphrase stays in memory as the keys it opens do).
+    unlock: Unlock,
     policy: Arc<PolicyEngine>,
     writer: Writer,
     readers: Readers,
@@ -138,6 +143,11 @@ impl Vault {
         let policy = PolicyEngine::load_dir(&paths.policy_dir)?;
 
         let mut identity_created = None;
+        let unlock = match (&options.passphrase, &options.identity) {
+            (Some(pass), _) => Unlock::Passphrase(pass.clone()),
+            (None, Some(identity)) => Unlock::Identity(identity.clone()),
+            (None, None) => Unlock::Identity(paths.default_identity()),
+        };
         let protection = match (options.passphrase, options.identity) {
             (Some(pass), _) => Protection::Passphrase(pass),
             (None, Some(_)) => {
@@ -181,7 +191,7 @@ impl Vault {
                 what: "the new signing key is unusable",
             })?;
         let verifier_key = signer.verifier_key();
-        let vault = Vault::start(paths.clone(), ring, policy, Arc::new(SystemClock))?;
+        let vault = Vault::start(paths.clone(), ring, policy, Arc::new(SystemClock), unlock)?;
         vault.audit_operator("vault.init", None)?;
         vault.close()?;
         Ok(InitReport {
@@ -223,7 +233,13 @@ impl Vault {
                 keyring: paths.keyring(),
             });
         }
-        Vault::start(paths.clone(), ring, policy, clock)
+        Vault::start(
+            paths.clone(),
+            ring,
+            policy,
+            clock,
+            keys::clone_unlock(unlock),
+        )
     }
 
     fn start(
@@ -231,6 +247,7 @@ impl Vault {
         ring: Keyring,
         policy: PolicyEngine,
         clock: Arc<dyn Clock>,
+        unlock: Unlock,
     ) -> Result<Vault> {
         let location = paths.store();
         let integrity = Arc::new(IntegrityKey::new(&ring.integrity_key()));
@@ -271,6 +288,7 @@ impl Vault {
             decoy: decoy::Decoy::new()?,
             readers: Readers::new(&location),
             keyring: RwLock::new(Arc::new(ring)),
+            unlock,
             policy: Arc::new(policy),
             clock,
             renderer,
@@ -346,6 +364,47 @@ impl Vault {
         match self.keyring.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The keyring, holding KEK `version`: when another process or node rotated the keys,
+    /// the keyring file is read again (nodes share the keys folder, or are given the rotated
+    /// keyring), so that every node follows a rotation without a restart.
+    pub(crate) fn keyring_holding(&self, version: u32) -> Result<Arc<Keyring>> {
+        let ring = self.keyring();
+        if ring.kek(version).is_some() {
+            return Ok(ring);
+        }
+        let reloaded = Arc::new(Keyring::open(&self.paths.keyring(), &self.unlock)?);
+        if reloaded.kek(version).is_none() {
+            return Err(Error::Conflict(format!(
+                "a data key is wrapped under KEK version {version}, which the keyring file {} does not hold (it holds {:?}): the keys were rotated on another node. Give this node the rotated keyring (the nodes of a vault share its keys folder)",
+                self.paths.keyring().display(),
+                reloaded.versions()
+            )));
+        }
+        tracing::info!(
+            version,
+            "loaded the keyring again: the keys were rotated by another process or node"
+        );
+        self.replace_keyring(reloaded.clone());
+        Ok(reloaded)
+    }
+
+    /// The keyring to wrap new data keys with: its current KEK is the one the store records
+    /// as current (one read), loaded again if another process or node rotated since.
+    pub(crate) fn keyring_for_writing(&self) -> Result<Arc<Keyring>> {
+        let recorded = self
+            .readers
+            .read(|conn| rows::meta(conn, META_CURRENT_KEK))?;
+        let ring = self.keyring();
+        match recorded.and_then(|v| v.parse::<u32>().ok()) {
+            Some(current) if current != ring.current_version() => {
+                let reloaded = Arc::new(Keyring::open(&self.paths.keyring(), &self.unlock)?);
+                self.replace_keyring(reloaded.clone());
+                Ok(reloaded)
+            }
+            _ => Ok(ring),
         }
     }
 
@@ -699,7 +758,7 @@ impl Vault {
                 what: "a candidate has keys but no sealed profile",
             });
         };
-        let dek = Dek::unwrap(&self.keyring(), id, &keys.dek)?;
+        let dek = Dek::unwrap(&*self.keyring_holding(keys.dek.kek_version)?, id, &keys.dek)?;
         let plain = dek
             .cipher(*id)?
             .open(FieldGroup::Control, version, &sealed_control)?;

@@ -13,11 +13,13 @@ use serde::Serialize;
 
 use crate::audit::entry::Outcome;
 use crate::audit::log::{Actor, Record};
+use crate::crypto::keyring::Unlock;
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
 use crate::policy::{Action, Request};
 use crate::settings::Retention;
 use crate::store::rows;
+use crate::vault::keys::RotateIdentity;
 use crate::vault::{new_request_id, system_principal, Vault};
 use crate::vocabulary::FieldGroup;
 
@@ -75,6 +77,16 @@ pub struct RetentionReport {
     pub duration_ms: u64,
     /// The checkpoint signed after the run.
     pub checkpoint: Option<String>,
+    /// On PostgreSQL: the KEK versions destroyed at the end of the run, after every live
+    /// data key was rewrapped under a new one. The erased candidates' data keys were wrapped
+    /// under them, so no copy of them (dead tuples, WAL, base backups) opens any more.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kek_destroyed: Vec<u32>,
+    /// On PostgreSQL, when the run erased candidates but could not rotate the keys (no way to
+    /// unlock the keyring was given): their wrapped data keys still open with the current
+    /// KEK in older copies of the database until the next rotation.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub erasure_pending_rotation: bool,
     /// In a dry run: every candidate that would be erased, with its rule and since when it
     /// is due (a candidate due under several rules is listed under the first).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -135,10 +147,17 @@ fn due_since(
 }
 
 /// Runs retention once. `progress(erased so far)`.
+///
+/// On PostgreSQL, a run that erased someone ends by rotating the KEK and destroying the old
+/// one (`unlock` opens the keyring for that; without it the report says the erasure waits for
+/// the next rotation): deleted rows outlive their deletion there, in dead tuples, the WAL and
+/// base backups, so an erasure is complete only once no key that still exists can unwrap
+/// any copy of the candidate's data key (SECURITY.md, "Erasure on PostgreSQL").
 pub fn run(
     vault: &Vault,
     settings: &Retention,
     dry_run: bool,
+    unlock: Option<&Unlock>,
     progress: &dyn Fn(u64),
 ) -> Result<RetentionReport> {
     let started = std::time::Instant::now();
@@ -160,6 +179,8 @@ pub fn run(
         failures: 0,
         duration_ms: 0,
         checkpoint: None,
+        kek_destroyed: Vec::new(),
+        erasure_pending_rotation: false,
         due: Vec::new(),
     };
     // Held candidates are counted once, under the first rule that makes them due.
@@ -288,10 +309,35 @@ pub fn run(
             }
         }
         report.failures = failed.len() as u64;
-        let summary = format!(
-            "erased={} held={} failures={}",
-            report.total, report.held, report.failures
-        );
+        if vault.paths().store().is_postgres() && report.total > 0 {
+            match unlock {
+                Some(unlock) => {
+                    let rotation = vault.rotate_keys(unlock, RotateIdentity::Keep, &|_, _| {})?;
+                    report.kek_destroyed = rotation.retired;
+                }
+                None => {
+                    tracing::warn!("the erased candidates' data keys are deleted, but older copies of the PostgreSQL database still hold them wrapped under the current KEK: run `cvvault keys rotate` to finish the erasure");
+                    report.erasure_pending_rotation = true;
+                }
+            }
+        }
+        let summary = match report.kek_destroyed.as_slice() {
+            [] => format!(
+                "erased={} held={} failures={}",
+                report.total, report.held, report.failures
+            ),
+            destroyed => format!(
+                "erased={} held={} failures={} kek_destroyed={}",
+                report.total,
+                report.held,
+                report.failures,
+                destroyed
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        };
         vault.writer().write(move |ctx| {
             let mut record = Record::new(
                 "retention.run",

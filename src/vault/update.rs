@@ -114,7 +114,7 @@ impl Vault {
             self.record(record)?;
             return Err(Error::DecryptionFailed);
         }
-        let keyring = self.keyring();
+        let keyring = self.keyring_for_writing()?;
         let replaced = groups.clone();
         let id = *candidate_id;
         self.writer.write(move |ctx| {
