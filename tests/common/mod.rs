@@ -70,6 +70,27 @@ impl PgDatabase {
         Some(PgDatabase { admin, name, url })
     }
 
+    /// A file-level copy of `source` (which no one may be connected to), as a base backup or
+    /// a replica would hold it.
+    pub fn from_template(source: &PgDatabase) -> PgDatabase {
+        let name = format!("cvvault_t_{}", uuid::Uuid::new_v4().simple());
+        let statement = format!(
+            "CREATE DATABASE {name} TEMPLATE {} STRATEGY FILE_COPY",
+            source.name
+        );
+        off_runtime(&source.admin, &statement);
+        let base = source
+            .admin
+            .rsplit_once('/')
+            .map_or(source.admin.as_str(), |(base, _)| base);
+        let url = format!("{base}/{name}");
+        PgDatabase {
+            admin: source.admin.clone(),
+            name,
+            url,
+        }
+    }
+
     /// A raw client of this database, outside the vault.
     pub fn client(&self) -> postgres::Client {
         postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
