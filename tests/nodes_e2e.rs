@@ -460,6 +460,35 @@ fn revocation_disabling_quotas_and_rotation_hold_on_every_node_at_once() {
             .unwrap();
         assert_eq!(reply.status(), 403, "{}", node.base);
     }
+
+    // The database drops every connection (a restart, a failover): the nodes connect again
+    // and serve, and what they acknowledged before and after is on the record.
+    let url = common::database_url(root).unwrap();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    for node in [&a, &b] {
+        let mut served = false;
+        for _ in 0..3 {
+            let reply = client
+                .get(node.url(&format!("/v1/candidates/{id}/assignments")))
+                .bearer_auth(&s.emp)
+                .send()
+                .unwrap();
+            // A request that met a lost connection fails (5xx), and nothing was acknowledged.
+            if reply.status().is_server_error() {
+                continue;
+            }
+            served = true;
+            break;
+        }
+        assert!(served, "{} did not serve again", node.base);
+    }
     a.stop();
     b.stop();
     let verified = cvvault(root, &["audit", "verify", "--as", "dpo"]);

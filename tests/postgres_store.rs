@@ -13,7 +13,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{cvvault, stderr, stdout, Fixture};
+use common::{stderr, stdout, Fixture};
 use cvvault::settings::Retention;
 use cvvault::vault::{retention, Vault};
 

@@ -421,9 +421,12 @@ impl Writer {
                 let (sender, receiver) = mpsc::channel::<Job>();
                 let (tick, _) = mpsc::sync_channel::<()>(1);
                 let name = target.to_string();
+                let again = location.clone();
                 let writer = std::thread::Builder::new()
                     .name("cvvault-writer".into())
-                    .spawn(move || writer_loop(conn, audit, &integrity, receiver, name, tick))
+                    .spawn(move || {
+                        writer_loop(conn, audit, &integrity, receiver, (name, Some(again)), tick);
+                    })
                     .map_err(|e| Error::io(Path::new("cvvault-writer"), e))?;
                 return Ok(Writer {
                     sender: Mutex::new(Some(sender)),
@@ -446,7 +449,7 @@ impl Writer {
         let db_name = path.display().to_string();
         let writer = std::thread::Builder::new()
             .name("cvvault-writer".into())
-            .spawn(move || writer_loop(conn, audit, &integrity, receiver, db_name, tick))
+            .spawn(move || writer_loop(conn, audit, &integrity, receiver, (db_name, None), tick))
             .map_err(|e| Error::io(path, e))?;
         Ok(Writer {
             sender: Mutex::new(Some(sender)),
@@ -524,15 +527,34 @@ fn stopped() -> Error {
     }
 }
 
+/// The writer thread. `(name, reconnect)`: the store's name for logs, and where to connect
+/// again when the connection was lost (PostgreSQL: a server restart or failover); the jobs of a
+/// group that finds no connection fail, and are told so, until one is made.
 fn writer_loop(
-    conn: Db,
+    mut conn: Db,
     mut audit: Appender,
     integrity: &IntegrityKey,
     receiver: mpsc::Receiver<Job>,
-    name: String,
+    (name, reconnect): (String, Option<Location>),
     checkpoint: mpsc::SyncSender<()>,
 ) {
     while let Ok(first) = receiver.recv() {
+        if let (true, Some(location)) = (conn.is_broken(), &reconnect) {
+            match location.open() {
+                Ok(fresh) => {
+                    conn = fresh;
+                    tracing::warn!(db = %name, "the writer's connection was lost and is made again");
+                    // Whatever the lost connection's last group did, the log says what
+                    // committed: the appender starts from there.
+                    if let Err(e) = audit.reload(&conn) {
+                        tracing::error!(error = %e, "audit state could not be reloaded");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(db = %name, error = %e, "the writer cannot reach the database; this group fails")
+                }
+            }
+        }
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
             match receiver.try_recv() {

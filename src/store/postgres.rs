@@ -214,7 +214,7 @@ pub fn copy_vault(
                 target.execute(&insert, &values)?;
                 rows += 1;
                 total += 1;
-                if total % 1_000 == 0 {
+                if total.is_multiple_of(1_000) {
                     progress(total);
                 }
                 Ok(true)

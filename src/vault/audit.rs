@@ -128,6 +128,8 @@ pub struct Receipt {
     pub candidate_pseudonym: String,
     /// The erase entry with its inclusion proof and signed checkpoint.
     pub proof: InclusionProof,
+    /// When the erasure is complete against copies of the store, on this vault's store.
+    pub completion: String,
 }
 
 impl Vault {
@@ -521,6 +523,14 @@ impl Vault {
             candidate_id: *candidate_id,
             candidate_pseudonym: pseudonym,
             proof: self.prove_unchecked(erase.index)?,
+            completion: if self.paths.store().is_postgres() {
+                format!(
+                    "PostgreSQL: the data key was deleted with the entry above; the erasure is complete once the key-encryption key that wrapped it is destroyed, which the retention run that follows does (its retention.run entry, after index {}, names the destroyed KEK version as kek_destroyed). Until then, older copies of the database (dead tuples, WAL, base backups, replicas) still hold the wrapped key; after it, no key that exists opens any copy",
+                    erase.index
+                )
+            } else {
+                "SQLite: complete at the entry above: the data key's slot was overwritten with zeros in place (secure_delete) and the WAL truncated; backups taken before it are covered by the next key rotation (SECURITY.md, boundary 1)".into()
+            },
         })
     }
 
