@@ -10,6 +10,12 @@
 //! Knobs (environment): HTTP_LOAD_CANDIDATES (10000), HTTP_LOAD_CONNECTIONS (64),
 //! HTTP_LOAD_SECONDS (10), HTTP_LOAD_WRK=1 to also run /usr/bin/wrk with benches/extract.lua,
 //! HTTP_LOAD_PERF=FILE to record a `perf` profile of the server during the extract phase.
+//!
+//! On PostgreSQL: HTTP_LOAD_POSTGRES=URL (a role that may create databases; the vault gets a
+//! database of its own, dropped at the end) and HTTP_LOAD_NODES=N to serve it with N `serve`
+//! processes, the connections spread over them. HTTP_LOAD_PEER=1 runs the PostgreSQL +
+//! pgcrypto peer (`../shared/bench/peer_pg.sh`, or PEER_PG=FILE) before and after the extract
+//! phase, on the same machine in the same minutes, and prints the ratio to its raw-AES figure.
 
 // A measuring harness, like a test: any failure should stop it loudly.
 #![allow(
@@ -49,49 +55,80 @@ fn main() {
     let candidates = knob("HTTP_LOAD_CANDIDATES", 10_000);
     let connections = knob("HTTP_LOAD_CONNECTIONS", 64);
     let seconds = knob("HTTP_LOAD_SECONDS", 10) as u64;
+    let nodes = knob("HTTP_LOAD_NODES", 1).max(1);
+    let postgres = std::env::var("HTTP_LOAD_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(|admin| BenchDatabase::create(&admin));
+    let peer = std::env::var("HTTP_LOAD_PEER").is_ok_and(|v| v == "1");
 
     let dir = tempfile::Builder::new()
         .prefix("cvvault-bench-")
         .tempdir()
         .unwrap();
-    let (ids, token) = set_up(dir.path(), candidates);
+    let database_url = postgres.as_ref().map(|db| db.url.clone());
+    let (ids, token) = set_up(dir.path(), candidates, database_url.as_deref());
     let root = dir.path();
+    println!(
+        "store: {}, {nodes} node(s)",
+        if postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_cvvault"))
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--checkpoint-interval",
-            "5",
-        ])
-        .env("CVVAULT_KEYS_DIR", root.join("keys"))
-        .env("CVVAULT_DATA_DIR", root.join("data"))
-        .env("CVVAULT_POLICY_DIR", root.join("policy"))
-        .env("CVVAULT_LOG", "warn")
-        .env_remove("CVVAULT_PASSPHRASE")
-        .env_remove("CVVAULT_IDENTITY")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    let mut lines = BufReader::new(server.stdout.take().unwrap());
-    lines.read_line(&mut first).unwrap();
-    // Keep reading, so that the server's last words do not hit a closed pipe.
-    let drain = std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
-    let address = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .to_owned();
-    println!("server: {address} (pid {})", server.id());
+    let mut servers = Vec::new();
+    let mut drains = Vec::new();
+    let mut addresses = Vec::new();
+    for _ in 0..nodes {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cvvault"));
+        command
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--checkpoint-interval",
+                "5",
+            ])
+            .env("CVVAULT_KEYS_DIR", root.join("keys"))
+            .env("CVVAULT_DATA_DIR", root.join("data"))
+            .env("CVVAULT_POLICY_DIR", root.join("policy"))
+            .env("CVVAULT_LOG", "warn")
+            .env_remove("CVVAULT_PASSPHRASE")
+            .env_remove("CVVAULT_IDENTITY")
+            .env_remove("CVVAULT_DATABASE_URL")
+            .stdout(Stdio::piped());
+        if let Some(url) = &database_url {
+            command.env("CVVAULT_DATABASE_URL", url);
+        }
+        let mut server = command.spawn().unwrap();
+        let mut first = String::new();
+        let mut lines = BufReader::new(server.stdout.take().unwrap());
+        lines.read_line(&mut first).unwrap();
+        // Keep reading, so that the server's last words do not hit a closed pipe.
+        drains.push(std::thread::spawn(move || {
+            std::io::copy(&mut lines, &mut std::io::sink())
+        }));
+        let address = first
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap()
+            .to_owned();
+        println!("server: {address} (pid {})", server.id());
+        addresses.push(address);
+        servers.push(server);
+    }
+    let address = addresses[0].clone();
+    let server_ids: Vec<u32> = servers.iter().map(std::process::Child::id).collect();
+    let peer_before = peer.then(run_peer);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let livez = runtime.block_on(load(
-        &address,
+        &addresses,
         connections,
         Duration::from_secs(seconds),
         Arc::new(|_| "/livez".to_owned()),
@@ -117,7 +154,7 @@ fn main() {
                 "-o",
                 &file,
                 "-p",
-                &server.id().to_string(),
+                &server_ids[0].to_string(),
                 "--",
                 "sleep",
                 &seconds.to_string(),
@@ -127,20 +164,43 @@ fn main() {
             .spawn()
             .unwrap()
     });
-    let cpu_before = cpu_seconds(server.id());
+    let cpu_before: f64 = server_ids.iter().map(|id| cpu_seconds(*id)).sum();
     let extracts = runtime.block_on(load(
-        &address,
+        &addresses,
         connections,
         Duration::from_secs(seconds),
         Arc::new(move |n| extract_paths[n % extract_paths.len()].clone()),
         Some(token.clone()),
     ));
     report("GET /v1/candidates/{id}/extract (audited)", &extracts);
-    let cpu = cpu_seconds(server.id()) - cpu_before;
+    let cpu = server_ids.iter().map(|id| cpu_seconds(*id)).sum::<f64>() - cpu_before;
     println!(
         "server CPU during the extract phase: {cpu:.1} s ({:.0} us per extract)",
         cpu * 1e6 / extracts.ok.max(1) as f64
     );
+    let extract_rate = extracts.ok as f64 / extracts.elapsed.as_secs_f64();
+    if let Some(before) = peer_before {
+        let after = run_peer();
+        let runs: Vec<&Peer> = before.iter().chain(after.iter()).collect();
+        if !runs.is_empty() {
+            let mean =
+                |f: fn(&Peer) -> f64| runs.iter().map(|p| f(p)).sum::<f64>() / runs.len() as f64;
+            let (raw, pgp) = (mean(|p| p.raw), mean(|p| p.pgp));
+            let each = |f: fn(&Peer) -> f64| {
+                runs.iter()
+                    .map(|p| format!("{:.0}/s", f(p)))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            };
+            println!(
+                "\n== peer (PostgreSQL + pgcrypto, audit row per extract, 64 connections), before and after\nraw AES {}, pgp_sym_encrypt {}\ncvvault {extract_rate:.0}/s over {nodes} node(s): {:.2}x the peer's raw AES, {:.2}x its pgp_sym_encrypt",
+                each(|p| p.raw),
+                each(|p| p.pgp),
+                extract_rate / raw.max(1.0),
+                extract_rate / pgp.max(1.0)
+            );
+        }
+    }
     if let Some(mut perf) = perf {
         let _ = perf.wait();
     }
@@ -199,31 +259,42 @@ fn main() {
     }
 
     // SIGTERM: drain, final checkpoint, exit 0.
-    let status = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = server.wait().unwrap();
-    let _ = drain.join();
-    assert!(exit.success(), "serve exited with {exit}");
+    for mut server in servers {
+        let status = Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = server.wait().unwrap();
+        assert!(exit.success(), "serve exited with {exit}");
+    }
+    for drain in drains {
+        let _ = drain.join();
+    }
 
     // Every 200 had its audit entry committed before the response: count them.
-    let conn = rusqlite::Connection::open(root.join("data/vault.db")).unwrap();
-    let allowed: u64 = conn
-        .query_row(
-            "SELECT count(*) FROM audit_entries WHERE entry LIKE '{\"action\":\"extract\",%' AND entry LIKE '%\"decision\":\"allow\"%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let (size, checkpoint): (u64, u64) = conn
-        .query_row(
-            "SELECT (SELECT count(*) FROM audit_entries), (SELECT max(tree_size) FROM audit_checkpoints)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let count_allowed = "SELECT count(*) FROM audit_entries WHERE entry LIKE '{\"action\":\"extract\",%' AND entry LIKE '%\"decision\":\"allow\"%'";
+    let sizes = "SELECT (SELECT count(*) FROM audit_entries), (SELECT max(tree_size) FROM audit_checkpoints)";
+    let (allowed, size, checkpoint): (u64, u64, u64) = match &database_url {
+        Some(url) => {
+            let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+            let allowed: i64 = client.query_one(count_allowed, &[]).unwrap().get(0);
+            let row = client.query_one(sizes, &[]).unwrap();
+            (
+                allowed as u64,
+                row.get::<_, i64>(0) as u64,
+                row.get::<_, i64>(1) as u64,
+            )
+        }
+        None => {
+            let conn = rusqlite::Connection::open(root.join("data/vault.db")).unwrap();
+            let allowed: u64 = conn.query_row(count_allowed, [], |r| r.get(0)).unwrap();
+            let (size, checkpoint): (u64, u64) = conn
+                .query_row(sizes, [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap();
+            (allowed, size, checkpoint)
+        }
+    };
     println!(
         "\naudit: {allowed} extract allow entries for {} HTTP 200s; log size {size}, final checkpoint {checkpoint}",
         extracts.ok
@@ -236,6 +307,81 @@ fn main() {
         size, checkpoint,
         "the final checkpoint covers the whole log"
     );
+}
+
+/// A database of the bench's own on a PostgreSQL server, dropped at the end.
+struct BenchDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDatabase {
+    fn create(admin: &str) -> BenchDatabase {
+        let name = format!("cvvault_bench_{}", std::process::id());
+        let mut client = postgres::Client::connect(admin, postgres::NoTls).unwrap();
+        // Two statements: neither may run inside the implicit transaction of a batch.
+        client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+        BenchDatabase {
+            admin: admin.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// The peer's audited extracts per second: raw AES and pgp_sym_encrypt.
+struct Peer {
+    raw: f64,
+    pgp: f64,
+}
+
+/// Runs the PostgreSQL + pgcrypto peer once (it prints one summary line) and reads its
+/// audited-extract figures.
+fn run_peer() -> Option<Peer> {
+    let script = std::env::var("PEER_PG").unwrap_or_else(|_| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/bench/peer_pg.sh")
+            .display()
+            .to_string()
+    });
+    let out = Command::new("bash").arg(&script).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("peer: {}", text.trim());
+    // "... audited extracts at 64 connections: pgp_sym 1781/s, raw 3058/s"; a run whose
+    // pgbench failed (e.g. too few connections left on the server) prints no figure there.
+    let extracts = text.split("audited extracts").nth(1).unwrap_or("");
+    let pick = |label: &str| -> Option<f64> {
+        extracts
+            .split(label)
+            .nth(1)
+            .and_then(|rest| rest.trim_start().split('/').next())
+            .and_then(|n| n.trim().parse().ok())
+    };
+    match (pick("raw"), pick("pgp_sym")) {
+        (Some(raw), Some(pgp)) => Some(Peer { raw, pgp }),
+        _ => {
+            println!("peer: no audited-extract figure (is max_connections high enough for the peer's connections beside the vault's?)");
+            None
+        }
+    }
 }
 
 /// User + system CPU time of a process so far (Linux /proc; 0 elsewhere).
@@ -256,9 +402,10 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// Vault with `count` candidates, each with an open coaching assignment for `coach`.
-fn set_up(root: &Path, count: usize) -> (Vec<CandidateId>, String) {
+fn set_up(root: &Path, count: usize, database: Option<&str>) -> (Vec<CandidateId>, String) {
     let started = Instant::now();
-    let paths = Paths::under(root);
+    let mut paths = Paths::under(root);
+    paths.postgres = database.map(|url| cvvault::paths::PgTarget::parse(url).unwrap());
     Vault::init(
         &paths,
         InitOptions {
@@ -388,7 +535,7 @@ fn report(what: &str, o: &Outcome) {
 
 /// `connections` keep-alive HTTP/1.1 connections sending `path(n)` back to back for `span`.
 async fn load(
-    address: &str,
+    addresses: &[String],
     connections: usize,
     span: Duration,
     path: Arc<dyn Fn(usize) -> String + Send + Sync>,
@@ -399,7 +546,8 @@ async fn load(
     let local = tokio::task::LocalSet::new();
     let mut handles = Vec::new();
     for c in 0..connections {
-        let (address, path, token) = (address.to_owned(), path.clone(), token.clone());
+        let address = addresses[c % addresses.len()].clone();
+        let (path, token) = (path.clone(), token.clone());
         handles.push(local.spawn_local(async move {
             let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
             stream.set_nodelay(true).unwrap();

@@ -3,6 +3,11 @@
 //! number of 4 KiB blobs with the same durability settings: the storage limit of the machine.
 //! Two rounds of both; the best run of each is compared. Each phase also reports the bytes
 //! it wrote and the CPU time it used (Linux /proc).
+//!
+//! IMPORT_POSTGRES=URL (a role that may create databases): the import goes into a vault on
+//! PostgreSQL, and the reference is a plain `COPY ... FROM STDIN (FORMAT binary)` of the same
+//! profile bytes, one row each with a random 16-byte key, in one transaction (bytes written
+//! and CPU are then this process's only; the server's are not counted).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -101,22 +106,46 @@ fn main() {
     let blob: Vec<u8> = (0..mean).map(|i| (i * 7 + 13) as u8).collect();
     let mut plains = Vec::new();
     let mut imports = Vec::new();
+    let postgres = std::env::var("IMPORT_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty());
     for round in 1..=2 {
-        let db = dir.path().join(format!("plain-{round}.db"));
-        plains.push(plain_insert(&db, count, &blob));
-        remove_database(&db);
-        imports.push(import_once(
-            &dir.path().join(format!("vault-{round}")),
-            &file,
-            count,
-        ));
+        match &postgres {
+            Some(admin) => {
+                let db = fresh_database(admin, "plain");
+                plains.push(plain_copy(&db, &file));
+                let vault_db = fresh_database(admin, "vault");
+                imports.push(import_once(
+                    &dir.path().join(format!("vault-{round}")),
+                    &file,
+                    count,
+                    Some(&vault_db),
+                ));
+            }
+            None => {
+                let db = dir.path().join(format!("plain-{round}.db"));
+                plains.push(plain_insert(&db, count, &blob));
+                remove_database(&db);
+                imports.push(import_once(
+                    &dir.path().join(format!("vault-{round}")),
+                    &file,
+                    count,
+                    None,
+                ));
+            }
+        }
     }
+    let reference = if postgres.is_some() {
+        "plain COPY"
+    } else {
+        "plain insert"
+    };
 
     let rate = |secs: f64| count as f64 / secs;
     let mib = |bytes: u64| bytes as f64 / 1048576.0;
     for (round, (plain, import)) in plains.iter().zip(&imports).enumerate() {
         println!(
-            "round {}: plain insert {count} blobs in {:.2} s = {:.0} rows/s ({:.1} MiB/s); wrote {:.0} MiB, {:.2} CPU s",
+            "round {}: {reference} {count} blobs in {:.2} s = {:.0} rows/s ({:.1} MiB/s); wrote {:.0} MiB, {:.2} CPU s",
             round + 1,
             plain.secs,
             rate(plain.secs),
@@ -137,7 +166,7 @@ fn main() {
     let best = |runs: &[Phase]| runs.iter().map(|r| r.secs).fold(f64::INFINITY, f64::min);
     let (plain, import) = (best(&plains), best(&imports));
     println!(
-        "best: cvvault import {:.0} profiles/s, plain insert {:.0} rows/s; ratio (import / plain) = {:.2}  (goal >= 0.60)",
+        "best: cvvault import {:.0} profiles/s, {reference} {:.0} rows/s; ratio (import / plain) = {:.2}  (goal >= 0.60)",
         rate(import),
         rate(plain),
         rate(import) / rate(plain)
@@ -146,8 +175,14 @@ fn main() {
 
 /// `candidate import` of `file` into a new vault under `dir`, as a caseworker; the vault is
 /// closed and deleted afterwards.
-fn import_once(dir: &std::path::Path, file: &std::path::Path, count: usize) -> Phase {
-    let paths = Paths::under(dir);
+fn import_once(
+    dir: &std::path::Path,
+    file: &std::path::Path,
+    count: usize,
+    postgres: Option<&str>,
+) -> Phase {
+    let mut paths = Paths::under(dir);
+    paths.postgres = postgres.map(|url| cvvault::paths::PgTarget::parse(url).unwrap());
     Vault::init(
         &paths,
         InitOptions {
@@ -218,6 +253,46 @@ fn plain_insert(db: &std::path::Path, count: usize, blob: &[u8]) -> Phase {
             }
             tx.commit().unwrap();
         }
+    })
+}
+
+/// A new, empty PostgreSQL database named after `what` (an older one of that name dropped).
+fn fresh_database(admin: &str, what: &str) -> String {
+    let name = format!("cvvault_import_{what}");
+    let mut client = postgres::Client::connect(admin, postgres::NoTls).unwrap();
+    // Two statements: neither may run inside the implicit transaction of a batch.
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// A plain `COPY` of every line of `file` into a (random 16-byte key, bytea) table, in one
+/// transaction: the bytes the import stores, without parsing, sealing, keys or audit.
+fn plain_copy(url: &str, file: &std::path::Path) -> Phase {
+    use postgres::types::Type;
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    client
+        .batch_execute("CREATE TABLE blobs (id BYTEA PRIMARY KEY, body BYTEA NOT NULL)")
+        .unwrap();
+    let bytes = std::fs::read(file).unwrap();
+    Phase::measure(|| {
+        let mut tx = client.transaction().unwrap();
+        let sink = tx
+            .copy_in("COPY blobs (id, body) FROM STDIN (FORMAT binary)")
+            .unwrap();
+        let mut writer =
+            postgres::binary_copy::BinaryCopyInWriter::new(sink, &[Type::BYTEA, Type::BYTEA]);
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let id = uuid::Uuid::new_v4();
+            writer.write(&[&&id.as_bytes()[..], &line]).unwrap();
+        }
+        writer.finish().unwrap();
+        tx.commit().unwrap();
     })
 }
 

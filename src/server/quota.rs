@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::ids::PrincipalId;
 use crate::settings::Quota;
-use crate::store::sql::Db;
-use crate::store::Location;
+use crate::store::{Location, Readers};
 
 /// The outcome of asking for a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,14 +37,14 @@ pub struct QuotaTracker {
     shared: Option<SharedQuota>,
 }
 
-/// The quota's logs in the PostgreSQL store, shared by every node (its own connections).
+/// The quota's logs in the PostgreSQL store, shared by every node (a few connections of
+/// its own: one principal's attempts are decided one at a time anyway).
 pub struct SharedQuota {
-    location: Location,
-    idle: Mutex<Vec<Db>>,
+    pool: Readers,
 }
 
-/// Connections kept for the quota's one-statement transactions.
-const MAX_IDLE_QUOTA_CONNECTIONS: usize = 16;
+/// Most connections a node opens for the quota's one-statement transactions.
+const MAX_QUOTA_CONNECTIONS: usize = 8;
 
 impl SharedQuota {
     fn admit(
@@ -54,26 +53,14 @@ impl SharedQuota {
         window: Duration,
         limit: usize,
     ) -> crate::Result<Admission> {
-        let db = match self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
-            Some(db) => db,
-            None => {
-                let db = self.location.open()?;
-                // Attempts are counted, not kept: a crash may forget the last few.
-                db.batch("SET synchronous_commit = off")?;
-                db
-            }
-        };
-        let wait_ms = crate::store::postgres::quota_admit(
-            &db,
-            principal.as_str(),
-            i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
-            i64::try_from(limit).unwrap_or(i64::MAX),
-        )?;
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < MAX_IDLE_QUOTA_CONNECTIONS {
-                idle.push(db);
-            }
-        }
+        let wait_ms = self.pool.autocommit(|db| {
+            crate::store::postgres::quota_admit(
+                db,
+                principal.as_str(),
+                i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
+                i64::try_from(limit).unwrap_or(i64::MAX),
+            )
+        })?;
         Ok(match u64::try_from(wait_ms) {
             Ok(0) => Admission::Admit,
             Ok(ms) => Admission::Refuse {
@@ -104,8 +91,7 @@ impl QuotaTracker {
         let mut tracker = QuotaTracker::new(quota);
         if location.is_postgres() {
             tracker.shared = Some(SharedQuota {
-                location: location.clone(),
-                idle: Mutex::new(Vec::new()),
+                pool: Readers::bounded(location, MAX_QUOTA_CONNECTIONS),
             });
         }
         tracker

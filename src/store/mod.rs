@@ -628,11 +628,18 @@ fn run_group(
         return ((completions, Err(e)), false);
     }
     let mut bulk = false;
+    // Each job runs inside a savepoint of its own, named `job`: a job that fails is rolled
+    // back to it (which keeps the savepoint, for the next job), one that succeeds releases it
+    // and sets the next one in the same round trip. The commit releases the last.
+    let mut in_savepoint = false;
     for job in batch {
         let snapshot = audit.snapshot();
-        if conn.execute("SAVEPOINT job", args![]).is_err() {
-            completions.push((job(None).1, None));
-            continue;
+        if !in_savepoint {
+            if conn.batch("SAVEPOINT job").is_err() {
+                completions.push((job(None).1, None));
+                continue;
+            }
+            in_savepoint = true;
         }
         let mut ctx = WriteCtx {
             conn,
@@ -643,17 +650,15 @@ fn run_group(
         let (ok, completion) = job(Some(&mut ctx));
         bulk |= ctx.bulk && ok;
         let released = if ok {
-            conn.execute("RELEASE SAVEPOINT job", args![])
-                .map(|_| ())
+            conn.batch("RELEASE SAVEPOINT job; SAVEPOINT job")
                 .map_err(|e| e.to_string())
         } else {
             Err(String::new())
         };
         if released.is_err() {
             // The job's changes, audit entries included, are undone; the appender follows.
-            let undone = conn
-                .execute("ROLLBACK TO SAVEPOINT job", args![])
-                .and_then(|_| conn.execute("RELEASE SAVEPOINT job", args![]));
+            // (Had the release gone through and the new savepoint failed, this fails too.)
+            let undone = conn.batch("ROLLBACK TO SAVEPOINT job");
             audit.restore(snapshot);
             if let Err(e) = undone {
                 // The group can no longer be trusted: fail it whole.
@@ -696,6 +701,8 @@ const MAX_PG_READERS: usize = 32;
 /// PostgreSQL readers see a snapshot and block no one either).
 pub struct Readers {
     location: Location,
+    /// Most PostgreSQL connections this pool opens at once.
+    limit: usize,
     idle: Mutex<Vec<Db>>,
     /// PostgreSQL connections open (idle or lent), and the signal that one came back.
     open: Mutex<usize>,
@@ -705,8 +712,14 @@ pub struct Readers {
 impl Readers {
     /// A pool over the store at `location`.
     pub fn new(location: &Location) -> Readers {
+        Readers::bounded(location, MAX_PG_READERS)
+    }
+
+    /// A pool over the store at `location` that opens at most `limit` PostgreSQL connections.
+    pub fn bounded(location: &Location, limit: usize) -> Readers {
         Readers {
             location: location.clone(),
+            limit: limit.max(1),
             idle: Mutex::new(Vec::new()),
             open: Mutex::new(0),
             returned: std::sync::Condvar::new(),
@@ -726,6 +739,12 @@ impl Readers {
             ended?;
             Ok(value)
         })
+    }
+
+    /// Runs `f` with a pooled connection outside any transaction: each statement of `f`
+    /// commits on its own (for one-statement work, such as a stored function call).
+    pub fn autocommit<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+        self.with_connection(f)
     }
 
     /// `PRAGMA wal_checkpoint(TRUNCATE)` on a read connection outside any transaction: moves
@@ -755,7 +774,7 @@ impl Readers {
             if let Some(conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
                 return Ok(conn);
             }
-            if *open < MAX_PG_READERS {
+            if *open < self.limit {
                 *open += 1;
                 drop(open);
                 return self.location.open().inspect_err(|_| self.forget_one());

@@ -267,39 +267,84 @@ pub fn candidate_keys(
              FROM candidates c JOIN candidate_keys k ON k.key_id = c.key_id
              WHERE c.candidate_id = ?1",
         args![&id.as_bytes()[..]],
+        raw_candidate,
+    )?;
+    raw.map(|raw| checked_candidate(integrity, id, raw))
+        .transpose()
+}
+
+/// A sealed `control` group: its record version and ciphertext.
+pub type SealedControl = (u32, Vec<u8>);
+
+/// [`candidate_keys`] and the sealed `control` group (what policy needs) in one statement,
+/// without reading the large groups: `None` for the group when the candidate has no sealed
+/// profile (which only a damaged store shows).
+pub fn candidate_keys_and_control(
+    conn: &Db,
+    integrity: &IntegrityKey,
+    id: &CandidateId,
+) -> Result<Option<(CandidateKeys, Option<SealedControl>)>> {
+    let raw = conn.query_opt(
+        "SELECT c.key_id, c.legal_hold, c.legal_hold_reason, c.row_mac,
+                    k.kek_version, k.wrapped_dek, k.dek_commitment, c.reference_mac,
+                    s.record_version, s.control
+             FROM candidates c JOIN candidate_keys k ON k.key_id = c.key_id
+                  LEFT JOIN sealed_profiles s ON s.key_id = c.key_id
+             WHERE c.candidate_id = ?1",
+        args![&id.as_bytes()[..]],
         |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
+            let control = match (r.get::<Option<i64>>(8)?, r.get::<Option<Vec<u8>>>(9)?) {
+                (Some(version), Some(control)) => Some((version, control)),
+                _ => None,
+            };
+            Ok((raw_candidate(r)?, control))
         },
     )?;
-    raw.map(
-        |(key_id, hold, reason, mac, v, wrapped, commitment, reference)| -> Result<CandidateKeys> {
-            let row = (key_id, hold != 0, reason.as_deref(), reference.as_deref());
-            if !candidate_row_ok(integrity, id, row, mac.as_deref()) {
-                return Err(forged("candidates", id));
-            }
-            Ok(CandidateKeys {
-                dek: WrappedDek {
-                    kek_version: version_u32(v)?,
-                    wrapped,
-                    commitment,
-                },
-                legal_hold: hold != 0,
-                legal_hold_reason: reason,
-                key_slot: key_id,
-                reference_mac: reference,
-            })
+    let Some((raw, control)) = raw else {
+        return Ok(None);
+    };
+    let keys = checked_candidate(integrity, id, raw)?;
+    let control = control
+        .map(|(version, control)| Ok::<_, Error>((version_u32(version)?, control)))
+        .transpose()?;
+    Ok(Some((keys, control)))
+}
+
+fn raw_candidate(r: &Row<'_>) -> Result<RawCandidate> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+/// Checks a candidate's lifecycle row against its MAC and types its keys.
+fn checked_candidate(
+    integrity: &IntegrityKey,
+    id: &CandidateId,
+    raw: RawCandidate,
+) -> Result<CandidateKeys> {
+    let (key_id, hold, reason, mac, v, wrapped, commitment, reference) = raw;
+    let row = (key_id, hold != 0, reason.as_deref(), reference.as_deref());
+    if !candidate_row_ok(integrity, id, row, mac.as_deref()) {
+        return Err(forged("candidates", id));
+    }
+    Ok(CandidateKeys {
+        dek: WrappedDek {
+            kek_version: version_u32(v)?,
+            wrapped,
+            commitment,
         },
-    )
-    .transpose()
+        legal_hold: hold != 0,
+        legal_hold_reason: reason,
+        key_slot: key_id,
+        reference_mac: reference,
+    })
 }
 
 /// The sealed groups of the candidate a read was granted on, when policy allowed at least one
@@ -309,16 +354,6 @@ pub fn sealed_profile(conn: &Db, grant: &ReadGrant) -> Result<Option<SealedProfi
         return Err(Error::Internal("a profile was read on a grant of no group"));
     }
     sealed_row(conn, &grant.candidate_id())
-}
-
-/// Only the sealed `control` group (what policy needs), without reading the large groups.
-pub fn sealed_control(conn: &Db, id: &CandidateId) -> Result<Option<(u32, Vec<u8>)>> {
-    conn.query_opt("SELECT s.record_version, s.control FROM candidates c JOIN sealed_profiles s ON s.key_id = c.key_id
-         WHERE c.candidate_id = ?1", args![&id.as_bytes()[..]], |r| {
-        Ok((r.get::<i64>(0)?, r.get(1)?))
-    })?
-    .map(|(v, c)| Ok((version_u32(v)?, c)))
-    .transpose()
 }
 
 /// The sealed groups of the candidate an update was allowed on (a proof of
@@ -744,13 +779,18 @@ const PRINCIPAL_COLUMNS: &str =
     "principal_id, role, org_id, subject_candidate_id, disabled, row_mac";
 
 fn principal_from_row(r: &Row<'_>) -> Result<RawPrincipal> {
+    principal_at(r, 0)
+}
+
+/// The principal columns that start at column `at`.
+fn principal_at(r: &Row<'_>, at: usize) -> Result<RawPrincipal> {
     Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
+        r.get(at)?,
+        r.get(at + 1)?,
+        r.get(at + 2)?,
+        r.get(at + 3)?,
+        r.get(at + 4)?,
+        r.get(at + 5)?,
     ))
 }
 
@@ -919,15 +959,20 @@ type RawAssignment = (
 );
 
 fn assignment_from_row(r: &Row<'_>) -> Result<RawAssignment> {
+    assignment_at(r, 0)
+}
+
+/// The assignment columns that start at column `at` (without the MAC).
+fn assignment_at(r: &Row<'_>, at: usize) -> Result<RawAssignment> {
     Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
+        r.get(at)?,
+        r.get(at + 1)?,
+        r.get(at + 2)?,
+        r.get(at + 3)?,
+        r.get(at + 4)?,
+        r.get(at + 5)?,
+        r.get(at + 6)?,
+        r.get(at + 7)?,
     ))
 }
 
@@ -1176,13 +1221,22 @@ pub fn open_orgs(
     candidate: &CandidateId,
     purpose: Option<&str>,
 ) -> Result<(Vec<OrgId>, Vec<OrgId>)> {
-    let (mut coaching, mut matching) = (Vec::new(), Vec::new());
     let open = intact_assignments(
         conn,
         &format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE candidate_id = ?1 AND closed_at IS NULL"),
         integrity,
         args![&candidate.as_bytes()[..]],
     )?;
+    Ok(orgs_by_kind(open, purpose))
+}
+
+/// The organisations of `open` assignments by kind, (coaching, matching); with `purpose`,
+/// of those opened for it only.
+fn orgs_by_kind(
+    open: impl IntoIterator<Item = AssignmentRow>,
+    purpose: Option<&str>,
+) -> (Vec<OrgId>, Vec<OrgId>) {
+    let (mut coaching, mut matching) = (Vec::new(), Vec::new());
     for row in open {
         if purpose.is_some_and(|p| p != row.purpose) {
             continue;
@@ -1192,7 +1246,77 @@ pub fn open_orgs(
             AssignmentKind::Matching => matching.push(row.org_id),
         }
     }
-    Ok((coaching, matching))
+    (coaching, matching)
+}
+
+/// What a disclosure rests on, as [`disclosure_grounds`] reads it.
+pub struct DisclosureGrounds {
+    /// Organisations with an open coaching assignment for the purpose.
+    pub coaching_orgs: Vec<OrgId>,
+    /// Organisations with an open matching assignment for the purpose.
+    pub matching_orgs: Vec<OrgId>,
+    /// The principal's row; `None`: no such principal.
+    pub principal: Option<PrincipalRow>,
+}
+
+/// What a disclosure rests on, read again inside the transaction that records it, in one
+/// statement: `None` when the candidate is gone (erased); else its [`open_orgs`] for
+/// `purpose` and the row of `principal` (`None`: no such principal). The candidate's and the
+/// principal's rows failing their MACs are [`Error::Forged`]; a forged assignment grants
+/// nothing.
+pub fn disclosure_grounds(
+    conn: &Db,
+    integrity: &IntegrityKey,
+    candidate: &CandidateId,
+    purpose: &str,
+    principal: &PrincipalId,
+) -> Result<Option<DisclosureGrounds>> {
+    type Found = (
+        RawCandidate,
+        Option<RawPrincipal>,
+        Option<(RawAssignment, Option<Vec<u8>>)>,
+    );
+    let rows: Vec<Found> = conn.query_all(
+        "SELECT c.key_id, c.legal_hold, c.legal_hold_reason, c.row_mac,
+                k.kek_version, k.wrapped_dek, k.dek_commitment, c.reference_mac,
+                p.principal_id, p.role, p.org_id, p.subject_candidate_id, p.disabled, p.row_mac,
+                a.assignment_id, a.candidate_id, a.org_id, a.kind, a.purpose, a.opened_at,
+                a.closed_at, a.close_reason, a.row_mac
+         FROM candidates c JOIN candidate_keys k ON k.key_id = c.key_id
+              LEFT JOIN principals p ON p.principal_id = ?2
+              LEFT JOIN assignments a ON a.candidate_id = c.candidate_id AND a.closed_at IS NULL
+         WHERE c.candidate_id = ?1",
+        args![&candidate.as_bytes()[..], principal.as_str()],
+        |r| {
+            let principal = match r.get::<Option<String>>(8)? {
+                Some(_) => Some(principal_at(r, 8)?),
+                None => None,
+            };
+            let assignment = match r.get::<Option<Vec<u8>>>(14)? {
+                Some(_) => Some((assignment_at(r, 14)?, r.get(22)?)),
+                None => None,
+            };
+            Ok((raw_candidate(r)?, principal, assignment))
+        },
+    )?;
+    let mut rows = rows.into_iter();
+    let Some((raw, principal, first)) = rows.next() else {
+        return Ok(None);
+    };
+    checked_candidate(integrity, candidate, raw)?;
+    let principal = principal
+        .map(|raw| checked_principal(integrity, raw))
+        .transpose()?;
+    let open = first
+        .into_iter()
+        .chain(rows.filter_map(|(_, _, assignment)| assignment))
+        .filter_map(|(raw, mac)| checked_assignment(integrity, raw, mac).ok());
+    let (coaching_orgs, matching_orgs) = orgs_by_kind(open, Some(purpose));
+    Ok(Some(DisclosureGrounds {
+        coaching_orgs,
+        matching_orgs,
+        principal,
+    }))
 }
 
 /// DEKs per KEK version (shredded slots left out), by version.
@@ -1424,20 +1548,37 @@ fn checked_token(integrity: &IntegrityKey, raw: RawToken) -> Result<TokenRow> {
     }
 }
 
-/// The intact, unrevoked token with this keyed hash (a unique-index lookup), expired or not.
-/// A row that fails its MAC is [`Error::Forged`].
-pub fn token_by_hash(
+/// The intact, unrevoked token with this keyed hash and its principal's row, in one
+/// statement (one snapshot, one round trip: this runs before every authenticated request).
+/// The token's row fails its MAC: [`Error::Forged`]. Its principal: `Some(Err(Forged))`;
+/// none registered under its id: `None`.
+pub fn token_and_principal_by_hash(
     conn: &Db,
     integrity: &IntegrityKey,
     hash: &[u8; 32],
-) -> Result<Option<TokenRow>> {
-    conn.query_opt(
-        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?1 AND revoked_at IS NULL"),
+) -> Result<Option<(TokenRow, Option<Result<PrincipalRow>>)>> {
+    let found = conn.query_opt(
+        "SELECT t.token_id, t.principal_id, t.token_hash, t.created_at, t.revoked_at, t.row_mac, t.expires_at,
+                p.principal_id, p.role, p.org_id, p.subject_candidate_id, p.disabled, p.row_mac
+         FROM tokens t LEFT JOIN principals p ON p.principal_id = t.principal_id
+         WHERE t.token_hash = ?1 AND t.revoked_at IS NULL",
         args![&hash[..]],
-        token_from_row,
-    )?
-    .map(|raw| checked_token(integrity, raw))
-    .transpose()
+        |r| {
+            let principal = match r.get::<Option<String>>(7)? {
+                Some(_) => Some(principal_at(r, 7)?),
+                None => None,
+            };
+            Ok((token_from_row(r)?, principal))
+        },
+    )?;
+    let Some((token, principal)) = found else {
+        return Ok(None);
+    };
+    let token = checked_token(integrity, token)?;
+    Ok(Some((
+        token,
+        principal.map(|raw| checked_principal(integrity, raw)),
+    )))
 }
 
 /// Gives every intact token that has no expiry one at `expires_at` (schema migration 6), with

@@ -161,32 +161,54 @@ CREATE TRIGGER audit_checkpoints_append_only_truncate BEFORE TRUNCATE ON audit_c
 
 -- Extract quotas counted across nodes (policy/limits.toml [extract]): one row per admitted
 -- attempt, kept while it is in the sliding window. Not candidate data, and not durable on
--- purpose (the quota's connection commits with synchronous_commit off): a crash forgets at
+-- purpose (its transactions commit with synchronous_commit off): a crash forgets at
 -- most the last moment's attempts, as a restart of a single node forgets them all.
 CREATE TABLE quota_attempts (
     principal_id TEXT   NOT NULL,
     at_ms        BIGINT NOT NULL
 );
 CREATE INDEX quota_attempts_by_principal ON quota_attempts (principal_id, at_ms);
+-- How many of a principal's attempts quota_attempts holds: the count is kept, not counted,
+-- so that admitting an attempt costs the same with ten attempts in the window as with a
+-- million. The row is also the lock that orders one principal's attempts across nodes.
+CREATE TABLE quota_counts (
+    principal_id TEXT   PRIMARY KEY,
+    used         BIGINT NOT NULL CHECK (used >= 0)
+);
 
 -- Admits one attempt of `principal` if fewer than `lim` were admitted in the last `window_ms`
 -- milliseconds (by the server's clock, the same for every node) and returns 0; otherwise
 -- returns the milliseconds until the oldest leaves the window. One principal's attempts are
--- decided one at a time (a transaction-scoped advisory lock), whichever node they reach.
+-- decided one at a time (its quota_counts row, locked), whichever node they reach.
 CREATE FUNCTION cvvault_quota_admit(principal TEXT, window_ms BIGINT, lim BIGINT)
 RETURNS BIGINT LANGUAGE plpgsql AS $$
 DECLARE
-    now_ms BIGINT := (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT;
-    used   BIGINT;
-    oldest BIGINT;
+    now_ms  BIGINT := (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT;
+    v_used    BIGINT;
+    v_expired BIGINT;
+    v_oldest  BIGINT;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('cvvault/quota/' || principal, 0));
+    -- Attempts are counted, not kept: this transaction does not wait for its WAL to reach
+    -- disk (a crash may forget the last moment's attempts).
+    PERFORM set_config('synchronous_commit', 'off', true);
+    SELECT c.used INTO v_used FROM quota_counts c WHERE c.principal_id = principal FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO quota_counts (principal_id, used) VALUES (principal, 0)
+            ON CONFLICT (principal_id) DO NOTHING;
+        SELECT c.used INTO v_used FROM quota_counts c WHERE c.principal_id = principal FOR UPDATE;
+    END IF;
     DELETE FROM quota_attempts q WHERE q.principal_id = principal AND q.at_ms <= now_ms - window_ms;
-    SELECT count(*), min(q.at_ms) INTO used, oldest FROM quota_attempts q WHERE q.principal_id = principal;
-    IF used < lim THEN
+    GET DIAGNOSTICS v_expired = ROW_COUNT;
+    v_used := v_used - v_expired;
+    IF v_used < lim THEN
         INSERT INTO quota_attempts (principal_id, at_ms) VALUES (principal, now_ms);
+        UPDATE quota_counts c SET used = v_used + 1 WHERE c.principal_id = principal;
         RETURN 0;
     END IF;
-    RETURN greatest(oldest + window_ms - now_ms, 1);
+    IF v_expired > 0 THEN
+        UPDATE quota_counts c SET used = v_used WHERE c.principal_id = principal;
+    END IF;
+    SELECT min(q.at_ms) INTO v_oldest FROM quota_attempts q WHERE q.principal_id = principal;
+    RETURN greatest(v_oldest + window_ms - now_ms, 1);
 END
 $$;

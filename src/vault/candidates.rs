@@ -771,18 +771,26 @@ impl Vault {
         let (policy, who, why) = (self.policy.clone(), principal.clone(), purpose.clone());
         let expected = allowed.clone();
         let written = self.writer.write(move |ctx| {
-            // The candidate may have been erased since it was read: then nothing is released.
-            if rows::candidate_keys(ctx.conn, ctx.integrity, &id)?.is_none() {
-                return Err(Error::NotFound { what: "candidate" });
-            }
             // The decision was made on a read snapshot. Inside the transaction that records
-            // the disclosure, the facts it rests on are read again: an assignment closed (or
-            // the principal disabled) a moment ago is no longer a ground for it.
-            let (coaching_orgs, matching_orgs) =
-                rows::open_orgs(ctx.conn, ctx.integrity, &id, Some(why.as_str()))?;
-            let enabled = who.role == crate::vocabulary::Role::System
-                || rows::principal(ctx.conn, ctx.integrity, &who.principal_id)?
-                    .is_some_and(|row| !row.disabled);
+            // the disclosure, the facts it rests on are read again (in one statement): a
+            // candidate erased, an assignment closed or the principal disabled a moment ago is
+            // no longer a ground for it.
+            let Some(rows::DisclosureGrounds {
+                coaching_orgs,
+                matching_orgs,
+                principal: row,
+            }) = rows::disclosure_grounds(
+                ctx.conn,
+                ctx.integrity,
+                &id,
+                why.as_str(),
+                &who.principal_id,
+            )?
+            else {
+                return Err(Error::NotFound { what: "candidate" });
+            };
+            let enabled =
+                who.role == crate::vocabulary::Role::System || row.is_some_and(|row| !row.disabled);
             let still =
                 if coaching_orgs == facts.coaching_orgs && matching_orgs == facts.matching_orgs {
                     expected.clone()

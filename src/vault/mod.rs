@@ -750,10 +750,11 @@ impl Vault {
         id: &CandidateId,
         purpose: Option<&Purpose>,
     ) -> Result<Option<(CandidateFacts, Dek)>> {
-        let Some(keys) = rows::candidate_keys(conn, &self.integrity, id)? else {
+        let Some((keys, control)) = rows::candidate_keys_and_control(conn, &self.integrity, id)?
+        else {
             return Ok(None);
         };
-        let Some((version, sealed_control)) = rows::sealed_control(conn, id)? else {
+        let Some((version, sealed_control)) = control else {
             return Err(Error::Corrupt {
                 what: "a candidate has keys but no sealed profile",
             });

@@ -259,28 +259,25 @@ impl Vault {
             return Err(Error::Unauthenticated);
         };
         let hash = self.integrity().token_hash(token);
-        // One read: the token and its principal.
-        let found =
-            self.readers().read(
-                |conn| match rows::token_by_hash(conn, self.integrity(), &hash) {
-                    Ok(Some(token)) if token.expired(self.now()) => Err(Error::TokenExpired {
-                        token_id: token.token_id,
-                        expired_at: token
-                            .expires_at
-                            .map(crate::clock::rfc3339)
-                            .unwrap_or_else(|| "its issue".into()),
-                    }),
-                    Ok(Some(token)) => {
-                        match rows::principal(conn, self.integrity(), &token.principal_id) {
-                            Ok(row) => Ok(Some((token.token_id, row))),
-                            Err(Error::Forged { .. }) => Ok(None),
-                            Err(e) => Err(e),
-                        }
-                    }
-                    Ok(None) | Err(Error::Forged { .. }) => Ok(None),
+        // One statement: the token and its principal.
+        let found = self.readers().autocommit(|conn| {
+            match rows::token_and_principal_by_hash(conn, self.integrity(), &hash) {
+                Ok(Some((token, _))) if token.expired(self.now()) => Err(Error::TokenExpired {
+                    token_id: token.token_id,
+                    expired_at: token
+                        .expires_at
+                        .map(crate::clock::rfc3339)
+                        .unwrap_or_else(|| "its issue".into()),
+                }),
+                Ok(Some((token, principal))) => match principal.transpose() {
+                    Ok(row) => Ok(Some((token.token_id, row))),
+                    Err(Error::Forged { .. }) => Ok(None),
                     Err(e) => Err(e),
                 },
-            );
+                Ok(None) | Err(Error::Forged { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
         let found = match found {
             Err(Error::TokenExpired {
                 token_id,
