@@ -228,3 +228,48 @@ fn a_sqlite_vault_moves_into_postgresql_and_the_copy_is_proved() {
     let out = sqlite(&["--json", "audit", "verify", "--as", "dpo"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn the_shared_quota_counts_each_admitted_attempt_once_and_forgets_those_that_left_the_window() {
+    if !common::on_postgres() {
+        eprintln!("needs PostgreSQL: set CVVAULT_TEST_POSTGRES (.ci/run does)");
+        return;
+    }
+    let f = Fixture::new();
+    let mut c = raw(&f.pg.as_ref().unwrap().url);
+    let mut admit = |who: &str, window_ms: i64, limit: i64| -> i64 {
+        c.query_one(
+            "SELECT cvvault_quota_admit($1, $2, $3)",
+            &[&who, &window_ms, &limit],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let hour = 3_600_000;
+    for _ in 0..3 {
+        assert_eq!(admit("emp", hour, 3), 0, "admitted");
+    }
+    // The fourth waits until the oldest attempt leaves the window; refusals are not counted.
+    for _ in 0..2 {
+        let wait = admit("emp", hour, 3);
+        assert!((1..=hour).contains(&wait), "refused for {wait} ms");
+    }
+    // Another principal has a window of its own.
+    assert_eq!(admit("other", hour, 3), 0);
+    // A window of 0 ms: every earlier attempt has left it, and the kept count follows.
+    for _ in 0..4 {
+        assert_eq!(admit("emp", 0, 1), 0);
+    }
+    let mut counted = |who: &str| -> (i64, i64) {
+        let row = c
+            .query_one(
+                "SELECT (SELECT used FROM quota_counts WHERE principal_id = $1),
+                        (SELECT count(*) FROM quota_attempts WHERE principal_id = $1)",
+                &[&who],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(counted("emp"), (1, 1), "the count is the attempts kept");
+    assert_eq!(counted("other"), (1, 1));
+}

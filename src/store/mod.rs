@@ -539,22 +539,7 @@ fn writer_loop(
     checkpoint: mpsc::SyncSender<()>,
 ) {
     while let Ok(first) = receiver.recv() {
-        if let (true, Some(location)) = (conn.is_broken(), &reconnect) {
-            match location.open() {
-                Ok(fresh) => {
-                    conn = fresh;
-                    tracing::warn!(db = %name, "the writer's connection was lost and is made again");
-                    // Whatever the lost connection's last group did, the log says what
-                    // committed: the appender starts from there.
-                    if let Err(e) = audit.reload(&conn) {
-                        tracing::error!(error = %e, "audit state could not be reloaded");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(db = %name, error = %e, "the writer cannot reach the database; this group fails")
-                }
-            }
-        }
+        reconnect_if_broken(&mut conn, &mut audit, &name, reconnect.as_ref());
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
             match receiver.try_recv() {
@@ -562,7 +547,19 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let (completions, bulk) = run_group(&conn, &mut audit, integrity, batch);
+        // INVARIANT: the appender's tree edge matches the log before any job appends; another
+        // process (or node) may have appended since our last group: `sync` takes the head (on
+        // SQLite the transaction holds the write lock already) and reloads the edge.
+        let begin =
+            |conn: &Db, audit: &mut Appender| conn.begin_write().and_then(|()| audit.sync(conn));
+        let mut begun = begin(&conn, &mut audit);
+        if begun.is_err() && conn.is_broken() && reconnect.is_some() {
+            // The server closed the connection since the last group (a restart, a failover):
+            // no job has run yet, so the group begins again on a new connection.
+            reconnect_if_broken(&mut conn, &mut audit, &name, reconnect.as_ref());
+            begun = begin(&conn, &mut audit);
+        }
+        let (completions, bulk) = run_group(&conn, &mut audit, integrity, batch, begun);
         let outcome = match completions.1 {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -580,6 +577,33 @@ fn writer_loop(
         for (completion, failed) in completions.0 {
             // A job whose savepoint could not be released must not be told it succeeded.
             completion(failed.map_or_else(|| outcome.clone(), Err));
+        }
+    }
+}
+
+/// Replaces the writer's connection with a new one when the server closed it (PostgreSQL: a
+/// restart or failover), and reloads the trail's edge from what committed.
+fn reconnect_if_broken(
+    conn: &mut Db,
+    audit: &mut Appender,
+    name: &str,
+    reconnect: Option<&Location>,
+) {
+    let (true, Some(location)) = (conn.is_broken(), reconnect) else {
+        return;
+    };
+    match location.open() {
+        Ok(fresh) => {
+            *conn = fresh;
+            tracing::warn!(db = %name, "the writer's connection was lost and is made again");
+            // Whatever the lost connection's last group did, the log says what committed:
+            // the appender starts from there.
+            if let Err(e) = audit.reload(conn) {
+                tracing::error!(error = %e, "audit state could not be reloaded");
+            }
+        }
+        Err(e) => {
+            tracing::error!(db = %name, error = %e, "the writer cannot reach the database; this group fails")
         }
     }
 }
@@ -608,17 +632,17 @@ fn checkpoint_loop(conn: &Connection, ticks: &mpsc::Receiver<()>, path: &Path) {
 /// The jobs' completions with the group's outcome, and whether a job was a bulk write.
 type GroupResult = ((Vec<(Completion, Option<String>)>, Result<()>), bool);
 
+/// Runs the jobs of a group in the write transaction `begun` says was begun (and the
+/// appender synced), then commits.
 fn run_group(
     conn: &Db,
     audit: &mut Appender,
     integrity: &IntegrityKey,
     batch: Vec<Job>,
+    begun: Result<()>,
 ) -> GroupResult {
     let mut completions = Vec::with_capacity(batch.len());
-    // INVARIANT: the appender's tree edge matches the log before any job appends; another
-    // process (or node) may have appended since our last group: `sync` takes the head (on
-    // SQLite the transaction holds the write lock already) and reloads the edge.
-    if let Err(e) = conn.begin_write().and_then(|()| audit.sync(conn)) {
+    if let Err(e) = begun {
         if conn.in_transaction() {
             let _ = conn.rollback();
         }
@@ -729,7 +753,10 @@ impl Readers {
     /// Runs `f` with a read connection, in one read transaction: every statement of `f` sees
     /// the same snapshot (on SQLite, the connection's page cache is also revalidated against
     /// the WAL once per call rather than once per statement).
-    pub fn read<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+    ///
+    /// `f` may run twice: again on a new connection when the pooled one turned out to be
+    /// closed by the server (nothing was read on it).
+    pub fn read<T>(&self, mut f: impl FnMut(&Db) -> Result<T>) -> Result<T> {
         self.with_connection(|conn| {
             conn.begin_read()?;
             let result = f(conn);
@@ -742,8 +769,9 @@ impl Readers {
     }
 
     /// Runs `f` with a pooled connection outside any transaction: each statement of `f`
-    /// commits on its own (for one-statement work, such as a stored function call).
-    pub fn autocommit<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+    /// commits on its own (for one-statement work, such as a stored function call). Like
+    /// [`Readers::read`], `f` runs again on a new connection when the pooled one was closed.
+    pub fn autocommit<T>(&self, f: impl FnMut(&Db) -> Result<T>) -> Result<T> {
         self.with_connection(f)
     }
 
@@ -794,9 +822,27 @@ impl Readers {
         self.returned.notify_one();
     }
 
-    fn with_connection<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+    fn with_connection<T>(&self, mut f: impl FnMut(&Db) -> Result<T>) -> Result<T> {
         let conn = self.take()?;
         let result = f(&conn);
+        if result.is_err() && conn.is_broken() {
+            // The server closed it (a restart, a failover, an administrator), and with it,
+            // most likely, every connection kept idle: they are dropped, and `f`, which
+            // could not run on a closed connection, runs once more on a new one.
+            tracing::warn!(db = %self.location, "a pooled connection was closed by the server; the pool connects again");
+            self.give_back(conn);
+            self.drop_idle();
+            let conn = self.take()?;
+            let result = f(&conn);
+            self.give_back(conn);
+            return result;
+        }
+        self.give_back(conn);
+        result
+    }
+
+    /// Keeps `conn` for the next call, unless it is in a transaction or closed.
+    fn give_back(&self, conn: Db) {
         // INVARIANT: only a connection outside any transaction goes back to the pool.
         let reusable = !conn.in_transaction() && !conn.is_broken();
         let kept = reusable
@@ -815,7 +861,20 @@ impl Readers {
                 self.forget_one();
             }
         }
-        result
+    }
+
+    /// Drops every idle connection.
+    fn drop_idle(&self) {
+        let dropped = self
+            .idle
+            .lock()
+            .map(|mut idle| std::mem::take(&mut *idle))
+            .unwrap_or_default();
+        if self.location.is_postgres() {
+            for _ in &dropped {
+                self.forget_one();
+            }
+        }
     }
 }
 
@@ -1150,6 +1209,98 @@ mod tests {
             3,
             "entries in the first, second and fifth bucket"
         );
+    }
+
+    #[test]
+    fn a_job_that_fails_inside_a_group_is_undone_alone_and_the_trail_has_no_gap() {
+        // Each job's savepoint is set in the round trip that releases the one before, and a
+        // failed job is rolled back to its savepoint, which the next job then uses.
+        use crate::audit::entry::Outcome;
+        use crate::audit::log::{Actor, Pseudonymizer, Record};
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::Sqlite(dir.path().join("vault.db"));
+        location.create().unwrap();
+        let conn = location.open_migrated(Some(&test_key())).unwrap();
+        let integrity = test_key();
+        let mut audit = Appender::load(
+            &conn,
+            Pseudonymizer::new(&[7; 32]),
+            Arc::new(test_key()),
+            [0; 32],
+            Arc::new(crate::clock::SystemClock),
+        )
+        .unwrap();
+        let told: Arc<Mutex<Vec<(&'static str, bool)>>> = Arc::default();
+        let job = |name: &'static str, fails: bool| -> Job {
+            let told = told.clone();
+            Box::new(move |ctx: Option<&mut WriteCtx<'_>>| {
+                let ctx = ctx.expect("the group's transaction began");
+                ctx.conn
+                    .execute(
+                        "INSERT INTO vault_meta (key, value) VALUES (?1, 'written')",
+                        args![name],
+                    )
+                    .unwrap();
+                let actor = Actor {
+                    id: "operator".into(),
+                    role: "operator".into(),
+                    org: None,
+                };
+                let record = Record::new("test", &actor, Outcome::Allow, name);
+                ctx.audit.append(ctx.conn, record).unwrap();
+                let completion: Completion =
+                    Box::new(move |outcome| told.lock().unwrap().push((name, outcome.is_ok())));
+                (!fails, completion)
+            })
+        };
+        let group = |jobs: Vec<Job>, audit: &mut Appender| {
+            let begun = conn.begin_write().and_then(|()| audit.sync(&conn));
+            let ((completions, result), _) = run_group(&conn, audit, &integrity, jobs, begun);
+            result.unwrap();
+            for (completion, failed) in completions {
+                assert_eq!(failed, None, "no savepoint failed");
+                completion(Ok(()));
+            }
+        };
+        group(
+            vec![
+                job("first", false),
+                job("fails", true),
+                job("third", false),
+                job("last-fails", true),
+            ],
+            &mut audit,
+        );
+        let written = |key: &str| {
+            conn.query_opt(
+                "SELECT value FROM vault_meta WHERE key = ?1",
+                args![key],
+                |r| r.get::<String>(0),
+            )
+            .unwrap()
+            .is_some()
+        };
+        assert!(written("first") && written("third"));
+        assert!(!written("fails") && !written("last-fails"), "undone");
+        let entries = |conn: &Db| -> Vec<i64> {
+            conn.query_all(
+                "SELECT entry_index FROM audit_entries ORDER BY entry_index",
+                args![],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            entries(&conn),
+            vec![0, 1],
+            "the failed jobs' entries are gone, no gap"
+        );
+        // The appender followed: its edge matches the entries, and the next group goes on.
+        audit.reload(&conn).unwrap();
+        group(vec![job("next", false)], &mut audit);
+        assert_eq!(entries(&conn), vec![0, 1, 2]);
+        assert!(written("next"));
+        assert_eq!(told.lock().unwrap().len(), 5, "every job was told");
     }
 
     #[test]

@@ -311,16 +311,7 @@ pub fn candidate_keys_and_control(
 }
 
 fn raw_candidate(r: &Row<'_>) -> Result<RawCandidate> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
+    r.columns(0)
 }
 
 /// Checks a candidate's lifecycle row against its MAC and types its keys.
@@ -784,14 +775,7 @@ fn principal_from_row(r: &Row<'_>) -> Result<RawPrincipal> {
 
 /// The principal columns that start at column `at`.
 fn principal_at(r: &Row<'_>, at: usize) -> Result<RawPrincipal> {
-    Ok((
-        r.get(at)?,
-        r.get(at + 1)?,
-        r.get(at + 2)?,
-        r.get(at + 3)?,
-        r.get(at + 4)?,
-        r.get(at + 5)?,
-    ))
+    r.columns(at)
 }
 
 /// Parses a principal row and checks its MAC: `Ok(None)` for a row that fails it (or does
@@ -964,16 +948,7 @@ fn assignment_from_row(r: &Row<'_>) -> Result<RawAssignment> {
 
 /// The assignment columns that start at column `at` (without the MAC).
 fn assignment_at(r: &Row<'_>, at: usize) -> Result<RawAssignment> {
-    Ok((
-        r.get(at)?,
-        r.get(at + 1)?,
-        r.get(at + 2)?,
-        r.get(at + 3)?,
-        r.get(at + 4)?,
-        r.get(at + 5)?,
-        r.get(at + 6)?,
-        r.get(at + 7)?,
-    ))
+    r.columns(at)
 }
 
 /// What an assignment's MAC covers: every column that decides what it grants.
@@ -1516,15 +1491,7 @@ const TOKEN_COLUMNS: &str =
     "token_id, principal_id, token_hash, created_at, revoked_at, row_mac, expires_at";
 
 fn token_from_row(r: &Row<'_>) -> Result<RawToken> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+    r.columns(0)
 }
 
 fn checked_token(integrity: &IntegrityKey, raw: RawToken) -> Result<TokenRow> {

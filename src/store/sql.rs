@@ -206,7 +206,33 @@ impl<'r> Row<'r> {
     pub fn get<T: FromStored<'r>>(&self, index: usize) -> Result<T> {
         T::from_stored(self.stored(index)?).ok_or_else(wrong_type)
     }
+
+    /// The columns from `at` on as a tuple: `row.columns::<(i64, String)>(3)` reads columns
+    /// 3 and 4 (a row type that starts after another's columns in a join).
+    pub fn columns<T: Columns<'r>>(&self, at: usize) -> Result<T> {
+        T::read(self, at)
+    }
 }
+
+/// A tuple of stored values read from consecutive columns ([`Row::columns`]).
+pub trait Columns<'r>: Sized {
+    /// Reads the tuple from columns `at`, `at + 1`, ...
+    fn read(row: &Row<'r>, at: usize) -> Result<Self>;
+}
+
+macro_rules! tuple_columns {
+    ($($t:ident $i:tt),+) => {
+        impl<'r, $($t: FromStored<'r>),+> Columns<'r> for ($($t,)+) {
+            fn read(row: &Row<'r>, at: usize) -> Result<Self> {
+                Ok(($(row.get::<$t>(at + $i)?,)+))
+            }
+        }
+    };
+}
+
+tuple_columns!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_columns!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_columns!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
 
 fn pg_stored<'r>(row: &'r postgres::Row, index: usize) -> Result<Stored<'r>> {
     use postgres::types::Type;
