@@ -254,6 +254,11 @@ fn the_shared_quota_counts_each_admitted_attempt_once_and_forgets_those_that_lef
         let wait = admit("emp", hour, 3);
         assert!((1..=hour).contains(&wait), "refused for {wait} ms");
     }
+    // An operator resets the quota by deleting the principal's attempts: the count follows.
+    raw(&f.pg.as_ref().unwrap().url)
+        .execute("DELETE FROM quota_attempts WHERE principal_id = 'emp'", &[])
+        .unwrap();
+    assert_eq!(admit("emp", hour, 3), 0, "admitted again after the reset");
     // Another principal has a window of its own.
     assert_eq!(admit("other", hour, 3), 0);
     // A window of 0 ms: every earlier attempt has left it, and the kept count follows.

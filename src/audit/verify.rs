@@ -26,7 +26,6 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 const CHUNK: usize = 8_192;
 
 /// A checkpoint to check, and where it came from (for messages).
-#[derive(Clone)]
 pub struct CheckpointSource {
     /// `database` or a file path.
     pub source: String,

@@ -752,27 +752,65 @@ impl Readers {
 
     /// Runs `f` with a read connection, in one read transaction: every statement of `f` sees
     /// the same snapshot (on SQLite, the connection's page cache is also revalidated against
-    /// the WAL once per call rather than once per statement).
-    ///
-    /// `f` may run twice: again on a new connection when the pooled one turned out to be
-    /// closed by the server (nothing was read on it).
-    pub fn read<T>(&self, mut f: impl FnMut(&Db) -> Result<T>) -> Result<T> {
-        self.with_connection(|conn| {
-            conn.begin_read()?;
-            let result = f(conn);
-            // A read transaction changes nothing: ending it cannot lose work.
-            let ended = conn.commit();
-            let value = result?;
-            ended?;
-            Ok(value)
-        })
+    /// the WAL once per call rather than once per statement). A pooled connection the server
+    /// closed (a restart, a failover) is found when the transaction begins, before `f` runs:
+    /// the pool then connects again, and `f` runs once, on the new connection.
+    pub fn read<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+        let conn = self.take_begun()?;
+        let result = f(&conn);
+        // A read transaction changes nothing: ending it cannot lose work.
+        let ended = conn.commit();
+        self.give_back(conn);
+        let value = result?;
+        ended?;
+        Ok(value)
     }
 
     /// Runs `f` with a pooled connection outside any transaction: each statement of `f`
-    /// commits on its own (for one-statement work, such as a stored function call). Like
-    /// [`Readers::read`], `f` runs again on a new connection when the pooled one was closed.
-    pub fn autocommit<T>(&self, f: impl FnMut(&Db) -> Result<T>) -> Result<T> {
-        self.with_connection(f)
+    /// commits on its own. When `f` fails on a connection the server closed, it runs once
+    /// more on a new one: it must be one statement whose repetition is harmless (a read; or
+    /// the quota's count, which at worst counts an attempt twice: stricter, not looser).
+    pub fn autocommit<T>(&self, mut f: impl FnMut(&Db) -> Result<T>) -> Result<T> {
+        let conn = self.take()?;
+        let result = f(&conn);
+        if result.is_err() && conn.is_broken() {
+            self.reconnecting(conn);
+            let conn = self.take()?;
+            let result = f(&conn);
+            self.give_back(conn);
+            return result;
+        }
+        self.give_back(conn);
+        result
+    }
+
+    /// A connection inside a new read transaction; one the server closed is replaced once.
+    fn take_begun(&self) -> Result<Db> {
+        let conn = self.take()?;
+        match conn.begin_read() {
+            Ok(()) => return Ok(conn),
+            Err(e) if !conn.is_broken() => {
+                self.give_back(conn);
+                return Err(e);
+            }
+            Err(_) => self.reconnecting(conn),
+        }
+        let conn = self.take()?;
+        match conn.begin_read() {
+            Ok(()) => Ok(conn),
+            Err(e) => {
+                self.give_back(conn);
+                Err(e)
+            }
+        }
+    }
+
+    /// `closed` was closed by the server, and with it, most likely, every connection kept
+    /// idle: they are all dropped, and the next call connects again.
+    fn reconnecting(&self, closed: Db) {
+        tracing::warn!(db = %self.location, "a pooled connection was closed by the server; the pool connects again");
+        self.give_back(closed);
+        self.drop_idle();
     }
 
     /// `PRAGMA wal_checkpoint(TRUNCATE)` on a read connection outside any transaction: moves
@@ -822,21 +860,9 @@ impl Readers {
         self.returned.notify_one();
     }
 
-    fn with_connection<T>(&self, mut f: impl FnMut(&Db) -> Result<T>) -> Result<T> {
+    fn with_connection<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
         let conn = self.take()?;
         let result = f(&conn);
-        if result.is_err() && conn.is_broken() {
-            // The server closed it (a restart, a failover, an administrator), and with it,
-            // most likely, every connection kept idle: they are dropped, and `f`, which
-            // could not run on a closed connection, runs once more on a new one.
-            tracing::warn!(db = %self.location, "a pooled connection was closed by the server; the pool connects again");
-            self.give_back(conn);
-            self.drop_idle();
-            let conn = self.take()?;
-            let result = f(&conn);
-            self.give_back(conn);
-            return result;
-        }
         self.give_back(conn);
         result
     }

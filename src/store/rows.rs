@@ -1221,6 +1221,10 @@ fn orgs_by_kind(
             AssignmentKind::Matching => matching.push(row.org_id),
         }
     }
+    // In one order whichever query read them, so that two reads of the same facts compare
+    // equal (the extract's second read then needs no second decision).
+    coaching.sort_unstable();
+    matching.sort_unstable();
     (coaching, matching)
 }
 

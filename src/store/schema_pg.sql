@@ -183,7 +183,7 @@ CREATE TABLE quota_counts (
 CREATE FUNCTION cvvault_quota_admit(principal TEXT, window_ms BIGINT, lim BIGINT)
 RETURNS BIGINT LANGUAGE plpgsql AS $$
 DECLARE
-    now_ms  BIGINT := (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT;
+    now_ms    BIGINT;
     v_used    BIGINT;
     v_expired BIGINT;
     v_oldest  BIGINT;
@@ -197,6 +197,8 @@ BEGIN
             ON CONFLICT (principal_id) DO NOTHING;
         SELECT c.used INTO v_used FROM quota_counts c WHERE c.principal_id = principal FOR UPDATE;
     END IF;
+    -- The time once the row is held: an attempt that waited for it is decided on its own time.
+    now_ms := (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT;
     DELETE FROM quota_attempts q WHERE q.principal_id = principal AND q.at_ms <= now_ms - window_ms;
     GET DIAGNOSTICS v_expired = ROW_COUNT;
     v_used := v_used - v_expired;
@@ -209,6 +211,13 @@ BEGIN
         UPDATE quota_counts c SET used = v_used WHERE c.principal_id = principal;
     END IF;
     SELECT min(q.at_ms) INTO v_oldest FROM quota_attempts q WHERE q.principal_id = principal;
-    RETURN greatest(v_oldest + window_ms - now_ms, 1);
+    IF v_oldest IS NULL AND lim > 0 THEN
+        -- No attempt kept, yet counted: its rows were deleted outside this function (an
+        -- operator resetting the principal's quota). The count starts again from them.
+        INSERT INTO quota_attempts (principal_id, at_ms) VALUES (principal, now_ms);
+        UPDATE quota_counts c SET used = 1 WHERE c.principal_id = principal;
+        RETURN 0;
+    END IF;
+    RETURN greatest(coalesce(v_oldest + window_ms - now_ms, window_ms), 1);
 END
 $$;

@@ -217,7 +217,7 @@ impl Vault {
             .readers
             .read(|conn| {
                 let mut sources = verify::stored_checkpoints(conn)?;
-                sources.extend(extra.iter().cloned());
+                sources.extend(extra);
                 verify::verify(conn, &verifier, Some(self.pseudonyms()), &sources, progress)
             })
             .inspect_err(|_| self.mark_trail_failed())?;
