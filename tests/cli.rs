@@ -25,18 +25,15 @@ fn code(out: &std::process::Output) -> i32 {
 }
 
 fn setup_principals(root: &Path) {
-    for (id, role, org) in [
-        ("cw", "caseworker", "agency"),
-        ("emp", "employer", "emp-org"),
-        ("coach", "provider", "coach-org"),
-        ("dpo", "dpo", "agency"),
-    ] {
-        let out = cvvault(
-            root,
-            &["principal", "add", id, "--role", role, "--org", org],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
+    common::add_principals(
+        root,
+        &[
+            ("cw", "caseworker", "agency"),
+            ("emp", "employer", "emp-org"),
+            ("coach", "provider", "coach-org"),
+            ("dpo", "dpo", "agency"),
+        ],
+    );
 }
 
 fn add_candidate(root: &Path, doc: &str) -> String {

@@ -36,16 +36,13 @@ impl Drop for Server {
 fn vault(root: &Path) {
     let out = cvvault(root, &["init"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    for (id, role, org) in [
-        ("cw", "caseworker", "agency"),
-        ("emp", "employer", "emp-org"),
-    ] {
-        let out = cvvault(
-            root,
-            &["principal", "add", id, "--role", role, "--org", org],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
+    common::add_principals(
+        root,
+        &[
+            ("cw", "caseworker", "agency"),
+            ("emp", "employer", "emp-org"),
+        ],
+    );
 }
 
 fn serve(root: &Path, args: &[&str], scheme: &str) -> Server {
@@ -69,9 +66,7 @@ fn serve(root: &Path, args: &[&str], scheme: &str) -> Server {
 }
 
 fn token(root: &Path, principal: &str) -> String {
-    let out = cvvault(root, &["token", "issue", "--principal", principal]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    common::issue_token(root, principal)
 }
 
 /// One HTTP/1.1 request on `stream` (closing the connection after it); the whole response.

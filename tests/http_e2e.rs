@@ -71,12 +71,7 @@ fn start(root: &Path) -> (Server, std::thread::JoinHandle<String>) {
 }
 
 fn token(root: &Path, principal: &str) -> String {
-    let out = cvvault(root, &["token", "issue", "--principal", principal]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token = stdout(&out).trim().to_owned();
-    assert!(token.starts_with("cvv_"), "{token}");
-    assert!(stderr(&out).contains("shown only now"));
-    token
+    common::issue_token(root, principal)
 }
 
 #[test]
@@ -85,18 +80,15 @@ fn the_real_binary_serves_the_lifecycle_and_signs_a_final_checkpoint_on_sigterm(
     let root = dir.path();
     let out = cvvault(root, &["init"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    for (id, role, org) in [
-        ("cw", "caseworker", "agency"),
-        ("emp", "employer", "emp-org"),
-        ("emp2", "employer", "emp2-org"),
-        ("dpo", "dpo", "agency"),
-    ] {
-        let out = cvvault(
-            root,
-            &["principal", "add", id, "--role", role, "--org", org],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
+    common::add_principals(
+        root,
+        &[
+            ("cw", "caseworker", "agency"),
+            ("emp", "employer", "emp-org"),
+            ("emp2", "employer", "emp2-org"),
+            ("dpo", "dpo", "agency"),
+        ],
+    );
     let (cw, emp, emp2, dpo) = (
         token(root, "cw"),
         token(root, "emp"),

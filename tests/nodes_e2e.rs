@@ -99,18 +99,15 @@ fn setup(quota: u32) -> Option<Setup> {
     let root = dir.path();
     let out = cvvault(root, &["init"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    for (id, role, org) in [
-        ("cw", "caseworker", "agency"),
-        ("emp", "employer", "emp-org"),
-        ("emp2", "employer", "emp2-org"),
-        ("dpo", "dpo", "agency"),
-    ] {
-        let out = cvvault(
-            root,
-            &["principal", "add", id, "--role", role, "--org", org],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
+    common::add_principals(
+        root,
+        &[
+            ("cw", "caseworker", "agency"),
+            ("emp", "employer", "emp-org"),
+            ("emp2", "employer", "emp2-org"),
+            ("dpo", "dpo", "agency"),
+        ],
+    );
     let limits = root.join("policy/limits.toml");
     let text = std::fs::read_to_string(&limits).unwrap();
     std::fs::write(
@@ -118,11 +115,7 @@ fn setup(quota: u32) -> Option<Setup> {
         text.replace("extracts = 100", &format!("extracts = {quota}")),
     )
     .unwrap();
-    let token = |principal: &str| {
-        let out = cvvault(root, &["token", "issue", "--principal", principal]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        stdout(&out).trim().to_owned()
-    };
+    let token = |principal: &str| common::issue_token(root, principal);
     Some(Setup {
         cw: token("cw"),
         emp: token("emp"),
