@@ -12,26 +12,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{cvvault, stderr};
-
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn vault(root: &Path) {
     let out = cvvault(root, &["init"]);
@@ -45,24 +32,8 @@ fn vault(root: &Path) {
     );
 }
 
-fn serve(root: &Path, args: &[&str], scheme: &str) -> Server {
-    let mut child = common::vault_command(root)
-        .arg("serve")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let address = first
-        .trim()
-        .strip_prefix(&format!("listening on {scheme}://"))
-        .unwrap_or_else(|| panic!("first line: {first:?}"))
-        .to_owned();
-    Server { child, address }
+fn serve(root: &Path, args: &[&str], scheme: &str) -> common::Served {
+    common::serve(root, args, scheme)
 }
 
 fn token(root: &Path, principal: &str) -> String {

@@ -14,60 +14,28 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{cvvault, stderr, stdout};
 use reqwest::blocking::Client;
 
 struct Server {
-    child: Child,
+    served: common::Served,
     base: String,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Only if the test failed before stopping it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(root: &Path) -> (Server, std::thread::JoinHandle<String>) {
-    let mut child = common::vault_command(root)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--checkpoint-interval",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    lines.read_line(&mut first).unwrap();
-    let address = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {first:?}"))
-        .to_owned();
-    let rest = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = lines.read_to_string(&mut text);
-        text
-    });
-    (
-        Server {
-            child,
-            base: format!("http://{address}"),
-        },
-        rest,
-    )
+    let mut served = common::serve(
+        root,
+        &["--bind", "127.0.0.1:0", "--checkpoint-interval", "1"],
+        "http",
+    );
+    let rest = served.output.take().unwrap();
+    let base = format!("http://{}", served.address);
+    (Server { served, base }, rest)
 }
 
 fn token(root: &Path, principal: &str) -> String {
@@ -265,13 +233,13 @@ fn the_real_binary_serves_the_lifecycle_and_signs_a_final_checkpoint_on_sigterm(
 
     // SIGTERM: drain, final checkpoint, exit 0.
     let mut server = server;
-    let pid = server.child.id().to_string();
+    let pid = server.served.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success());
-    let status = server.child.wait().unwrap();
+    let status = server.served.child.wait().unwrap();
     assert!(status.success(), "serve exited with {status}");
     assert!(rest.join().unwrap().contains("final checkpoint signed"));
 
@@ -360,13 +328,13 @@ fn sigterm_right_after_the_address_is_announced_still_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     assert!(cvvault(dir.path(), &["init"]).status.success());
     let (mut server, rest) = start(dir.path());
-    let pid = server.child.id().to_string();
+    let pid = server.served.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success());
-    let status = server.child.wait().unwrap();
+    let status = server.served.child.wait().unwrap();
     assert!(status.success(), "serve exited with {status}");
     assert!(rest.join().unwrap().contains("final checkpoint signed"));
 }

@@ -16,50 +16,22 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::{cvvault, stderr, stdout};
 use reqwest::blocking::Client;
 
 struct Node {
-    child: Child,
+    served: common::Served,
     base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Node {
     fn start(root: &Path) -> Node {
-        let mut child = common::vault_command(root)
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        lines.read_line(&mut first).unwrap();
-        let address = first
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("first line: {first:?}"))
-            .to_owned();
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = lines.read_to_string(&mut rest);
-        });
-        Node {
-            child,
-            base: format!("http://{address}"),
-        }
+        let served = common::serve(root, &["--bind", "127.0.0.1:0"], "http");
+        let base = format!("http://{}", served.address);
+        Node { served, base }
     }
 
     fn url(&self, path: &str) -> String {
@@ -67,18 +39,18 @@ impl Node {
     }
 
     fn stop(mut self) {
-        let pid = self.child.id().to_string();
+        let pid = self.served.child.id().to_string();
         assert!(std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .unwrap()
             .success());
-        assert!(self.child.wait().unwrap().success());
+        assert!(self.served.child.wait().unwrap().success());
     }
 
     fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.served.child.kill().unwrap();
+        self.served.child.wait().unwrap();
     }
 }
 

@@ -405,6 +405,55 @@ pub fn issue_token(root: &Path, principal: &str) -> String {
     token
 }
 
+/// A `cvvault serve` of the vault under `root`, killed when dropped (by a test that failed
+/// before stopping it).
+pub struct Served {
+    /// The server process.
+    pub child: std::process::Child,
+    /// The `host:port` it listens on.
+    pub address: String,
+    /// What it prints after its first line, until it exits.
+    pub output: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `cvvault serve ARGS` on the vault under `root` and reads where it listens from its
+/// first line (`listening on SCHEME://ADDRESS`); the rest of its output is collected.
+pub fn serve(root: &Path, args: &[&str], scheme: &str) -> Served {
+    use std::io::{BufRead, Read};
+    let mut child = vault_command(root)
+        .arg("serve")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    lines.read_line(&mut first).unwrap();
+    let address = first
+        .trim()
+        .strip_prefix(&format!("listening on {scheme}://"))
+        .unwrap_or_else(|| panic!("first line: {first:?}"))
+        .to_owned();
+    let output = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = lines.read_to_string(&mut rest);
+        rest
+    });
+    Served {
+        child,
+        address,
+        output: Some(output),
+    }
+}
+
 /// The real binary, pointed at the vault under `root` (its folders, and its database on a
 /// run on PostgreSQL), with no unlocking or principal from the caller's environment.
 pub fn vault_command(root: &Path) -> Command {
