@@ -25,6 +25,8 @@
     clippy::indexing_slicing
 )]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -319,18 +321,9 @@ struct BenchDatabase {
 impl BenchDatabase {
     fn create(admin: &str) -> BenchDatabase {
         let name = format!("cvvault_bench_{}", std::process::id());
-        let mut client = postgres::Client::connect(admin, postgres::NoTls).unwrap();
-        // Two statements: neither may run inside the implicit transaction of a batch.
-        client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .unwrap();
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
         BenchDatabase {
             admin: admin.to_owned(),
-            url: format!("{base}/{name}"),
+            url: support::fresh_database(admin, &name),
             name,
         }
     }

@@ -15,6 +15,8 @@
     clippy::indexing_slicing
 )]
 
+mod support;
+
 use std::io::{BufReader, BufWriter, Write};
 use std::time::Instant;
 
@@ -258,17 +260,7 @@ fn plain_insert(db: &std::path::Path, count: usize, blob: &[u8]) -> Phase {
 
 /// A new, empty PostgreSQL database named after `what` (an older one of that name dropped).
 fn fresh_database(admin: &str, what: &str) -> String {
-    let name = format!("cvvault_import_{what}");
-    let mut client = postgres::Client::connect(admin, postgres::NoTls).unwrap();
-    // Two statements: neither may run inside the implicit transaction of a batch.
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .unwrap();
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
-    format!("{base}/{name}")
+    support::fresh_database(admin, &format!("cvvault_import_{what}"))
 }
 
 /// A plain `COPY` of every line of `file` into a (random 16-byte key, bytea) table, in one
