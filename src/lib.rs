@@ -23,6 +23,7 @@ pub mod ids;
 pub mod paths;
 pub mod policy;
 pub mod profile;
+pub mod report;
 pub mod server;
 pub mod settings;
 pub(crate) mod store;

@@ -52,7 +52,7 @@ pub const DEFAULT_FILES: &[(&str, &str)] = &[
 ];
 
 /// `policy/retention.toml`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
     /// Days after the last assignment closes.

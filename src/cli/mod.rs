@@ -9,6 +9,7 @@ mod init;
 mod keys;
 mod policy;
 mod principal;
+mod report;
 mod retention;
 mod serve;
 mod token;
@@ -105,6 +106,10 @@ pub enum Command {
     /// The retention job (run it from cron or a systemd timer).
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
+    /// GDPR reports for the DPO: the record of processing (Art. 30) and, later, breach scope
+    /// (Art. 33).
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Legal holds (DPO): keep a candidate from retention until released.
     #[command(subcommand)]
     Hold(audit::HoldCommand),
@@ -208,6 +213,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Retention(cmd) => with_vault(&ctx, |vault| retention::run(&ctx, vault, cmd)),
         Command::Hold(cmd) => with_vault(&ctx, |vault| audit::run_hold(&ctx, vault, cmd)),
+        Command::Report(cmd) => with_vault(&ctx, |vault| report::run(&ctx, vault, cmd)),
         Command::Token(cmd) => with_vault(&ctx, |vault| token::run(&ctx, vault, cmd)),
         Command::Serve(args) => serve::run(&ctx, args),
         Command::Migrate { to } => {

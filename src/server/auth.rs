@@ -19,6 +19,14 @@ use crate::vault::Vault;
 pub struct Bearer(Zeroizing<String>, Option<std::net::SocketAddr>);
 
 impl Bearer {
+    /// The token a console session keeps, checked as a bearer token on each request.
+    pub(crate) fn from_session(
+        token: Zeroizing<String>,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Bearer {
+        Bearer(token, peer)
+    }
+
     /// Authenticates the token, then runs `f` as its principal, off the async workers.
     pub async fn run<T, F>(self, state: &AppState, f: F) -> Result<T>
     where

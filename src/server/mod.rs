@@ -7,6 +7,7 @@
 //! sit beside them. The vault signs a checkpoint on an interval and once more at shutdown.
 
 pub mod auth;
+pub mod console;
 pub mod edge;
 pub mod handlers;
 pub mod metrics;
@@ -42,6 +43,9 @@ struct Shared {
     request_timeout: Duration,
     max_in_flight: usize,
     auth_failures: edge::AuthFailures,
+    console_sessions: console::session::Sessions,
+    /// Whether the console's cookies are marked `Secure` (served over HTTPS).
+    console_secure: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -56,12 +60,26 @@ impl AppState {
             request_timeout: Duration::from_secs(limits.http.request_timeout_seconds),
             max_in_flight: limits.http.max_requests_in_flight,
             auth_failures: edge::AuthFailures::new(limits.http.unauthenticated_per_minute),
+            console_sessions: Default::default(),
+            console_secure: Default::default(),
         }))
     }
 
     /// Requests without a valid token, per client address.
     pub fn auth_failures(&self) -> &edge::AuthFailures {
         &self.0.auth_failures
+    }
+
+    /// The DPO console's sessions.
+    pub fn console_sessions(&self) -> &console::session::Sessions {
+        &self.0.console_sessions
+    }
+
+    /// Whether the console's cookies are marked `Secure`.
+    pub fn console_secure(&self) -> bool {
+        self.0
+            .console_secure
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The vault.
@@ -155,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(metrics::serve))
         .route("/openapi.json", get(openapi::serve))
+        .merge(console::routes())
         .fallback(handlers::unknown_route)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -176,11 +195,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `HEAD` is refused (405) on every `/v1` route: axum answers `HEAD` by running the `GET`
-/// handler, so a `HEAD` of an extract decrypted, counted against the quota and was audited
-/// as a disclosure while sending no body. Only the operational routes answer it.
+/// `HEAD` is refused (405) on every `/v1` and console route: axum answers `HEAD` by running
+/// the `GET` handler, so a `HEAD` of an extract decrypted, counted against the quota and was
+/// audited as a disclosure while sending no body. Only the operational routes answer it.
 async fn no_head_on_data(request: axum::extract::Request, next: middleware::Next) -> Response {
-    if request.method() == axum::http::Method::HEAD && request.uri().path().starts_with("/v1/") {
+    let path = request.uri().path();
+    let data = path.starts_with("/v1/") || path.starts_with("/console");
+    if request.method() == axum::http::Method::HEAD && data {
         return axum::response::IntoResponse::into_response(handlers::method_not_allowed().await);
     }
     next.run(request).await
@@ -207,6 +228,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let vault = state.vault().clone();
+    state
+        .0
+        .console_secure
+        .store(tls.is_some(), std::sync::atomic::Ordering::Relaxed);
+    // The console's summary of the trail is built beside the first requests, not before them.
+    let summarizing = vault.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        match summarizing.summarize_trail(&|_| {}) {
+            Ok(entries) => tracing::info!(
+                entries,
+                ms = started.elapsed().as_millis() as u64,
+                "the console's summary of the audit trail is ready"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "the console's summary of the audit trail could not be built; its pages will try again")
+            }
+        }
+    });
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let signer = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(checkpoint_every.max(Duration::from_secs(1)));

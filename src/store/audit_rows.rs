@@ -68,6 +68,29 @@ pub fn each_entry_text(
     )
 }
 
+/// Calls `each` with the index and text of every entry from index `from` on, in index order:
+/// what a summary kept beside the trail reads to catch up with it.
+pub fn each_entry_text_from(
+    conn: &Db,
+    from: i64,
+    mut each: impl FnMut(i64, &str) -> crate::Result<()>,
+) -> crate::Result<()> {
+    conn.query_each(
+        "SELECT entry_index, entry FROM audit_entries WHERE entry_index >= ?1 ORDER BY entry_index",
+        args![from],
+        |row| {
+            let index = row.get::<i64>(0)?;
+            each(
+                index,
+                row.get::<&str>(1).map_err(|_| crate::Error::Corrupt {
+                    what: "an audit entry is not text",
+                })?,
+            )?;
+            Ok(true)
+        },
+    )
+}
+
 /// The text of entry `index`, if there is one.
 pub fn entry_text(conn: &Db, index: i64) -> Result<Option<String>> {
     conn.query_opt(
@@ -233,5 +256,14 @@ pub fn latest_checkpoint_note(conn: &Db) -> Result<Option<String>> {
         "SELECT note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
         args![],
         |r| r.get(0),
+    )
+}
+
+/// The `count` latest stored checkpoints, newest first: (tree size, note, created at).
+pub fn latest_checkpoints(conn: &Db, count: i64) -> Result<Vec<(i64, String, i64)>> {
+    conn.query_all(
+        "SELECT tree_size, note, created_at FROM audit_checkpoints ORDER BY tree_size DESC LIMIT ?1",
+        args![count],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )
 }

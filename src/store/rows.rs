@@ -1187,6 +1187,35 @@ pub fn holds(conn: &Db, integrity: &IntegrityKey) -> Result<Vec<(CandidateId, bo
     Ok(out)
 }
 
+/// The intact candidate rows under a legal hold, with the hold's ground, in id order.
+pub fn held_candidates(
+    conn: &Db,
+    integrity: &IntegrityKey,
+) -> Result<Vec<(CandidateId, Option<String>)>> {
+    let mut held = Vec::new();
+    conn.query_each(
+        "SELECT candidate_id, key_id, legal_hold, legal_hold_reason, row_mac, reference_mac
+         FROM candidates WHERE legal_hold <> 0 ORDER BY candidate_id",
+        args![],
+        |r| {
+            let raw_id = r.get::<Vec<u8>>(0)?;
+            let key_id = r.get::<i64>(1)?;
+            let hold = r.get::<i64>(2)?;
+            let reason = r.get::<Option<String>>(3)?;
+            let mac = r.get::<Option<Vec<u8>>>(4)?;
+            let reference = r.get::<Option<Vec<u8>>>(5)?;
+            let intact = CandidateId::from_slice(&raw_id).ok().filter(|id| {
+                let row = (key_id, hold != 0, reason.as_deref(), reference.as_deref());
+                candidate_row_ok(integrity, id, row, mac.as_deref())
+            });
+            // A row that fails its check is not listed as held: `audit verify` names it.
+            held.extend(intact.map(|id| (id, reason)));
+            Ok(true)
+        },
+    )?;
+    Ok(held)
+}
+
 /// The organisations with an intact open assignment of each kind: (coaching, matching); with
 /// `purpose`, only assignments opened for that purpose (what a read for that purpose may rest
 /// on: the assignment's purpose binds). A forged assignment grants nothing.

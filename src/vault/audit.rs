@@ -163,7 +163,11 @@ impl Vault {
     }
 
     /// Decides `read_audit` and records the decision; Err when denied.
-    fn authorize_audit(&self, principal: &PrincipalFacts, action_name: &'static str) -> Result<()> {
+    pub(super) fn authorize_audit(
+        &self,
+        principal: &PrincipalFacts,
+        action_name: &'static str,
+    ) -> Result<()> {
         self.authorize_audit_about(principal, action_name, None)
     }
 
@@ -212,6 +216,16 @@ impl Vault {
         progress: &dyn Fn(u64),
     ) -> Result<VerifyReport> {
         self.authorize_audit(principal, "audit.verify")?;
+        let outcome = self.verify_authorized(extra, progress);
+        self.remember_verification(principal, &outcome);
+        outcome
+    }
+
+    fn verify_authorized(
+        &self,
+        extra: Vec<CheckpointSource>,
+        progress: &dyn Fn(u64),
+    ) -> Result<VerifyReport> {
         let verifier = self.note_verifier()?;
         let report = self
             .readers

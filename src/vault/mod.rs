@@ -13,12 +13,12 @@ mod keys;
 mod migrate;
 mod principals;
 pub mod retention;
+mod supervision;
 mod tokens;
 mod trail_state;
 mod update;
 mod workers;
 
-/// How the keyring is opened (an age identity file or a passphrase).
 pub use crate::crypto::keyring::Unlock;
 pub use assignments::OpenAssignment;
 pub use audit::{Disclosure, Receipt, SubjectAccessReport};
@@ -30,6 +30,11 @@ pub use edge_refusals::ExtractRefusal;
 pub use health::Readiness;
 pub use keys::{mirror_agrees, KeyCheck, KeysStatus, RotateIdentity, RotationReport};
 pub use migrate::MigrationReport;
+/// How the keyring is opened (an age identity file or a passphrase).
+pub use supervision::{
+    BreachQuery, BreachScope, CheckpointSummary, HeldCandidate, LastVerification, RetentionPreview,
+    TrailHealth,
+};
 pub use tokens::{
     parse_ttl, IssuedToken, DEFAULT_TOKEN_TTL_SECS, MAX_TOKEN_TTL_SECS, TOKEN_PREFIX,
 };
@@ -99,6 +104,8 @@ pub struct Vault {
     trail_failed: std::sync::atomic::AtomicBool,
     /// Work to do instead of a missing candidate's, so that refusals cost the same.
     decoy: decoy::Decoy,
+    /// The trail summarized for the DPO's console and reports, caught up on each use.
+    digest: std::sync::Mutex<crate::audit::digest::Digest>,
 }
 
 const META_ORIGIN: &str = "checkpoint_origin";
@@ -286,6 +293,7 @@ impl Vault {
             integrity,
             trail_failed: std::sync::atomic::AtomicBool::new(false),
             decoy: decoy::Decoy::new()?,
+            digest: Default::default(),
             readers: Readers::new(&location),
             keyring: RwLock::new(Arc::new(ring)),
             unlock,

@@ -146,6 +146,49 @@ fn due_since(
     rows::due_candidates(conn, rule, cutoff(rule, settings, now), held, limit)
 }
 
+/// Who the next run would erase, by which rule, since when (the dry run's list and the DPO
+/// console's retention page): each candidate once, under the first rule that makes it due.
+pub struct Preview {
+    /// Due per rule, zero included.
+    pub erased: BTreeMap<&'static str, u64>,
+    /// Every candidate due, rule by rule.
+    pub due: Vec<DueCandidate>,
+    /// Due, but kept by a legal hold.
+    pub held: u64,
+}
+
+/// [`Preview`] at `now`. Reads only: it takes no lock and writes no entry (a caller that
+/// shows it to a DPO records that decision).
+pub fn preview(vault: &Vault, settings: &Retention, now: i64) -> Result<Preview> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut held = std::collections::BTreeSet::new();
+    let mut preview = Preview {
+        erased: RULES.iter().map(|rule| (rule.as_str(), 0)).collect(),
+        due: Vec::new(),
+        held: 0,
+    };
+    vault.readers().read(|conn| {
+        for rule in RULES {
+            held.extend(due(conn, rule, settings, now, true, i64::MAX)?);
+            for (id, since) in due_since(conn, rule, settings, now, false, i64::MAX)? {
+                if seen.insert(id) {
+                    *preview.erased.entry(rule.as_str()).or_default() += 1;
+                    preview.due.push(DueCandidate {
+                        candidate_id: id,
+                        rule: rule.as_str(),
+                        due_since: crate::clock::rfc3339(
+                            since.saturating_add(period(rule, settings)),
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    })?;
+    preview.held = held.len() as u64;
+    Ok(preview)
+}
+
 /// Runs retention once. `progress(erased so far)`.
 ///
 /// On PostgreSQL, a run that erased someone ends by rotating the KEK and destroying the old
@@ -194,25 +237,10 @@ pub fn run(
     report.held = held.len() as u64;
 
     if dry_run {
-        let mut seen = std::collections::BTreeSet::new();
-        vault.readers().read(|conn| {
-            for rule in RULES {
-                for (id, since) in due_since(conn, rule, settings, now, false, i64::MAX)? {
-                    if seen.insert(id) {
-                        *report.erased.entry(rule.as_str()).or_default() += 1;
-                        report.due.push(DueCandidate {
-                            candidate_id: id,
-                            rule: rule.as_str(),
-                            due_since: crate::clock::rfc3339(
-                                since.saturating_add(period(rule, settings)),
-                            ),
-                        });
-                    }
-                }
-            }
-            Ok(())
-        })?;
-        report.total = seen.len() as u64;
+        let preview = preview(vault, settings, now)?;
+        report.erased = preview.erased;
+        report.total = preview.due.len() as u64;
+        report.due = preview.due;
     } else {
         let system = system_principal();
         let request_id = new_request_id();

@@ -15,6 +15,7 @@ mod common;
 
 mod audited;
 mod concealed;
+mod console;
 mod edges;
 mod forged;
 mod harvest;

@@ -1,0 +1,351 @@
+//! What a data-protection officer supervises, for the console and the reports: the trail's
+//! health, refusal alerts, legal holds, the retention preview and the scope of a breach
+//! (GDPR Art. 33). Each call is one `read_audit` decision on the record, allowed or refused,
+//! before anything is read; none opens a profile.
+
+use serde::Serialize;
+
+use super::{retention, Vault};
+use crate::audit::digest::{Alert, Digest};
+use crate::audit::note::Checkpoint;
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::ids::CandidateId;
+use crate::policy::PrincipalFacts;
+use crate::report::breach::{BreachReport, BreachRow};
+use crate::store::{audit_rows, rows};
+
+const META_LAST_VERIFICATION: &str = "last_verification";
+const DAY: i64 = 86_400;
+
+/// The last `audit verify` of the trail, by any process or node of the vault.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LastVerification {
+    /// When it ended (seconds since the epoch).
+    pub at: i64,
+    /// Who ran it.
+    pub by: String,
+    /// Whether the trail verified.
+    pub verified: bool,
+    /// Entries verified (when it verified).
+    pub entries: Option<u64>,
+    /// What failed, in the verifier's words (when it did not).
+    pub failure: Option<String>,
+}
+
+/// A signed checkpoint, for display.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckpointSummary {
+    /// Entries it covers.
+    pub size: u64,
+    /// Its root hash, hex.
+    pub root: String,
+    /// When it was signed (seconds since the epoch).
+    pub signed_at: i64,
+}
+
+/// The trail at a glance.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrailHealth {
+    /// Entries in the trail.
+    pub size: u64,
+    /// Entries that do not parse (`audit verify` names them).
+    pub unreadable: u64,
+    /// The last verification, if any was run.
+    pub last_verification: Option<LastVerification>,
+    /// The latest signed checkpoints, newest first.
+    pub checkpoints: Vec<CheckpointSummary>,
+    /// Decisions per day, oldest first: (day as YYYY-MM-DD, allowed, refused).
+    pub per_day: Vec<(String, u64, u64)>,
+    /// When this was read (seconds since the epoch).
+    pub now: i64,
+}
+
+/// A candidate under a legal hold.
+#[derive(Clone, Debug, Serialize)]
+pub struct HeldCandidate {
+    /// The candidate.
+    pub candidate_id: CandidateId,
+    /// The legal ground given when it was placed.
+    pub ground: Option<String>,
+    /// When the trail records it placed (RFC 3339), if it does.
+    pub placed_at: Option<String>,
+    /// Who placed it.
+    pub placed_by: Option<String>,
+}
+
+/// Who the next retention run would erase.
+#[derive(Debug, Serialize)]
+pub struct RetentionPreview {
+    /// When this was computed (RFC 3339).
+    pub at: String,
+    /// Due per rule.
+    pub erased: std::collections::BTreeMap<&'static str, u64>,
+    /// Every candidate due: id, rule, since when.
+    pub due: Vec<retention::DueCandidate>,
+    /// Due, but kept by a legal hold.
+    pub held: u64,
+    /// The settings the rules read (policy/retention.toml).
+    pub settings: crate::settings::Retention,
+}
+
+/// Whose disclosures a breach concerns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BreachScope {
+    /// One principal (its id).
+    Principal(String),
+    /// Every principal of one organisation.
+    Org(String),
+    /// One bearer token, by its id: its principal's disclosures while it was valid.
+    Token(String),
+}
+
+/// A breach-scope question: whose disclosures, in `[since, until)`.
+#[derive(Clone, Debug)]
+pub struct BreachQuery {
+    /// Whose.
+    pub scope: BreachScope,
+    /// From (seconds since the epoch).
+    pub since: i64,
+    /// Until, excluded.
+    pub until: i64,
+}
+
+impl Vault {
+    /// Decides and records a DPO's look at the trail (`view` names it in the entry, e.g.
+    /// `console.health`); Err when refused.
+    pub fn supervise(&self, principal: &PrincipalFacts, view: &'static str) -> Result<()> {
+        self.authorize_audit(principal, view)
+    }
+
+    /// Runs `f` on the trail's summary, caught up with the trail first.
+    pub(crate) fn with_digest<T>(&self, f: impl FnOnce(&Digest) -> T) -> Result<T> {
+        let mut digest = self.digest.lock().map_err(|_| Error::Corrupt {
+            what: "the audit summary was left half-updated by a failed request",
+        })?;
+        self.readers.read(|conn| digest.extend(conn, &|_| {}))?;
+        Ok(f(&digest))
+    }
+
+    /// Builds the trail's summary now (at start, so that the first page does not wait for it);
+    /// `progress(entries read)`.
+    pub fn summarize_trail(&self, progress: &dyn Fn(u64)) -> Result<u64> {
+        let mut digest = self.digest.lock().map_err(|_| Error::Corrupt {
+            what: "the audit summary was left half-updated by a failed request",
+        })?;
+        self.readers.read(|conn| digest.extend(conn, progress))?;
+        Ok(digest.size())
+    }
+
+    /// Keeps the outcome of a verification where every node and the console read it.
+    pub(super) fn remember_verification(
+        &self,
+        principal: &PrincipalFacts,
+        outcome: &Result<crate::audit::verify::VerifyReport>,
+    ) {
+        let last = LastVerification {
+            at: self.now(),
+            by: principal.principal_id.to_string(),
+            verified: outcome.is_ok(),
+            entries: outcome.as_ref().ok().map(|r| r.entries),
+            failure: outcome.as_ref().err().map(|e| e.to_string()),
+        };
+        let Ok(text) = serde_json::to_string(&last) else {
+            return;
+        };
+        let stored = self
+            .writer
+            .write(move |ctx| rows::set_meta(ctx.conn, META_LAST_VERIFICATION, &text));
+        if let Err(e) = stored {
+            // The verification's own result is returned to its caller either way.
+            tracing::warn!(error = %e, "the result of the verification could not be stored for the console");
+        }
+    }
+
+    /// The trail at a glance, with decisions per day for the last `days` days.
+    pub fn trail_health(&self, principal: &PrincipalFacts, days: u32) -> Result<TrailHealth> {
+        self.supervise(principal, "console.health")?;
+        let now = self.now();
+        let (last, stored) = self.readers.read(|conn| {
+            Ok((
+                rows::meta(conn, META_LAST_VERIFICATION)?,
+                audit_rows::latest_checkpoints(conn, 5)?,
+            ))
+        })?;
+        let last_verification = last.and_then(|text| serde_json::from_str(&text).ok());
+        let checkpoints = stored
+            .into_iter()
+            .filter_map(|(_, note, signed_at)| {
+                let body = note
+                    .split_once("\n\n")
+                    .map(|(body, _)| format!("{body}\n"))?;
+                let checkpoint = Checkpoint::parse_body(&body).ok()?;
+                Some(CheckpointSummary {
+                    size: checkpoint.size,
+                    root: hex::encode(checkpoint.root),
+                    signed_at,
+                })
+            })
+            .collect();
+        let today = now.div_euclid(DAY);
+        let first = today - i64::from(days.clamp(1, 366)) + 1;
+        let (size, unreadable, per_day) = self.with_digest(|digest| {
+            (
+                digest.size(),
+                digest.unreadable(),
+                digest.per_day(first, today),
+            )
+        })?;
+        Ok(TrailHealth {
+            size,
+            unreadable,
+            last_verification,
+            checkpoints,
+            per_day: per_day
+                .into_iter()
+                .map(|(day, counts)| {
+                    let date = rfc3339(day * DAY);
+                    let date = date.get(..10).unwrap_or(&date).to_owned();
+                    (date, counts.allowed, counts.refused)
+                })
+                .collect(),
+            now,
+        })
+    }
+
+    /// Principals with at least `min_refused` refusals, or any quota hit, in the last
+    /// `hours` hours: what harvesting looks like. The most recent first.
+    pub fn refusal_alerts(
+        &self,
+        principal: &PrincipalFacts,
+        hours: u32,
+        min_refused: u64,
+    ) -> Result<Vec<Alert>> {
+        self.supervise(principal, "console.alerts")?;
+        let since = self.now() - i64::from(hours.max(1)) * 3_600;
+        self.with_digest(|digest| digest.alerts(since, min_refused))
+    }
+
+    /// Every candidate under a legal hold, with its ground and when the trail records it
+    /// placed.
+    pub fn legal_holds(&self, principal: &PrincipalFacts) -> Result<Vec<HeldCandidate>> {
+        self.supervise(principal, "console.holds")?;
+        let held = self
+            .readers
+            .read(|conn| rows::held_candidates(conn, &self.integrity))?;
+        held.into_iter()
+            .map(|(candidate_id, ground)| {
+                let pseudonym = self.pseudonyms().candidate(&candidate_id);
+                let entries = self
+                    .readers
+                    .read(|conn| crate::audit::verify::search(conn, &pseudonym))?;
+                let placed = entries.iter().rev().find(|e| {
+                    e.action == "hold.place" && e.decision == crate::audit::entry::Outcome::Allow
+                });
+                Ok(HeldCandidate {
+                    candidate_id,
+                    ground,
+                    placed_at: placed.map(|e| e.time.clone()),
+                    placed_by: placed.map(|e| e.actor.clone()),
+                })
+            })
+            .collect()
+    }
+
+    /// Who the next retention run would erase, by which rule, from what date.
+    pub fn retention_preview(&self, principal: &PrincipalFacts) -> Result<RetentionPreview> {
+        self.supervise(principal, "console.retention")?;
+        let settings = crate::settings::Retention::load(&self.paths.retention_settings())?;
+        let now = self.now();
+        let preview = retention::preview(self, &settings, now)?;
+        Ok(RetentionPreview {
+            at: rfc3339(now),
+            erased: preview.erased,
+            due: preview.due,
+            held: preview.held,
+            settings,
+        })
+    }
+
+    /// The GDPR Art. 33 scope of a breach: which candidates had which field groups disclosed
+    /// to the principal, organisation or token, when.
+    pub fn breach_scope(
+        &self,
+        principal: &PrincipalFacts,
+        query: &BreachQuery,
+    ) -> Result<BreachReport> {
+        self.supervise(principal, "report.breach")?;
+        let (mut since, mut until) = (query.since, query.until);
+        if since >= until {
+            return Err(Error::invalid_input(
+                "the window is empty: its start must come before its end",
+            ));
+        }
+        let mut token_validity = None;
+        let recipient = match &query.scope {
+            BreachScope::Principal(id) => id.clone(),
+            BreachScope::Org(org) => org.clone(),
+            BreachScope::Token(token_id) => {
+                let token = self
+                    .readers
+                    .read(|conn| rows::token(conn, &self.integrity, token_id))?
+                    .ok_or(Error::NotFound { what: "token" })?;
+                // The trail names the principal, not the token: what the token could have
+                // received is its principal's disclosures while it was valid.
+                let ended = [token.revoked_at, token.expires_at]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(i64::MAX);
+                token_validity = Some((token.created_at, ended));
+                since = since.max(token.created_at);
+                until = until.min(ended);
+                token.principal_id.to_string()
+            }
+        };
+        let matches = |actor: &crate::audit::digest::Actor| match &query.scope {
+            BreachScope::Org(org) => actor.org.as_deref() == Some(org.as_str()),
+            _ => actor.principal == recipient,
+        };
+        let mut found: Vec<BreachRow> = self.with_digest(|digest| {
+            digest
+                .disclosures(matches, since, until.max(since))
+                .into_iter()
+                .map(|d| BreachRow {
+                    time: rfc3339(d.time),
+                    entry_index: d.index,
+                    candidate_id: None,
+                    candidate_pseudonym: d.candidate.to_owned(),
+                    recipient: d.recipient.principal.clone(),
+                    recipient_org: d.recipient.org.clone(),
+                    purpose: d.purpose.to_owned(),
+                    groups: d.groups.iter().map(ToString::to_string).collect(),
+                })
+                .collect()
+        })?;
+        // Pseudonyms back to the ids of the candidates still in the vault; an erased
+        // candidate is named by its pseudonym only.
+        let wanted: std::collections::HashSet<String> = found
+            .iter()
+            .map(|r| r.candidate_pseudonym.clone())
+            .collect();
+        let known: std::collections::HashMap<String, CandidateId> = self
+            .readers
+            .read(|conn| rows::holds(conn, &self.integrity))?
+            .into_iter()
+            .map(|(id, _)| (self.pseudonyms().candidate(&id), id))
+            .filter(|(pseudonym, _)| wanted.contains(pseudonym))
+            .collect();
+        for row in &mut found {
+            row.candidate_id = known.get(&row.candidate_pseudonym).copied();
+        }
+        Ok(BreachReport::new(
+            &query.scope,
+            (query.since, query.until),
+            token_validity,
+            rfc3339(self.now()),
+            principal.principal_id.to_string(),
+            found,
+        ))
+    }
+}
