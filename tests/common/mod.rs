@@ -8,6 +8,8 @@
     clippy::indexing_slicing
 )]
 
+pub mod webdriver;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
