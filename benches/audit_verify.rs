@@ -9,19 +9,13 @@
 //!
 //! `cargo bench --bench audit_verify` (`CVVAULT_BENCH_ENTRIES=N` for a shorter trail)
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use cvvault::audit::note::NoteVerifier;
 use cvvault::audit::verify::{verify, CheckpointSource};
-use cvvault::clock::ManualClock;
-use cvvault::ids::CandidateId;
-use cvvault::paths::Paths;
-use cvvault::vault::{InitOptions, OpenAssignment, Unlock, Vault};
-use cvvault::vocabulary::Role;
 
-const CANDIDATES: usize = 2_000;
+mod support;
+
 const ROUNDS: usize = 3;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,94 +24,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir()?;
-    let paths = Paths::under(dir.path());
-    Vault::init(
-        &paths,
-        InitOptions {
-            passphrase: None,
-            identity: None,
-            recovery_recipients: vec![],
-        },
-    )?;
-    let clock = ManualClock::at(1_767_225_600);
-    let vault = Vault::open_with_clock(
-        &paths,
-        &Unlock::Identity(paths.default_identity()),
-        Arc::new(clock.clone()),
-    )?;
-    for (id, role, org) in [
-        ("cw", Role::Caseworker, "agency"),
-        ("dpo", Role::Dpo, "agency"),
-        ("hr-anna", Role::Employer, "nordlager-ab"),
-        ("hr-other", Role::Employer, "other-ab"),
-    ] {
-        vault.add_principal(id.parse()?, role, org.parse()?, None)?;
-    }
-    let cw = vault.principal(&"cw".parse()?)?;
-    let dpo = vault.principal(&"dpo".parse()?)?;
-    let employer = vault.principal(&"hr-anna".parse()?)?;
-    let other = vault.principal(&"hr-other".parse()?)?;
-
-    // The mix of a busy vault: registrations and assignments, then mostly extracts, one in
-    // ten refused (another employer asking).
     let started = Instant::now();
-    let mut synth = cvvault::synth::Synth::new(42);
-    let mut candidates: Vec<CandidateId> = Vec::with_capacity(CANDIDATES);
-    for i in 0..CANDIDATES {
-        let mut profile = synth.profile_with_marker(&format!("AV-{i}"));
-        profile.control.protected = false;
-        profile.control.consents.employer_contact = true;
-        let id = vault.register(&cw, &profile)?;
-        vault.open_assignment(
-            &cw,
-            OpenAssignment {
-                candidate_id: id,
-                org: "nordlager-ab".parse()?,
-                kind: "matching".parse()?,
-                purpose: "recruitment".parse()?,
-            },
-        )?;
-        candidates.push(id);
-    }
-    let searched = *candidates.get(CANDIDATES / 2).ok_or("no candidates")?;
-    let recruitment = "recruitment".parse()?;
-    // Every attempt writes one entry, allowed or refused.
-    let attempts = entries_wanted.saturating_sub(2 * CANDIDATES as u64);
-    let next = AtomicU64::new(0);
-    std::thread::scope(|scope| -> Result<(), String> {
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                let (vault, candidates, next) = (&vault, &candidates, &next);
-                let (employer, other, recruitment) = (&employer, &other, &recruitment);
-                scope.spawn(move || -> Result<(), String> {
-                    loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        if n >= attempts {
-                            return Ok(());
-                        }
-                        let Some(id) = candidates.get((n % CANDIDATES as u64) as usize) else {
-                            return Err("no candidate".into());
-                        };
-                        if n % 10 == 0 {
-                            if vault.extract(other, id, recruitment).is_ok() {
-                                return Err("an unrelated employer got an extract".into());
-                            }
-                        } else {
-                            vault
-                                .extract(employer, id, recruitment)
-                                .map_err(|e| e.to_string())?;
-                        }
-                    }
-                })
-            })
-            .collect();
-        for worker in workers {
-            worker
-                .join()
-                .map_err(|_| "a writer thread failed".to_owned())??;
-        }
-        Ok(())
-    })?;
+    let support::BusyVault {
+        paths,
+        vault,
+        candidates,
+        ..
+    } = support::busy_vault(dir.path(), entries_wanted)?;
+    let dpo = vault.principal(&"dpo".parse()?)?;
+    let searched = *candidates
+        .get(candidates.len() / 2)
+        .ok_or("no candidates")?;
     vault.sign_checkpoint()?;
     let note = vault.audit_checkpoint()?;
     vault.truncate_wal()?;

@@ -90,8 +90,7 @@ pub struct Disclosure<'d> {
     pub candidate: &'d str,
     /// The declared purpose.
     pub purpose: &'d str,
-    /// The field groups disclosed.
-    pub groups: Vec<FieldGroup>,
+    group_bits: u8,
 }
 
 /// Strings seen many times, kept once.
@@ -257,17 +256,17 @@ impl Digest {
     }
 
     /// The disclosures to recipients that `to` accepts, in `[since, until)`, in log order.
-    pub fn disclosures(
-        &self,
+    pub fn disclosures<'d>(
+        &'d self,
         to: impl Fn(&Actor) -> bool,
         since: i64,
         until: i64,
-    ) -> Vec<Disclosure<'_>> {
+    ) -> impl Iterator<Item = Disclosure<'d>> + 'd {
         let accepted: Vec<bool> = self.actors.values.iter().map(to).collect();
         self.disclosures
             .iter()
-            .filter(|d| d.time >= since && d.time < until)
-            .filter(|d| accepted.get(d.actor as usize).copied().unwrap_or(false))
+            .filter(move |d| d.time >= since && d.time < until)
+            .filter(move |d| accepted.get(d.actor as usize).copied().unwrap_or(false))
             .filter_map(|d| {
                 Some(Disclosure {
                     index: d.index,
@@ -275,13 +274,21 @@ impl Digest {
                     recipient: self.actors.value(d.actor)?,
                     candidate: self.candidates.value(d.candidate)?,
                     purpose: self.purposes.value(d.purpose)?,
-                    groups: FieldGroup::ALL
-                        .into_iter()
-                        .filter(|g| d.groups & group_bit(*g) != 0)
-                        .collect(),
+                    group_bits: d.groups,
                 })
             })
-            .collect()
+    }
+}
+
+impl Disclosure<'_> {
+    /// Whether `group` was disclosed.
+    pub fn has(&self, group: FieldGroup) -> bool {
+        self.group_bits & group_bit(group) != 0
+    }
+
+    /// The field groups disclosed.
+    pub fn groups(&self) -> impl Iterator<Item = FieldGroup> + '_ {
+        FieldGroup::ALL.into_iter().filter(|g| self.has(*g))
     }
 }
 
@@ -418,19 +425,23 @@ mod tests {
                 "null",
             ),
         ]);
-        let all = digest.disclosures(|a| a.principal == "e1", 0, i64::MAX);
+        let all: Vec<Disclosure> = digest
+            .disclosures(|a| a.principal == "e1", 0, i64::MAX)
+            .collect();
         let indexes: Vec<u64> = all.iter().map(|d| d.index).collect();
         assert_eq!(indexes, vec![0, 3]);
         assert_eq!(all[0].candidate, "hmac-sha256:c0");
-        assert_eq!(
-            all[0].groups,
-            vec![FieldGroup::Contact, FieldGroup::Professional]
-        );
+        let groups: Vec<FieldGroup> = all[0].groups().collect();
+        assert_eq!(groups, vec![FieldGroup::Contact, FieldGroup::Professional]);
+        assert!(all[0].has(FieldGroup::Contact) && !all[0].has(FieldGroup::Special));
         let since = crate::clock::parse_time("2026-11-02").unwrap();
         let until = crate::clock::parse_time("2026-11-04").unwrap();
-        assert!(digest
-            .disclosures(|a| a.principal == "e1", since, until)
-            .is_empty());
+        assert_eq!(
+            digest
+                .disclosures(|a| a.principal == "e1", since, until)
+                .count(),
+            0
+        );
     }
 
     #[test]
@@ -446,6 +457,6 @@ mod tests {
             ),
         ]);
         assert_eq!((digest.size(), digest.unreadable()), (2, 1));
-        assert_eq!(digest.disclosures(|_| true, 0, i64::MAX).len(), 1);
+        assert_eq!(digest.disclosures(|_| true, 0, i64::MAX).count(), 1);
     }
 }

@@ -102,7 +102,7 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: ReportCommand) -> Result<ExitCode>
             let bar = super::progress_bar(0, "reading the audit trail");
             vault.summarize_trail(&|n| bar.set_position(n))?;
             bar.finish_and_clear();
-            let report = vault.breach_scope(&acting, &query)?;
+            let report = vault.breach_scope(&acting, &query, None)?;
             let format = if ctx.json { Format::Json } else { format };
             match format {
                 Format::Text => print!("{}", report.to_text()),

@@ -68,6 +68,19 @@ pub struct BreachRow {
     pub groups: Vec<String>,
 }
 
+/// The counts of a breach report, over every disclosure in scope (listed or not).
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    /// Disclosures.
+    pub disclosures: usize,
+    /// Distinct candidates.
+    pub candidates: usize,
+    /// Of whom erased since.
+    pub candidates_erased: usize,
+    /// Disclosures per field group.
+    pub per_group: std::collections::BTreeMap<String, usize>,
+}
+
 /// The breach-scope report.
 #[derive(Clone, Debug, Serialize)]
 pub struct BreachReport {
@@ -95,7 +108,10 @@ pub struct BreachReport {
     pub candidates_erased: usize,
     /// Disclosures per field group.
     pub per_group: std::collections::BTreeMap<String, usize>,
-    /// Every disclosure in scope, in log order.
+    /// Disclosures in scope.
+    pub disclosures_total: usize,
+    /// The disclosures in scope, in log order: every one, or the first ones when the report
+    /// was asked for a page (`disclosures_total` says how many there are).
     pub disclosures: Vec<BreachRow>,
 }
 
@@ -108,20 +124,13 @@ impl BreachReport {
         generated_at: String,
         generated_by: String,
         disclosures: Vec<BreachRow>,
+        tally: Tally,
     ) -> BreachReport {
         let (kind, value) = match scope {
             BreachScope::Principal(id) => ("principal", id.clone()),
             BreachScope::Org(org) => ("org", org.clone()),
             BreachScope::Token(id) => ("token", id.clone()),
         };
-        let mut candidates = std::collections::HashMap::new();
-        let mut per_group = std::collections::BTreeMap::new();
-        for row in &disclosures {
-            candidates.insert(row.candidate_pseudonym.as_str(), row.candidate_id.is_none());
-            for group in &row.groups {
-                *per_group.entry(group.clone()).or_insert(0) += 1;
-            }
-        }
         let mut notes = vec![
             "Each row is an allowed extract recorded in the audit trail: the field groups the recipient received. Refused requests disclosed nothing and are not listed.".to_owned(),
             "A candidate erased since is named by its audit pseudonym only; the vault no longer holds who it was.".to_owned(),
@@ -140,9 +149,10 @@ impl BreachReport {
             token_valid: token_validity
                 .map(|(from, to)| (rfc3339(from), (to != i64::MAX).then(|| rfc3339(to)))),
             notes,
-            candidates: candidates.len(),
-            candidates_erased: candidates.values().filter(|erased| **erased).count(),
-            per_group,
+            candidates: tally.candidates,
+            candidates_erased: tally.candidates_erased,
+            per_group: tally.per_group,
+            disclosures_total: tally.disclosures,
             disclosures,
         }
     }
@@ -208,9 +218,7 @@ impl BreachReport {
         }
         out.push_str(&format!(
             "\n{} candidate(s) concerned ({} erased since), {} disclosure(s)\n",
-            self.candidates,
-            self.candidates_erased,
-            self.disclosures.len()
+            self.candidates, self.candidates_erased, self.disclosures_total
         ));
         for (group, count) in &self.per_group {
             out.push_str(&format!("  {group:<14} disclosed {count} time(s)\n"));
@@ -254,8 +262,17 @@ mod tests {
         }
     }
 
+    fn tally(disclosures: usize, candidates: usize, erased: usize) -> Tally {
+        Tally {
+            disclosures,
+            candidates,
+            candidates_erased: erased,
+            per_group: [("professional".to_owned(), 3), ("contact".to_owned(), 1)].into(),
+        }
+    }
+
     #[test]
-    fn the_report_counts_candidates_once_and_groups_per_disclosure() {
+    fn the_text_gives_the_counts_and_names_erased_candidates_by_pseudonym() {
         let id = CandidateId::random();
         let report = BreachReport::new(
             &BreachScope::Principal("hr@acme".into()),
@@ -268,13 +285,16 @@ mod tests {
                 row(Some(id), "hmac-sha256:a", &["professional", "contact"]),
                 row(None, "hmac-sha256:b", &["professional"]),
             ],
+            tally(3, 2, 1),
         );
-        assert_eq!((report.candidates, report.candidates_erased), (2, 1));
-        assert_eq!(report.per_group.get("professional"), Some(&3));
-        assert_eq!(report.per_group.get("contact"), Some(&1));
-        assert!(report
-            .to_text()
-            .contains("2 candidate(s) concerned (1 erased since)"));
+        let text = report.to_text();
+        assert!(text.contains("2 candidate(s) concerned (1 erased since), 3 disclosure(s)"));
+        assert!(
+            text.contains("professional   disclosed 3 time(s)"),
+            "{text}"
+        );
+        assert!(text.contains("erased hmac-sha256:b"));
+        assert!(text.contains(&id.to_string()));
     }
 
     #[test]
@@ -286,6 +306,7 @@ mod tests {
             "2026-12-01T00:00:00Z".into(),
             "dpo".into(),
             vec![row(None, "hmac-sha256:b", &["professional", "contact"])],
+            tally(1, 1, 1),
         );
         let csv = report.to_csv().unwrap();
         let mut lines = csv.lines();
@@ -325,6 +346,7 @@ mod tests {
             "2026-12-01T00:00:00Z".into(),
             "dpo".into(),
             Vec::new(),
+            Tally::default(),
         );
         assert_eq!(report.token_valid.as_ref().unwrap().1, None);
         assert!(report.notes.iter().any(|n| n.contains("not the token")));

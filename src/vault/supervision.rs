@@ -14,6 +14,7 @@ use crate::ids::CandidateId;
 use crate::policy::PrincipalFacts;
 use crate::report::breach::{BreachReport, BreachRow};
 use crate::store::{audit_rows, rows};
+use crate::vocabulary::FieldGroup;
 
 const META_LAST_VERIFICATION: &str = "last_verification";
 const DAY: i64 = 86_400;
@@ -109,6 +110,14 @@ pub struct BreachQuery {
     pub since: i64,
     /// Until, excluded.
     pub until: i64,
+}
+
+/// What a breach report counts while it lists.
+#[derive(Default)]
+struct Tally {
+    disclosures: usize,
+    candidates: std::collections::HashSet<String>,
+    per_group: std::collections::BTreeMap<String, usize>,
 }
 
 impl Vault {
@@ -269,10 +278,12 @@ impl Vault {
 
     /// The GDPR Art. 33 scope of a breach: which candidates had which field groups disclosed
     /// to the principal, organisation or token, when.
+    /// `limit`: list at most this many of the disclosures (all are counted).
     pub fn breach_scope(
         &self,
         principal: &PrincipalFacts,
         query: &BreachQuery,
+        limit: Option<usize>,
     ) -> Result<BreachReport> {
         self.supervise(principal, "report.breach")?;
         let (mut since, mut until) = (query.since, query.until);
@@ -307,38 +318,63 @@ impl Vault {
             BreachScope::Org(org) => actor.org.as_deref() == Some(org.as_str()),
             _ => actor.principal == recipient,
         };
-        let mut found: Vec<BreachRow> = self.with_digest(|digest| {
-            digest
-                .disclosures(matches, since, until.max(since))
-                .into_iter()
-                .map(|d| BreachRow {
-                    time: rfc3339(d.time),
-                    entry_index: d.index,
-                    candidate_id: None,
-                    candidate_pseudonym: d.candidate.to_owned(),
-                    recipient: d.recipient.principal.clone(),
-                    recipient_org: d.recipient.org.clone(),
-                    purpose: d.purpose.to_owned(),
-                    groups: d.groups.iter().map(ToString::to_string).collect(),
-                })
-                .collect()
+        // Every disclosure is counted; at most `limit` are listed (a page shows the first
+        // ones, a download all of them).
+        let limit = limit.unwrap_or(usize::MAX);
+        let (mut found, tally) = self.with_digest(|digest| {
+            let mut found = Vec::new();
+            let mut disclosures = 0usize;
+            let mut candidates = std::collections::HashSet::new();
+            let mut per_group = [0usize; FieldGroup::ALL.len()];
+            for d in digest.disclosures(matches, since, until.max(since)) {
+                disclosures += 1;
+                candidates.insert(d.candidate);
+                for (count, group) in per_group.iter_mut().zip(FieldGroup::ALL) {
+                    *count += usize::from(d.has(group));
+                }
+                if found.len() < limit {
+                    found.push(BreachRow {
+                        time: rfc3339(d.time),
+                        entry_index: d.index,
+                        candidate_id: None,
+                        candidate_pseudonym: d.candidate.to_owned(),
+                        recipient: d.recipient.principal.clone(),
+                        recipient_org: d.recipient.org.clone(),
+                        purpose: d.purpose.to_owned(),
+                        groups: d.groups().map(|g| g.to_string()).collect(),
+                    });
+                }
+            }
+            let tally = Tally {
+                disclosures,
+                candidates: candidates.into_iter().map(str::to_owned).collect(),
+                per_group: FieldGroup::ALL
+                    .iter()
+                    .zip(per_group)
+                    .filter(|(_, count)| *count > 0)
+                    .map(|(group, count)| (group.to_string(), count))
+                    .collect(),
+            };
+            (found, tally)
         })?;
         // Pseudonyms back to the ids of the candidates still in the vault; an erased
         // candidate is named by its pseudonym only.
-        let wanted: std::collections::HashSet<String> = found
-            .iter()
-            .map(|r| r.candidate_pseudonym.clone())
-            .collect();
         let known: std::collections::HashMap<String, CandidateId> = self
             .readers
             .read(|conn| rows::holds(conn, &self.integrity))?
             .into_iter()
             .map(|(id, _)| (self.pseudonyms().candidate(&id), id))
-            .filter(|(pseudonym, _)| wanted.contains(pseudonym))
+            .filter(|(pseudonym, _)| tally.candidates.contains(pseudonym))
             .collect();
         for row in &mut found {
             row.candidate_id = known.get(&row.candidate_pseudonym).copied();
         }
+        let tally = crate::report::breach::Tally {
+            disclosures: tally.disclosures,
+            candidates: tally.candidates.len(),
+            candidates_erased: tally.candidates.len() - known.len(),
+            per_group: tally.per_group,
+        };
         Ok(BreachReport::new(
             &query.scope,
             (query.since, query.until),
@@ -346,6 +382,7 @@ impl Vault {
             rfc3339(self.now()),
             principal.principal_id.to_string(),
             found,
+            tally,
         ))
     }
 }

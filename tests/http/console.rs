@@ -131,7 +131,7 @@ fn with_history(api: &Api) -> (CandidateId, CandidateId) {
     (matched, other)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dpo_token_becomes_an_http_only_strict_session_cookie_that_every_page_needs() {
     let api = Api::new(LIMITS);
     let anonymous = api.call(Method::GET, "/console/", None, None).await;
@@ -181,7 +181,7 @@ async fn a_dpo_token_becomes_an_http_only_strict_session_cookie_that_every_page_
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_other_role_is_refused_sees_nothing_and_the_refusal_is_audited() {
     let mut api = Api::new(LIMITS);
     let candidate = api.register("console-subject", false, false);
@@ -226,7 +226,7 @@ async fn every_other_role_is_refused_sees_nothing_and_the_refusal_is_audited() {
     assert!(wrong.text().contains("id=\"error\""));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_form_must_come_from_this_browser() {
     let api = Api::new(LIMITS);
     let form = api.call(Method::GET, "/console/login", None, None).await;
@@ -264,7 +264,7 @@ async fn a_login_form_must_come_from_this_browser() {
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_without_the_session_csrf_token_changes_nothing() {
     let api = Api::new(LIMITS);
     let candidate = api.register("console-csrf", false, false);
@@ -280,7 +280,7 @@ async fn a_form_without_the_session_csrf_token_changes_nothing() {
     page(&api, &browser, "/console/").await.expect(200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_ends_at_logout_at_expiry_and_when_its_token_is_revoked() {
     let api = Api::new(LIMITS);
     let browser = login(&api, "dpo").await;
@@ -319,7 +319,7 @@ async fn a_session_ends_at_logout_at_expiry_and_when_its_token_is_revoked() {
     assert_eq!(location(&reply), "/console/login");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_view_is_an_audited_read_audit_decision() {
     let api = Api::new(LIMITS);
     let browser = login(&api, "dpo").await;
@@ -349,7 +349,7 @@ async fn every_page_view_is_an_audited_read_audit_decision() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_health_page_shows_size_chart_checkpoints_and_the_last_verification() {
     let api = Api::new(LIMITS);
     with_history(&api);
@@ -388,7 +388,7 @@ async fn the_health_page_shows_size_chart_checkpoints_and_the_last_verification(
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_alerts_page_names_the_principal_with_many_refusals() {
     let api = Api::new(LIMITS);
     with_history(&api);
@@ -404,7 +404,7 @@ async fn the_alerts_page_names_the_principal_with_many_refusals() {
     assert!(html.contains("id=\"no-alerts\""), "{html}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_candidate_page_lists_its_entries_and_links_the_printable_report() {
     let api = Api::new(LIMITS);
     let (matched, _) = with_history(&api);
@@ -421,7 +421,8 @@ async fn the_candidate_page_lists_its_entries_and_links_the_printable_report() {
         .nth(1)
         .expect("an entries table");
     assert!(
-        entries.contains("<td>extract</td>") && entries.contains("<td>candidate.register</td>"),
+        entries.contains("<code class=\"hint\">extract</code>")
+            && entries.contains("<code class=\"hint\">candidate.register</code>"),
         "{html}"
     );
     assert!(html.contains(&format!("/console/candidate/report?candidate_id={matched}")));
@@ -450,7 +451,7 @@ async fn the_candidate_page_lists_its_entries_and_links_the_printable_report() {
     assert!(!bad.text().contains("<b>x</b>"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_is_placed_with_its_ground_listed_and_released() {
     let api = Api::new(LIMITS);
     let candidate = api.register("console-hold", false, false);
@@ -506,7 +507,7 @@ async fn a_hold_is_placed_with_its_ground_listed_and_released() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_retention_page_lists_who_the_next_run_erases_and_by_which_rule() {
     let api = Api::new(LIMITS);
     let due = api.register("console-due", false, false);
@@ -529,7 +530,7 @@ async fn the_retention_page_lists_who_the_next_run_erases_and_by_which_rule() {
     assert!(!api.entries().iter().any(|e| e.action == "retention.erase"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breach_page_scopes_disclosures_by_principal_org_and_token_and_downloads_them() {
     let api = Api::new(LIMITS);
     let (matched, other) = with_history(&api);
@@ -596,7 +597,7 @@ async fn the_breach_page_scopes_disclosures_by_principal_org_and_token_and_downl
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_processing_page_carries_the_hash_of_the_policy_in_force() {
     let api = Api::new(LIMITS);
     let browser = login(&api, "dpo").await;
@@ -607,4 +608,41 @@ async fn the_processing_page_carries_the_hash_of_the_policy_in_force() {
         "{html}"
     );
     assert!(html.contains("professional") && html.contains("recruitment"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breach_page_lists_the_first_disclosures_counts_all_and_the_download_has_all() {
+    let api = Api::new(LIMITS);
+    let id = api.register("console-many", false, false);
+    api.assign(id, "emp-org", "matching", "recruitment");
+    let recruitment = "recruitment".parse().unwrap();
+    let rows = cvvault::server::console::BREACH_PAGE_ROWS;
+    for _ in 0..rows + 3 {
+        api.vault
+            .extract(&api.facts("emp"), &id, &recruitment)
+            .unwrap();
+    }
+    let browser = login(&api, "dpo").await;
+    let day = &cvvault::clock::rfc3339(api.vault.now())[..10];
+    let query = format!("scope=principal&value=emp&since={day}&until={day}");
+    let html = page(&api, &browser, &format!("/console/breach?{query}"))
+        .await
+        .text();
+    assert!(
+        html.contains(&format!(
+            "The first {rows} of {} disclosures are listed",
+            rows + 3
+        )),
+        "{html}"
+    );
+    let table = html.split("id=\"disclosures\"").nth(1).unwrap();
+    assert_eq!(table.matches("<tr><td class=\"t\">").count(), rows);
+    let csv = page(&api, &browser, &format!("/console/breach.csv?{query}"))
+        .await
+        .text();
+    assert_eq!(
+        csv.lines().count(),
+        rows + 3 + 1,
+        "every disclosure and a header"
+    );
 }

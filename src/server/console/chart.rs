@@ -22,6 +22,22 @@ fn axis_top(max: u64) -> u64 {
     }
 }
 
+/// `2026-11-03` as `3 Nov`.
+fn short_day(day: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = day
+        .get(5..7)
+        .and_then(|m| m.parse::<usize>().ok())
+        .and_then(|m| MONTHS.get(m.wrapping_sub(1)));
+    let date = day.get(8..10).and_then(|d| d.parse::<u32>().ok());
+    match (date, month) {
+        (Some(date), Some(month)) => format!("{date} {month}"),
+        _ => day.to_owned(),
+    }
+}
+
 /// Stacked bars of `(day, allowed, refused)`, oldest on the left.
 pub fn decisions_per_day(days: &[(String, u64, u64)]) -> Markup {
     let max = days.iter().map(|(_, a, r)| a + r).max().unwrap_or(0);
@@ -56,7 +72,7 @@ pub fn decisions_per_day(days: &[(String, u64, u64)]) -> Markup {
                 }
                 @if i % label_every == 0 || i + 1 == days.len() {
                     text.axis x=(x + bar / 2) y=(HEIGHT - 8) text-anchor="middle" {
-                        (day.get(5..).unwrap_or(day))
+                        (short_day(day))
                     }
                 }
             }
@@ -75,6 +91,13 @@ mod tests {
         assert_eq!(axis_top(11), 20);
         assert_eq!(axis_top(201), 500);
         assert_eq!(axis_top(1_000_000), 1_000_000);
+    }
+
+    #[test]
+    fn days_are_labelled_with_the_month_in_words() {
+        assert_eq!(short_day("2026-11-03"), "3 Nov");
+        assert_eq!(short_day("2026-01-31"), "31 Jan");
+        assert_eq!(short_day("not a day"), "not a day");
     }
 
     #[test]

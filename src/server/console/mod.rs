@@ -106,7 +106,7 @@ fn problem_page(error: &Error) -> Response {
             StatusCode::FORBIDDEN,
             pages::problem(
                 "Not for this role",
-                "The console is for the data-protection officer. Your refusal is recorded in the audit trail.",
+                "The console is for the data-protection officer. This attempt was refused and recorded in the audit trail.",
                 false,
             ),
         ),
@@ -208,16 +208,37 @@ async fn style() -> Response {
 
 // ----- login and logout -----
 
-async fn login_form(State(state): State<AppState>) -> Response {
-    login_page(&state, None, StatusCode::OK)
+/// `?bye=1` after a logout.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LoginQuery {
+    bye: Option<u8>,
+}
+
+async fn login_form(
+    State(state): State<AppState>,
+    query: Result<Query<LoginQuery>, QueryRejection>,
+) -> Response {
+    let bye = query.is_ok_and(|q| q.0.bye.is_some());
+    let notice = bye.then_some("You are logged out.");
+    login_page_with(&state, None, notice, StatusCode::OK)
 }
 
 fn login_page(state: &AppState, error: Option<&str>, status: StatusCode) -> Response {
+    login_page_with(state, error, None, status)
+}
+
+fn login_page_with(
+    state: &AppState,
+    error: Option<&str>,
+    notice: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let Ok(csrf) = session::random_token() else {
         return problem_page(&Error::io("login", std::io::Error::other("no randomness")));
     };
     with_cookie(
-        html(status, pages::login(&csrf, error)),
+        html(status, pages::login(&csrf, error, notice)),
         set_cookie(
             LOGIN_COOKIE,
             &csrf,
@@ -270,7 +291,7 @@ async fn login(
         Err(Error::Unauthenticated | Error::TokenExpired { .. }) => {
             return login_page(
                 &state,
-                Some("That token is not valid (mistyped, expired or revoked). Ask the operator for a new one: cvvault token issue."),
+                Some("That token is not valid: mistyped, expired or revoked. Ask the vault's operator for a new one."),
                 StatusCode::UNAUTHORIZED,
             )
         }
@@ -325,7 +346,7 @@ async fn logout(
         }
     }
     with_cookie(
-        redirect("/console/login"),
+        redirect("/console/login?bye=1"),
         set_cookie(SESSION_COOKIE, "", "/console", 0, state.console_secure()),
     )
 }
@@ -652,16 +673,20 @@ impl BreachParams {
     }
 }
 
+/// Disclosures a breach page lists; the downloads carry every one.
+pub const BREACH_PAGE_ROWS: usize = 500;
+
 async fn breach_report(
     state: &AppState,
     console: &Console,
     params: &BreachParams,
+    limit: Option<usize>,
 ) -> Option<Result<crate::report::breach::BreachReport, Response>> {
     let query = params.query()?;
     Some(
         console
             .run(state, move |vault, principal| {
-                vault.breach_scope(&principal, &query?)
+                vault.breach_scope(&principal, &query?, limit)
             })
             .await,
     )
@@ -688,7 +713,7 @@ async fn breach(
             .as_deref()
             .unwrap_or(default_until.get(..10).unwrap_or("")),
     };
-    match breach_report(&state, &console, &params).await {
+    match breach_report(&state, &console, &params, Some(BREACH_PAGE_ROWS)).await {
         None => match console
             .run(&state, |vault, principal| {
                 vault.supervise(&principal, "console.breach")
@@ -745,7 +770,7 @@ async fn breach_csv(
     params: Result<Query<BreachParams>, QueryRejection>,
 ) -> Response {
     let params = params.map(|p| p.0).unwrap_or_default();
-    match breach_report(&state, &console, &params).await {
+    match breach_report(&state, &console, &params, None).await {
         Some(Ok(report)) => match report.to_csv() {
             Ok(csv) => download("text/csv; charset=utf-8", "breach-scope.csv", csv),
             Err(e) => problem_page(&e),
@@ -761,7 +786,7 @@ async fn breach_json(
     params: Result<Query<BreachParams>, QueryRejection>,
 ) -> Response {
     let params = params.map(|p| p.0).unwrap_or_default();
-    match breach_report(&state, &console, &params).await {
+    match breach_report(&state, &console, &params, None).await {
         Some(Ok(report)) => download(
             "application/json",
             "breach-scope.json",
@@ -791,13 +816,7 @@ async fn processing_record(
 
 async fn processing(State(state): State<AppState>, console: Console) -> Response {
     match processing_record(&state, &console).await {
-        Ok(record) => {
-            let json = serde_json::to_value(&record).unwrap_or_default();
-            html(
-                StatusCode::OK,
-                pages::processing(&json, &record.to_text(), &record.policy_hash, &console.csrf),
-            )
-        }
+        Ok(record) => html(StatusCode::OK, pages::processing(&record, &console.csrf)),
         Err(page) => page,
     }
 }

@@ -8,7 +8,9 @@ use crate::audit::digest::Alert;
 use crate::audit::entry::{Entry, Outcome};
 use crate::clock::rfc3339;
 use crate::report::breach::BreachReport;
+use crate::report::processing::RecordOfProcessing;
 use crate::vault::{HeldCandidate, RetentionPreview, SubjectAccessReport, TrailHealth};
+use crate::vocabulary::FieldGroup;
 
 /// The pages of the navigation: (id, path, label).
 const NAV: [(&str, &str, &str); 7] = [
@@ -43,6 +45,62 @@ pub fn ago(seconds: i64, now: i64) -> String {
         3_600..=86_399 => format!("{} h ago", age / 3_600),
         _ => format!("{} days ago", age / 86_400),
     }
+}
+
+/// An audit action in words (the trail's own spelling stays visible beside it).
+pub fn action_words(action: &str) -> &'static str {
+    match action {
+        "extract" => "Profile data requested",
+        "candidate.register" => "Registered",
+        "candidate.update" => "Profile corrected",
+        "candidate.find" => "Looked up by agency reference",
+        "candidate.erase" => "Erased on request",
+        "retention.erase" => "Erased by retention",
+        "retention.run" => "Retention run",
+        "assignment.open" => "Assignment opened",
+        "assignment.close" => "Assignment closed",
+        "assignment.list" => "Assignments listed",
+        "hold.place" => "Legal hold placed",
+        "hold.release" => "Legal hold released",
+        "subject_access" => "Subject access report",
+        "audit.search" => "Trail searched (DPO)",
+        "audit.receipt" => "Erasure receipt made",
+        "audit.verify" => "Trail verified",
+        "audit.export" => "Trail exported",
+        "policy.explain" => "Decision explained",
+        "report.breach" => "Breach report made",
+        a if a.starts_with("console.") => "Console page viewed",
+        _ => "Other",
+    }
+}
+
+/// An entry's detail in words, when it is one of the vault's fixed notes.
+pub fn note_words(note: &str) -> String {
+    let known = match note {
+        "not-found" => "no such candidate",
+        "not-found-or-unrelated" => {
+            "not linked to this organisation by an open assignment (or no such candidate)"
+        }
+        "quota-exceeded" => "stopped by the extract quota (possible harvesting)",
+        "invalid-request" => "malformed request",
+        "already-held" => "already under a hold",
+        "not-held" => "was not under a hold",
+        "legal-hold" => "kept by a legal hold",
+        "principal-disabled" => "the account is disabled",
+        "unknown-organisation" => "unknown organisation",
+        "unknown-purpose" => "unknown purpose",
+        _ => "",
+    };
+    if known.is_empty() {
+        note.replace('=', ": ")
+    } else {
+        known.to_owned()
+    }
+}
+
+/// An RFC 3339 time from the trail, for people.
+pub fn trail_time(text: &str) -> String {
+    crate::clock::parse_time(text).map_or_else(|| text.to_owned(), when)
 }
 
 fn document(title: &str, body: Markup) -> Markup {
@@ -98,18 +156,21 @@ pub fn page(
 }
 
 /// The login page.
-pub fn login(csrf: &str, error: Option<&str>) -> Markup {
+pub fn login(csrf: &str, error: Option<&str>, notice: Option<&str>) -> Markup {
     document(
         "Log in",
         html! {
             main.narrow {
                 h1 { "cvvault DPO console" }
                 p { "For the data-protection officer: the audit trail, legal holds, retention and the GDPR reports. Nobody reads a CV here." }
+                @if let Some(notice) = notice {
+                    p id="flash" role="status" { (notice) }
+                }
                 @if let Some(error) = error {
                     p id="error" role="alert" { (error) }
                 }
                 form id="login-form" method="post" action="/console/login" {
-                    label for="token" { "Your bearer token (from " code { "cvvault token issue" } ")" }
+                    label for="token" { "Your access token (the vault's operator gives it to you)" }
                     input id="token" name="token" type="password" autocomplete="off" required;
                     input type="hidden" name="csrf" value=(csrf);
                     button id="login" type="submit" { "Log in" }
@@ -141,7 +202,7 @@ pub fn problem(title: &str, detail: &str, logged_in: bool) -> Markup {
 fn verification(health: &TrailHealth) -> Markup {
     html! {
         @match &health.last_verification {
-            None => p.warn id="verification" { "The trail has not been verified yet. Verify it now, and regularly (cron: " code { "cvvault audit verify" } ")." },
+            None => p.warn id="verification" { "The trail has not been verified yet. Verify it now, and have the operator schedule " code { "cvvault audit verify" } " daily." },
             Some(last) if last.verified => p.ok id="verification" {
                 "Verified " (ago(last.at, health.now)) " (" (when(last.at)) ") by " (last.by) ": "
                 (last.entries.unwrap_or(0)) " entries, every checkpoint and entry MAC checked."
@@ -192,15 +253,20 @@ pub fn health(health: &TrailHealth, csrf: &str, flash: Option<&str>) -> Markup {
             @if health.checkpoints.is_empty() {
                 p.warn { "No checkpoint is signed yet: the server signs one every few minutes while the trail grows." }
             } @else {
+                @if let Some(newest) = health.checkpoints.first() {
+                    @if newest.size < health.size {
+                        p.hint { "The newest checkpoint covers the first " (newest.size) " of " (health.size) " entries; the server signs the next one within minutes. Entries not yet under a checkpoint are protected by their own keyed checksums meanwhile." }
+                    }
+                }
                 table id="checkpoints" {
-                    thead { tr { th.n { "Entries" } th { "Root hash" } th { "Signed" } } }
+                    thead { tr { th.n { "Entries covered" } th { "Fingerprint (root hash)" } th { "Signed" } } }
                     tbody {
                         @for c in &health.checkpoints {
-                            tr { td.n { (c.size) } td { code.hash { (c.root) } } td { (ago(c.signed_at, health.now)) " (" (when(c.signed_at)) ")" } }
+                            tr { td.n { (c.size) } td { code.hash title=(c.root) { (c.root.get(..16).unwrap_or(&c.root)) "…" } } td { (ago(c.signed_at, health.now)) " (" (when(c.signed_at)) ")" } }
                         }
                     }
                 }
-                p.hint { "Keep copies of these checkpoints off this machine: " code { "cvvault audit verify --checkpoint FILE" } " proves the trail still holds what they signed." }
+                p.hint { "A checkpoint is a signed fingerprint of the whole trail up to that entry. Copies kept off this machine (the operator's task: " code { "cvvault audit checkpoint" } ") prove later that no entry was changed or removed." }
             }
         },
     )
@@ -214,7 +280,7 @@ pub fn alerts(alerts: &[Alert], hours: u32, min: u64, now: i64, csrf: &str) -> M
         csrf,
         None,
         html! {
-            p { "Principals refused at least " (min) " times, or stopped by their extract quota, in the last " (hours) " hours. Many refusals by one principal is what an attempt to harvest CVs looks like." }
+            p { "Accounts refused at least " (min) " times, or stopped by their extract quota (the most profiles one account may request in a window), in the last " (hours) " hours. Many refusals for one account is what an attempt to harvest CVs looks like." }
             form id="alerts-form" method="get" action="/console/alerts" {
                 label for="hours" { "Window (hours)" }
                 input id="hours" name="hours" type="number" min="1" max="8784" value=(hours);
@@ -223,10 +289,10 @@ pub fn alerts(alerts: &[Alert], hours: u32, min: u64, now: i64, csrf: &str) -> M
                 button type="submit" { "Show" }
             }
             @if alerts.is_empty() {
-                p id="no-alerts" { "No principal is over these thresholds." }
+                p id="no-alerts" { "No account is over these thresholds. Lower the number of refusals to see accounts with fewer." }
             } @else {
                 table id="alerts" {
-                    thead { tr { th { "Principal" } th { "Role" } th { "Organisation" } th.n { "Refused" } th.n { "Quota hits" } th { "Last refusal" } th {} } }
+                    thead { tr { th { "Account" } th { "Role" } th { "Organisation" } th.n { "Refused" } th.n { "Stopped by quota" } th { "Last refusal" } th {} } }
                     tbody {
                         @for a in alerts {
                             tr {
@@ -238,7 +304,7 @@ pub fn alerts(alerts: &[Alert], hours: u32, min: u64, now: i64, csrf: &str) -> M
                         }
                     }
                 }
-                p.hint { "To stop a principal: " code { "cvvault principal disable ID" } " (every node refuses it at once)." }
+                p.hint { "To stop an account at once, ask the operator to disable it (" code { "cvvault principal disable ID" } "); every server refuses it from then on." }
             }
         },
     )
@@ -262,7 +328,7 @@ pub fn candidate(candidate_id: Option<&str>, entries: Option<&[Entry]>, csrf: &s
             form id="candidate-search" method="get" action="/console/candidate" {
                 label for="candidate_id" { "Candidate id" }
                 input id="candidate_id" name="candidate_id" type="text" size="40" required
-                    placeholder="0b6f2c6e-8a4e-4f55-9c43-6f1d2b7a9e10" value=[candidate_id];
+                    placeholder="candidate id, like 0b6f2c6e-…" value=[candidate_id];
                 button id="search" type="submit" { "Find entries" }
             }
             @if let (Some(id), Some(entries)) = (candidate_id, entries) {
@@ -271,19 +337,21 @@ pub fn candidate(candidate_id: Option<&str>, entries: Option<&[Entry]>, csrf: &s
                     a id="subject-access" href=(format!("/console/candidate/report?candidate_id={}", urlencode(id))) { "Subject access report (GDPR Art. 15), printable" }
                 }
                 table id="entries" {
-                    thead { tr { th.n { "#" } th { "When" } th { "What" } th { "Who" } th { "Role" } th { "Organisation" } th { "Decision" } th { "Field groups" } th { "Purpose" } th { "Detail" } } }
+                    thead { tr { th { "When" } th { "What" } th { "Who (account)" } th { "Role" } th { "Organisation" } th { "Decision" } th { "Field groups (given, or asked for when refused)" } th { "Purpose" } th { "Detail" } th.n title="The entry's position in the trail: its inclusion can be proved" { "Entry" } } }
                     tbody {
                         @for e in entries {
                             tr {
-                                td.n { (e.index) } td { (e.time) } td { (e.action) } td { (e.actor) } td { (e.actor_role) }
+                                td.t { (trail_time(&e.time)) } td { (action_words(&e.action)) br; code.hint { (e.action) } } td { (e.actor) } td { (e.actor_role) }
                                 td { (e.actor_org.as_deref().unwrap_or("-")) } td { (outcome(e.decision)) }
-                                td { (e.groups.join(", ")) } td { (e.purpose.as_deref().unwrap_or("-")) } td { (e.note.as_deref().unwrap_or("")) }
+                                td { (e.groups.join(", ")) } td { (e.purpose.as_deref().unwrap_or("-")) } td { (e.note.as_deref().map(note_words).unwrap_or_default()) }
+                                td.n { (e.index) }
                             }
                         }
                     }
                 }
+                p.hint { "Field groups: identity (name, birth year), contact, professional (CV), special (special categories, GDPR Art. 9: nationality, asylum status), control (consents, protection)." }
             } @else {
-                p.hint { "The trail names candidates only by a keyed pseudonym: give the id to find its entries." }
+                p.hint { "The trail never stores who a candidate is, only a code derived from the candidate id: give the id (the caseworker finds it by the agency's reference) to see its entries." }
             }
         },
     )
@@ -327,7 +395,7 @@ pub fn subject_access(report: &SubjectAccessReport, csrf: &str) -> Markup {
                     thead { tr { th { "When" } th { "Recipient" } th { "Role" } th { "Organisation" } th { "Purpose" } th { "Field groups" } } }
                     tbody {
                         @for d in &report.disclosures {
-                            tr { td { (d.time) } td { (d.recipient) } td { (d.recipient_role) } td { (d.recipient_org.as_deref().unwrap_or("-")) } td { (d.purpose.as_deref().unwrap_or("-")) } td { (d.groups.join(", ")) } }
+                            tr { td.t { (trail_time(&d.time)) } td { (d.recipient) } td { (d.recipient_role) } td { (d.recipient_org.as_deref().unwrap_or("-")) } td { (d.purpose.as_deref().unwrap_or("-")) } td { (d.groups.join(", ")) } }
                         }
                     }
                 }
@@ -350,7 +418,7 @@ pub fn holds(
         csrf,
         flash,
         html! {
-            p { "A candidate under a legal hold is not erased by retention until the hold is released. Place one only on a legal ground (a case number, a court order), never for convenience." }
+            p { "A candidate under a legal hold is not erased by retention until the hold is released. Place one only on a legal ground (a case number, a court order), never for convenience. Releasing takes effect at once: a candidate who is due is erased by the next retention run (see Retention)." }
             @if let Some(error) = error { p id="error" role="alert" { (error) } }
             form id="place-hold" method="post" action="/console/holds" {
                 input type="hidden" name="csrf" value=(csrf);
@@ -365,12 +433,12 @@ pub fn holds(
                 p id="no-holds" { "No candidate is under a legal hold." }
             } @else {
                 table id="holds" {
-                    thead { tr { th { "Candidate" } th { "Ground" } th { "Placed" } th { "By" } th {} } }
+                    thead { tr { th { "Candidate" } th { "Legal ground" } th { "Placed" } th { "By (account)" } th {} } }
                     tbody {
                         @for h in held {
                             tr {
                                 td { code { (h.candidate_id) } } td { (h.ground.as_deref().unwrap_or("-")) }
-                                td { (h.placed_at.as_deref().unwrap_or("-")) } td { (h.placed_by.as_deref().unwrap_or("-")) }
+                                td.t { (h.placed_at.as_deref().map(trail_time).unwrap_or_else(|| "-".into())) } td { (h.placed_by.as_deref().unwrap_or("-")) }
                                 td {
                                     form.release-hold method="post" action="/console/holds" {
                                         input type="hidden" name="csrf" value=(csrf);
@@ -388,6 +456,14 @@ pub fn holds(
     )
 }
 
+fn days(n: u32) -> String {
+    match n {
+        0 => "(at the next run)".into(),
+        1 => "and one day has passed".into(),
+        n => format!("and {n} days have passed"),
+    }
+}
+
 /// Who the next retention run would erase.
 pub fn retention(preview: &RetentionPreview, csrf: &str) -> Markup {
     page(
@@ -396,9 +472,9 @@ pub fn retention(preview: &RetentionPreview, csrf: &str) -> Markup {
         csrf,
         None,
         html! {
-            p { "Who the next retention run would erase (crypto-shred), by which rule, and since when each is due. Computed " (preview.at) "." }
+            p { "Who the next retention run would erase, by which rule, and since when each is due (" (trail_time(&preview.at)) "). Erasing destroys the candidate's key, so no copy of the data, backups included, can be read again." }
             ul.rules {
-                li { strong { "closed-grace" } ": " (preview.settings.grace_after_close_days) " days after the candidate's last assignment closed" }
+                li { strong { "closed-grace" } ": when the candidate's last assignment closed " (days(preview.settings.grace_after_close_days)) }
                 li { strong { "max-idle" } ": after " (preview.settings.max_idle_days) " days without any open assignment" }
                 li { strong { "max-life" } ": " (preview.settings.max_life_days) " days after registration, whatever else" }
             }
@@ -407,18 +483,22 @@ pub fn retention(preview: &RetentionPreview, csrf: &str) -> Markup {
                 div.card { span.figure { (preview.held) } span { "due but kept by a legal hold" } }
             }
             @if preview.due.is_empty() {
-                p id="nothing-due" { "Nobody is due: the next run erases no one." }
+                @if preview.held > 0 {
+                    p id="nothing-due" { "Nobody else is due: the next run erases no one, and keeps the " (preview.held) " held (see Legal holds)." }
+                } @else {
+                    p id="nothing-due" { "Nobody is due: the next run erases no one." }
+                }
             } @else {
                 table id="due" {
                     thead { tr { th { "Candidate" } th { "Rule" } th { "Due since" } } }
                     tbody {
                         @for d in &preview.due {
-                            tr { td { code { (d.candidate_id) } } td { (d.rule) } td { (d.due_since) } }
+                            tr { td { code { (d.candidate_id) } } td { (d.rule) } td.t { (trail_time(&d.due_since)) } }
                         }
                     }
                 }
             }
-            p.hint { "To keep someone, place a legal hold with its ground before the run. The rules are in " code { "policy/retention.toml" } "." }
+            p.hint { "To keep someone, place a legal hold with its ground before the run. The operator runs retention on a schedule (usually nightly) and sets the periods (policy/retention.toml)." }
         },
     )
 }
@@ -455,15 +535,16 @@ pub fn breach(
         csrf,
         None,
         html! {
-            p { "When a principal's credentials, an organisation or a token may have been misused: which candidates had which field groups disclosed to it, and when. This is what the notification to the supervisory authority (within 72 hours) and to the people concerned needs." }
+            p { "When an account, an organisation or an access token may have been misused: which candidates had which field groups disclosed to it, and when. This is what the notification to the supervisory authority (within 72 hours) and to the people concerned needs." }
             form id="breach-search" method="get" action="/console/breach" {
                 label for="scope" { "Whose disclosures" }
                 select id="scope" name="scope" {
-                    @for (value, label) in [("principal", "a principal (id)"), ("org", "an organisation"), ("token", "a token (id)")] {
+                    @for (value, label) in [("principal", "an account"), ("org", "an organisation"), ("token", "an access token")] {
                         option value=(value) selected[form.scope == value] { (label) }
                     }
                 }
-                input id="value" name="value" type="text" size="28" required value=(form.value);
+                label for="value" { "id" }
+                input id="value" name="value" type="text" size="28" required placeholder="e.g. hr@acme, acme or tok_…" value=(form.value);
                 label for="since" { "from" }
                 input id="since" name="since" type="date" required value=(form.since);
                 label for="until" { "to (included)" }
@@ -474,8 +555,8 @@ pub fn breach(
             @if let Some(report) = report {
                 section.cards {
                     div.card { span.figure id="breach-candidates" { (report.candidates) } span { "candidates concerned" } }
-                    div.card { span.figure { (report.candidates_erased) } span { "of them erased since" } }
-                    div.card { span.figure { (report.disclosures.len()) } span { "disclosures" } }
+                    div.card { span.figure { (report.candidates_erased) } span { "of them erased since (no longer identifiable)" } }
+                    div.card { span.figure { (report.disclosures_total) } span { "disclosures" } }
                 }
                 @if let Some((from, to)) = &report.token_valid {
                     p { "The token was valid from " (from) " " (to.as_deref().map(|t| format!("until {t}")).unwrap_or_else(|| "and still is".into())) "." }
@@ -491,15 +572,18 @@ pub fn breach(
                     a id="download-csv" href=(format!("/console/breach.csv?{query}")) { "Download CSV" } " · "
                     a id="download-json" href=(format!("/console/breach.json?{query}")) { "Download JSON" }
                 }
-                @if report.disclosures.is_empty() {
+                @if report.disclosures_total == 0 {
                     p id="no-disclosures" { "No disclosure to " (report.scope) " " (report.scope_value) " in this window." }
                 } @else {
+                    @if report.disclosures_total > report.disclosures.len() {
+                        p.warn { "The first " (report.disclosures.len()) " of " (report.disclosures_total) " disclosures are listed: download the CSV or JSON for all of them." }
+                    }
                     table id="disclosures" {
-                        thead { tr { th { "When" } th { "Candidate" } th { "Recipient" } th { "Organisation" } th { "Purpose" } th { "Field groups" } th.n { "Entry" } } }
+                        thead { tr { th { "When" } th { "Candidate" } th { "Recipient" } th { "Organisation" } th { "Purpose" } th { "Field groups" } th.n title="The entry's position in the trail: its inclusion can be proved" { "Entry" } } }
                         tbody {
                             @for r in &report.disclosures {
                                 tr {
-                                    td { (r.time) }
+                                    td.t { (trail_time(&r.time)) }
                                     td { @match r.candidate_id { Some(id) => code { (id) }, None => span.hint { "erased since" } } }
                                     td { (r.recipient) } td { (r.recipient_org.as_deref().unwrap_or("-")) } td { (r.purpose) }
                                     td { (r.groups.join(", ")) } td.n { (r.entry_index) }
@@ -514,24 +598,87 @@ pub fn breach(
     )
 }
 
+/// A role's disclosures with the purposes that share a group, conditions and policies
+/// folded into one row (the JSON keeps one per purpose).
+fn same_terms(
+    receives: &[crate::report::processing::Disclosure],
+) -> Vec<(&crate::report::processing::Disclosure, String)> {
+    type Terms<'d> = (FieldGroup, Vec<&'d str>, Vec<&'d str>, bool);
+    fn terms(d: &crate::report::processing::Disclosure) -> Terms<'_> {
+        let conditions = d.conditions.iter().map(|c| c.text).collect();
+        let policies = d
+            .permitted_by
+            .iter()
+            .map(|p| p.policy_id.as_str())
+            .collect();
+        (d.group, conditions, policies, d.conditions_are_exact)
+    }
+    let mut rows: Vec<(&crate::report::processing::Disclosure, Vec<String>)> = Vec::new();
+    for d in receives {
+        match rows.iter_mut().find(|(first, _)| terms(first) == terms(d)) {
+            Some((_, purposes)) => purposes.push(d.purpose.to_string()),
+            None => rows.push((d, vec![d.purpose.to_string()])),
+        }
+    }
+    rows.into_iter()
+        .map(|(d, purposes)| (d, purposes.join(", ")))
+        .collect()
+}
+
 /// The record of processing activities, generated from the policy in force.
-pub fn processing(
-    record_json: &serde_json::Value,
-    record_text: &str,
-    policy_hash: &str,
-    csrf: &str,
-) -> Markup {
+pub fn processing(record: &RecordOfProcessing, csrf: &str) -> Markup {
     page(
         "Record of processing (GDPR Art. 30)",
         "/console/processing",
         csrf,
         None,
         html! {
-            p { "Generated now from the policy files in force, which are the rules the vault enforces on every request: not a document kept beside them." }
-            p { "Policy hash: " code id="policy-hash" { (policy_hash) } " (every audit entry records the hash of the policy that decided it)." }
-            p { a id="download-record" href="/console/processing.json" { "Download JSON" } }
-            pre.record { (record_text) }
-            @if record_json.is_null() { p.bad { "The record could not be generated." } }
+            p { "Generated " (record.generated_at) " from the policy files in force, which are the rules the vault enforces on every request: not a document kept beside them." }
+            p { "Policy hash: " code id="policy-hash" { (record.policy_hash) } " (every audit entry records the hash of the policy that decided it). " a id="download-record" href="/console/processing.json" { "Download JSON" } }
+            @if !record.failed_policy_ids.is_empty() {
+                p.bad { "Policies whose evaluation failed (the vault refuses then): " (record.failed_policy_ids.join(", ")) }
+            }
+            @for role in &record.roles {
+                section.role id=(format!("role-{}", role.role)) {
+                    h2 { (role.role.to_string()) }
+                    p { (role.summary.replace('`', "")) }
+                    @if !role.receives.is_empty() {
+                        table.receives {
+                            thead { tr { th { "Field group" } th { "Purpose" } th { "Only when" } th { "Allowed by" } } }
+                            tbody {
+                                @for (d, purposes) in same_terms(&role.receives) {
+                                    tr {
+                                        td { strong { (d.group.to_string()) } } td { (purposes) }
+                                        td {
+                                            @if d.conditions.is_empty() { "always" }
+                                            ul { @for c in &d.conditions { li { (c.text) } } }
+                                            @if !d.conditions_are_exact { span.hint { "(one of several combinations: see the JSON)" } }
+                                        }
+                                        td { @for p in &d.permitted_by { div { code { (p.policy_id) } ": " (p.description) } } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @if !role.withheld.is_empty() {
+                        p { "Never receives: " }
+                        ul { @for w in &role.withheld { li { (w.sentence) } } }
+                    }
+                    @if !role.other_actions.is_empty() {
+                        p { "May also: " (role.other_actions.iter().map(|a| a.replace('_', " ")).collect::<Vec<_>>().join(", ")) }
+                    }
+                }
+            }
+            section id="retention" {
+                h2 { "Retention" }
+                p { (record.retention.summary.replace('`', "")) }
+                ul { @for rule in &record.retention.rules { li { strong { (rule.rule) } ": " (rule.text.replace('`', "")) } } }
+            }
+            details {
+                summary { "How this record was derived" }
+                p { (record.method.replace('`', "")) }
+                ul { @for f in &record.evaluated_facts { li { code { (f.fact.as_str()) } ": " (f.meaning) } } }
+            }
         },
     )
 }
@@ -570,6 +717,7 @@ table { border-collapse: collapse; width: 100%; background: #fff; border: 1px so
 th, td { text-align: left; padding: 0.4rem 0.6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: #eef1f4; font-weight: 600; }
 .n { text-align: right; font-variant-numeric: tabular-nums; }
+td.t { white-space: nowrap; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 0.88em; }
 code.hash { word-break: break-all; }
 form { margin: 0.8rem 0; display: flex; flex-wrap: wrap; align-items: center; gap: 0.5rem; }
