@@ -129,6 +129,7 @@ impl<T: Clone + Eq + std::hash::Hash> Interned<T> {
 pub struct Digest {
     next: u64,
     unreadable: u64,
+    missing: u64,
     days: BTreeMap<i64, DayCounts>,
     refusals: BTreeMap<(i64, u32), Refusals>,
     actors: Interned<Actor>,
@@ -148,6 +149,12 @@ impl Digest {
         self.unreadable
     }
 
+    /// Indexes skipped between entries read: an entry deleted outside cvvault (entries
+    /// become visible in index order, so a gap is never an append still in flight).
+    pub fn missing(&self) -> u64 {
+        self.missing
+    }
+
     /// Reads the entries appended since the last call; returns how many.
     pub fn extend(&mut self, conn: &Db, progress: &dyn Fn(u64)) -> Result<u64> {
         let before = self.next;
@@ -163,7 +170,9 @@ impl Digest {
 
     /// Adds entry `index`.
     pub fn add(&mut self, index: i64, text: &str) {
-        self.next = self.next.max(index as u64 + 1);
+        let index_u = u64::try_from(index).unwrap_or(0);
+        self.missing += index_u.saturating_sub(self.next);
+        self.next = self.next.max(index_u + 1);
         let Some((entry, time)) = serde_json::from_str::<Entry>(text)
             .ok()
             .and_then(|e| crate::clock::parse_time(&e.time).map(|t| (e, t)))
@@ -457,6 +466,23 @@ mod tests {
             ),
         ]);
         assert_eq!((digest.size(), digest.unreadable()), (2, 1));
+        assert_eq!(digest.missing(), 0);
         assert_eq!(digest.disclosures(|_| true, 0, i64::MAX).count(), 1);
+    }
+
+    #[test]
+    fn an_index_skipped_is_counted_as_missing() {
+        let mut digest = Digest::default();
+        let text = entry(
+            0,
+            "2026-11-01T10:00:00Z",
+            ("e1", "employer"),
+            "allow",
+            "null",
+        );
+        digest.add(0, &text);
+        digest.add(3, &text);
+        assert_eq!((digest.size(), digest.missing()), (4, 2));
+        assert_eq!(digest.disclosures(|_| true, 0, i64::MAX).count(), 2);
     }
 }

@@ -100,9 +100,9 @@ pub fn run(ctx: &Context, vault: &Vault, cmd: ReportCommand) -> Result<ExitCode>
             };
             let query = crate::report::breach::query(scope, &value, &since, &until)?;
             let bar = super::progress_bar(0, "reading the audit trail");
-            vault.summarize_trail(&|n| bar.set_position(n))?;
+            let report = vault.breach_scope(&acting, &query, None, &|n| bar.set_position(n));
             bar.finish_and_clear();
-            let report = vault.breach_scope(&acting, &query, None)?;
+            let report = report?;
             let format = if ctx.json { Format::Json } else { format };
             match format {
                 Format::Text => print!("{}", report.to_text()),

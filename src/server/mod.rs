@@ -228,10 +228,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let vault = state.vault().clone();
-    state
-        .0
-        .console_secure
-        .store(tls.is_some(), std::sync::atomic::Ordering::Relaxed);
+    // Over HTTPS, or off loopback (behind a TLS-terminating proxy, `--insecure-http`), the
+    // browser reaches the console over HTTPS: its cookies are `Secure`.
+    let off_loopback = listener
+        .local_addr()
+        .is_ok_and(|address| !address.ip().is_loopback());
+    state.0.console_secure.store(
+        tls.is_some() || off_loopback,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     // The console's summary of the trail is built beside the first requests, not before them.
     let summarizing = vault.clone();
     tokio::task::spawn_blocking(move || {

@@ -19,6 +19,7 @@ mod trail_state;
 mod update;
 mod workers;
 
+/// How the keyring is opened (an age identity file or a passphrase).
 pub use crate::crypto::keyring::Unlock;
 pub use assignments::OpenAssignment;
 pub use audit::{Disclosure, Receipt, SubjectAccessReport};
@@ -30,7 +31,6 @@ pub use edge_refusals::ExtractRefusal;
 pub use health::Readiness;
 pub use keys::{mirror_agrees, KeyCheck, KeysStatus, RotateIdentity, RotationReport};
 pub use migrate::MigrationReport;
-/// How the keyring is opened (an age identity file or a passphrase).
 pub use supervision::{
     BreachQuery, BreachScope, CheckpointSummary, HeldCandidate, LastVerification, RetentionPreview,
     TrailHealth,

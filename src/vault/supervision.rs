@@ -18,6 +18,8 @@ use crate::vocabulary::FieldGroup;
 
 const META_LAST_VERIFICATION: &str = "last_verification";
 const DAY: i64 = 86_400;
+/// Seconds after a token's revocation or expiry that its breach scope still counts.
+const TOKEN_END_MARGIN: i64 = 60;
 
 /// The last `audit verify` of the trail, by any process or node of the vault.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -52,6 +54,8 @@ pub struct TrailHealth {
     pub size: u64,
     /// Entries that do not parse (`audit verify` names them).
     pub unreadable: u64,
+    /// Entry indexes missing between entries (deleted outside cvvault).
+    pub missing: u64,
     /// The last verification, if any was run.
     pub last_verification: Option<LastVerification>,
     /// The latest signed checkpoints, newest first.
@@ -129,21 +133,26 @@ impl Vault {
 
     /// Runs `f` on the trail's summary, caught up with the trail first.
     pub(crate) fn with_digest<T>(&self, f: impl FnOnce(&Digest) -> T) -> Result<T> {
+        self.with_digest_progress(&|_| {}, f)
+    }
+
+    /// [`Vault::with_digest`], `progress(entries read)` while it catches up.
+    fn with_digest_progress<T>(
+        &self,
+        progress: &dyn Fn(u64),
+        f: impl FnOnce(&Digest) -> T,
+    ) -> Result<T> {
         let mut digest = self.digest.lock().map_err(|_| Error::Corrupt {
             what: "the audit summary was left half-updated by a failed request",
         })?;
-        self.readers.read(|conn| digest.extend(conn, &|_| {}))?;
+        self.readers.read(|conn| digest.extend(conn, progress))?;
         Ok(f(&digest))
     }
 
     /// Builds the trail's summary now (at start, so that the first page does not wait for it);
     /// `progress(entries read)`.
     pub fn summarize_trail(&self, progress: &dyn Fn(u64)) -> Result<u64> {
-        let mut digest = self.digest.lock().map_err(|_| Error::Corrupt {
-            what: "the audit summary was left half-updated by a failed request",
-        })?;
-        self.readers.read(|conn| digest.extend(conn, progress))?;
-        Ok(digest.size())
+        self.with_digest_progress(progress, Digest::size)
     }
 
     /// Keeps the outcome of a verification where every node and the console read it.
@@ -157,7 +166,15 @@ impl Vault {
             by: principal.principal_id.to_string(),
             verified: outcome.is_ok(),
             entries: outcome.as_ref().ok().map(|r| r.entries),
-            failure: outcome.as_ref().err().map(|e| e.to_string()),
+            // The verifier's findings are shown as they are; any other failure (a read that
+            // failed) by a fixed sentence, its details in the log.
+            failure: outcome.as_ref().err().map(|e| match e {
+                Error::AuditTampered(finding) => finding.clone(),
+                _ => {
+                    "the verification could not be completed (the server's log says why); try again"
+                        .to_owned()
+                }
+            }),
         };
         let Ok(text) = serde_json::to_string(&last) else {
             return;
@@ -198,16 +215,18 @@ impl Vault {
             .collect();
         let today = now.div_euclid(DAY);
         let first = today - i64::from(days.clamp(1, 366)) + 1;
-        let (size, unreadable, per_day) = self.with_digest(|digest| {
+        let (size, unreadable, missing, per_day) = self.with_digest(|digest| {
             (
                 digest.size(),
                 digest.unreadable(),
+                digest.missing(),
                 digest.per_day(first, today),
             )
         })?;
         Ok(TrailHealth {
             size,
             unreadable,
+            missing,
             last_verification,
             checkpoints,
             per_day: per_day
@@ -278,12 +297,14 @@ impl Vault {
 
     /// The GDPR Art. 33 scope of a breach: which candidates had which field groups disclosed
     /// to the principal, organisation or token, when.
-    /// `limit`: list at most this many of the disclosures (all are counted).
+    /// `limit`: list at most this many of the disclosures (all are counted); `progress`:
+    /// entries of the trail read (a first read, by the CLI, reads the whole trail).
     pub fn breach_scope(
         &self,
         principal: &PrincipalFacts,
         query: &BreachQuery,
         limit: Option<usize>,
+        progress: &dyn Fn(u64),
     ) -> Result<BreachReport> {
         self.supervise(principal, "report.breach")?;
         let (mut since, mut until) = (query.since, query.until);
@@ -293,25 +314,47 @@ impl Vault {
             ));
         }
         let mut token_validity = None;
+        // The recipient as the trail names it: a subject by pseudonym. A principal or an
+        // organisation the vault does not know is refused, not answered "no disclosure".
+        let trail_name = |id: &crate::ids::PrincipalId| -> Result<String> {
+            let facts = self.principal(id)?;
+            Ok(if facts.role == crate::vocabulary::Role::Subject {
+                self.pseudonyms().principal(id.as_str())
+            } else {
+                id.to_string()
+            })
+        };
         let recipient = match &query.scope {
-            BreachScope::Principal(id) => id.clone(),
-            BreachScope::Org(org) => org.clone(),
+            BreachScope::Principal(id) => trail_name(&id.parse()?)?,
+            BreachScope::Org(org) => {
+                let org_id: crate::ids::OrgId = org.parse()?;
+                let known = self
+                    .readers
+                    .read(|conn| rows::org_kind(conn, &self.integrity, &org_id))?;
+                if known.is_none() {
+                    return Err(Error::UnknownOrg { org: org.clone() });
+                }
+                org.clone()
+            }
             BreachScope::Token(token_id) => {
                 let token = self
                     .readers
                     .read(|conn| rows::token(conn, &self.integrity, token_id))?
                     .ok_or(Error::NotFound { what: "token" })?;
                 // The trail names the principal, not the token: what the token could have
-                // received is its principal's disclosures while it was valid.
+                // received is its principal's disclosures while it was valid. A request
+                // authenticated just before the end is recorded when it completes: a minute
+                // more is counted.
                 let ended = [token.revoked_at, token.expires_at]
                     .into_iter()
                     .flatten()
-                    .min()
-                    .unwrap_or(i64::MAX);
-                token_validity = Some((token.created_at, ended));
+                    .min();
+                token_validity = Some((token.created_at, ended.unwrap_or(i64::MAX)));
                 since = since.max(token.created_at);
-                until = until.min(ended);
-                token.principal_id.to_string()
+                if let Some(ended) = ended {
+                    until = until.min(ended.saturating_add(TOKEN_END_MARGIN));
+                }
+                trail_name(&token.principal_id)?
             }
         };
         let matches = |actor: &crate::audit::digest::Actor| match &query.scope {
@@ -321,7 +364,7 @@ impl Vault {
         // Every disclosure is counted; at most `limit` are listed (a page shows the first
         // ones, a download all of them).
         let limit = limit.unwrap_or(usize::MAX);
-        let (mut found, tally) = self.with_digest(|digest| {
+        let (mut found, tally) = self.with_digest_progress(progress, |digest| {
             let mut found = Vec::new();
             let mut disclosures = 0usize;
             let mut candidates = std::collections::HashSet::new();

@@ -377,10 +377,15 @@ async fn the_health_page_shows_size_chart_checkpoints_and_the_last_verification(
         &format!("csrf={}", browser.csrf),
     )
     .await;
-    assert_eq!(location(&verified), "/console/?done=verified");
-    let html = page(&api, &browser, location(&verified)).await.text();
-    assert!(html.contains("id=\"flash\""));
+    assert_eq!(location(&verified), "/console/");
+    let html = page(&api, &browser, "/console/").await.text();
+    assert!(
+        html.contains("id=\"flash\" role=\"status\">The trail verified"),
+        "{html}"
+    );
     assert!(html.contains("Verified just now"), "{html}");
+    let again = page(&api, &browser, "/console/").await.text();
+    assert!(!again.contains("id=\"flash\""), "a message is shown once");
     assert!(html.contains("by dpo"));
     assert!(
         html.contains("id=\"checkpoints\""),
@@ -473,6 +478,7 @@ async fn a_hold_is_placed_with_its_ground_listed_and_released() {
     );
     let reply = post(&api, &browser, "/console/holds", &place).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    assert_eq!(location(&reply), "/console/holds");
     let html = page(&api, &browser, location(&reply)).await.text();
     assert!(html.contains(&format!("Legal hold placed on candidate {candidate}")));
     let table = html.split("id=\"holds\"").nth(1).unwrap();
@@ -645,4 +651,132 @@ async fn a_breach_page_lists_the_first_disclosures_counts_all_and_the_download_h
         rows + 3 + 1,
         "every disclosure and a header"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_page_says_when_entries_are_missing_from_the_trail() {
+    if crate::common::on_postgres() {
+        return; // the deletion below is SQLite's
+    }
+    let api = Api::new(LIMITS);
+    with_history(&api);
+    let raw = rusqlite::Connection::open(api.paths.database()).unwrap();
+    raw.execute_batch(
+        "DROP TRIGGER audit_entries_append_only_delete;
+         DELETE FROM audit_entries WHERE entry_index = 3;",
+    )
+    .unwrap();
+    let browser = login(&api, "dpo").await;
+    let html = page(&api, &browser, "/console/").await.text();
+    assert!(
+        html.contains("id=\"missing\">1 entries are missing from the trail"),
+        "{html}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_from_another_site_is_refused_even_with_the_right_tokens() {
+    let api = Api::new(LIMITS);
+    let candidate = api.register("console-cross-site", false, false);
+    let browser = login(&api, "dpo").await;
+    let form = format!(
+        "csrf={}&action=place&candidate_id={candidate}&ground=case-1",
+        browser.csrf
+    );
+    for (name, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+        ("origin", "https://evil.example"),
+    ] {
+        let reply = api
+            .call_with(
+                Method::POST,
+                "/console/holds",
+                None,
+                Some(form.as_bytes()),
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("cookie", &browser.cookie),
+                    (name, value),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{name}: {value}");
+    }
+    assert!(!api.entries().iter().any(|e| e.action == "hold.place"));
+    let same = api
+        .call_with(
+            Method::POST,
+            "/console/holds",
+            None,
+            Some(form.as_bytes()),
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("cookie", &browser.cookie),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::SEE_OTHER, "{}", same.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breach_search_for_an_unknown_account_or_organisation_is_not_answered_no_disclosure() {
+    let api = Api::new(LIMITS);
+    with_history(&api);
+    let browser = login(&api, "dpo").await;
+    let day = &cvvault::clock::rfc3339(api.vault.now())[..10];
+    for (scope, value, says) in [
+        ("principal", "emq", "No account `emq`"),
+        (
+            "org",
+            "emp-orgg",
+            "No account of an organisation `emp-orgg`",
+        ),
+    ] {
+        let uri = format!("/console/breach?scope={scope}&value={value}&since={day}&until={day}");
+        let reply = page(&api, &browser, &uri).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{scope}");
+        let html = reply.text();
+        assert!(html.contains(says), "{html}");
+        assert!(!html.contains("id=\"no-disclosures\""));
+    }
+    let bad_date = format!("/console/breach?scope=org&value=emp-org&since=soon&until={day}");
+    let html = page(&api, &browser, &bad_date).await.text();
+    assert!(html.contains("the start `soon` is not a date"), "{html}");
+    let on_record = api
+        .entries()
+        .iter()
+        .filter(|e| e.action == "report.breach" && e.actor == "dpo")
+        .count();
+    assert_eq!(on_record, 3, "each question is on the record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breach_search_finds_what_a_candidates_own_account_received() {
+    let mut api = Api::new(LIMITS);
+    let candidate = api.register("console-own", false, false);
+    api.subject(candidate);
+    let subject = api
+        .tokens
+        .keys()
+        .find(|k| !["cw", "coach", "emp", "emp2", "dpo"].contains(&k.as_str()))
+        .unwrap()
+        .clone();
+    api.vault
+        .extract(
+            &api.facts(&subject),
+            &candidate,
+            &"subject-access".parse().unwrap(),
+        )
+        .unwrap();
+    let browser = login(&api, "dpo").await;
+    let day = &cvvault::clock::rfc3339(api.vault.now())[..10];
+    let uri = format!("/console/breach?scope=principal&value={subject}&since={day}&until={day}");
+    let html = page(&api, &browser, &uri).await.text();
+    let table = html
+        .split("id=\"disclosures\"")
+        .nth(1)
+        .expect("the subject's own disclosure, found through its pseudonym");
+    assert!(table.contains(&candidate.to_string()), "{html}");
 }

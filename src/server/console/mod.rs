@@ -65,7 +65,7 @@ fn secured(mut response: Response) -> Response {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     response
 }
@@ -94,12 +94,12 @@ fn with_cookie(mut response: Response, cookie: String) -> Response {
 
 /// An error as a page: a refusal shows nothing of the console; a session that no longer
 /// authenticates goes back to the login.
-fn problem_page(error: &Error) -> Response {
+fn problem_page(state: &AppState, error: &Error) -> Response {
     match error {
         Error::Unauthenticated | Error::TokenExpired { .. } | Error::PrincipalDisabled { .. } => {
             with_cookie(
                 redirect("/console/login"),
-                set_cookie(SESSION_COOKIE, "", "/console", 0, false),
+                set_cookie(SESSION_COOKIE, "", "/console", 0, state.console_secure()),
             )
         }
         Error::Denied { .. } => html(
@@ -111,20 +111,80 @@ fn problem_page(error: &Error) -> Response {
             ),
         ),
         _ => {
-            let problem = Problem::from_error(error);
-            let status = StatusCode::from_u16(problem.status)
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            html(status, pages::problem(&problem.title, &problem.detail, true))
+            let (status, title, detail) = console_words(error);
+            html(status, pages::problem(title, &detail, true))
         }
+    }
+}
+
+/// An error in the console's words: what went wrong and what to do, without the API's or
+/// the command line's vocabulary.
+fn console_words(error: &Error) -> (StatusCode, &'static str, String) {
+    let status =
+        StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match error {
+        Error::NotFound { what: "candidate" } => (
+            status,
+            "No such candidate",
+            "No candidate with this id is in the vault (check the id; an erased candidate is found only through its entries).".into(),
+        ),
+        Error::NotFound { what: "token" } => (
+            status,
+            "No such token",
+            "No access token has this id: the operator's token list shows each token's id (it starts with tok_).".into(),
+        ),
+        Error::UnknownPrincipal { principal } => (
+            status,
+            "No such account",
+            format!("No account `{principal}` is registered in the vault: check the id."),
+        ),
+        Error::UnknownOrg { org } => (
+            status,
+            "No such organisation",
+            format!("No account of an organisation `{org}` is registered in the vault: check the id."),
+        ),
+        Error::InvalidInput { message } => (status, "Check what you entered", message.clone()),
+        Error::TooManyFailedAuthentications { retry_after_secs } => (
+            status,
+            "Too many failed logins",
+            format!("Too many failed logins from this address: wait {retry_after_secs} seconds, then try again."),
+        ),
+        _ if status.is_server_error() => {
+            let problem = Problem::from_error(error);
+            (status, "Something went wrong", format!("{} The server's log has the details; try again, or tell the operator if it persists.", problem.title))
+        }
+        _ => (status, "Not possible", error.to_string()),
     }
 }
 
 /// A logged-in DPO: the session's bearer token (authenticated again by each call) and its
 /// CSRF token. Without a live session, the request goes to the login page.
 pub struct Console {
+    session_id: String,
     token: Zeroizing<String>,
     csrf: String,
+    flash: Option<session::Flash>,
+    cross_site: bool,
     peer: Option<std::net::SocketAddr>,
+}
+
+/// Whether a request says it comes from another site (Fetch Metadata, or an `Origin` that is
+/// not this host): such a request may not send a console form, whatever cookies it carries.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| site != "same-origin" && site != "none");
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let foreign_origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|origin| {
+            // `null` says nothing (an opaque origin); Fetch Metadata above still does.
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            origin != "null" && host != Some(origin_host)
+        });
+    fetch_site || foreign_origin
 }
 
 /// The client's address, when there is a socket (not in process).
@@ -152,13 +212,22 @@ impl FromRequestParts<AppState> for Console {
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .map(|info| info.0);
         let now = state.vault().now();
-        let found = cookie(&parts.headers, SESSION_COOKIE)
-            .map(|id| state.console_sessions().find(id, now))
-            .transpose()
-            .map_err(|e| problem_page(&e))?
-            .flatten();
+        let Some(session_id) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(redirect("/console/login"));
+        };
+        let found = state
+            .console_sessions()
+            .find(session_id, now)
+            .map_err(|e| problem_page(state, &e))?;
         match found {
-            Some((token, csrf)) => Ok(Console { token, csrf, peer }),
+            Some(found) => Ok(Console {
+                session_id: session_id.to_owned(),
+                token: found.token,
+                csrf: found.csrf,
+                flash: found.flash,
+                cross_site: cross_site(&parts.headers),
+                peer,
+            }),
             None => Err(redirect("/console/login")),
         }
     }
@@ -174,15 +243,45 @@ impl Console {
             + 'static,
         T: Send + 'static,
     {
-        Bearer::from_session(self.token.clone(), self.peer)
-            .run(state, f)
+        self.try_run(state, f)
             .await
-            .map_err(|e| problem_page(&e))
+            .map_err(|e| problem_page(state, &e))
     }
 
-    /// The refusal of a form that does not carry this session's CSRF token.
+    /// [`Console::run`], the error as the vault gave it. A token that no longer
+    /// authenticates ends the session here (its token leaves memory with it).
+    async fn try_run<T, F>(&self, state: &AppState, f: F) -> crate::Result<T>
+    where
+        F: FnOnce(&crate::vault::Vault, crate::policy::PrincipalFacts) -> crate::Result<T>
+            + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        let result = Bearer::from_session(self.token.clone(), self.peer)
+            .run(state, f)
+            .await;
+        if let Err(
+            Error::Unauthenticated | Error::TokenExpired { .. } | Error::PrincipalDisabled { .. },
+        ) = &result
+        {
+            let _ = state.console_sessions().end(&self.session_id);
+        }
+        result
+    }
+
+    /// Leaves a message for the next page and sends the browser there.
+    fn then_show(&self, state: &AppState, to: &str, text: String, failed: bool) -> Response {
+        let flash = session::Flash { text, failed };
+        match state.console_sessions().set_flash(&self.session_id, flash) {
+            Ok(()) => redirect(to),
+            Err(e) => problem_page(state, &e),
+        }
+    }
+
+    /// The refusal of a form that does not carry this session's CSRF token, or that comes
+    /// from another site.
     fn refuse_forged(&self, csrf: &str) -> Option<Response> {
-        if same_secret(csrf, &self.csrf) {
+        if same_secret(csrf, &self.csrf) && !self.cross_site {
             return None;
         }
         Some(html(
@@ -235,7 +334,10 @@ fn login_page_with(
     status: StatusCode,
 ) -> Response {
     let Ok(csrf) = session::random_token() else {
-        return problem_page(&Error::io("login", std::io::Error::other("no randomness")));
+        return problem_page(
+            state,
+            &Error::io("login", std::io::Error::other("no randomness")),
+        );
     };
     with_cookie(
         html(status, pages::login(&csrf, error, notice)),
@@ -253,7 +355,7 @@ fn login_page_with(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginForm {
-    token: String,
+    token: Zeroizing<String>,
     csrf: String,
 }
 
@@ -271,9 +373,9 @@ async fn login(
         );
     };
     let token = Zeroizing::new(form.token.trim().to_owned());
-    drop(form.token);
-    // The form must come from a login page this browser opened (login CSRF).
-    let bound = cookie(&headers, LOGIN_COOKIE).is_some_and(|c| same_secret(c, &form.csrf));
+    // The form must come from a login page this browser opened (login CSRF), on this site.
+    let bound = cookie(&headers, LOGIN_COOKIE).is_some_and(|c| same_secret(c, &form.csrf))
+        && !cross_site(&headers);
     if !bound {
         return login_page(
             &state,
@@ -295,7 +397,18 @@ async fn login(
                 StatusCode::UNAUTHORIZED,
             )
         }
-        Err(e) => return problem_page(&e),
+        Err(Error::PrincipalDisabled { .. }) => {
+            return login_page(
+                &state,
+                Some("This account is disabled: the vault's operator can enable it again."),
+                StatusCode::FORBIDDEN,
+            )
+        }
+        Err(e @ Error::TooManyFailedAuthentications { .. }) => {
+            let (status, _, detail) = console_words(&e);
+            return login_page(&state, Some(&detail), status);
+        }
+        Err(e) => return problem_page(&state, &e),
     }
     let now = state.vault().now();
     match state.console_sessions().start(token, now) {
@@ -318,7 +431,7 @@ async fn login(
                 state.console_secure(),
             ),
         ),
-        Err(e) => problem_page(&e),
+        Err(e) => problem_page(&state, &e),
     }
 }
 
@@ -342,7 +455,7 @@ async fn logout(
     }
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
         if let Err(e) = state.console_sessions().end(id) {
-            return problem_page(&e);
+            return problem_page(&state, &e);
         }
     }
     with_cookie(
@@ -353,35 +466,7 @@ async fn logout(
 
 // ----- pages -----
 
-/// `?done=` after a form: a fixed message, never text from the request.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Done {
-    done: Option<String>,
-    candidate_id: Option<CandidateId>,
-}
-
-impl Done {
-    fn message(&self) -> Option<String> {
-        let who = self
-            .candidate_id
-            .map(|id| id.to_string())
-            .unwrap_or_default();
-        Some(match self.done.as_deref()? {
-            "verified" => "The trail verified: every entry, MAC and checkpoint checks.".into(),
-            "placed" => format!("Legal hold placed on candidate {who}."),
-            "released" => format!("Legal hold on candidate {who} released."),
-            _ => return None,
-        })
-    }
-}
-
-async fn health(
-    State(state): State<AppState>,
-    console: Console,
-    done: Result<Query<Done>, QueryRejection>,
-) -> Response {
-    let flash = done.map(|d| d.0).unwrap_or_default().message();
+async fn health(State(state): State<AppState>, console: Console) -> Response {
     match console
         .run(&state, |vault, principal| {
             vault.trail_health(&principal, 30)
@@ -390,7 +475,7 @@ async fn health(
     {
         Ok(health) => html(
             StatusCode::OK,
-            pages::health(&health, &console.csrf, flash.as_deref()),
+            pages::health(&health, &console.csrf, console.flash.as_ref()),
         ),
         Err(page) => page,
     }
@@ -407,14 +492,36 @@ async fn verify(
         return refused;
     }
     match console
-        .run(&state, |vault, principal| {
+        .try_run(&state, |vault, principal| {
             vault.audit_verify(&principal, Vec::new(), &|_| {})
         })
         .await
     {
-        Ok(_) => redirect("/console/?done=verified"),
-        // A trail that does not verify is shown on the health page, which reads the result.
-        Err(_) => redirect("/console/"),
+        Ok(report) => console.then_show(
+            &state,
+            "/console/",
+            format!(
+                "The trail verified: {} entries, every entry's checksum and every signed checkpoint check.",
+                report.entries
+            ),
+            false,
+        ),
+        Err(Error::AuditTampered(finding)) => console.then_show(
+            &state,
+            "/console/",
+            format!("The trail does NOT verify: {finding}"),
+            true,
+        ),
+        Err(e @ (Error::Denied { .. } | Error::Unauthenticated | Error::TokenExpired { .. } | Error::PrincipalDisabled { .. })) => problem_page(&state, &e),
+        Err(e) => {
+            let (_, _, detail) = console_words(&e);
+            console.then_show(
+                &state,
+                "/console/",
+                format!("The verification could not be completed: {detail}"),
+                true,
+            )
+        }
     }
 }
 
@@ -490,8 +597,12 @@ async fn candidate(
     };
     let shown = text.trim().to_owned();
     match console
-        .run(&state, move |vault, principal| {
-            vault.audit_search(&principal, &candidate_id(&text)?)
+        .run(&state, move |vault, principal| match candidate_id(&text) {
+            Ok(id) => vault.audit_search(&principal, &id),
+            Err(e) => {
+                vault.supervise(&principal, "console.candidate")?;
+                Err(e)
+            }
         })
         .await
     {
@@ -513,8 +624,12 @@ async fn subject_access(
         .and_then(|q| q.0.candidate_id)
         .unwrap_or_default();
     match console
-        .run(&state, move |vault, principal| {
-            vault.subject_access(&principal, &candidate_id(&text)?)
+        .run(&state, move |vault, principal| match candidate_id(&text) {
+            Ok(id) => vault.subject_access(&principal, &id),
+            Err(e) => {
+                vault.supervise(&principal, "console.candidate")?;
+                Err(e)
+            }
         })
         .await
     {
@@ -526,19 +641,13 @@ async fn subject_access(
     }
 }
 
-async fn holds(
-    State(state): State<AppState>,
-    console: Console,
-    done: Result<Query<Done>, QueryRejection>,
-) -> Response {
-    let flash = done.map(|d| d.0).unwrap_or_default().message();
-    holds_page(&state, &console, flash.as_deref(), None, StatusCode::OK).await
+async fn holds(State(state): State<AppState>, console: Console) -> Response {
+    holds_page(&state, &console, None, StatusCode::OK).await
 }
 
 async fn holds_page(
     state: &AppState,
     console: &Console,
-    flash: Option<&str>,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
@@ -546,7 +655,10 @@ async fn holds_page(
         .run(state, |vault, principal| vault.legal_holds(&principal))
         .await
     {
-        Ok(held) => html(status, pages::holds(&held, &console.csrf, flash, error)),
+        Ok(held) => html(
+            status,
+            pages::holds(&held, &console.csrf, console.flash.as_ref(), error),
+        ),
         Err(page) => page,
     }
 }
@@ -571,7 +683,6 @@ async fn change_hold(
         return holds_page(
             &state,
             &console,
-            None,
             Some("The form was not complete: give the candidate id and, to place a hold, its legal ground."),
             StatusCode::UNPROCESSABLE_ENTITY,
         )
@@ -587,7 +698,6 @@ async fn change_hold(
             return holds_page(
                 &state,
                 &console,
-                None,
                 Some("Unknown action: use the page's buttons."),
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
@@ -600,7 +710,6 @@ async fn change_hold(
             return holds_page(
                 &state,
                 &console,
-                None,
                 Some(&e.to_string()),
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
@@ -609,29 +718,35 @@ async fn change_hold(
     };
     let ground = form.ground;
     let changed = console
-        .run(&state, move |vault, principal| {
+        .try_run(&state, move |vault, principal| {
             vault.set_hold(&principal, &id, place, &ground)
         })
         .await;
-    match changed {
-        Ok(()) => redirect(&format!(
-            "/console/holds?done={}&candidate_id={id}",
-            if place { "placed" } else { "released" }
-        )),
-        Err(page) if page.status() == StatusCode::SEE_OTHER => page,
-        Err(page) => {
-            // The vault's refusal, in the page's words (no candidate, no ground, already held).
-            let status = page.status();
-            let message = match status {
-                StatusCode::NOT_FOUND => "No such candidate in the vault (check the id; an erased candidate cannot be held).".to_owned(),
-                StatusCode::UNPROCESSABLE_ENTITY => "Give the legal ground of the hold (1 to 200 characters, e.g. a case number; no personal details).".to_owned(),
-                StatusCode::CONFLICT if place => "This candidate is already under a legal hold.".to_owned(),
-                StatusCode::CONFLICT => "This candidate is not under a legal hold.".to_owned(),
-                _ => return page,
+    // The vault's refusal, in the page's words (no candidate, no ground, already held).
+    let message = match &changed {
+        Ok(()) => {
+            let text = if place {
+                format!("Legal hold placed on candidate {id}.")
+            } else {
+                format!("Legal hold on candidate {id} released: retention applies to it again.")
             };
-            holds_page(&state, &console, None, Some(&message), status).await
+            return console.then_show(&state, "/console/holds", text, false);
         }
-    }
+        Err(Error::NotFound { .. }) => {
+            "No such candidate in the vault (check the id; an erased candidate cannot be held).".to_owned()
+        }
+        Err(Error::BadReason { .. }) => {
+            "Give the legal ground of the hold (1 to 200 characters, e.g. a case number; no personal details).".to_owned()
+        }
+        Err(Error::AlreadyHeld { .. }) => "This candidate is already under a legal hold.".to_owned(),
+        Err(Error::NotHeld) => "This candidate is not under a legal hold.".to_owned(),
+        Err(e) => return problem_page(&state, e),
+    };
+    let status = changed
+        .err()
+        .and_then(|e| StatusCode::from_u16(e.http_status()).ok())
+        .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+    holds_page(&state, &console, Some(&message), status).await
 }
 
 async fn retention(State(state): State<AppState>, console: Console) -> Response {
@@ -681,12 +796,17 @@ async fn breach_report(
     console: &Console,
     params: &BreachParams,
     limit: Option<usize>,
-) -> Option<Result<crate::report::breach::BreachReport, Response>> {
+) -> Option<crate::Result<crate::report::breach::BreachReport>> {
     let query = params.query()?;
     Some(
         console
-            .run(state, move |vault, principal| {
-                vault.breach_scope(&principal, &query?, limit)
+            .try_run(state, move |vault, principal| match query {
+                Ok(query) => vault.breach_scope(&principal, &query, limit, &|_| {}),
+                // A question that does not parse is still a look at the trail, on the record.
+                Err(e) => {
+                    vault.supervise(&principal, "report.breach")?;
+                    Err(e)
+                }
             })
             .await,
     )
@@ -730,21 +850,19 @@ async fn breach(
             StatusCode::OK,
             pages::breach(&form, Some(&report), None, &console.csrf),
         ),
-        Some(Err(page))
-            if page.status() == StatusCode::UNPROCESSABLE_ENTITY
-                || page.status() == StatusCode::NOT_FOUND =>
-        {
-            let message = if page.status() == StatusCode::NOT_FOUND {
-                "No such token: give the token id that `cvvault token list` shows (it starts with tok_)."
-            } else {
-                "Check the dates (from must come before to) and the scope."
-            };
+        Some(Err(
+            e @ (Error::InvalidInput { .. }
+            | Error::NotFound { .. }
+            | Error::UnknownPrincipal { .. }
+            | Error::UnknownOrg { .. }),
+        )) => {
+            let (status, _, detail) = console_words(&e);
             html(
-                page.status(),
-                pages::breach(&form, None, Some(message), &console.csrf),
+                status,
+                pages::breach(&form, None, Some(&detail), &console.csrf),
             )
         }
-        Some(Err(page)) => page,
+        Some(Err(e)) => problem_page(&state, &e),
     }
 }
 
@@ -764,6 +882,16 @@ fn download(content_type: &str, name: &str, body: String) -> Response {
     )
 }
 
+fn json_download(state: &AppState, name: &str, value: &impl serde::Serialize) -> Response {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => download("application/json", name, text),
+        Err(_) => problem_page(
+            state,
+            &Error::Internal("the report could not be encoded as JSON"),
+        ),
+    }
+}
+
 async fn breach_csv(
     State(state): State<AppState>,
     console: Console,
@@ -773,9 +901,9 @@ async fn breach_csv(
     match breach_report(&state, &console, &params, None).await {
         Some(Ok(report)) => match report.to_csv() {
             Ok(csv) => download("text/csv; charset=utf-8", "breach-scope.csv", csv),
-            Err(e) => problem_page(&e),
+            Err(e) => problem_page(&state, &e),
         },
-        Some(Err(page)) => page,
+        Some(Err(e)) => problem_page(&state, &e),
         None => redirect("/console/breach"),
     }
 }
@@ -787,12 +915,8 @@ async fn breach_json(
 ) -> Response {
     let params = params.map(|p| p.0).unwrap_or_default();
     match breach_report(&state, &console, &params, None).await {
-        Some(Ok(report)) => download(
-            "application/json",
-            "breach-scope.json",
-            serde_json::to_string_pretty(&report).unwrap_or_default(),
-        ),
-        Some(Err(page)) => page,
+        Some(Ok(report)) => json_download(&state, "breach-scope.json", &report),
+        Some(Err(e)) => problem_page(&state, &e),
         None => redirect("/console/breach"),
     }
 }
@@ -823,11 +947,7 @@ async fn processing(State(state): State<AppState>, console: Console) -> Response
 
 async fn processing_json(State(state): State<AppState>, console: Console) -> Response {
     match processing_record(&state, &console).await {
-        Ok(record) => download(
-            "application/json",
-            "record-of-processing.json",
-            serde_json::to_string_pretty(&record).unwrap_or_default(),
-        ),
+        Ok(record) => json_download(&state, "record-of-processing.json", &record),
         Err(page) => page,
     }
 }

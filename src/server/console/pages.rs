@@ -4,6 +4,7 @@
 use maud::{html, Markup, DOCTYPE};
 
 use super::chart;
+use super::session::Flash;
 use crate::audit::digest::Alert;
 use crate::audit::entry::{Entry, Outcome};
 use crate::clock::rfc3339;
@@ -123,7 +124,7 @@ pub fn page(
     title: &str,
     current: &str,
     csrf: &str,
-    flash: Option<&str>,
+    flash: Option<&Flash>,
     content: Markup,
 ) -> Markup {
     document(
@@ -143,8 +144,8 @@ pub fn page(
             }
             main {
                 h1 { (title) }
-                @if let Some(message) = flash {
-                    p id="flash" role="status" { (message) }
+                @if let Some(flash) = flash {
+                    p id="flash" role="status" class=[flash.failed.then_some("bad")] { (flash.text) }
                 }
                 (content)
             }
@@ -216,7 +217,7 @@ fn verification(health: &TrailHealth) -> Markup {
 }
 
 /// The trail's health.
-pub fn health(health: &TrailHealth, csrf: &str, flash: Option<&str>) -> Markup {
+pub fn health(health: &TrailHealth, csrf: &str, flash: Option<&Flash>) -> Markup {
     let allowed: u64 = health.per_day.iter().map(|d| d.1).sum();
     let refused: u64 = health.per_day.iter().map(|d| d.2).sum();
     page(
@@ -231,8 +232,11 @@ pub fn health(health: &TrailHealth, csrf: &str, flash: Option<&str>) -> Markup {
                 div.card { span.figure.refusals { (refused) } span { "refused in " (health.per_day.len()) " days" } }
             }
             (verification(health))
+            @if health.missing > 0 {
+                p.bad id="missing" { (health.missing) " entries are missing from the trail (deleted outside cvvault). Verify the trail now: it names where." }
+            }
             @if health.unreadable > 0 {
-                p.bad { (health.unreadable) " entries do not parse: run " code { "cvvault audit verify" } " to name them." }
+                p.bad { (health.unreadable) " entries do not parse: verify the trail now, it names them." }
             }
             form id="verify-form" method="post" action="/console/verify" {
                 input type="hidden" name="csrf" value=(csrf);
@@ -409,7 +413,7 @@ pub fn subject_access(report: &SubjectAccessReport, csrf: &str) -> Markup {
 pub fn holds(
     held: &[HeldCandidate],
     csrf: &str,
-    flash: Option<&str>,
+    flash: Option<&Flash>,
     error: Option<&str>,
 ) -> Markup {
     page(

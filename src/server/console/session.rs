@@ -30,13 +30,34 @@ pub const LOGIN_SECONDS: i64 = 10 * 60;
 const MAX_SESSIONS: usize = 256;
 
 /// A logged-in DPO's session.
-pub struct Session {
+struct Session {
     /// The bearer token the DPO logged in with.
-    pub token: Zeroizing<String>,
+    token: Zeroizing<String>,
     /// The token every form of this session carries.
-    pub csrf: String,
+    csrf: String,
     /// When it ends (seconds since the epoch).
-    pub expires_at: i64,
+    expires_at: i64,
+    /// What the next page says about the last form sent (shown once).
+    flash: Option<Flash>,
+}
+
+/// A message about the last form, shown once on the next page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flash {
+    /// The words.
+    pub text: String,
+    /// Whether it reports a failure.
+    pub failed: bool,
+}
+
+/// A live session, as a request finds it.
+pub struct Found {
+    /// The bearer token to authenticate again.
+    pub token: Zeroizing<String>,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// The message left by the last form, taken.
+    pub flash: Option<Flash>,
 }
 
 /// The sessions of this process.
@@ -75,6 +96,7 @@ impl Sessions {
             token,
             csrf: random_token()?,
             expires_at: now + SESSION_SECONDS,
+            flash: None,
         };
         let mut sessions = self.lock()?;
         sessions.retain(|_, s| s.expires_at > now);
@@ -91,18 +113,30 @@ impl Sessions {
         Ok(id)
     }
 
-    /// The token and CSRF token of a live session.
-    pub fn find(&self, id: &str, now: i64) -> Result<Option<(Zeroizing<String>, String)>> {
+    /// A live session, its message taken; `None` once it has expired or ended.
+    pub fn find(&self, id: &str, now: i64) -> Result<Option<Found>> {
         let mut sessions = self.lock()?;
         let key = id_hash(id);
-        match sessions.get(&key) {
-            Some(s) if s.expires_at > now => Ok(Some((s.token.clone(), s.csrf.clone()))),
+        match sessions.get_mut(&key) {
+            Some(s) if s.expires_at > now => Ok(Some(Found {
+                token: s.token.clone(),
+                csrf: s.csrf.clone(),
+                flash: s.flash.take(),
+            })),
             Some(_) => {
                 sessions.remove(&key);
                 Ok(None)
             }
             None => Ok(None),
         }
+    }
+
+    /// Leaves a message for the session's next page.
+    pub fn set_flash(&self, id: &str, flash: Flash) -> Result<()> {
+        if let Some(session) = self.lock()?.get_mut(&id_hash(id)) {
+            session.flash = Some(flash);
+        }
+        Ok(())
     }
 
     /// Ends a session (logout).
@@ -148,9 +182,23 @@ mod tests {
         let id = sessions
             .start(Zeroizing::new("cvv_t".into()), 1_000)
             .unwrap();
-        let (token, csrf) = sessions.find(&id, 1_001).unwrap().unwrap();
-        assert_eq!(token.as_str(), "cvv_t");
-        assert_eq!(csrf.len(), 43);
+        let found = sessions.find(&id, 1_001).unwrap().unwrap();
+        assert_eq!(found.token.as_str(), "cvv_t");
+        assert_eq!(found.csrf.len(), 43);
+        assert!(found.flash.is_none());
+        let flash = Flash {
+            text: "done".into(),
+            failed: false,
+        };
+        sessions.set_flash(&id, flash.clone()).unwrap();
+        assert_eq!(
+            sessions.find(&id, 1_001).unwrap().unwrap().flash,
+            Some(flash)
+        );
+        assert!(
+            sessions.find(&id, 1_001).unwrap().unwrap().flash.is_none(),
+            "shown once"
+        );
         assert!(sessions.find("another", 1_001).unwrap().is_none());
         assert!(sessions
             .find(&id, 1_000 + SESSION_SECONDS)
