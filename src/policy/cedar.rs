@@ -67,6 +67,11 @@ impl Vocabulary {
         })
     }
 
+    /// Whether `uid` names a candidate.
+    pub(crate) fn is_candidate(&self, uid: &EntityUid) -> bool {
+        uid.type_name() == &self.candidate
+    }
+
     pub(crate) fn role(&self, role: Role) -> &EntityTypeName {
         match role {
             Role::Caseworker => &self.caseworker,

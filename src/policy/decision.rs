@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use super::memo::Outcome;
 use super::{Action, Request};
 use crate::error::Error;
 use crate::ids::{CandidateId, PrincipalId};
@@ -166,7 +167,7 @@ impl Allowed {
 }
 
 /// The outcome of a read: one decision per field group. Only this module constructs it.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct ReadGrant {
     pub(super) candidate_id: CandidateId,
     pub(super) principal_id: PrincipalId,
@@ -179,6 +180,47 @@ pub struct ReadGrant {
 }
 
 impl ReadGrant {
+    /// The grant a remembered read gives this request: the same five outcomes, about this
+    /// candidate (the memo's key holds everything else the outcomes depend on).
+    pub(super) fn from_outcomes(
+        principal: &super::PrincipalFacts,
+        candidate: &super::CandidateFacts,
+        purpose: &Purpose,
+        outcomes: [Outcome; 5],
+    ) -> ReadGrant {
+        let [identity, contact, professional, special, control] = outcomes;
+        let decision = |outcome: Outcome, group: FieldGroup| Decision {
+            verdict: outcome.verdict,
+            policy_ids: outcome.policy_ids,
+            failed_policy_ids: outcome.failed_policy_ids,
+            action: Action::Read,
+            candidate_id: Some(candidate.candidate_id),
+            group: Some(group),
+        };
+        ReadGrant {
+            candidate_id: candidate.candidate_id,
+            principal_id: principal.principal_id.clone(),
+            purpose: purpose.clone(),
+            identity: decision(identity, FieldGroup::Identity),
+            contact: decision(contact, FieldGroup::Contact),
+            professional: decision(professional, FieldGroup::Professional),
+            special: decision(special, FieldGroup::Special),
+            control: decision(control, FieldGroup::Control),
+        }
+    }
+
+    /// The five outcomes, in [`FieldGroup::ALL`] order, for the memo.
+    pub(super) fn outcomes(&self) -> [Outcome; 5] {
+        FieldGroup::ALL.map(|group| {
+            let d = self.decision(group);
+            Outcome {
+                verdict: d.verdict,
+                policy_ids: d.policy_ids.clone(),
+                failed_policy_ids: d.failed_policy_ids.clone(),
+            }
+        })
+    }
+
     /// The candidate read.
     pub fn candidate_id(&self) -> CandidateId {
         self.candidate_id

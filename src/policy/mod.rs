@@ -16,6 +16,7 @@ mod decision;
 mod explain;
 mod lint;
 mod load;
+mod memo;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -56,8 +57,14 @@ pub struct PolicyEngine {
     /// The purposes the schema declares.
     purposes: Vec<String>,
     /// Check every entity set and request against the schema (tests); production relies on
-    /// the load-time check that the schema describes what this module sends.
+    /// the load-time check that the schema describes what this module sends. Also checks
+    /// every remembered read against a fresh evaluation.
     check_requests: bool,
+    /// Whether some policy names a `Candidate` entity literal (then a read's decision may
+    /// depend on the candidate's id, and the memo keys by it).
+    names_candidates: bool,
+    /// Read decisions by what Cedar sees of them ([`memo`]).
+    read_memo: memo::ReadMemo,
 }
 
 impl fmt::Debug for PolicyEngine {
@@ -101,6 +108,12 @@ impl PolicyEngine {
             )));
         }
         let by_role_action = partition(&loaded.policies, &vocabulary).map_err(schema_error)?;
+        let names_candidates = loaded.policies.policies().any(|policy| {
+            policy
+                .entity_literals()
+                .iter()
+                .any(|uid| vocabulary.is_candidate(uid))
+        });
         let engine = Self {
             by_role_action,
             policies: loaded.policies,
@@ -111,6 +124,8 @@ impl PolicyEngine {
             authorizer: Authorizer::new(),
             vocabulary,
             check_requests: cfg!(test),
+            names_candidates,
+            read_memo: memo::ReadMemo::default(),
         };
         engine.check_schema_describes_requests()?;
         Ok(engine)
@@ -176,9 +191,35 @@ impl PolicyEngine {
         }
     }
 
-    /// The decisions for reading every field group of a candidate for a purpose. The entities
-    /// are built once and shared by the five Cedar calls.
+    /// The decisions for reading every field group of a candidate for a purpose: remembered
+    /// by what Cedar sees of the read ([`memo`], exact), else evaluated with the entities
+    /// built once and shared by the five Cedar calls.
     pub fn decide_read(
+        &self,
+        principal: &PrincipalFacts,
+        candidate: &CandidateFacts,
+        purpose: &Purpose,
+    ) -> ReadGrant {
+        let facts = memo::ReadFacts::of(principal, candidate, purpose, self.names_candidates);
+        if let Some(outcomes) = self.read_memo.get(&facts) {
+            let grant = ReadGrant::from_outcomes(principal, candidate, purpose, outcomes);
+            if self.check_requests {
+                let fresh = self.evaluate_read(principal, candidate, purpose);
+                if fresh != grant {
+                    tracing::error!("a remembered read decision differs from a fresh one");
+                    return fresh;
+                }
+            }
+            return grant;
+        }
+        let grant = self.evaluate_read(principal, candidate, purpose);
+        self.read_memo.put(facts, grant.outcomes());
+        grant
+    }
+
+    /// [`PolicyEngine::decide_read`] without the memo: the five evaluations themselves (what
+    /// the memo saves, as `cargo bench --bench decision` measures it).
+    pub fn evaluate_read(
         &self,
         principal: &PrincipalFacts,
         candidate: &CandidateFacts,

@@ -976,3 +976,112 @@ when { resource.matching_orgs.contains(principal.org) && !resource.protected };
     );
     // The forbids still hold whatever the lint says: warnings are about defence in depth.
 }
+
+// ----- the read memo -----
+
+#[test]
+fn a_remembered_read_gives_the_decisions_a_fresh_evaluation_gives_in_every_cell() {
+    let engine = engine();
+    for cell in all_cells() {
+        let candidate = candidate(&cell);
+        let principal = principal(cell.who, &candidate);
+        let purpose: Purpose = cell.purpose.parse().unwrap();
+        let first = engine.decide_read(&principal, &candidate, &purpose);
+        // Another candidate with the same facts: a memo hit, about this candidate.
+        let twin = CandidateFacts {
+            candidate_id: CandidateId::random(),
+            ..candidate.clone()
+        };
+        let principal = principal_for_twin(cell.who, &principal, &twin);
+        let remembered = engine.decide_read(&principal, &twin, &purpose);
+        let fresh = engine.evaluate_read(&principal, &twin, &purpose);
+        assert_eq!(remembered, fresh, "{cell:?}");
+        assert_eq!(remembered.candidate_id(), twin.candidate_id);
+        for group in FieldGroup::ALL {
+            assert_eq!(
+                remembered.decision(group).candidate_id(),
+                Some(twin.candidate_id)
+            );
+            assert_eq!(
+                first.decision(group).verdict(),
+                remembered.decision(group).verdict(),
+                "{cell:?} {group}"
+            );
+        }
+    }
+}
+
+/// The principal of `who` for `twin`: a subject of its own record stays its own.
+fn principal_for_twin(
+    who: Who,
+    principal: &PrincipalFacts,
+    twin: &CandidateFacts,
+) -> PrincipalFacts {
+    match who {
+        Who::SubjectOwn => PrincipalFacts {
+            subject_of: Some(twin.candidate_id),
+            ..principal.clone()
+        },
+        _ => principal.clone(),
+    }
+}
+
+#[test]
+fn a_subject_is_remembered_per_candidate_so_another_record_stays_refused() {
+    let engine = engine();
+    let own = candidate(&Cell {
+        who: Who::SubjectOwn,
+        assignment: Assignment::None,
+        purpose: "subject-access",
+        consent: false,
+        protected: false,
+    });
+    let subject = principal(Who::SubjectOwn, &own);
+    let purpose: Purpose = "subject-access".parse().unwrap();
+    assert!(engine
+        .decide_read(&subject, &own, &purpose)
+        .allows(FieldGroup::Professional));
+    let other = CandidateFacts {
+        candidate_id: CandidateId::random(),
+        ..own.clone()
+    };
+    assert!(!engine
+        .decide_read(&subject, &other, &purpose)
+        .allows(FieldGroup::Professional));
+}
+
+#[test]
+fn a_policy_that_names_a_candidate_makes_the_memo_key_by_candidate() {
+    let named = CandidateId::random();
+    let text = format!(
+        "@id(\"one-candidate\")\n@description(\"One named candidate's professional details to employers.\")\n\
+         permit(principal is Employer, action == Action::\"read\", resource == Candidate::\"{named}\")\n\
+         when {{ context.group == FieldGroup::\"professional\" }};\n"
+    );
+    let engine = engine_with(&[("zz-one-candidate.cedar", &text)]);
+    assert!(engine.names_candidates);
+    assert!(!self::engine().names_candidates);
+    let cell = Cell {
+        who: Who::Employer,
+        assignment: Assignment::None,
+        purpose: "recruitment",
+        consent: false,
+        protected: false,
+    };
+    let first = CandidateFacts {
+        candidate_id: named,
+        ..candidate(&cell)
+    };
+    let employer = principal(Who::Employer, &first);
+    let purpose: Purpose = "recruitment".parse().unwrap();
+    assert!(engine
+        .decide_read(&employer, &first, &purpose)
+        .allows(FieldGroup::Professional));
+    let same_facts_other_id = CandidateFacts {
+        candidate_id: CandidateId::random(),
+        ..first.clone()
+    };
+    assert!(!engine
+        .decide_read(&employer, &same_facts_other_id, &purpose)
+        .allows(FieldGroup::Professional));
+}
