@@ -16,6 +16,17 @@
 //! processes, the connections spread over them. HTTP_LOAD_PEER=1 runs the PostgreSQL +
 //! pgcrypto peer (`../shared/bench/peer_pg.sh`, or PEER_PG=FILE) before and after the extract
 //! phase, on the same machine in the same minutes, and prints the ratio to its raw-AES figure.
+//!
+//! Soak: HTTP_LOAD_SOAK_MINUTES=N then drives a mixed load for N minutes (of every 20
+//! requests: 18 extracts by the provider, one registration and one assignment opened by the
+//! caseworker) and prints, minute by minute, the requests answered, p99, the server's resident
+//! memory and the database's size. HTTP_LOAD_SOAK_BESIDE=retention@M,rotate@M runs
+//! `cvvault retention run` or `cvvault keys rotate` from the CLI beside the server at minute M;
+//! HTTP_LOAD_SOAK_DUE=N (default 20,000 with a retention beside) registers N more candidates
+//! whose assignment closed, so that the retention run has them to erase. The goals of issue
+//! 17: p99 at most 2x while a run is beside, throughput at the end within 10 % of the first
+//! minute, memory flat within 10 %. `HTTP_LOAD_SOAK_MINUTES=30 HTTP_LOAD_SOAK_BESIDE=
+//! retention@10,rotate@20 cargo bench --bench http_load`
 
 // A measuring harness, like a test: any failure should stop it loudly.
 #![allow(
@@ -69,7 +80,28 @@ fn main() {
         .tempdir()
         .unwrap();
     let database_url = postgres.as_ref().map(|db| db.url.clone());
-    let (ids, token) = set_up(dir.path(), candidates, database_url.as_deref());
+    let soak_minutes = knob("HTTP_LOAD_SOAK_MINUTES", 0);
+    let beside: Vec<(String, usize)> = std::env::var("HTTP_LOAD_SOAK_BESIDE")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|item| {
+            let (what, minute) = item.trim().split_once('@')?;
+            Some((what.to_owned(), minute.parse().ok()?))
+        })
+        .collect();
+    let due = knob(
+        "HTTP_LOAD_SOAK_DUE",
+        if beside.iter().any(|(what, _)| what == "retention") {
+            20_000
+        } else {
+            0
+        },
+    );
+    let SetUp {
+        ids,
+        token,
+        caseworker_token,
+    } = set_up(dir.path(), candidates, due, database_url.as_deref());
     let root = dir.path();
     println!(
         "store: {}, {nodes} node(s)",
@@ -260,6 +292,15 @@ fn main() {
         }
     }
 
+    if soak_minutes > 0 {
+        soak(
+            &runtime,
+            (&addresses, &server_ids, root, database_url.as_deref()),
+            (&ids, &token, &caseworker_token),
+            (soak_minutes, connections, &beside),
+        );
+    }
+
     // SIGTERM: drain, final checkpoint, exit 0.
     for mut server in servers {
         let status = Command::new("kill")
@@ -309,6 +350,178 @@ fn main() {
         size, checkpoint,
         "the final checkpoint covers the whole log"
     );
+}
+
+/// The server's resident memory (VmRSS), in MiB.
+fn resident_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// The SQLite database's size (file and WAL) in MiB; on PostgreSQL, the database's.
+fn database_mib(root: &Path, database_url: Option<&str>) -> f64 {
+    match database_url {
+        Some(url) => postgres::Client::connect(url, postgres::NoTls)
+            .and_then(|mut c| c.query_one("SELECT pg_database_size(current_database())", &[]))
+            .map(|row| row.get::<_, i64>(0) as f64 / 1_048_576.0)
+            .unwrap_or(0.0),
+        None => ["data/vault.db", "data/vault.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(root.join(f)).ok())
+            .map(|m| m.len() as f64 / 1_048_576.0)
+            .sum(),
+    }
+}
+
+/// The soak: a mixed load minute by minute, with CLI runs beside it (see the module doc).
+fn soak(
+    runtime: &tokio::runtime::Runtime,
+    (addresses, server_ids, root, database_url): (&[String], &[u32], &Path, Option<&str>),
+    (ids, token, caseworker_token): (&[CandidateId], &str, &str),
+    (minutes, connections, beside): (usize, usize, &[(String, usize)]),
+) {
+    let mut synth = cvvault::synth::Synth::new(77);
+    let bodies: Arc<Vec<String>> = Arc::new(
+        (0..1_000)
+            .map(|_| {
+                let mut profile = synth.profile();
+                profile.control.protected = false;
+                serde_json::to_string(&profile).unwrap()
+            })
+            .collect(),
+    );
+    let ids: Arc<Vec<CandidateId>> = Arc::new(ids.to_vec());
+    let (token, caseworker) = (token.to_owned(), caseworker_token.to_owned());
+    let requests: Requests = Arc::new(move |n, host| match n % 20 {
+        0 => post(
+            host,
+            "/v1/candidates",
+            &caseworker,
+            &bodies[n / 20 % bodies.len()],
+        ),
+        1 => post(
+            host,
+            "/v1/assignments",
+            &caseworker,
+            &format!(
+                r#"{{"candidate_id":"{}","org":"emp-org","kind":"matching","purpose":"recruitment"}}"#,
+                ids[n / 20 % ids.len()]
+            ),
+        ),
+        _ => get(
+            host,
+            &format!(
+                "/v1/candidates/{}/extract?purpose=coaching",
+                ids[n % ids.len()]
+            ),
+            Some(&token),
+        ),
+    });
+    println!(
+        "\n== soak: {minutes} min of mixed load (18 extracts, 1 registration, 1 assignment per 20), {connections} connections\nminute  answered/s  p50 ms  p99 ms  other            server MiB  database MiB  beside"
+    );
+    let mut running: Vec<(String, std::thread::JoinHandle<String>)> = Vec::new();
+    let mut first: Option<(f64, f64)> = None;
+    let mut memory = Vec::new();
+    for minute in 1..=minutes {
+        for (what, at) in beside {
+            if *at == minute {
+                let what = what.clone();
+                let mut command = Command::new(env!("CARGO_BIN_EXE_cvvault"));
+                command
+                    .env("CVVAULT_KEYS_DIR", root.join("keys"))
+                    .env("CVVAULT_DATA_DIR", root.join("data"))
+                    .env("CVVAULT_POLICY_DIR", root.join("policy"))
+                    .env_remove("CVVAULT_PASSPHRASE")
+                    .env_remove("CVVAULT_IDENTITY")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped());
+                if let Some(url) = database_url {
+                    command.env("CVVAULT_DATABASE_URL", url);
+                }
+                match what.as_str() {
+                    "retention" => command.args(["retention", "run"]),
+                    "rotate" => command.args(["keys", "rotate"]),
+                    other => panic!("HTTP_LOAD_SOAK_BESIDE: `{other}` is not retention or rotate"),
+                };
+                let label = what.clone();
+                running.push((
+                    label,
+                    std::thread::spawn(move || {
+                        let started = Instant::now();
+                        let out = command.output().unwrap();
+                        format!(
+                            "{what} ended in {:.1} s ({})",
+                            started.elapsed().as_secs_f64(),
+                            if out.status.success() {
+                                "ok".to_owned()
+                            } else {
+                                String::from_utf8_lossy(&out.stderr).trim().to_owned()
+                            }
+                        )
+                    }),
+                ));
+            }
+        }
+        let during: Vec<String> = running.iter().map(|(what, _)| what.clone()).collect();
+        let outcome = runtime.block_on(load_requests(
+            addresses,
+            connections,
+            Duration::from_secs(60),
+            requests.clone(),
+        ));
+        let mut l = outcome.latencies_us.clone();
+        l.sort_unstable();
+        let pct = |p: f64| {
+            l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0) as f64
+                / 1000.0
+        };
+        let rate = outcome.ok as f64 / outcome.elapsed.as_secs_f64();
+        let rss = server_ids.iter().map(|id| resident_mib(*id)).sum::<f64>();
+        memory.push(rss);
+        let mut finished = Vec::new();
+        running.retain_mut(|(_, handle)| {
+            if handle.is_finished() {
+                finished.push(std::mem::replace(handle, std::thread::spawn(String::new)));
+                false
+            } else {
+                true
+            }
+        });
+        let done: Vec<String> = finished.into_iter().map(|h| h.join().unwrap()).collect();
+        println!(
+            "{minute:>6}  {rate:>10.0}  {:>6.2}  {:>6.2}  {:<16} {rss:>10.1}  {:>12.1}  {}{}",
+            pct(0.5),
+            pct(0.99),
+            format!("{:?}", outcome.statuses),
+            database_mib(root, database_url),
+            during.join("+"),
+            if done.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", done.join("; "))
+            }
+        );
+        first.get_or_insert((rate, pct(0.99)));
+    }
+    for (_, handle) in running {
+        println!("beside: {}", handle.join().unwrap());
+    }
+    if let (Some((rate, _)), Some(last_rss), Some(first_rss)) =
+        (first, memory.last(), memory.get(1).or(memory.first()))
+    {
+        println!(
+            "soak: first minute {rate:.0}/s; memory from {first_rss:.1} MiB (minute 2) to {last_rss:.1} MiB ({:+.1} %)",
+            (last_rss / first_rss - 1.0) * 100.0
+        );
+    }
 }
 
 /// A database of the bench's own on a PostgreSQL server, dropped at the end.
@@ -395,7 +608,14 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// Vault with `count` candidates, each with an open coaching assignment for `coach`.
-fn set_up(root: &Path, count: usize, database: Option<&str>) -> (Vec<CandidateId>, String) {
+/// What the set-up made: the candidates, the provider's token and the caseworker's.
+struct SetUp {
+    ids: Vec<CandidateId>,
+    token: String,
+    caseworker_token: String,
+}
+
+fn set_up(root: &Path, count: usize, due: usize, database: Option<&str>) -> SetUp {
     let started = Instant::now();
     let mut paths = Paths::under(root);
     paths.postgres = database.map(|url| cvvault::paths::PgTarget::parse(url).unwrap());
@@ -431,12 +651,21 @@ fn set_up(root: &Path, count: usize, database: Option<&str>) -> (Vec<CandidateId
             None,
         )
         .unwrap();
+    // The employer the soak's assignment changes link candidates to.
+    vault
+        .add_principal(
+            "emp".parse().unwrap(),
+            Role::Employer,
+            "emp-org".parse().unwrap(),
+            None,
+        )
+        .unwrap();
     let caseworker = vault.principal(&"cw".parse().unwrap()).unwrap();
     // Synthetic profiles, none protected: a provider may never see a protected one, and the
     // bench measures disclosures.
     let mut synth = cvvault::synth::Synth::new(2026);
     let mut ndjson = Vec::new();
-    for _ in 0..count {
+    for _ in 0..count + due {
         let mut profile = synth.profile();
         profile.control.protected = false;
         serde_json::to_writer(&mut ndjson, &profile).unwrap();
@@ -454,8 +683,15 @@ fn set_up(root: &Path, count: usize, database: Option<&str>) -> (Vec<CandidateId
             &|_, _| {},
         )
         .unwrap();
-    assert_eq!(report.imported as usize, count, "{:?}", report.rejected);
-    let ids = report.ids.clone();
+    assert_eq!(
+        report.imported as usize,
+        count + due,
+        "{:?}",
+        report.rejected
+    );
+    let mut ids = report.ids.clone();
+    // The last `due` candidates: an assignment opened and closed, so retention erases them.
+    let due_ids = ids.split_off(count);
     // Open the assignments from many threads, so that group commit batches them.
     let chunks: Vec<Vec<CandidateId>> = ids
         .chunks(ids.len().div_ceil(16).max(1))
@@ -481,17 +717,53 @@ fn set_up(root: &Path, count: usize, database: Option<&str>) -> (Vec<CandidateId
             });
         }
     });
+    let due_chunks: Vec<Vec<CandidateId>> = due_ids
+        .chunks(due_ids.len().div_ceil(16).max(1))
+        .map(<[_]>::to_vec)
+        .collect();
+    std::thread::scope(|scope| {
+        for chunk in due_chunks {
+            let (vault, caseworker) = (vault.clone(), caseworker.clone());
+            scope.spawn(move || {
+                for id in chunk {
+                    let assignment = vault
+                        .open_assignment(
+                            &caseworker,
+                            OpenAssignment {
+                                candidate_id: id,
+                                org: "coach-org".parse().unwrap(),
+                                kind: "coaching".parse().unwrap(),
+                                purpose: "coaching".parse().unwrap(),
+                            },
+                        )
+                        .unwrap();
+                    vault
+                        .close_assignment(&caseworker, &assignment, "coaching completed")
+                        .unwrap();
+                }
+            });
+        }
+    });
     let token = vault
         .issue_token(&"coach".parse().unwrap())
         .unwrap()
         .token
         .to_string();
+    let caseworker_token = vault
+        .issue_token(&"cw".parse().unwrap())
+        .unwrap()
+        .token
+        .to_string();
     vault.close().unwrap();
     println!(
-        "set-up: {count} candidates, {count} open coaching assignments in {:.1?}",
+        "set-up: {count} candidates, {count} open coaching assignments, {due} due for retention, in {:.1?}",
         started.elapsed()
     );
-    (ids, token)
+    SetUp {
+        ids,
+        token,
+        caseworker_token,
+    }
 }
 
 #[derive(Default)]
@@ -526,6 +798,25 @@ fn report(what: &str, o: &Outcome) {
     );
 }
 
+/// A GET of `path`, with `token` as its bearer token.
+fn get(host: &str, path: &str, token: Option<&str>) -> String {
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    format!("GET {path} HTTP/1.1\r\nhost: {host}\r\n{auth}\r\n")
+}
+
+/// A POST of a JSON `body` to `path` with `token`.
+fn post(host: &str, path: &str, token: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// What a request builder gives for request `n` to `host`.
+type Requests = Arc<dyn Fn(usize, &str) -> String + Send + Sync>;
+
 /// `connections` keep-alive HTTP/1.1 connections sending `path(n)` back to back for `span`.
 async fn load(
     addresses: &[String],
@@ -534,13 +825,24 @@ async fn load(
     path: Arc<dyn Fn(usize) -> String + Send + Sync>,
     token: Option<String>,
 ) -> Outcome {
+    let requests: Requests = Arc::new(move |n, host| get(host, &path(n), token.as_deref()));
+    load_requests(addresses, connections, span, requests).await
+}
+
+/// [`load`] with requests of any kind: a 2xx counts as answered.
+async fn load_requests(
+    addresses: &[String],
+    connections: usize,
+    span: Duration,
+    requests: Requests,
+) -> Outcome {
     let deadline = Instant::now() + span;
     let started = Instant::now();
     let local = tokio::task::LocalSet::new();
     let mut handles = Vec::new();
     for c in 0..connections {
         let address = addresses[c % addresses.len()].clone();
-        let (path, token) = (path.clone(), token.clone());
+        let requests = requests.clone();
         handles.push(local.spawn_local(async move {
             let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
             stream.set_nodelay(true).unwrap();
@@ -549,17 +851,13 @@ async fn load(
             let mut n = c * 7919;
             while Instant::now() < deadline {
                 n += 1;
-                let auth = token
-                    .as_ref()
-                    .map(|t| format!("authorization: Bearer {t}\r\n"))
-                    .unwrap_or_default();
-                let request = format!("GET {} HTTP/1.1\r\nhost: {address}\r\n{auth}\r\n", path(n));
+                let request = requests(n, &address);
                 let sent = Instant::now();
                 stream.write_all(request.as_bytes()).await.unwrap();
                 let status = read_response(&mut stream, &mut buffer).await;
                 out.latencies_us
                     .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                if status == 200 {
+                if (200..300).contains(&status) {
                     out.ok += 1;
                 } else {
                     out.other += 1;
