@@ -477,12 +477,7 @@ fn soak(
         ));
         let mut l = outcome.latencies_us.clone();
         l.sort_unstable();
-        let pct = |p: f64| {
-            l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(0) as f64
-                / 1000.0
-        };
+        let pct = |p: f64| quantile_ms(&l, p);
         let rate = outcome.ok as f64 / outcome.elapsed.as_secs_f64();
         let rss = server_ids.iter().map(|id| resident_mib(*id)).sum::<f64>();
         memory.push(rss);
@@ -775,15 +770,19 @@ struct Outcome {
     latencies_us: Vec<u32>,
 }
 
+/// The `p` quantile of sorted latencies in microseconds, in milliseconds.
+fn quantile_ms(sorted_us: &[u32], p: f64) -> f64 {
+    sorted_us
+        .get(((sorted_us.len() as f64 * p) as usize).min(sorted_us.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0) as f64
+        / 1000.0
+}
+
 fn report(what: &str, o: &Outcome) {
     let mut l = o.latencies_us.clone();
     l.sort_unstable();
-    let pct = |p: f64| {
-        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
+    let pct = |p: f64| quantile_ms(&l, p);
     println!(
         "\n== {what}\n{} x 200, {} other {:?}, in {:.1?}: {:.0} req/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         o.ok,

@@ -1153,15 +1153,21 @@ pub fn all_assignments(conn: &Db, integrity: &IntegrityKey) -> Result<Vec<Assign
     )
 }
 
-/// Every candidate row with its raw id and, when its MAC checks, its id and hold flag
-/// (`None`: the row fails its integrity check).
+/// Every candidate row (`only_held`: under a legal hold) with its raw id and, when its MAC
+/// checks, its id and hold flag (`None`: the row fails its integrity check), and its hold's
+/// ground.
 fn each_candidate_row(
     conn: &Db,
     integrity: &IntegrityKey,
-    mut each: impl FnMut(&[u8], Option<(CandidateId, bool)>),
+    only_held: bool,
+    mut each: impl FnMut(&[u8], Option<(CandidateId, bool)>, Option<&str>),
 ) -> Result<()> {
     conn.query_each(
-        "SELECT candidate_id, key_id, legal_hold, legal_hold_reason, row_mac, reference_mac FROM candidates",
+        if only_held {
+            "SELECT candidate_id, key_id, legal_hold, legal_hold_reason, row_mac, reference_mac FROM candidates WHERE legal_hold <> 0"
+        } else {
+            "SELECT candidate_id, key_id, legal_hold, legal_hold_reason, row_mac, reference_mac FROM candidates"
+        },
         args![],
         |r| {
             let raw_id = r.get::<Vec<u8>>(0)?;
@@ -1174,7 +1180,7 @@ fn each_candidate_row(
                 let row = (key_id, hold != 0, reason.as_deref(), reference.as_deref());
                 candidate_row_ok(integrity, id, row, mac.as_deref())
             });
-            each(&raw_id, intact.map(|id| (id, hold != 0)));
+            each(&raw_id, intact.map(|id| (id, hold != 0)), reason.as_deref());
             Ok(true)
         },
     )
@@ -1183,36 +1189,20 @@ fn each_candidate_row(
 /// Every intact candidate row's legal-hold flag, for `audit verify`.
 pub fn holds(conn: &Db, integrity: &IntegrityKey) -> Result<Vec<(CandidateId, bool)>> {
     let mut out = Vec::new();
-    each_candidate_row(conn, integrity, |_, intact| out.extend(intact))?;
+    each_candidate_row(conn, integrity, false, |_, intact, _| out.extend(intact))?;
     Ok(out)
 }
 
-/// The intact candidate rows under a legal hold, with the hold's ground, in id order.
+/// The intact candidate rows under a legal hold, with the hold's ground.
 pub fn held_candidates(
     conn: &Db,
     integrity: &IntegrityKey,
 ) -> Result<Vec<(CandidateId, Option<String>)>> {
     let mut held = Vec::new();
-    conn.query_each(
-        "SELECT candidate_id, key_id, legal_hold, legal_hold_reason, row_mac, reference_mac
-         FROM candidates WHERE legal_hold <> 0 ORDER BY candidate_id",
-        args![],
-        |r| {
-            let raw_id = r.get::<Vec<u8>>(0)?;
-            let key_id = r.get::<i64>(1)?;
-            let hold = r.get::<i64>(2)?;
-            let reason = r.get::<Option<String>>(3)?;
-            let mac = r.get::<Option<Vec<u8>>>(4)?;
-            let reference = r.get::<Option<Vec<u8>>>(5)?;
-            let intact = CandidateId::from_slice(&raw_id).ok().filter(|id| {
-                let row = (key_id, hold != 0, reason.as_deref(), reference.as_deref());
-                candidate_row_ok(integrity, id, row, mac.as_deref())
-            });
-            // A row that fails its check is not listed as held: `audit verify` names it.
-            held.extend(intact.map(|id| (id, reason)));
-            Ok(true)
-        },
-    )?;
+    // A row that fails its check is not listed as held: `audit verify` names it.
+    each_candidate_row(conn, integrity, true, |_, intact, ground| {
+        held.extend(intact.map(|(id, _)| (id, ground.map(str::to_owned))));
+    })?;
     Ok(held)
 }
 
@@ -1727,7 +1717,7 @@ pub fn integrity_findings(conn: &Db, integrity: &IntegrityKey) -> Result<Vec<Fin
         }
     }
     {
-        each_candidate_row(conn, integrity, |raw_id, intact| {
+        each_candidate_row(conn, integrity, false, |raw_id, intact, _| {
             if intact.is_none() {
                 note("candidates", hex::encode(raw_id));
             }

@@ -113,6 +113,19 @@ fn location(reply: &Reply) -> &str {
         .unwrap_or("")
 }
 
+/// A candidate with a subject account of its own: (candidate, the account's id).
+fn with_subject(api: &mut Api, marker: &str) -> (CandidateId, String) {
+    let candidate = api.register(marker, false, false);
+    api.subject(candidate);
+    let subject = api
+        .tokens
+        .keys()
+        .find(|k| !["cw", "coach", "emp", "emp2", "dpo"].contains(&k.as_str()))
+        .unwrap()
+        .clone();
+    (candidate, subject)
+}
+
 /// A vault where the employer received one candidate's professional details and was refused
 /// another's, three times.
 fn with_history(api: &Api) -> (CandidateId, CandidateId) {
@@ -184,14 +197,7 @@ async fn a_dpo_token_becomes_an_http_only_strict_session_cookie_that_every_page_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_other_role_is_refused_sees_nothing_and_the_refusal_is_audited() {
     let mut api = Api::new(LIMITS);
-    let candidate = api.register("console-subject", false, false);
-    api.subject(candidate);
-    let subject = api
-        .tokens
-        .keys()
-        .find(|k| !["cw", "coach", "emp", "emp2", "dpo"].contains(&k.as_str()))
-        .unwrap()
-        .clone();
+    let (_, subject) = with_subject(&mut api, "console-subject");
     for principal in ["cw", "coach", "emp", subject.as_str()] {
         let reply = login_reply(&api, api.token(principal)).await;
         assert_eq!(
@@ -755,14 +761,7 @@ async fn a_breach_search_for_an_unknown_account_or_organisation_is_not_answered_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_breach_search_finds_what_a_candidates_own_account_received() {
     let mut api = Api::new(LIMITS);
-    let candidate = api.register("console-own", false, false);
-    api.subject(candidate);
-    let subject = api
-        .tokens
-        .keys()
-        .find(|k| !["cw", "coach", "emp", "emp2", "dpo"].contains(&k.as_str()))
-        .unwrap()
-        .clone();
+    let (candidate, subject) = with_subject(&mut api, "console-own");
     api.vault
         .extract(
             &api.facts(&subject),

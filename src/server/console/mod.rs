@@ -575,6 +575,19 @@ fn candidate_id(text: &str) -> crate::Result<CandidateId> {
     })
 }
 
+/// The candidate id a page was asked about; one that does not parse is still a look at the
+/// trail, on the record, before it is refused.
+fn asked_candidate(
+    vault: &crate::vault::Vault,
+    principal: &crate::policy::PrincipalFacts,
+    text: &str,
+) -> crate::Result<CandidateId> {
+    candidate_id(text).or_else(|e| {
+        vault.supervise(principal, "console.candidate")?;
+        Err(e)
+    })
+}
+
 async fn candidate(
     State(state): State<AppState>,
     console: Console,
@@ -597,12 +610,8 @@ async fn candidate(
     };
     let shown = text.trim().to_owned();
     match console
-        .run(&state, move |vault, principal| match candidate_id(&text) {
-            Ok(id) => vault.audit_search(&principal, &id),
-            Err(e) => {
-                vault.supervise(&principal, "console.candidate")?;
-                Err(e)
-            }
+        .run(&state, move |vault, principal| {
+            vault.audit_search(&principal, &asked_candidate(vault, &principal, &text)?)
         })
         .await
     {
@@ -624,12 +633,8 @@ async fn subject_access(
         .and_then(|q| q.0.candidate_id)
         .unwrap_or_default();
     match console
-        .run(&state, move |vault, principal| match candidate_id(&text) {
-            Ok(id) => vault.subject_access(&principal, &id),
-            Err(e) => {
-                vault.supervise(&principal, "console.candidate")?;
-                Err(e)
-            }
+        .run(&state, move |vault, principal| {
+            vault.subject_access(&principal, &asked_candidate(vault, &principal, &text)?)
         })
         .await
     {
