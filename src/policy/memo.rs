@@ -9,7 +9,8 @@
 //! when no policy names a `Candidate` entity literal, and the principal is not a subject (a
 //! subject's decision compares its candidate with the resource). The memo belongs to one
 //! loaded policy set, so a policy change starts an empty one. It holds verdicts and policy
-//! ids, never candidate data.
+//! ids under keys of principal, organisation and candidate ids and flags, never profile
+//! data. A read that grants nothing is never remembered (see `decide_read`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,6 +22,9 @@ use crate::vocabulary::{Purpose, Role};
 
 /// Remembered reads before the memo starts again (a few hundred bytes each).
 const CAPACITY: usize = 16_384;
+/// A candidate with more open assignments than this is decided afresh: the key would be
+/// long, and such candidates are rare.
+const MAX_KEY_ORGS: usize = 32;
 
 /// What Cedar sees of a read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -39,14 +43,18 @@ pub(super) struct ReadFacts {
 
 impl ReadFacts {
     /// The key of a read; `by_id`: whether the candidate's id is part of what decides.
+    /// `None` for a read not to remember (see [`MAX_KEY_ORGS`]).
     pub(super) fn of(
         principal: &PrincipalFacts,
         candidate: &CandidateFacts,
         purpose: &Purpose,
         by_id: bool,
-    ) -> ReadFacts {
+    ) -> Option<ReadFacts> {
+        if candidate.coaching_orgs.len() + candidate.matching_orgs.len() > MAX_KEY_ORGS {
+            return None;
+        }
         let by_id = by_id || principal.role == Role::Subject;
-        ReadFacts {
+        Some(ReadFacts {
             role: principal.role,
             principal_id: principal.principal_id.clone(),
             org: principal.org.clone(),
@@ -57,7 +65,7 @@ impl ReadFacts {
             coaching_orgs: candidate.coaching_orgs.clone(),
             matching_orgs: candidate.matching_orgs.clone(),
             purpose: purpose.clone(),
-        }
+        })
     }
 }
 
@@ -78,6 +86,12 @@ pub(super) struct ReadMemo {
 impl ReadMemo {
     pub(super) fn get(&self, facts: &ReadFacts) -> Option<[Outcome; 5]> {
         self.reads.lock().ok()?.get(facts).cloned()
+    }
+
+    /// Reads remembered now.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.reads.lock().map(|r| r.len()).unwrap_or(0)
     }
 
     pub(super) fn put(&self, facts: ReadFacts, outcomes: [Outcome; 5]) {

@@ -108,11 +108,14 @@ impl PolicyEngine {
             )));
         }
         let by_role_action = partition(&loaded.policies, &vocabulary).map_err(schema_error)?;
+        // A linked template's literals are in its links, not its condition: count it as one
+        // that may name a candidate (templates are refused at load today).
         let names_candidates = loaded.policies.policies().any(|policy| {
-            policy
-                .entity_literals()
-                .iter()
-                .any(|uid| vocabulary.is_candidate(uid))
+            !policy.is_static()
+                || policy
+                    .entity_literals()
+                    .iter()
+                    .any(|uid| vocabulary.is_candidate(uid))
         });
         let engine = Self {
             by_role_action,
@@ -201,10 +204,15 @@ impl PolicyEngine {
         purpose: &Purpose,
     ) -> ReadGrant {
         let facts = memo::ReadFacts::of(principal, candidate, purpose, self.names_candidates);
-        if let Some(outcomes) = self.read_memo.get(&facts) {
+        if let Some(outcomes) = facts.as_ref().and_then(|facts| self.read_memo.get(facts)) {
             let grant = ReadGrant::from_outcomes(principal, candidate, purpose, outcomes);
             if self.check_requests {
                 let fresh = self.evaluate_read(principal, candidate, purpose);
+                #[cfg(test)]
+                assert_eq!(
+                    fresh, grant,
+                    "a remembered read decision differs from a fresh one"
+                );
                 if fresh != grant {
                     tracing::error!("a remembered read decision differs from a fresh one");
                     return fresh;
@@ -213,7 +221,15 @@ impl PolicyEngine {
             return grant;
         }
         let grant = self.evaluate_read(principal, candidate, purpose);
-        self.read_memo.put(facts, grant.outcomes());
+        // INVARIANT: a read that grants nothing is never remembered. Such a read is answered
+        // "not found" to employers, providers and other subjects, like a candidate that does
+        // not exist (whose decoy read is not remembered either, being empty too): every
+        // hidden refusal costs the five evaluations, so that its time tells nothing. (An
+        // entry that grants something cannot be hit by a read that grants nothing: the memo
+        // is exact.)
+        if let Some(facts) = facts.filter(|_| !grant.is_empty()) {
+            self.read_memo.put(facts, grant.outcomes());
+        }
         grant
     }
 

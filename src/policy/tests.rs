@@ -1027,6 +1027,38 @@ fn principal_for_twin(
 }
 
 #[test]
+fn a_read_that_grants_nothing_is_never_remembered_and_one_that_grants_is_once() {
+    let engine = engine();
+    let purpose: Purpose = "recruitment".parse().unwrap();
+    let refused = candidate(&Cell {
+        who: Who::Employer,
+        assignment: Assignment::OtherOrganisationOpen,
+        purpose: "recruitment",
+        consent: true,
+        protected: false,
+    });
+    let employer = principal(Who::Employer, &refused);
+    for _ in 0..3 {
+        assert!(engine.decide_read(&employer, &refused, &purpose).is_empty());
+    }
+    assert_eq!(
+        engine.read_memo.len(),
+        0,
+        "a hidden refusal always costs the evaluations"
+    );
+    let matched = CandidateFacts {
+        matching_orgs: vec![org(OUR_ORG)],
+        ..refused.clone()
+    };
+    for _ in 0..3 {
+        assert!(engine
+            .decide_read(&employer, &matched, &purpose)
+            .allows(FieldGroup::Professional));
+    }
+    assert_eq!(engine.read_memo.len(), 1);
+}
+
+#[test]
 fn a_subject_is_remembered_per_candidate_so_another_record_stays_refused() {
     let engine = engine();
     let own = candidate(&Cell {
