@@ -603,6 +603,40 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// Vault with `count` candidates, each with an open coaching assignment for `coach`.
+/// Opens a coaching assignment for `coach-org` for each of `ids` on 16 threads (so that group
+/// commit batches them), and with `close` closes it again.
+fn assign_in_parallel(
+    vault: &Arc<Vault>,
+    caseworker: &cvvault::policy::PrincipalFacts,
+    ids: &[CandidateId],
+    close: bool,
+) {
+    std::thread::scope(|scope| {
+        for chunk in ids.chunks(ids.len().div_ceil(16).max(1)) {
+            scope.spawn(move || {
+                for id in chunk {
+                    let assignment = vault
+                        .open_assignment(
+                            caseworker,
+                            OpenAssignment {
+                                candidate_id: *id,
+                                org: "coach-org".parse().unwrap(),
+                                kind: "coaching".parse().unwrap(),
+                                purpose: "coaching".parse().unwrap(),
+                            },
+                        )
+                        .unwrap();
+                    if close {
+                        vault
+                            .close_assignment(caseworker, &assignment, "coaching completed")
+                            .unwrap();
+                    }
+                }
+            });
+        }
+    });
+}
+
 /// What the set-up made: the candidates, the provider's token and the caseworker's.
 struct SetUp {
     ids: Vec<CandidateId>,
@@ -687,58 +721,10 @@ fn set_up(root: &Path, count: usize, due: usize, database: Option<&str>) -> SetU
     let mut ids = report.ids.clone();
     // The last `due` candidates: an assignment opened and closed, so retention erases them.
     let due_ids = ids.split_off(count);
-    // Open the assignments from many threads, so that group commit batches them.
-    let chunks: Vec<Vec<CandidateId>> = ids
-        .chunks(ids.len().div_ceil(16).max(1))
-        .map(<[_]>::to_vec)
-        .collect();
-    std::thread::scope(|scope| {
-        for chunk in chunks {
-            let (vault, caseworker) = (vault.clone(), caseworker.clone());
-            scope.spawn(move || {
-                for id in chunk {
-                    vault
-                        .open_assignment(
-                            &caseworker,
-                            OpenAssignment {
-                                candidate_id: id,
-                                org: "coach-org".parse().unwrap(),
-                                kind: "coaching".parse().unwrap(),
-                                purpose: "coaching".parse().unwrap(),
-                            },
-                        )
-                        .unwrap();
-                }
-            });
-        }
-    });
-    let due_chunks: Vec<Vec<CandidateId>> = due_ids
-        .chunks(due_ids.len().div_ceil(16).max(1))
-        .map(<[_]>::to_vec)
-        .collect();
-    std::thread::scope(|scope| {
-        for chunk in due_chunks {
-            let (vault, caseworker) = (vault.clone(), caseworker.clone());
-            scope.spawn(move || {
-                for id in chunk {
-                    let assignment = vault
-                        .open_assignment(
-                            &caseworker,
-                            OpenAssignment {
-                                candidate_id: id,
-                                org: "coach-org".parse().unwrap(),
-                                kind: "coaching".parse().unwrap(),
-                                purpose: "coaching".parse().unwrap(),
-                            },
-                        )
-                        .unwrap();
-                    vault
-                        .close_assignment(&caseworker, &assignment, "coaching completed")
-                        .unwrap();
-                }
-            });
-        }
-    });
+    // Open the assignments from many threads, so that group commit batches them; the due
+    // candidates' are closed again at once.
+    assign_in_parallel(&vault, &caseworker, &ids, false);
+    assign_in_parallel(&vault, &caseworker, &due_ids, true);
     let token = vault
         .issue_token(&"coach".parse().unwrap())
         .unwrap()

@@ -161,7 +161,6 @@ pub struct Preview {
 /// shows it to a DPO records that decision).
 pub fn preview(vault: &Vault, settings: &Retention, now: i64) -> Result<Preview> {
     let mut seen = std::collections::BTreeSet::new();
-    let mut held = std::collections::BTreeSet::new();
     let mut preview = Preview {
         erased: RULES.iter().map(|rule| (rule.as_str(), 0)).collect(),
         due: Vec::new(),
@@ -169,7 +168,6 @@ pub fn preview(vault: &Vault, settings: &Retention, now: i64) -> Result<Preview>
     };
     vault.readers().read(|conn| {
         for rule in RULES {
-            held.extend(due(conn, rule, settings, now, true, i64::MAX)?);
             for (id, since) in due_since(conn, rule, settings, now, false, i64::MAX)? {
                 if seen.insert(id) {
                     *preview.erased.entry(rule.as_str()).or_default() += 1;
@@ -185,8 +183,19 @@ pub fn preview(vault: &Vault, settings: &Retention, now: i64) -> Result<Preview>
         }
         Ok(())
     })?;
-    preview.held = held.len() as u64;
+    preview.held = held_due(vault, settings, now)?;
     Ok(preview)
+}
+
+/// Candidates due under some rule but kept by a legal hold, each counted once.
+fn held_due(vault: &Vault, settings: &Retention, now: i64) -> Result<u64> {
+    vault.readers().read(|conn| {
+        let mut held = std::collections::BTreeSet::new();
+        for rule in RULES {
+            held.extend(due(conn, rule, settings, now, true, i64::MAX)?);
+        }
+        Ok(held.len() as u64)
+    })
 }
 
 /// Runs retention once. `progress(erased so far)`.
@@ -226,22 +235,14 @@ pub fn run(
         erasure_pending_rotation: false,
         due: Vec::new(),
     };
-    // Held candidates are counted once, under the first rule that makes them due.
-    let held: std::collections::BTreeSet<CandidateId> = vault.readers().read(|conn| {
-        let mut set = std::collections::BTreeSet::new();
-        for rule in RULES {
-            set.extend(due(conn, rule, settings, now, true, i64::MAX)?);
-        }
-        Ok(set)
-    })?;
-    report.held = held.len() as u64;
-
     if dry_run {
         let preview = preview(vault, settings, now)?;
+        report.held = preview.held;
         report.erased = preview.erased;
         report.total = preview.due.len() as u64;
         report.due = preview.due;
     } else {
+        report.held = held_due(vault, settings, now)?;
         let system = system_principal();
         let request_id = new_request_id();
         // Candidates that failed are not retried in this run (so a bad row cannot loop), nor

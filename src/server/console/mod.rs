@@ -278,6 +278,12 @@ impl Console {
         }
     }
 
+    /// [`Console::refuse_forged`] for a form that carries only its CSRF token (a form that
+    /// does not parse carries none).
+    fn refuse_forged_form(&self, form: &Result<Form<CsrfForm>, FormRejection>) -> Option<Response> {
+        self.refuse_forged(form.as_ref().map(|f| f.csrf.as_str()).unwrap_or(""))
+    }
+
     /// The refusal of a form that does not carry this session's CSRF token, or that comes
     /// from another site.
     fn refuse_forged(&self, csrf: &str) -> Option<Response> {
@@ -448,9 +454,7 @@ async fn logout(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    if let Some(refused) =
-        console.refuse_forged(form.as_ref().map(|f| f.csrf.as_str()).unwrap_or(""))
-    {
+    if let Some(refused) = console.refuse_forged_form(&form) {
         return refused;
     }
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
@@ -486,9 +490,7 @@ async fn verify(
     console: Console,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    if let Some(refused) =
-        console.refuse_forged(form.as_ref().map(|f| f.csrf.as_str()).unwrap_or(""))
-    {
+    if let Some(refused) = console.refuse_forged_form(&form) {
         return refused;
     }
     match console
