@@ -18,8 +18,8 @@
 //! phase, on the same machine in the same minutes, and prints the ratio to its raw-AES figure.
 //!
 //! Soak: HTTP_LOAD_SOAK_MINUTES=N then drives a mixed load for N minutes (of every 20
-//! requests: 18 extracts by the provider, one registration and one assignment opened by the
-//! caseworker) and prints, minute by minute, the requests answered, p99, the server's resident
+//! requests: 18 extracts by the provider, one registration by the caseworker, and one
+//! assignment change: an employer's assignment opened, or the oldest one opened closed) and prints, minute by minute, the requests answered, p99, the server's resident
 //! memory and the database's size. HTTP_LOAD_SOAK_BESIDE=retention@M,rotate@M runs
 //! `cvvault retention run` or `cvvault keys rotate` from the CLI beside the server at minute M;
 //! HTTP_LOAD_SOAK_DUE=N (default 20,000 with a retention beside) registers N more candidates
@@ -386,44 +386,22 @@ fn soak(
     (minutes, connections, beside): (usize, usize, &[(String, usize)]),
 ) {
     let mut synth = cvvault::synth::Synth::new(77);
-    let bodies: Arc<Vec<String>> = Arc::new(
-        (0..1_000)
-            .map(|_| {
-                let mut profile = synth.profile();
-                profile.control.protected = false;
-                serde_json::to_string(&profile).unwrap()
-            })
-            .collect(),
-    );
-    let ids: Arc<Vec<CandidateId>> = Arc::new(ids.to_vec());
-    let (token, caseworker) = (token.to_owned(), caseworker_token.to_owned());
-    let requests: Requests = Arc::new(move |n, host| match n % 20 {
-        0 => post(
-            host,
-            "/v1/candidates",
-            &caseworker,
-            &bodies[n / 20 % bodies.len()],
-        ),
-        1 => post(
-            host,
-            "/v1/assignments",
-            &caseworker,
-            &format!(
-                r#"{{"candidate_id":"{}","org":"emp-org","kind":"matching","purpose":"recruitment"}}"#,
-                ids[n / 20 % ids.len()]
-            ),
-        ),
-        _ => get(
-            host,
-            &format!(
-                "/v1/candidates/{}/extract?purpose=coaching",
-                ids[n % ids.len()]
-            ),
-            Some(&token),
-        ),
+    let bodies: Vec<String> = (0..1_000)
+        .map(|_| {
+            let mut profile = synth.profile();
+            profile.control.protected = false;
+            serde_json::to_string(&profile).unwrap()
+        })
+        .collect();
+    let requests: Arc<dyn Requests> = Arc::new(Mix {
+        ids: ids.to_vec(),
+        bodies,
+        token: token.to_owned(),
+        caseworker: caseworker_token.to_owned(),
+        open: std::sync::Mutex::new(std::collections::VecDeque::new()),
     });
     println!(
-        "\n== soak: {minutes} min of mixed load (18 extracts, 1 registration, 1 assignment per 20), {connections} connections\nminute  answered/s  p50 ms  p99 ms  other            server MiB  database MiB  beside"
+        "\n== soak: {minutes} min of mixed load (18 extracts, 1 registration, 1 assignment opened or closed per 20), {connections} connections\nminute  answered/s  p50 ms  p99 ms  other            server MiB  database MiB  beside"
     );
     let mut running: Vec<(String, std::thread::JoinHandle<String>)> = Vec::new();
     let mut first: Option<(f64, f64)> = None;
@@ -799,8 +777,99 @@ fn post(host: &str, path: &str, token: &str, body: &str) -> String {
     )
 }
 
-/// What a request builder gives for request `n` to `host`.
-type Requests = Arc<dyn Fn(usize, &str) -> String + Send + Sync>;
+/// What a load sends as request `n` to `host`, and what it learns from the answer.
+trait Requests: Send + Sync {
+    fn request(&self, n: usize, host: &str) -> String;
+    /// Whether request `n`'s answer is handed to [`Requests::answered`].
+    fn wants_answer(&self, _n: usize) -> bool {
+        false
+    }
+    fn answered(&self, _n: usize, _status: u16, _body: &[u8]) {}
+}
+
+impl<F: Fn(usize, &str) -> String + Send + Sync> Requests for F {
+    fn request(&self, n: usize, host: &str) -> String {
+        self(n, host)
+    }
+}
+
+/// The soak's mix, of every 20 requests: 18 extracts by the provider, one registration by
+/// the caseworker, and one assignment change: an employer's matching assignment opened for
+/// the next candidate, or the oldest one it opened closed (as a placement ends), so that
+/// the open assignments stay a few per candidate, as in an agency's work.
+struct Mix {
+    ids: Vec<CandidateId>,
+    bodies: Vec<String>,
+    token: String,
+    caseworker: String,
+    /// The assignments this mix opened and has not closed yet, oldest first.
+    open: std::sync::Mutex<std::collections::VecDeque<String>>,
+}
+
+impl Mix {
+    fn opens(n: usize) -> bool {
+        n % 20 == 1 && (n / 20).is_multiple_of(2)
+    }
+}
+
+impl Requests for Mix {
+    fn request(&self, n: usize, host: &str) -> String {
+        match n % 20 {
+            0 => post(
+                host,
+                "/v1/candidates",
+                &self.caseworker,
+                &self.bodies[n / 20 % self.bodies.len()],
+            ),
+            1 => {
+                let oldest = if Mix::opens(n) {
+                    None
+                } else {
+                    self.open.lock().unwrap().pop_front()
+                };
+                match oldest {
+                    Some(assignment) => post(
+                        host,
+                        &format!("/v1/assignments/{assignment}/close"),
+                        &self.caseworker,
+                        r#"{"reason":"placement ended"}"#,
+                    ),
+                    None => post(
+                        host,
+                        "/v1/assignments",
+                        &self.caseworker,
+                        &format!(
+                            r#"{{"candidate_id":"{}","org":"emp-org","kind":"matching","purpose":"recruitment"}}"#,
+                            self.ids[n / 20 % self.ids.len()]
+                        ),
+                    ),
+                }
+            }
+            _ => get(
+                host,
+                &format!(
+                    "/v1/candidates/{}/extract?purpose=coaching",
+                    self.ids[n % self.ids.len()]
+                ),
+                Some(&self.token),
+            ),
+        }
+    }
+
+    fn wants_answer(&self, n: usize) -> bool {
+        Mix::opens(n)
+    }
+
+    fn answered(&self, _n: usize, status: u16, body: &[u8]) {
+        if status != 201 {
+            return;
+        }
+        let opened: serde_json::Value = serde_json::from_slice(body).unwrap();
+        if let Some(id) = opened["assignment_id"].as_str() {
+            self.open.lock().unwrap().push_back(id.to_owned());
+        }
+    }
+}
 
 /// `connections` keep-alive HTTP/1.1 connections sending `path(n)` back to back for `span`.
 async fn load(
@@ -810,7 +879,8 @@ async fn load(
     path: Arc<dyn Fn(usize) -> String + Send + Sync>,
     token: Option<String>,
 ) -> Outcome {
-    let requests: Requests = Arc::new(move |n, host| get(host, &path(n), token.as_deref()));
+    let requests: Arc<dyn Requests> =
+        Arc::new(move |n: usize, host: &str| get(host, &path(n), token.as_deref()));
     load_requests(addresses, connections, span, requests).await
 }
 
@@ -819,7 +889,7 @@ async fn load_requests(
     addresses: &[String],
     connections: usize,
     span: Duration,
-    requests: Requests,
+    requests: Arc<dyn Requests>,
 ) -> Outcome {
     let deadline = Instant::now() + span;
     let started = Instant::now();
@@ -836,10 +906,14 @@ async fn load_requests(
             let mut n = c * 7919;
             while Instant::now() < deadline {
                 n += 1;
-                let request = requests(n, &address);
+                let request = requests.request(n, &address);
                 let sent = Instant::now();
                 stream.write_all(request.as_bytes()).await.unwrap();
-                let status = read_response(&mut stream, &mut buffer).await;
+                let (status, body) =
+                    read_response(&mut stream, &mut buffer, requests.wants_answer(n)).await;
+                if let Some(body) = body {
+                    requests.answered(n, status, &body);
+                }
                 out.latencies_us
                     .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
                 if (200..300).contains(&status) {
@@ -870,8 +944,13 @@ async fn load_requests(
         .await
 }
 
-/// Reads one response with a Content-Length body; returns its status.
-async fn read_response(stream: &mut tokio::net::TcpStream, buffer: &mut Vec<u8>) -> u16 {
+/// Reads one response with a Content-Length body; returns its status, and its body if
+/// `keep`.
+async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    buffer: &mut Vec<u8>,
+    keep: bool,
+) -> (u16, Option<Vec<u8>>) {
     loop {
         if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = std::str::from_utf8(&buffer[..end])
@@ -887,8 +966,9 @@ async fn read_response(stream: &mut tokio::net::TcpStream, buffer: &mut Vec<u8>)
             while buffer.len() < total {
                 fill(stream, buffer).await;
             }
+            let body = keep.then(|| buffer[end + 4..total].to_vec());
             buffer.drain(..total);
-            return status;
+            return (status, body);
         }
         fill(stream, buffer).await;
     }

@@ -191,6 +191,24 @@ pub enum Error {
     /// A step that the current state does not allow.
     #[error("{0}")]
     Conflict(String),
+    /// A new data key was wrapped under a KEK that another process or node has since
+    /// replaced (a key rotation began in between): nothing was stored. The vault seals again
+    /// under the new keyring once by itself ([`crate::vault::Vault`]'s writes of new data
+    /// keys), so a caller sees this only if the keys changed twice in that moment.
+    #[error("the keys were rotated by another cvvault process or node while this write was prepared (KEK version {current} is current, it was wrapped under {wrapped}): nothing was stored; try again")]
+    KeysRotated {
+        /// The KEK version the database records as current.
+        current: u32,
+        /// The version the refused data key was wrapped under.
+        wrapped: u32,
+    },
+    /// The assignment asked for is open already (same candidate, organisation, kind and
+    /// purpose): a second one would keep the access alive after the first is closed.
+    #[error("this candidate already has this assignment open (assignment {assignment_id}: the same organisation, kind and purpose): nothing was opened. Use that assignment, or close it first")]
+    AlreadyOpen {
+        /// The open assignment.
+        assignment_id: String,
+    },
     /// A legal hold stands on the candidate: it cannot be erased until a DPO releases it.
     #[error("this candidate is under a legal hold placed by a data-protection officer: it cannot be erased until a DPO releases the hold")]
     LegalHold,
@@ -420,6 +438,8 @@ impl Error {
             Error::Denied { .. } | Error::PrincipalDisabled { .. } => 3,
             Error::NotFound { .. } => 4,
             Error::Conflict(_)
+            | Error::KeysRotated { .. }
+            | Error::AlreadyOpen { .. }
             | Error::LegalHold
             | Error::AlreadyHeld { .. }
             | Error::NotHeld
@@ -459,6 +479,8 @@ impl Error {
             Error::Denied { .. } | Error::PrincipalDisabled { .. } => 403,
             Error::NotFound { .. } => 404,
             Error::Conflict(_)
+            | Error::KeysRotated { .. }
+            | Error::AlreadyOpen { .. }
             | Error::LegalHold
             | Error::AlreadyHeld { .. }
             | Error::NotHeld

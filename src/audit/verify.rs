@@ -191,6 +191,21 @@ pub fn verify(
     sources: &[CheckpointSource],
     progress: &dyn Fn(u64),
 ) -> Result<VerifyReport> {
+    verify_observing(conn, verifier, macs, sources, progress, &mut |_| {})
+}
+
+/// [`verify`], handing every entry's text, in index order, to `observe` on the hashing
+/// thread: what else must be learnt from the whole trail (the state it records for the
+/// authorization rows) is learnt in the same pass and the same snapshot, not by reading the
+/// trail a second time.
+pub fn verify_observing(
+    conn: &Db,
+    verifier: &NoteVerifier,
+    macs: Option<&Pseudonymizer>,
+    sources: &[CheckpointSource],
+    progress: &dyn Fn(u64),
+    observe: &mut (dyn FnMut(&[u8]) + Send),
+) -> Result<VerifyReport> {
     // 1. Every checkpoint's signature first: a forged checkpoint proves nothing.
     let mut checkpoints: Vec<(Checkpoint, String)> = Vec::new();
     for source in sources {
@@ -236,6 +251,9 @@ pub fn verify(
         let checker = scope.spawn(move || -> Option<u64> {
             let mut bad = None;
             for chunk in chunk_receiver {
+                for (_, entry) in chunk.entries() {
+                    observe(entry);
+                }
                 let leaves: Vec<Hash> = chunk
                     .entries()
                     .map(|(_, entry)| merkle::leaf_hash(entry))

@@ -101,7 +101,10 @@ impl Problem {
                     "{error}. The vault's operator registers a principal of the organisation first"
                 ))
             },
-            Error::AlreadyHeld { .. } | Error::NotHeld => {
+            Error::AlreadyHeld { .. }
+            | Error::NotHeld
+            | Error::KeysRotated { .. }
+            | Error::AlreadyOpen { .. } => {
                 Problem::new(status, "conflict", "Conflict", error.to_string())
             }
             Error::DuplicateReference => Problem::new(status, "duplicate-reference", "Agency reference already registered", format!(

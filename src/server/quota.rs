@@ -3,8 +3,9 @@
 //!
 //! Every attempt counts, whatever its outcome (a 404 counts: probing ids is the attack).
 //! Attempts refused by the quota itself do not count, so `Retry-After` tells the truth: after
-//! that many seconds one slot is free. The log per principal holds at most `extracts`
-//! timestamps. On SQLite the state is in memory: a restart starts every window afresh
+//! that many seconds one slot is free. The log per principal counts attempts per slice of a
+//! 3,600th of the window, so it is at most 3,601 slices whatever the limit (a limit of
+//! millions an hour used to keep millions of timestamps). On SQLite the state is in memory: a restart starts every window afresh
 //! (SECURITY.md). On PostgreSQL it is in the database, so that every node of the vault counts
 //! the same attempts ([`SharedQuota`]).
 
@@ -33,8 +34,28 @@ pub struct QuotaTracker {
     limit: usize,
     window: Duration,
     origin: Instant,
-    logs: Mutex<HashMap<PrincipalId, VecDeque<Duration>>>,
+    logs: Mutex<HashMap<PrincipalId, Log>>,
     shared: Option<SharedQuota>,
+}
+
+/// Slices a window is counted in: the memory of a principal's log is bounded by this, not
+/// by its limit.
+const SLICES: u32 = 3_600;
+
+/// One principal's admitted attempts in the window, counted per slice.
+#[derive(Default)]
+struct Log {
+    /// Oldest first.
+    slices: VecDeque<Slice>,
+    /// The sum of the slices' counts.
+    admitted: usize,
+}
+
+/// The attempts admitted in one slice of time, and the latest of them.
+struct Slice {
+    index: u128,
+    latest: Duration,
+    count: usize,
 }
 
 /// The quota's logs in the PostgreSQL store, shared by every node (a few connections of
@@ -120,17 +141,39 @@ impl QuotaTracker {
             Err(poisoned) => poisoned.into_inner(),
         };
         let log = logs.entry(principal.clone()).or_default();
-        // Forget attempts that left the window (at `now - window` or earlier).
-        while log.front().is_some_and(|&t| t + self.window <= now) {
-            log.pop_front();
+        // Forget slices that left the window: all of a slice's attempts are forgotten when
+        // its latest leaves (at `latest + window` or later). An attempt is thus counted at
+        // least as long as the window, and at most one slice longer: never more than
+        // `limit` are admitted in any window.
+        while let Some(oldest) = log.slices.front() {
+            if oldest.latest + self.window > now {
+                break;
+            }
+            log.admitted -= oldest.count;
+            log.slices.pop_front();
         }
-        if log.len() < self.limit {
-            log.push_back(now);
+        if log.admitted < self.limit {
+            let width = (self.window / SLICES).max(Duration::from_micros(1));
+            let index = now.as_nanos() / width.as_nanos();
+            match log.slices.back_mut() {
+                Some(slice) if slice.index == index => {
+                    slice.count += 1;
+                    slice.latest = slice.latest.max(now);
+                }
+                _ => log.slices.push_back(Slice {
+                    index,
+                    latest: now,
+                    count: 1,
+                }),
+            }
+            log.admitted += 1;
             return Admission::Admit;
         }
+        // When the oldest slice leaves, its attempts (at least one) free their slots.
         let frees_at = log
+            .slices
             .front()
-            .map_or(now + self.window, |&oldest| oldest + self.window);
+            .map_or(now + self.window, |oldest| oldest.latest + self.window);
         let wait = frees_at.saturating_sub(now);
         // Round up: retrying after the advertised seconds must succeed.
         let mut retry_after_secs = wait.as_secs();
@@ -199,6 +242,59 @@ mod tests {
                 retry_after_secs: 3599
             }
         );
+    }
+
+    #[test]
+    fn a_high_limit_keeps_a_few_thousand_slices_not_a_timestamp_per_attempt() {
+        // Before: one timestamp per admitted attempt, so a limit of millions an hour grew the
+        // server by 16 bytes per extract for the first hour (the soak's memory growth).
+        let quota = tracker(u32::MAX, 3600);
+        let a: PrincipalId = "a".parse().unwrap();
+        for n in 0..2_000_000u64 {
+            // 2 million attempts over 1.5 windows.
+            let at = Duration::from_micros(n * 2_700);
+            assert_eq!(quota.admit_at(&a, at), Admission::Admit);
+        }
+        let logs = quota.logs.lock().unwrap();
+        let log = &logs[&a];
+        assert!(
+            log.slices.len() <= SLICES as usize + 1,
+            "{}",
+            log.slices.len()
+        );
+        // The attempts still in the window are counted, none forgotten early.
+        let in_window = 2_000_000 - (2_000_000 * 2_700 - 3_600_000_000u64) / 2_700;
+        assert!(
+            log.admitted as u64 >= in_window,
+            "{} < {in_window}",
+            log.admitted
+        );
+        assert!(log.admitted as u64 <= in_window + 2_000_000 / 5_400 + 1);
+    }
+
+    #[test]
+    fn attempts_in_one_slice_never_let_more_than_the_limit_through_a_window() {
+        // Three attempts in one slice (a 3,600th of 60 s is 16.7 ms), then the window moves
+        // on: the slice is forgotten only when its latest attempt has left the window.
+        let quota = tracker(3, 60);
+        let a: PrincipalId = "a".parse().unwrap();
+        for at in [0.000, 0.005, 0.010] {
+            assert_eq!(quota.admit_at(&a, secs(at)), Admission::Admit);
+        }
+        // The first attempt left the window at 60.000, the slice's latest at 60.010.
+        assert_eq!(
+            quota.admit_at(&a, secs(60.005)),
+            Admission::Refuse {
+                retry_after_secs: 1
+            }
+        );
+        for _ in 0..3 {
+            assert_eq!(quota.admit_at(&a, secs(60.010)), Admission::Admit);
+        }
+        assert!(matches!(
+            quota.admit_at(&a, secs(60.011)),
+            Admission::Refuse { .. }
+        ));
     }
 
     #[test]

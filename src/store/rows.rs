@@ -222,13 +222,13 @@ pub fn meta_kek_id(version: u32) -> String {
 /// keys and will destroy this one.
 pub fn check_current_kek(conn: &Db, kek_version: u32, kek_id: Option<&str>) -> Result<()> {
     let current = meta(conn, META_CURRENT_KEK)?;
-    let rotated = |v: u32| {
-        Error::Conflict(format!(
-            "the keys were rotated by another cvvault process or node while this write was prepared (KEK version {v} is current, it was wrapped under {kek_version}): nothing was stored; try again (the new keyring is loaded first)"
-        ))
-    };
     match current.as_deref().map(str::parse::<u32>) {
-        Some(Ok(v)) if v != kek_version => return Err(rotated(v)),
+        Some(Ok(current)) if current != kek_version => {
+            return Err(Error::KeysRotated {
+                current,
+                wrapped: kek_version,
+            })
+        }
         _ => {}
     }
     if let (Some(ours), Some(recorded)) = (kek_id, meta(conn, &meta_kek_id(kek_version))?) {
@@ -1038,6 +1038,27 @@ pub fn insert_assignment(
     ])?;
     conn.execute("UPDATE candidates SET open_assignments = open_assignments + 1, ever_assigned = 1, idle_since = NULL
          WHERE candidate_id = ?1", args![&a.candidate_id.as_bytes()[..]])?;
+    // INVARIANT: checked after the candidate's row is written, which on PostgreSQL waits for
+    // any other transaction opening an assignment for the same candidate to end: of two
+    // identical opens at once on two nodes, the second sees the first and is undone.
+    let same = intact_assignments(
+        conn,
+        &format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE candidate_id = ?1 AND closed_at IS NULL
+              AND org_id = ?2 AND kind = ?3 AND purpose = ?4 AND assignment_id <> ?5"),
+        integrity,
+        args![
+            &a.candidate_id.as_bytes()[..],
+            a.org_id.as_str(),
+            a.kind.as_str(),
+            &a.purpose,
+            &a.assignment_id.as_bytes()[..]
+        ],
+    )?;
+    if let Some(open) = same.first() {
+        return Err(Error::AlreadyOpen {
+            assignment_id: open.assignment_id.to_string(),
+        });
+    }
     Ok(())
 }
 

@@ -112,7 +112,8 @@ impl Vault {
         };
         let id = row.assignment_id;
         let by = principal.principal_id.to_string();
-        self.writer.write(move |ctx| {
+        let mut refused = record.clone();
+        let opened = self.writer.write(move |ctx| {
             if rows::candidate_keys(ctx.conn, ctx.integrity, &row.candidate_id)?.is_none() {
                 return Err(Error::NotFound { what: "candidate" });
             }
@@ -125,7 +126,13 @@ impl Vault {
             record.assignment = Some(row.assignment_id);
             record.note = Some(format!("kind={} org={}", row.kind, row.org_id));
             ctx.audit.append(ctx.conn, record).map(|_| ())
-        })?;
+        });
+        if let Err(Error::AlreadyOpen { assignment_id }) = &opened {
+            // Allowed by policy, refused by the state: on the record as a refusal.
+            refused.note = Some(format!("already-open assignment={assignment_id}"));
+            self.record(refused)?;
+        }
+        opened?;
         Ok(id)
     }
 

@@ -227,22 +227,27 @@ impl Vault {
         progress: &dyn Fn(u64),
     ) -> Result<VerifyReport> {
         let verifier = self.note_verifier()?;
-        let report = self
-            .readers
-            .read(|conn| {
-                let mut sources = verify::stored_checkpoints(conn)?;
-                sources.extend(extra);
-                verify::verify(conn, &verifier, Some(self.pseudonyms()), &sources, progress)
-            })
+        let mut trail = super::trail_state::TrailState::default();
+        let (report, findings) = self.readers.read(|conn| {
+            let mut sources = verify::stored_checkpoints(conn)?;
+            sources.extend(extra);
+            let report = verify::verify_observing(
+                conn,
+                &verifier,
+                Some(self.pseudonyms()),
+                &sources,
+                progress,
+                &mut |entry| trail.read(entry),
+            )
             .inspect_err(|_| self.mark_trail_failed())?;
-        // The rows authorization depends on are part of what is verified: one written
-        // outside cvvault is refused wherever it is read, and named here.
-        let mut findings = self
-            .readers
-            .read(|conn| rows::integrity_findings(conn, &self.integrity))?;
-        // A row put back as it was in an older copy passes its MAC; the trail's last word on
-        // it tells.
-        findings.extend(self.rows_behind_the_trail()?);
+            // The rows authorization depends on are part of what is verified: one
+            // written outside cvvault is refused wherever it is read, and named here.
+            let mut findings = rows::integrity_findings(conn, &self.integrity)?;
+            // A row put back as it was in an older copy passes its MAC; the trail's last
+            // word on it tells (read in the same pass, the same snapshot).
+            findings.extend(self.rows_behind_the_trail(conn, &trail)?);
+            Ok((report, findings))
+        })?;
         if !findings.is_empty() {
             self.mark_trail_failed();
             let named: Vec<String> = findings

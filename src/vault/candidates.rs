@@ -324,14 +324,28 @@ impl Vault {
             allowed.policy_ids().to_vec(),
             None,
         )?;
+        self.with_writing_keyring(|keyring| {
+            self.seal_and_store(&keyring, &entries, (profile, document_len), &allowed)
+        })
+    }
+
+    /// Seals one profile under `keyring` and stores it with its entry.
+    fn seal_and_store(
+        &self,
+        keyring: &Keyring,
+        entries: &CandidateEntries,
+        (profile, document_len): (&Profile, usize),
+        allowed: &std::sync::Arc<Allowed>,
+    ) -> Result<CandidateId> {
         let sealed = seal_profile(
-            &*self.keyring_for_writing()?,
+            keyring,
             &self.integrity,
-            &entries,
+            entries,
             (0, profile),
             document_len,
         )?;
         let id = sealed.id;
+        let allowed = std::sync::Arc::clone(allowed);
         let stored = self
             .writer
             .write(move |ctx| insert_sealed(ctx, &allowed, vec![sealed]))?;
@@ -1132,12 +1146,9 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn an_extract_decided_before_its_assignment_closed_releases_nothing() {
-        // Before: the writer re-checked only that the candidate existed, so an assignment
-        // closed between the decision and its audit entry still got its disclosure.
-        let dir = tempfile::tempdir().unwrap();
-        let paths = crate::paths::Paths::under(dir.path());
+    /// A new vault with a caseworker `cw` of the agency and an employer `emp` of `emp-org`.
+    fn vault_with_cw_and_emp(dir: &std::path::Path) -> (crate::paths::Paths, Vault) {
+        let paths = crate::paths::Paths::under(dir);
         Vault::init(
             &paths,
             super::super::InitOptions {
@@ -1147,11 +1158,7 @@ mod tests {
             },
         )
         .unwrap();
-        let vault = Vault::open(
-            &paths,
-            &crate::crypto::keyring::Unlock::Identity(paths.default_identity()),
-        )
-        .unwrap();
+        let vault = Vault::open(&paths, &unlock(&paths)).unwrap();
         for (id, role, org) in [
             ("cw", crate::vocabulary::Role::Caseworker, "agency"),
             ("emp", crate::vocabulary::Role::Employer, "emp-org"),
@@ -1160,21 +1167,35 @@ mod tests {
                 .add_principal(id.parse().unwrap(), role, org.parse().unwrap(), None)
                 .unwrap();
         }
+        (paths, vault)
+    }
+
+    fn unlock(paths: &crate::paths::Paths) -> crate::crypto::keyring::Unlock {
+        crate::crypto::keyring::Unlock::Identity(paths.default_identity())
+    }
+
+    fn matching(candidate_id: CandidateId, purpose: &str) -> super::super::OpenAssignment {
+        super::super::OpenAssignment {
+            candidate_id,
+            org: "emp-org".parse().unwrap(),
+            kind: "matching".parse().unwrap(),
+            purpose: purpose.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn an_extract_decided_before_its_assignment_closed_releases_nothing() {
+        // Before: the writer re-checked only that the candidate existed, so an assignment
+        // closed between the decision and its audit entry still got its disclosure.
+        let dir = tempfile::tempdir().unwrap();
+        let (_paths, vault) = vault_with_cw_and_emp(dir.path());
         let cw = vault.principal(&"cw".parse().unwrap()).unwrap();
         let emp = vault.principal(&"emp".parse().unwrap()).unwrap();
         let mut profile = crate::synth::Synth::new(3).profile_with_marker("STALEFACTS");
         profile.control.protected = false;
         let id = vault.register(&cw, &profile).unwrap();
         let assignment = vault
-            .open_assignment(
-                &cw,
-                super::super::OpenAssignment {
-                    candidate_id: id,
-                    org: "emp-org".parse().unwrap(),
-                    kind: "matching".parse().unwrap(),
-                    purpose: "recruitment".parse().unwrap(),
-                },
-            )
+            .open_assignment(&cw, matching(id, "recruitment"))
             .unwrap();
         let purpose: Purpose = "recruitment".parse().unwrap();
         // With the assignment open throughout, the extract is released.
@@ -1200,6 +1221,114 @@ mod tests {
             .unwrap();
         assert_eq!(last.decision, Outcome::Deny);
         assert_eq!(last.note.as_deref(), Some("grounds-changed"));
+        vault.close().unwrap();
+    }
+
+    /// The candidate's entries, as a DPO's search finds them.
+    fn entries_of(vault: &Vault, id: &CandidateId) -> Vec<crate::audit::entry::Entry> {
+        vault
+            .readers()
+            .read(|conn| crate::audit::verify::search(conn, &vault.pseudonyms().candidate(id)))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_assignment_that_is_open_already_is_not_opened_twice_and_the_refusal_is_recorded() {
+        // Before: a second identical assignment was opened, and closing one (the placement
+        // ended) left the employer's access standing on the other.
+        let dir = tempfile::tempdir().unwrap();
+        let (_paths, vault) = vault_with_cw_and_emp(dir.path());
+        let cw = vault.principal(&"cw".parse().unwrap()).unwrap();
+        let emp = vault.principal(&"emp".parse().unwrap()).unwrap();
+        let mut profile = crate::synth::Synth::new(8).profile_with_marker("TWICE");
+        profile.control.protected = false;
+        let id = vault.register(&cw, &profile).unwrap();
+        let first = vault
+            .open_assignment(&cw, matching(id, "recruitment"))
+            .unwrap();
+        let again = vault.open_assignment(&cw, matching(id, "recruitment"));
+        match again {
+            Err(Error::AlreadyOpen { assignment_id }) => {
+                assert_eq!(assignment_id, first.to_string())
+            }
+            other => panic!("a second identical open: {other:?}"),
+        }
+        let refusal = entries_of(&vault, &id).pop().unwrap();
+        assert_eq!(refusal.action, "assignment.open");
+        assert_eq!(refusal.decision, Outcome::Deny);
+        assert_eq!(
+            refusal.note,
+            Some(format!("already-open assignment={first}"))
+        );
+        // Closing the one assignment for recruitment ends the employer's access for it.
+        let recruitment: Purpose = "recruitment".parse().unwrap();
+        assert!(vault.extract(&emp, &id, &recruitment).is_ok());
+        vault
+            .close_assignment(&cw, &first, "placed in work")
+            .unwrap();
+        assert!(matches!(
+            vault.extract(&emp, &id, &recruitment),
+            Err(Error::NotFound { .. })
+        ));
+        // Once closed, it may be opened again.
+        vault
+            .open_assignment(&cw, matching(id, "recruitment"))
+            .unwrap();
+        vault.close().unwrap();
+    }
+
+    #[test]
+    fn a_registration_sealed_just_before_a_key_rotation_began_is_sealed_again_not_refused() {
+        // Before: the writer refused it with a 409 ("the keys were rotated ... try again"),
+        // which a load beside `cvvault keys rotate` met once per rotation.
+        let dir = tempfile::tempdir().unwrap();
+        let (paths, vault) = vault_with_cw_and_emp(dir.path());
+        // The operator's `cvvault keys rotate`: another process on the same vault.
+        let operator = Vault::open(&paths, &unlock(&paths)).unwrap();
+        let cw = vault.principal(&"cw".parse().unwrap()).unwrap();
+        let request_id = new_request_id();
+        let allowed = vault.authorize_register(&cw, &request_id).unwrap();
+        let entries = registration_entries(
+            vault.renderer(),
+            &cw,
+            &request_id,
+            allowed.policy_ids().to_vec(),
+            None,
+        )
+        .unwrap();
+        let profile = crate::synth::Synth::new(9).profile_with_marker("ROTATING");
+        let mut sealed_under = Vec::new();
+        let id = vault
+            .with_writing_keyring(|keyring| {
+                sealed_under.push(keyring.current_version());
+                if sealed_under.len() == 1 {
+                    // The rotation begins (and here ends) after this keyring was chosen.
+                    operator
+                        .rotate_keys(
+                            &unlock(&paths),
+                            super::super::RotateIdentity::Keep,
+                            &|_, _| {},
+                        )
+                        .unwrap();
+                }
+                vault.seal_and_store(&keyring, &entries, (&profile, 0), &allowed)
+            })
+            .unwrap();
+        assert_eq!(sealed_under, vec![1, 2], "sealed again under the new KEK");
+        let keys = vault
+            .readers()
+            .read(|conn| rows::candidate_keys(conn, vault.integrity(), &id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(keys.dek.kek_version, 2);
+        Dek::unwrap(&vault.keyring(), &id, &keys.dek).unwrap();
+        // One registration entry, none for the refused first attempt (it stored nothing).
+        let registered: Vec<_> = entries_of(&vault, &id)
+            .into_iter()
+            .filter(|e| e.action == "candidate.register")
+            .collect();
+        assert_eq!(registered.len(), 1);
+        operator.close().unwrap();
         vault.close().unwrap();
     }
 

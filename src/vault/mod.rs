@@ -416,6 +416,28 @@ impl Vault {
         }
     }
 
+    /// Runs `write` with the keyring that new data keys are wrapped with. A key rotation
+    /// that begins between choosing that keyring and the writer's check refuses the write
+    /// ([`Error::KeysRotated`], nothing stored); it is then sealed once more, under the
+    /// rotated keyring, so that a registration or an update beside `cvvault keys rotate`
+    /// succeeds instead of answering 409.
+    pub(crate) fn with_writing_keyring<T>(
+        &self,
+        mut write: impl FnMut(Arc<Keyring>) -> Result<T>,
+    ) -> Result<T> {
+        match write(self.keyring_for_writing()?) {
+            Err(Error::KeysRotated { current, wrapped }) => {
+                tracing::info!(
+                    current,
+                    wrapped,
+                    "a key rotation began while a write was prepared: sealing it again under the rotated keyring"
+                );
+                write(self.keyring_for_writing()?)
+            }
+            other => other,
+        }
+    }
+
     /// The MAC key of the rows authorization depends on.
     pub(crate) fn integrity(&self) -> &IntegrityKey {
         &self.integrity
@@ -548,6 +570,7 @@ impl Vault {
                 e @ (Error::Denied { .. }
                 | Error::NotFound { .. }
                 | Error::Conflict(_)
+                | Error::AlreadyOpen { .. }
                 | Error::LegalHold
                 | Error::AlreadyHeld { .. }
                 | Error::NotHeld

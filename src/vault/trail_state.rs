@@ -15,7 +15,7 @@ use crate::store::rows::{self, Finding};
 
 /// The last state the trail records for each object, with the entry that recorded it.
 #[derive(Default)]
-struct TrailState {
+pub(crate) struct TrailState {
     /// token id -> revoked (and the entry index).
     revoked: HashMap<String, u64>,
     /// principal name as the trail writes it -> (disabled, entry index).
@@ -30,16 +30,33 @@ struct TrailState {
 
 /// The actions whose entries change an authorization row.
 const STATE_ACTIONS: [&str; 9] = [
-    "\"action\":\"candidate.erase\"",
-    "\"action\":\"retention.erase\"",
-    "\"action\":\"token.revoke\"",
-    "\"action\":\"principal.disable\"",
-    "\"action\":\"principal.enable\"",
-    "\"action\":\"assignment.open\"",
-    "\"action\":\"assignment.close\"",
-    "\"action\":\"hold.place\"",
-    "\"action\":\"hold.release\"",
+    "candidate.erase",
+    "retention.erase",
+    "token.revoke",
+    "principal.disable",
+    "principal.enable",
+    "assignment.open",
+    "assignment.close",
+    "hold.place",
+    "hold.release",
 ];
+
+/// Whether an entry's text may record a change to an authorization row. A canonical entry
+/// begins with its `action` (its keys are in lexicographic order, and `action` is the
+/// first), so that is one comparison; any other text is looked through.
+fn may_change_a_row(text: &[u8]) -> bool {
+    const KEY: &[u8] = b"{\"action\":\"";
+    match text.strip_prefix(KEY) {
+        Some(rest) => STATE_ACTIONS.iter().any(|a| {
+            rest.strip_prefix(a.as_bytes())
+                .is_some_and(|r| r.first() == Some(&b'"'))
+        }),
+        None => STATE_ACTIONS.iter().any(|a| {
+            let quoted = format!("\"action\":\"{a}\"");
+            text.windows(quoted.len()).any(|w| w == quoted.as_bytes())
+        }),
+    }
+}
 
 fn note_value<'a>(note: &'a str, key: &str) -> Option<&'a str> {
     note.split(' ')
@@ -47,12 +64,13 @@ fn note_value<'a>(note: &'a str, key: &str) -> Option<&'a str> {
 }
 
 impl TrailState {
-    fn read(&mut self, text: &str) {
+    /// Takes in one entry's text (entries in index order).
+    pub(crate) fn read(&mut self, text: &[u8]) {
         // Most entries change no row: only those are parsed.
-        if !STATE_ACTIONS.iter().any(|a| text.contains(a)) {
+        if !may_change_a_row(text) {
             return;
         }
-        let Ok(entry) = serde_json::from_str::<Entry>(text) else {
+        let Ok(entry) = serde_json::from_slice::<Entry>(text) else {
             return;
         };
         if entry.decision != Outcome::Allow {
@@ -95,23 +113,22 @@ impl TrailState {
 }
 
 impl Vault {
-    /// Every intact row whose state is not the one the trail last recorded for it.
-    pub(crate) fn rows_behind_the_trail(&self) -> Result<Vec<Finding>> {
-        let mut trail = TrailState::default();
-        // INVARIANT: the trail and the rows are read in one snapshot; a change committed by
-        // another process between two reads would look like a rollback.
-        let (tokens, principals, assignments, holds) = self.readers().read(|conn| {
-            crate::audit::verify::export(conn, None, None, |text| {
-                trail.read(text);
-                Ok(())
-            })?;
-            Ok((
-                rows::tokens(conn, self.integrity())?,
-                rows::principals(conn, self.integrity())?,
-                rows::all_assignments(conn, self.integrity())?,
-                rows::holds(conn, self.integrity())?,
-            ))
-        })?;
+    /// Every intact row whose state is not the one `trail` (read in the snapshot of `conn`)
+    /// last recorded for it.
+    ///
+    /// INVARIANT: the trail and the rows are read in one snapshot; a change committed by
+    /// another process between two reads would look like a rollback.
+    pub(crate) fn rows_behind_the_trail(
+        &self,
+        conn: &crate::store::sql::Db,
+        trail: &TrailState,
+    ) -> Result<Vec<Finding>> {
+        let (tokens, principals, assignments, holds) = (
+            rows::tokens(conn, self.integrity())?,
+            rows::principals(conn, self.integrity())?,
+            rows::all_assignments(conn, self.integrity())?,
+            rows::holds(conn, self.integrity())?,
+        );
         let mut findings = Vec::new();
         let mut behind = |table: &'static str, row: String, what: &str, at: u64| {
             findings.push(Finding {
@@ -179,6 +196,23 @@ impl Vault {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_entries_that_change_a_row_are_found_by_their_action_and_only_those() {
+        for action in STATE_ACTIONS {
+            let canonical = format!("{{\"action\":\"{action}\",\"actor\":\"cw\"}}");
+            assert!(may_change_a_row(canonical.as_bytes()), "{action}");
+            // Not canonical (another key first): still found.
+            let other = format!("{{\"a\":1,\"action\":\"{action}\"}}");
+            assert!(may_change_a_row(other.as_bytes()), "{action}");
+            // A longer action that starts the same is another action.
+            let longer = format!("{{\"action\":\"{action}x\",\"actor\":\"cw\"}}");
+            assert!(!may_change_a_row(longer.as_bytes()), "{action}x");
+        }
+        assert!(!may_change_a_row(
+            br#"{"action":"extract","note":"token.revoke"}"#
+        ));
+    }
 
     #[test]
     fn a_note_value_is_read_by_its_key_only() {

@@ -114,58 +114,17 @@ impl Vault {
             self.record(record)?;
             return Err(Error::DecryptionFailed);
         }
-        let keyring = self.keyring_for_writing()?;
-        let replaced = groups.clone();
-        let id = *candidate_id;
-        self.writer.write(move |ctx| {
-            let Some(keys) = rows::candidate_keys(ctx.conn, ctx.integrity, &id)? else {
-                return Err(Error::NotFound { what: "candidate" });
+        let allowed = std::sync::Arc::new(allowed);
+        self.with_writing_keyring(|keyring| {
+            let change = Replacement {
+                id: *candidate_id,
+                allowed: allowed.clone(),
+                profile: replacement.clone(),
+                groups: groups.clone(),
             };
-            if let Some(reference) = &replacement.agency_reference {
-                let given = ctx.integrity.reference_mac(reference);
-                if keys.reference_mac.as_deref() != Some(&given[..]) {
-                    return Err(Error::InvalidProfile {
-                        path: "$.agency_reference".into(),
-                        reason: "is not this candidate's agency reference: an update cannot change it; leave it out of the document".into(),
-                    });
-                }
-            }
-            let old = rows::sealed_for_update(ctx.conn, &allowed)?.ok_or(Error::Corrupt {
-                what: "a candidate has keys but no sealed profile",
-            })?;
-            // The groups kept are opened here, inside the vault, only to be sealed again.
-            let cipher = Dek::unwrap(&keyring, &id, &keys.dek)?.cipher(id)?;
-            let mut kept = Vec::with_capacity(FieldGroup::ALL.len());
-            for group in FieldGroup::ALL.into_iter().filter(|g| !replaced.contains(g)) {
-                kept.push((group, cipher.open(group, old.record_version, old.group(group))?));
-            }
-            let mut profile = Profile::from_groups(kept.iter().map(|(g, b)| (*g, &b[..])))?;
-            profile.take_groups(&replacement, &replaced);
-            profile.validate()?;
-            let dek = Dek::generate()?;
-            let groups = dek
-                .cipher(id)?
-                .seal_all(RECORD_VERSION, profile.group_texts(0)?.all())?;
-            let wrapped = dek.wrap(&keyring, &id)?;
-            rows::check_current_kek(
-                ctx.conn,
-                wrapped.kek_version,
-                keyring.kek_id(wrapped.kek_version).as_deref(),
-            )?;
-            let sealed = SealedProfile {
-                record_version: RECORD_VERSION,
-                groups,
-            };
-            if !rows::replace_profile(ctx.conn, ctx.integrity, &allowed, &wrapped, &sealed)? {
-                return Err(Error::NotFound { what: "candidate" });
-            }
-            record.decision = Outcome::Allow;
-            let audit_index = ctx.audit.append(ctx.conn, record)?;
-            Ok(Updated {
-                candidate_id: id,
-                groups: replaced,
-                audit_index,
-            })
+            let record = record.clone();
+            self.writer
+                .write(move |ctx| replace_groups(ctx, &keyring, &change, record))
         })
     }
 
@@ -264,4 +223,83 @@ fn groups_to_replace(
         }
     }
     Ok((replacement, groups))
+}
+
+/// An update's change, decided: what the writer replaces.
+struct Replacement {
+    id: CandidateId,
+    allowed: std::sync::Arc<crate::policy::Allowed>,
+    profile: Profile,
+    groups: Vec<FieldGroup>,
+}
+
+/// The writer's part of an update: the kept groups opened, merged with the replacement,
+/// sealed under a new DEK from `keyring`, and the entry.
+fn replace_groups(
+    ctx: &mut crate::store::WriteCtx<'_>,
+    keyring: &crate::crypto::keyring::Keyring,
+    change: &Replacement,
+    mut record: Record,
+) -> Result<Updated> {
+    let Some(keys) = rows::candidate_keys(ctx.conn, ctx.integrity, &change.id)? else {
+        return Err(Error::NotFound { what: "candidate" });
+    };
+    if let Some(reference) = &change.profile.agency_reference {
+        let given = ctx.integrity.reference_mac(reference);
+        if keys.reference_mac.as_deref() != Some(&given[..]) {
+            return Err(Error::InvalidProfile {
+                    path: "$.agency_reference".into(),
+                    reason: "is not this candidate's agency reference: an update cannot change it; leave it out of the document".into(),
+                });
+        }
+    }
+    let old = rows::sealed_for_update(ctx.conn, &change.allowed)?.ok_or(Error::Corrupt {
+        what: "a candidate has keys but no sealed profile",
+    })?;
+    // The groups kept are opened here, inside the vault, only to be sealed again.
+    if keyring.kek(keys.dek.kek_version).is_none() {
+        // Rewrapped by a rotation that began after this keyring was chosen.
+        return Err(Error::KeysRotated {
+            current: keys.dek.kek_version,
+            wrapped: keyring.current_version(),
+        });
+    }
+    let cipher = Dek::unwrap(keyring, &change.id, &keys.dek)?.cipher(change.id)?;
+    let mut kept = Vec::with_capacity(FieldGroup::ALL.len());
+    for group in FieldGroup::ALL
+        .into_iter()
+        .filter(|g| !change.groups.contains(g))
+    {
+        kept.push((
+            group,
+            cipher.open(group, old.record_version, old.group(group))?,
+        ));
+    }
+    let mut profile = Profile::from_groups(kept.iter().map(|(g, b)| (*g, &b[..])))?;
+    profile.take_groups(&change.profile, &change.groups);
+    profile.validate()?;
+    let dek = Dek::generate()?;
+    let groups = dek
+        .cipher(change.id)?
+        .seal_all(RECORD_VERSION, profile.group_texts(0)?.all())?;
+    let wrapped = dek.wrap(keyring, &change.id)?;
+    rows::check_current_kek(
+        ctx.conn,
+        wrapped.kek_version,
+        keyring.kek_id(wrapped.kek_version).as_deref(),
+    )?;
+    let sealed = SealedProfile {
+        record_version: RECORD_VERSION,
+        groups,
+    };
+    if !rows::replace_profile(ctx.conn, ctx.integrity, &change.allowed, &wrapped, &sealed)? {
+        return Err(Error::NotFound { what: "candidate" });
+    }
+    record.decision = Outcome::Allow;
+    let audit_index = ctx.audit.append(ctx.conn, record)?;
+    Ok(Updated {
+        candidate_id: change.id,
+        groups: change.groups.clone(),
+        audit_index,
+    })
 }

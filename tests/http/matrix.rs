@@ -120,14 +120,18 @@ fn purpose_of(role: &str) -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_by_every_role_on_related_and_unrelated_candidates() {
     let mut api = Api::new(LIMITS);
-    api.vault
-        .add_principal(
-            "coach2".parse().unwrap(),
-            cvvault::vocabulary::Role::Provider,
-            "coach2-org".parse().unwrap(),
-            None,
-        )
-        .unwrap();
+    // coach2-org's side assignment is on every target; coach3-org is the one the
+    // OpenAssignment cells open (the same one twice is refused as open already).
+    for (principal, org) in [("coach2", "coach2-org"), ("coach3", "coach3-org")] {
+        api.vault
+            .add_principal(
+                principal.parse().unwrap(),
+                cvvault::vocabulary::Role::Provider,
+                org.parse().unwrap(),
+                None,
+            )
+            .unwrap();
+    }
     let mut failures = Vec::new();
     let mut cell = 0u32;
     for (endpoint, expected) in TABLE {
@@ -211,7 +215,7 @@ fn request(
         Endpoint::OpenAssignment => (
             Method::POST,
             "/v1/assignments".into(),
-            Some(serde_json::json!({"candidate_id": candidate, "org": "coach2-org", "kind": "coaching", "purpose": "coaching"}).to_string()),
+            Some(serde_json::json!({"candidate_id": candidate, "org": "coach3-org", "kind": "coaching", "purpose": "coaching"}).to_string()),
         ),
         Endpoint::CloseAssignment => (Method::POST, format!("/v1/assignments/{assignment}/close"), Some(r#"{"reason":"done"}"#.into())),
         Endpoint::PlaceHold => (Method::PUT, format!("/v1/candidates/{candidate}/legal-hold"), Some(r#"{"reason":"case 1"}"#.into())),

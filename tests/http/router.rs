@@ -307,6 +307,21 @@ async fn open_list_and_close_assignments() {
         .await;
     reply.expect(201);
     let assignment = reply.json()["assignment_id"].as_str().unwrap().to_owned();
+    // The same assignment again: refused, naming the open one (closing it must end the
+    // access, which a second open copy would keep).
+    let again = api
+        .send(Method::POST, "/v1/assignments", "cw", serde_json::json!({"candidate_id": id, "org": "coach-org", "kind": "coaching", "purpose": "coaching"}))
+        .await;
+    again.expect(409);
+    assert_problem(&again);
+    assert!(
+        again.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&assignment),
+        "{}",
+        again.text()
+    );
 
     let reply = api
         .get(&format!("/v1/candidates/{id}/assignments"), "cw")

@@ -25,6 +25,7 @@ use super::*;
         (status = 201, description = "Opened", body = AssignmentOpened),
         (status = 403, description = "Refused by policy (not a caseworker; matching a protected candidate)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such candidate; for an employer or a provider also any refusal about a candidate (the same body: whether an id exists, or is protected, is not theirs to learn)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same assignment (organisation, kind and purpose) is open already for this candidate; the problem names it. Nothing was opened: a second one would keep the access alive after the first is closed", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over limits.http.max_body_bytes", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An invalid body (the problem names the JSON path) or an unknown organisation", body = Problem, content_type = "application/problem+json"),
         AuthErrors
