@@ -1183,20 +1183,35 @@ mod tests {
         }
     }
 
+    /// A candidate (not protected) registered by `cw` and matched to `emp-org` for
+    /// recruitment: (cw, emp, the candidate, the assignment).
+    fn matched_candidate(
+        vault: &Vault,
+        marker: &str,
+    ) -> (
+        PrincipalFacts,
+        PrincipalFacts,
+        CandidateId,
+        crate::ids::AssignmentId,
+    ) {
+        let cw = vault.principal(&"cw".parse().unwrap()).unwrap();
+        let emp = vault.principal(&"emp".parse().unwrap()).unwrap();
+        let mut profile = crate::synth::Synth::new(3).profile_with_marker(marker);
+        profile.control.protected = false;
+        let id = vault.register(&cw, &profile).unwrap();
+        let assignment = vault
+            .open_assignment(&cw, matching(id, "recruitment"))
+            .unwrap();
+        (cw, emp, id, assignment)
+    }
+
     #[test]
     fn an_extract_decided_before_its_assignment_closed_releases_nothing() {
         // Before: the writer re-checked only that the candidate existed, so an assignment
         // closed between the decision and its audit entry still got its disclosure.
         let dir = tempfile::tempdir().unwrap();
         let (_paths, vault) = vault_with_cw_and_emp(dir.path());
-        let cw = vault.principal(&"cw".parse().unwrap()).unwrap();
-        let emp = vault.principal(&"emp".parse().unwrap()).unwrap();
-        let mut profile = crate::synth::Synth::new(3).profile_with_marker("STALEFACTS");
-        profile.control.protected = false;
-        let id = vault.register(&cw, &profile).unwrap();
-        let assignment = vault
-            .open_assignment(&cw, matching(id, "recruitment"))
-            .unwrap();
+        let (cw, emp, id, assignment) = matched_candidate(&vault, "STALEFACTS");
         let purpose: Purpose = "recruitment".parse().unwrap();
         // With the assignment open throughout, the extract is released.
         assert!(vault.extract(&emp, &id, &purpose).is_ok());
@@ -1238,14 +1253,7 @@ mod tests {
         // ended) left the employer's access standing on the other.
         let dir = tempfile::tempdir().unwrap();
         let (_paths, vault) = vault_with_cw_and_emp(dir.path());
-        let cw = vault.principal(&"cw".parse().unwrap()).unwrap();
-        let emp = vault.principal(&"emp".parse().unwrap()).unwrap();
-        let mut profile = crate::synth::Synth::new(8).profile_with_marker("TWICE");
-        profile.control.protected = false;
-        let id = vault.register(&cw, &profile).unwrap();
-        let first = vault
-            .open_assignment(&cw, matching(id, "recruitment"))
-            .unwrap();
+        let (cw, emp, id, first) = matched_candidate(&vault, "TWICE");
         let again = vault.open_assignment(&cw, matching(id, "recruitment"));
         match again {
             Err(Error::AlreadyOpen { assignment_id }) => {
