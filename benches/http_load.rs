@@ -857,7 +857,8 @@ impl Requests for Mix {
     }
 
     fn wants_answer(&self, n: usize) -> bool {
-        Mix::opens(n)
+        // A close slot that found nothing to close opens instead: every such answer.
+        n % 20 == 1
     }
 
     fn answered(&self, _n: usize, status: u16, body: &[u8]) {

@@ -195,19 +195,19 @@ pub enum Error {
     /// replaced (a key rotation began in between): nothing was stored. The vault seals again
     /// under the new keyring once by itself ([`crate::vault::Vault`]'s writes of new data
     /// keys), so a caller sees this only if the keys changed twice in that moment.
-    #[error("the keys were rotated by another cvvault process or node while this write was prepared (KEK version {current} is current, it was wrapped under {wrapped}): nothing was stored; try again")]
+    #[error("the keys were rotated by another cvvault process or node while this write was prepared (KEK version {current} is current; the write was prepared under version {prepared_under}): nothing was stored; try again")]
     KeysRotated {
         /// The KEK version the database records as current.
         current: u32,
-        /// The version the refused data key was wrapped under.
-        wrapped: u32,
+        /// The KEK version of the keyring the refused write was prepared with.
+        prepared_under: u32,
     },
     /// The assignment asked for is open already (same candidate, organisation, kind and
     /// purpose): a second one would keep the access alive after the first is closed.
     #[error("this candidate already has this assignment open (assignment {assignment_id}: the same organisation, kind and purpose): nothing was opened. Use that assignment, or close it first")]
     AlreadyOpen {
         /// The open assignment.
-        assignment_id: String,
+        assignment_id: crate::ids::AssignmentId,
     },
     /// A legal hold stands on the candidate: it cannot be erased until a DPO releases it.
     #[error("this candidate is under a legal hold placed by a data-protection officer: it cannot be erased until a DPO releases the hold")]

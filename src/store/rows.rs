@@ -226,7 +226,7 @@ pub fn check_current_kek(conn: &Db, kek_version: u32, kek_id: Option<&str>) -> R
         Some(Ok(current)) if current != kek_version => {
             return Err(Error::KeysRotated {
                 current,
-                wrapped: kek_version,
+                prepared_under: kek_version,
             })
         }
         _ => {}
@@ -1038,9 +1038,11 @@ pub fn insert_assignment(
     ])?;
     conn.execute("UPDATE candidates SET open_assignments = open_assignments + 1, ever_assigned = 1, idle_since = NULL
          WHERE candidate_id = ?1", args![&a.candidate_id.as_bytes()[..]])?;
-    // INVARIANT: checked after the candidate's row is written, which on PostgreSQL waits for
-    // any other transaction opening an assignment for the same candidate to end: of two
-    // identical opens at once on two nodes, the second sees the first and is undone.
+    // INVARIANT: checked in the writer's transaction. On PostgreSQL every node's group
+    // transaction holds the audit head's row lock from its start (`lock_head`), and each
+    // statement sees what committed before it: of two identical opens on two nodes, the
+    // second sees the first and is undone. (The candidate's row, written above, is locked
+    // too.)
     let same = intact_assignments(
         conn,
         &format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE candidate_id = ?1 AND closed_at IS NULL
@@ -1056,7 +1058,7 @@ pub fn insert_assignment(
     )?;
     if let Some(open) = same.first() {
         return Err(Error::AlreadyOpen {
-            assignment_id: open.assignment_id.to_string(),
+            assignment_id: open.assignment_id,
         });
     }
     Ok(())

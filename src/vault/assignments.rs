@@ -128,8 +128,10 @@ impl Vault {
             ctx.audit.append(ctx.conn, record).map(|_| ())
         });
         if let Err(Error::AlreadyOpen { assignment_id }) = &opened {
-            // Allowed by policy, refused by the state: on the record as a refusal.
-            refused.note = Some(format!("already-open assignment={assignment_id}"));
+            // Allowed by policy, refused by the state: on the record as a refusal, naming
+            // the open assignment (by its pseudonym, as every entry does).
+            refused.assignment = Some(*assignment_id);
+            refused.note = Some("already-open".into());
             self.record(refused)?;
         }
         opened?;

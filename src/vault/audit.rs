@@ -228,7 +228,7 @@ impl Vault {
     ) -> Result<VerifyReport> {
         let verifier = self.note_verifier()?;
         let mut trail = super::trail_state::TrailState::default();
-        let (report, findings) = self.readers.read(|conn| {
+        let read = self.readers.read(|conn| {
             let mut sources = verify::stored_checkpoints(conn)?;
             sources.extend(extra);
             let report = verify::verify_observing(
@@ -238,8 +238,7 @@ impl Vault {
                 &sources,
                 progress,
                 &mut |entry| trail.read(entry),
-            )
-            .inspect_err(|_| self.mark_trail_failed())?;
+            )?;
             // The rows authorization depends on are part of what is verified: one
             // written outside cvvault is refused wherever it is read, and named here.
             let mut findings = rows::integrity_findings(conn, &self.integrity)?;
@@ -247,7 +246,8 @@ impl Vault {
             // word on it tells (read in the same pass, the same snapshot).
             findings.extend(self.rows_behind_the_trail(conn, &trail)?);
             Ok((report, findings))
-        })?;
+        });
+        let (report, findings) = read.inspect_err(|_| self.mark_trail_failed())?;
         if !findings.is_empty() {
             self.mark_trail_failed();
             let named: Vec<String> = findings

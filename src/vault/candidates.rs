@@ -1146,33 +1146,7 @@ mod tests {
 
     use super::*;
 
-    /// A new vault with a caseworker `cw` of the agency and an employer `emp` of `emp-org`.
-    fn vault_with_cw_and_emp(dir: &std::path::Path) -> (crate::paths::Paths, Vault) {
-        let paths = crate::paths::Paths::under(dir);
-        Vault::init(
-            &paths,
-            super::super::InitOptions {
-                passphrase: None,
-                identity: None,
-                recovery_recipients: vec![],
-            },
-        )
-        .unwrap();
-        let vault = Vault::open(&paths, &unlock(&paths)).unwrap();
-        for (id, role, org) in [
-            ("cw", crate::vocabulary::Role::Caseworker, "agency"),
-            ("emp", crate::vocabulary::Role::Employer, "emp-org"),
-        ] {
-            vault
-                .add_principal(id.parse().unwrap(), role, org.parse().unwrap(), None)
-                .unwrap();
-        }
-        (paths, vault)
-    }
-
-    fn unlock(paths: &crate::paths::Paths) -> crate::crypto::keyring::Unlock {
-        crate::crypto::keyring::Unlock::Identity(paths.default_identity())
-    }
+    use super::super::testing::{unlock, vault_with_cw_and_emp};
 
     fn matching(candidate_id: CandidateId, purpose: &str) -> super::super::OpenAssignment {
         super::super::OpenAssignment {
@@ -1256,17 +1230,17 @@ mod tests {
         let (cw, emp, id, first) = matched_candidate(&vault, "TWICE");
         let again = vault.open_assignment(&cw, matching(id, "recruitment"));
         match again {
-            Err(Error::AlreadyOpen { assignment_id }) => {
-                assert_eq!(assignment_id, first.to_string())
-            }
+            Err(Error::AlreadyOpen { assignment_id }) => assert_eq!(assignment_id, first),
             other => panic!("a second identical open: {other:?}"),
         }
         let refusal = entries_of(&vault, &id).pop().unwrap();
         assert_eq!(refusal.action, "assignment.open");
         assert_eq!(refusal.decision, Outcome::Deny);
+        assert_eq!(refusal.note.as_deref(), Some("already-open"));
+        // The open assignment is named by its pseudonym, never by its id.
         assert_eq!(
-            refusal.note,
-            Some(format!("already-open assignment={first}"))
+            refusal.assignment,
+            Some(vault.pseudonyms().assignment(&first))
         );
         // Closing the one assignment for recruitment ends the employer's access for it.
         let recruitment: Purpose = "recruitment".parse().unwrap();

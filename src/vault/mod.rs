@@ -426,10 +426,13 @@ impl Vault {
         mut write: impl FnMut(Arc<Keyring>) -> Result<T>,
     ) -> Result<T> {
         match write(self.keyring_for_writing()?) {
-            Err(Error::KeysRotated { current, wrapped }) => {
+            Err(Error::KeysRotated {
+                current,
+                prepared_under,
+            }) => {
                 tracing::info!(
                     current,
-                    wrapped,
+                    prepared_under,
                     "a key rotation began while a write was prepared: sealing it again under the rotated keyring"
                 );
                 write(self.keyring_for_writing()?)
@@ -571,6 +574,7 @@ impl Vault {
                 | Error::NotFound { .. }
                 | Error::Conflict(_)
                 | Error::AlreadyOpen { .. }
+                | Error::KeysRotated { .. }
                 | Error::LegalHold
                 | Error::AlreadyHeld { .. }
                 | Error::NotHeld
@@ -883,4 +887,40 @@ fn write_default_policy(paths: &Paths) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(written)
+}
+
+/// Vaults for the unit tests of the vault's modules.
+#[cfg(test)]
+pub(crate) mod testing {
+    #![allow(clippy::unwrap_used)]
+
+    use super::Vault;
+
+    /// A new vault with a caseworker `cw` of the agency and an employer `emp` of `emp-org`.
+    pub(crate) fn vault_with_cw_and_emp(dir: &std::path::Path) -> (crate::paths::Paths, Vault) {
+        let paths = crate::paths::Paths::under(dir);
+        Vault::init(
+            &paths,
+            super::InitOptions {
+                passphrase: None,
+                identity: None,
+                recovery_recipients: vec![],
+            },
+        )
+        .unwrap();
+        let vault = Vault::open(&paths, &unlock(&paths)).unwrap();
+        for (id, role, org) in [
+            ("cw", crate::vocabulary::Role::Caseworker, "agency"),
+            ("emp", crate::vocabulary::Role::Employer, "emp-org"),
+        ] {
+            vault
+                .add_principal(id.parse().unwrap(), role, org.parse().unwrap(), None)
+                .unwrap();
+        }
+        (paths, vault)
+    }
+
+    pub(crate) fn unlock(paths: &crate::paths::Paths) -> crate::crypto::keyring::Unlock {
+        crate::crypto::keyring::Unlock::Identity(paths.default_identity())
+    }
 }

@@ -257,11 +257,13 @@ fn replace_groups(
         what: "a candidate has keys but no sealed profile",
     })?;
     // The groups kept are opened here, inside the vault, only to be sealed again.
-    if keyring.kek(keys.dek.kek_version).is_none() {
-        // Rewrapped by a rotation that began after this keyring was chosen.
+    if keys.dek.kek_version > keyring.current_version() {
+        // Rewrapped by a rotation that began after this keyring was chosen: the caller
+        // prepares the write again with the rotated keyring. (A DEK under a version older
+        // than the keyring holds is `Dek::unwrap`'s refusal, which says what to do.)
         return Err(Error::KeysRotated {
             current: keys.dek.kek_version,
-            wrapped: keyring.current_version(),
+            prepared_under: keyring.current_version(),
         });
     }
     let cipher = Dek::unwrap(keyring, &change.id, &keys.dek)?.cipher(change.id)?;
@@ -302,4 +304,89 @@ fn replace_groups(
         groups: change.groups.clone(),
         audit_index,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::super::testing::{unlock, vault_with_cw_and_emp};
+    use super::*;
+
+    #[test]
+    fn an_update_prepared_just_before_a_rotation_rewrapped_its_key_is_prepared_again() {
+        // Before: the writer found the candidate's DEK under a KEK version this keyring did
+        // not hold yet and refused ("restart this process"), though the vault follows a
+        // rotation without a restart.
+        let dir = tempfile::tempdir().unwrap();
+        let (paths, vault) = vault_with_cw_and_emp(dir.path());
+        let operator = Vault::open(&paths, &unlock(&paths)).unwrap();
+        let cw = vault.principal(&"cw".parse().unwrap()).unwrap();
+        let id = vault
+            .register(
+                &cw,
+                &crate::synth::Synth::new(4).profile_with_marker("OLDTEXT"),
+            )
+            .unwrap();
+        // What `update_decided` does before the writer: the change, decided.
+        let document =
+            serde_json::to_vec(&crate::synth::Synth::new(5).profile_with_marker("NEWTEXT"))
+                .unwrap();
+        let (replacement, groups) =
+            groups_to_replace(&document, Some(&[FieldGroup::Professional])).unwrap();
+        let (facts, _) = vault
+            .readers()
+            .read(|conn| vault.erasure_facts(conn, &id))
+            .unwrap()
+            .unwrap();
+        let allowed = std::sync::Arc::new(
+            vault
+                .policy
+                .decide_update(&cw, &facts, &groups)
+                .allowed()
+                .unwrap(),
+        );
+        let mut prepared_under = Vec::new();
+        let updated = vault
+            .with_writing_keyring(|keyring| {
+                prepared_under.push(keyring.current_version());
+                if prepared_under.len() == 1 {
+                    // The rotation rewraps this candidate's DEK after the keyring was chosen.
+                    operator
+                        .rotate_keys(
+                            &unlock(&paths),
+                            super::super::RotateIdentity::Keep,
+                            &|_, _| {},
+                        )
+                        .unwrap();
+                }
+                let change = Replacement {
+                    id,
+                    allowed: allowed.clone(),
+                    profile: replacement.clone(),
+                    groups: groups.clone(),
+                };
+                let mut record =
+                    Record::new("candidate.update", &actor(&cw), Outcome::Deny, "test");
+                record.candidate = Some(id);
+                vault
+                    .writer
+                    .write(move |ctx| replace_groups(ctx, &keyring, &change, record))
+            })
+            .unwrap();
+        assert_eq!(
+            prepared_under,
+            vec![1, 2],
+            "prepared again under the new KEK"
+        );
+        assert_eq!(updated.groups, vec![FieldGroup::Professional]);
+        let keys = vault
+            .readers()
+            .read(|conn| rows::candidate_keys(conn, vault.integrity(), &id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(keys.dek.kek_version, 2);
+        operator.close().unwrap();
+        vault.close().unwrap();
+    }
 }
