@@ -233,8 +233,8 @@ impl Browser {
         let mut gone = false;
         for _ in 0..LOAD_TRIES {
             match self.property(&old_page, "tagName") {
-                Err(WebDriverError::Refused { error, .. })
-                    if error == "stale element reference" =>
+                Err(WebDriverError::Refused { error, message, .. })
+                    if old_page_gone(&error, &message) =>
                 {
                     gone = true;
                     break;
@@ -492,4 +492,13 @@ fn unexpected(command: &str, value: &Value) -> WebDriverError {
         command: command.to_owned(),
         reply: value.to_string(),
     }
+}
+
+/// Whether an error about the old page's root element says that page is gone. W3C WebDriver
+/// says "stale element reference"; chromedriver, asked in the moment the navigation detaches
+/// the old document, can answer "unknown error" from its inspector that the node "does not
+/// belong to the document" instead (seen on CI): the same fact, a race of chromedriver's.
+fn old_page_gone(error: &str, message: &str) -> bool {
+    error == "stale element reference"
+        || (error == "unknown error" && message.contains("does not belong to the document"))
 }
