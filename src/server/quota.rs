@@ -5,9 +5,9 @@
 //! Attempts refused by the quota itself do not count, so `Retry-After` tells the truth: after
 //! that many seconds one slot is free. The log per principal counts attempts per slice of a
 //! 3,600th of the window, so it is at most 3,601 slices whatever the limit (a limit of
-//! millions an hour used to keep millions of timestamps). On SQLite the state is in memory: a restart starts every window afresh
-//! (SECURITY.md). On PostgreSQL it is in the database, so that every node of the vault counts
-//! the same attempts ([`SharedQuota`]).
+//! millions an hour used to keep millions of timestamps). On SQLite the state is in memory:
+//! a restart starts every window afresh (SECURITY.md). On PostgreSQL it is in the database,
+//! so that every node of the vault counts the same attempts ([`SharedQuota`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

@@ -1146,7 +1146,7 @@ mod tests {
 
     use super::*;
 
-    use super::super::testing::{unlock, vault_with_cw_and_emp};
+    use super::super::testing::{beside_a_rotation, kek_version_of, unlock, vault_with_cw_and_emp};
 
     fn matching(candidate_id: CandidateId, purpose: &str) -> super::super::OpenAssignment {
         super::super::OpenAssignment {
@@ -1279,30 +1279,17 @@ mod tests {
         )
         .unwrap();
         let profile = crate::synth::Synth::new(9).profile_with_marker("ROTATING");
-        let mut sealed_under = Vec::new();
-        let id = vault
-            .with_writing_keyring(|keyring| {
-                sealed_under.push(keyring.current_version());
-                if sealed_under.len() == 1 {
-                    // The rotation begins (and here ends) after this keyring was chosen.
-                    operator
-                        .rotate_keys(
-                            &unlock(&paths),
-                            super::super::RotateIdentity::Keep,
-                            &|_, _| {},
-                        )
-                        .unwrap();
-                }
-                vault.seal_and_store(&keyring, &entries, (&profile, 0), &allowed)
-            })
-            .unwrap();
+        // The rotation begins (and here ends) after the first keyring was chosen.
+        let (id, sealed_under) = beside_a_rotation(&vault, (&operator, &paths), |keyring| {
+            vault.seal_and_store(&keyring, &entries, (&profile, 0), &allowed)
+        });
         assert_eq!(sealed_under, vec![1, 2], "sealed again under the new KEK");
+        assert_eq!(kek_version_of(&vault, &id), 2);
         let keys = vault
             .readers()
             .read(|conn| rows::candidate_keys(conn, vault.integrity(), &id))
             .unwrap()
             .unwrap();
-        assert_eq!(keys.dek.kek_version, 2);
         Dek::unwrap(&vault.keyring(), &id, &keys.dek).unwrap();
         // One registration entry, none for the refused first attempt (it stored nothing).
         let registered: Vec<_> = entries_of(&vault, &id)

@@ -923,4 +923,39 @@ pub(crate) mod testing {
     pub(crate) fn unlock(paths: &crate::paths::Paths) -> crate::crypto::keyring::Unlock {
         crate::crypto::keyring::Unlock::Identity(paths.default_identity())
     }
+
+    /// Runs `write` through [`Vault::with_writing_keyring`] while `cvvault keys rotate`
+    /// runs in another process (`operator`, a second vault on the same files) between the
+    /// first choice of keyring and its write. Gives `write`'s result and the KEK version of
+    /// each keyring it was given.
+    pub(crate) fn beside_a_rotation<T>(
+        vault: &Vault,
+        (operator, paths): (&Vault, &crate::paths::Paths),
+        mut write: impl FnMut(std::sync::Arc<crate::crypto::keyring::Keyring>) -> crate::Result<T>,
+    ) -> (T, Vec<u32>) {
+        let mut prepared_under = Vec::new();
+        let written = vault
+            .with_writing_keyring(|keyring| {
+                prepared_under.push(keyring.current_version());
+                if prepared_under.len() == 1 {
+                    operator
+                        .rotate_keys(&unlock(paths), super::RotateIdentity::Keep, &|_, _| {})
+                        .unwrap();
+                }
+                write(keyring)
+            })
+            .unwrap();
+        (written, prepared_under)
+    }
+
+    /// The KEK version the candidate's data key is wrapped under now.
+    pub(crate) fn kek_version_of(vault: &Vault, id: &crate::ids::CandidateId) -> u32 {
+        vault
+            .readers()
+            .read(|conn| crate::store::rows::candidate_keys(conn, vault.integrity(), id))
+            .unwrap()
+            .unwrap()
+            .dek
+            .kek_version
+    }
 }

@@ -310,7 +310,7 @@ fn replace_groups(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
-    use super::super::testing::{unlock, vault_with_cw_and_emp};
+    use super::super::testing::{beside_a_rotation, kek_version_of, unlock, vault_with_cw_and_emp};
     use super::*;
 
     #[test]
@@ -346,46 +346,27 @@ mod tests {
                 .allowed()
                 .unwrap(),
         );
-        let mut prepared_under = Vec::new();
-        let updated = vault
-            .with_writing_keyring(|keyring| {
-                prepared_under.push(keyring.current_version());
-                if prepared_under.len() == 1 {
-                    // The rotation rewraps this candidate's DEK after the keyring was chosen.
-                    operator
-                        .rotate_keys(
-                            &unlock(&paths),
-                            super::super::RotateIdentity::Keep,
-                            &|_, _| {},
-                        )
-                        .unwrap();
-                }
-                let change = Replacement {
-                    id,
-                    allowed: allowed.clone(),
-                    profile: replacement.clone(),
-                    groups: groups.clone(),
-                };
-                let mut record =
-                    Record::new("candidate.update", &actor(&cw), Outcome::Deny, "test");
-                record.candidate = Some(id);
-                vault
-                    .writer
-                    .write(move |ctx| replace_groups(ctx, &keyring, &change, record))
-            })
-            .unwrap();
+        // The rotation rewraps this candidate's DEK after the first keyring was chosen.
+        let (updated, prepared_under) = beside_a_rotation(&vault, (&operator, &paths), |keyring| {
+            let change = Replacement {
+                id,
+                allowed: allowed.clone(),
+                profile: replacement.clone(),
+                groups: groups.clone(),
+            };
+            let mut record = Record::new("candidate.update", &actor(&cw), Outcome::Deny, "test");
+            record.candidate = Some(id);
+            vault
+                .writer
+                .write(move |ctx| replace_groups(ctx, &keyring, &change, record))
+        });
         assert_eq!(
             prepared_under,
             vec![1, 2],
             "prepared again under the new KEK"
         );
         assert_eq!(updated.groups, vec![FieldGroup::Professional]);
-        let keys = vault
-            .readers()
-            .read(|conn| rows::candidate_keys(conn, vault.integrity(), &id))
-            .unwrap()
-            .unwrap();
-        assert_eq!(keys.dek.kek_version, 2);
+        assert_eq!(kek_version_of(&vault, &id), 2);
         operator.close().unwrap();
         vault.close().unwrap();
     }
