@@ -33,6 +33,8 @@ pub enum Domain {
     Candidate,
     /// The audit trail's right edge (`audit_frontier`).
     Frontier,
+    /// The record of the last `audit verify`, which the DPO's console shows.
+    Verification,
 }
 
 impl Domain {
@@ -43,6 +45,7 @@ impl Domain {
             Domain::Assignment => b"cvvault/row/assignment/v1",
             Domain::Candidate => b"cvvault/row/candidate/v1",
             Domain::Frontier => b"cvvault/audit/frontier/v1",
+            Domain::Verification => b"cvvault/meta/last-verification/v1",
         }
     }
 }

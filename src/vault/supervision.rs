@@ -9,6 +9,7 @@ use super::{retention, Vault};
 use crate::audit::digest::{Alert, Digest};
 use crate::audit::note::Checkpoint;
 use crate::clock::rfc3339;
+use crate::crypto::integrity::Domain;
 use crate::error::{Error, Result};
 use crate::ids::CandidateId;
 use crate::policy::PrincipalFacts;
@@ -17,6 +18,9 @@ use crate::store::{audit_rows, rows};
 use crate::vocabulary::FieldGroup;
 
 const META_LAST_VERIFICATION: &str = "last_verification";
+/// `vault_meta` key of the MAC over [`META_LAST_VERIFICATION`]'s text (hex): a database
+/// writer cannot make a failed or missing verification look like a pass.
+const META_LAST_VERIFICATION_MAC: &str = "last_verification.mac";
 const DAY: i64 = 86_400;
 /// Seconds after a token's revocation or expiry that its breach scope still counts.
 const TOKEN_END_MARGIN: i64 = 60;
@@ -58,6 +62,9 @@ pub struct TrailHealth {
     pub missing: u64,
     /// The last verification, if any was run.
     pub last_verification: Option<LastVerification>,
+    /// A record of a verification is stored but fails its MAC (written outside cvvault, or
+    /// by a cvvault before records were MACed): it is not shown as a result.
+    pub last_verification_unchecked: bool,
     /// The latest signed checkpoints, newest first.
     pub checkpoints: Vec<CheckpointSummary>,
     /// Decisions per day, oldest first: (day as YYYY-MM-DD, allowed, refused).
@@ -179,9 +186,11 @@ impl Vault {
         let Ok(text) = serde_json::to_string(&last) else {
             return;
         };
-        let stored = self
-            .writer
-            .write(move |ctx| rows::set_meta(ctx.conn, META_LAST_VERIFICATION, &text));
+        let stored = self.writer.write(move |ctx| {
+            let mac = ctx.integrity.mac(Domain::Verification, &[text.as_bytes()]);
+            rows::set_meta(ctx.conn, META_LAST_VERIFICATION, &text)?;
+            rows::set_meta(ctx.conn, META_LAST_VERIFICATION_MAC, &hex::encode(mac))
+        });
         if let Err(e) = stored {
             // The verification's own result is returned to its caller either way.
             tracing::warn!(error = %e, "the result of the verification could not be stored for the console");
@@ -192,13 +201,26 @@ impl Vault {
     pub fn trail_health(&self, principal: &PrincipalFacts, days: u32) -> Result<TrailHealth> {
         self.supervise(principal, "console.health")?;
         let now = self.now();
-        let (last, stored) = self.readers.read(|conn| {
+        let (last, mac, stored) = self.readers.read(|conn| {
             Ok((
                 rows::meta(conn, META_LAST_VERIFICATION)?,
+                rows::meta(conn, META_LAST_VERIFICATION_MAC)?,
                 audit_rows::latest_checkpoints(conn, 5)?,
             ))
         })?;
-        let last_verification = last.and_then(|text| serde_json::from_str(&text).ok());
+        let (last_verification, last_verification_unchecked) = match last {
+            None => (None, false),
+            Some(text) => {
+                let mac = mac.and_then(|mac| hex::decode(mac).ok());
+                let checks =
+                    self.integrity
+                        .verify(Domain::Verification, &[text.as_bytes()], mac.as_deref());
+                match serde_json::from_str::<LastVerification>(&text) {
+                    Ok(last) if checks => (Some(last), false),
+                    _ => (None, true),
+                }
+            }
+        };
         let checkpoints = stored
             .into_iter()
             .filter_map(|(_, note, signed_at)| {
@@ -228,6 +250,7 @@ impl Vault {
             unreadable,
             missing,
             last_verification,
+            last_verification_unchecked,
             checkpoints,
             per_day: per_day
                 .into_iter()

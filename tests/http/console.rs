@@ -660,6 +660,59 @@ async fn a_breach_page_lists_the_first_disclosures_counts_all_and_the_download_h
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verification_record_written_outside_cvvault_is_not_shown_as_a_pass() {
+    // Before: the record of the last verification was a plain row, so anyone who could
+    // write the database could make a failed (or never run) verification read "Verified".
+    if crate::common::on_postgres() {
+        return; // the rewrite below is SQLite's
+    }
+    let api = Api::new(LIMITS);
+    with_history(&api);
+    let browser = login(&api, "dpo").await;
+    post(
+        &api,
+        &browser,
+        "/console/verify",
+        &format!("csrf={}", browser.csrf),
+    )
+    .await;
+    let html = page(&api, &browser, "/console/").await.text();
+    assert!(html.contains("Verified just now"), "{html}");
+    let raw = rusqlite::Connection::open(api.paths.database()).unwrap();
+    let forged = r#"{"at":1,"by":"dpo","verified":true,"entries":999999,"failure":null}"#;
+    raw.execute(
+        "UPDATE vault_meta SET value = ?1 WHERE key = 'last_verification'",
+        [forged],
+    )
+    .unwrap();
+    let html = page(&api, &browser, "/console/").await.text();
+    assert!(!html.contains("Verified"), "{html}");
+    assert!(!html.contains("999999"), "{html}");
+    assert!(
+        html.contains("The record of the last verification does not check"),
+        "{html}"
+    );
+    // A record without its MAC (as an older cvvault stored it) does not check either.
+    raw.execute_batch("DELETE FROM vault_meta WHERE key = 'last_verification.mac'")
+        .unwrap();
+    let html = page(&api, &browser, "/console/").await.text();
+    assert!(
+        html.contains("The record of the last verification does not check"),
+        "{html}"
+    );
+    // Verifying again writes a record that checks.
+    post(
+        &api,
+        &browser,
+        "/console/verify",
+        &format!("csrf={}", browser.csrf),
+    )
+    .await;
+    let html = page(&api, &browser, "/console/").await.text();
+    assert!(html.contains("Verified just now"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_health_page_says_when_entries_are_missing_from_the_trail() {
     if crate::common::on_postgres() {
         return; // the deletion below is SQLite's

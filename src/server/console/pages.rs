@@ -203,6 +203,9 @@ pub fn problem(title: &str, detail: &str, logged_in: bool) -> Markup {
 fn verification(health: &TrailHealth) -> Markup {
     html! {
         @match &health.last_verification {
+            None if health.last_verification_unchecked => p.bad id="verification" {
+                "The record of the last verification does not check: it was written outside cvvault (or by a cvvault older than this one). Do not rely on it: verify the trail now, and find out who could write the database."
+            },
             None => p.warn id="verification" { "The trail has not been verified yet. Verify it now, and have the operator schedule " code { "cvvault audit verify" } " daily." },
             Some(last) if last.verified => p.ok id="verification" {
                 "Verified " (ago(last.at, health.now)) " (" (when(last.at)) ") by " (last.by) ": "
