@@ -126,6 +126,29 @@ fn with_subject(api: &mut Api, marker: &str) -> (CandidateId, String) {
     (candidate, subject)
 }
 
+/// Runs "verify now" on the health page, and gives the page it leads to.
+async fn verify_now(api: &Api, browser: &Browser) -> String {
+    post(
+        api,
+        browser,
+        "/console/verify",
+        &format!("csrf={}", browser.csrf),
+    )
+    .await;
+    page(api, browser, "/console/").await.text()
+}
+
+/// A vault with a history on SQLite, for tests that change its file behind cvvault's back;
+/// `None` on a run on PostgreSQL.
+fn sqlite_api_with_history() -> Option<Api> {
+    if crate::common::on_postgres() {
+        return None;
+    }
+    let api = Api::new(LIMITS);
+    with_history(&api);
+    Some(api)
+}
+
 /// A vault where the employer received one candidate's professional details and was refused
 /// another's, three times.
 fn with_history(api: &Api) -> (CandidateId, CandidateId) {
@@ -663,20 +686,12 @@ async fn a_breach_page_lists_the_first_disclosures_counts_all_and_the_download_h
 async fn a_verification_record_written_outside_cvvault_is_not_shown_as_a_pass() {
     // Before: the record of the last verification was a plain row, so anyone who could
     // write the database could make a failed (or never run) verification read "Verified".
-    if crate::common::on_postgres() {
-        return; // the rewrite below is SQLite's
-    }
-    let api = Api::new(LIMITS);
-    with_history(&api);
+    // The rewrite below is SQLite's.
+    let Some(api) = sqlite_api_with_history() else {
+        return;
+    };
     let browser = login(&api, "dpo").await;
-    post(
-        &api,
-        &browser,
-        "/console/verify",
-        &format!("csrf={}", browser.csrf),
-    )
-    .await;
-    let html = page(&api, &browser, "/console/").await.text();
+    let html = verify_now(&api, &browser).await;
     assert!(html.contains("Verified just now"), "{html}");
     let raw = rusqlite::Connection::open(api.paths.database()).unwrap();
     let forged = r#"{"at":1,"by":"dpo","verified":true,"entries":999999,"failure":null}"#;
@@ -701,24 +716,16 @@ async fn a_verification_record_written_outside_cvvault_is_not_shown_as_a_pass() 
         "{html}"
     );
     // Verifying again writes a record that checks.
-    post(
-        &api,
-        &browser,
-        "/console/verify",
-        &format!("csrf={}", browser.csrf),
-    )
-    .await;
-    let html = page(&api, &browser, "/console/").await.text();
+    let html = verify_now(&api, &browser).await;
     assert!(html.contains("Verified just now"), "{html}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_health_page_says_when_entries_are_missing_from_the_trail() {
-    if crate::common::on_postgres() {
-        return; // the deletion below is SQLite's
-    }
-    let api = Api::new(LIMITS);
-    with_history(&api);
+    // The deletion below is SQLite's.
+    let Some(api) = sqlite_api_with_history() else {
+        return;
+    };
     let raw = rusqlite::Connection::open(api.paths.database()).unwrap();
     raw.execute_batch(
         "DROP TRIGGER audit_entries_append_only_delete;
