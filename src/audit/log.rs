@@ -290,12 +290,16 @@ pub struct Appender {
     /// The last time rendered, as Unix seconds and as a JSON string: entries written in the
     /// same second share it.
     time: (i64, String),
+    /// Entries appended in this transaction and not yet written: [`Appender::persist`] writes
+    /// them all at once (one `COPY` on PostgreSQL), before the tree edge they lead to.
+    pending: Vec<audit_rows::NewEntry>,
 }
 
 /// A copy of the appender's state, restored when a job rolls back.
 pub struct Snapshot {
     frontier: Frontier,
     dirty: bool,
+    pending: usize,
 }
 
 fn audit_write(e: Error) -> Error {
@@ -324,11 +328,13 @@ impl Appender {
             renderer: Renderer::new(pseudonyms, policy_hash),
             clock,
             time: (i64::MIN, String::new()),
+            pending: Vec::new(),
         })
     }
 
     /// Re-reads the persisted state (after a failed commit).
     pub fn reload(&mut self, conn: &Db) -> Result<()> {
+        self.pending.clear();
         self.frontier = load_frontier(conn, &self.integrity)?;
         self.dirty = false;
         Ok(())
@@ -365,6 +371,7 @@ impl Appender {
         Snapshot {
             frontier: self.frontier.clone(),
             dirty: self.dirty,
+            pending: self.pending.len(),
         }
     }
 
@@ -372,35 +379,36 @@ impl Appender {
     pub fn restore(&mut self, snapshot: Snapshot) {
         self.frontier = snapshot.frontier;
         self.dirty = snapshot.dirty;
+        self.pending.truncate(snapshot.pending);
     }
 
-    /// Appends one entry in `conn`'s transaction and returns its index.
-    pub fn append(&mut self, conn: &Db, record: Record) -> Result<u64> {
+    /// Appends one entry to the group transaction and returns its index: it is written by
+    /// [`Appender::persist`], with the group, or undone with its job ([`Appender::restore`]).
+    pub fn append(&mut self, record: Record) -> Result<u64> {
         let prepared = self.renderer.prepare(record)?;
-        self.append_prepared(conn, prepared)
+        self.append_prepared(prepared)
     }
 
     /// Appends an entry prepared by [`Renderer::prepare`] (possibly on another thread), with
     /// the next index and the current time, and returns its index.
-    pub fn append_prepared(&mut self, conn: &Db, entry: PreparedEntry) -> Result<u64> {
-        self.append_with(conn, &entry)
+    pub fn append_prepared(&mut self, entry: PreparedEntry) -> Result<u64> {
+        self.append_with(&entry)
     }
 
-    /// Appends prepared entries in order through one prepared statement, as an import batch
-    /// does; returns the index of the first.
+    /// Appends prepared entries in order, as an import batch does; returns the index of the
+    /// first.
     pub fn append_all<'a>(
         &mut self,
-        conn: &Db,
         entries: impl IntoIterator<Item = &'a PreparedEntry>,
     ) -> Result<u64> {
         let first = self.frontier.size();
         for entry in entries {
-            self.append_with(conn, entry)?;
+            self.append_with(entry)?;
         }
         Ok(first)
     }
 
-    fn append_with(&mut self, conn: &Db, entry: &PreparedEntry) -> Result<u64> {
+    fn append_with(&mut self, entry: &PreparedEntry) -> Result<u64> {
         let index = self.frontier.size();
         let stored_index = i64::try_from(index).map_err(|_| Error::AuditWrite {
             reason: "the log is full".into(),
@@ -423,17 +431,26 @@ impl Appender {
         text.push_str(ENTRY_TAIL);
         let leaf = merkle::leaf_hash(text.as_bytes());
         let mac = self.renderer.pseudonyms.entry_mac(&leaf);
-        audit_rows::insert_entry(conn, stored_index, &text, &mac, entry.candidate.as_deref())
-            .map_err(audit_write)?;
         self.frontier.push(leaf).map_err(|e| Error::AuditWrite {
             reason: e.to_string(),
         })?;
+        self.pending.push(audit_rows::NewEntry {
+            index: stored_index,
+            text,
+            mac,
+            candidate_hmac: entry.candidate.clone(),
+        });
         self.dirty = true;
         Ok(index)
     }
 
-    /// Writes the right edge into the transaction (once per group).
+    /// Writes the entries appended since the last call, then the right edge, into the
+    /// transaction (once per group, and before a checkpoint is signed).
     pub fn persist(&mut self, conn: &Db) -> Result<()> {
+        if !self.pending.is_empty() {
+            audit_rows::insert_entries(conn, &self.pending).map_err(audit_write)?;
+            self.pending.clear();
+        }
         if self.dirty {
             let bytes = self.frontier.to_bytes();
             let mac = self.integrity.mac(Domain::Frontier, &[&bytes]);
@@ -677,7 +694,8 @@ mod tests {
             edge.extend_from_slice(&index.to_be_bytes());
             edge.resize(edge.len() + 32 * index.count_ones() as usize, 0);
             appender.frontier = Frontier::from_bytes(&edge).unwrap();
-            let stored = appender.append_prepared(&conn, prepared).unwrap();
+            let stored = appender.append_prepared(prepared).unwrap();
+            appender.persist(&conn).unwrap();
             prop_assert_eq!(stored, expected.index);
             let text: String = conn
                 .query_one("SELECT entry FROM audit_entries", crate::store::sql::args![], |r| r.get(0))

@@ -877,7 +877,7 @@ mod tests {
         for i in 0..n {
             let mut record = Record::new("extract", &Actor::operator(), Outcome::Allow, "r");
             record.candidate = (i % 2 == 0).then(CandidateId::random);
-            appender.append(&conn, record).unwrap();
+            appender.append(record).unwrap();
         }
         appender.persist(&conn).unwrap();
         let signer = NoteSigner::from_pkcs8(ORIGIN, &generate_pkcs8().unwrap()).unwrap();

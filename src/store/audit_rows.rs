@@ -5,7 +5,7 @@
 //! The audit module maps a failed append to [`crate::Error::AuditWrite`] (fail closed) and
 //! tells it from a failed read.
 
-use super::sql::{args, Db, Dialect, Stored};
+use super::sql::{args, Db, Dialect, Kind, Stored, Table, Value};
 use crate::Result;
 
 /// One stored entry, borrowed from the engine's row buffer.
@@ -165,19 +165,42 @@ pub fn lock_head(conn: &Db) -> Result<()> {
     Ok(())
 }
 
-/// Inserts one entry.
-pub fn insert_entry(
-    conn: &Db,
-    index: i64,
-    text: &str,
-    mac: &[u8],
-    candidate_hmac: Option<&str>,
-) -> Result<()> {
-    conn.execute(
-        "INSERT INTO audit_entries (entry_index, entry, entry_mac, candidate_hmac) VALUES (?1, ?2, ?3, ?4)",
-        args![index, text, mac, candidate_hmac],
-    )
-    .map(|_| ())
+/// An entry to store: its index, canonical text, MAC and candidate pseudonym.
+pub struct NewEntry {
+    /// Its position in the log.
+    pub index: i64,
+    /// The canonical JSON the leaf hash is taken over.
+    pub text: String,
+    /// Its MAC under the audit key.
+    pub mac: Vec<u8>,
+    /// The pseudonym of the candidate it is about, if any.
+    pub candidate_hmac: Option<String>,
+}
+
+const AUDIT_ENTRIES: Table<4> = Table {
+    name: "audit_entries",
+    columns: [
+        ("entry_index", Kind::Int),
+        ("entry", Kind::Text),
+        ("entry_mac", Kind::Blob),
+        ("candidate_hmac", Kind::Text),
+    ],
+};
+
+/// Inserts entries, in one go.
+pub fn insert_entries(conn: &Db, entries: &[NewEntry]) -> Result<()> {
+    let rows: Vec<[Value<'_>; 4]> = entries
+        .iter()
+        .map(|e| {
+            [
+                Value::Int(e.index),
+                Value::Text(&e.text),
+                Value::Blob(&e.mac),
+                e.candidate_hmac.as_deref().into(),
+            ]
+        })
+        .collect();
+    conn.insert_rows(&AUDIT_ENTRIES, &rows).map(|_| ())
 }
 
 /// The stored right edge of the tree, as written, and its MAC.

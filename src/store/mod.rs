@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, OpenFlags};
 
 pub use self::postgres::PgTarget;
-use self::sql::{args, Db};
+use self::sql::{args, Db, Dialect};
 use crate::audit::log::Appender;
 use crate::crypto::integrity::IntegrityKey;
 use crate::error::{Error, Result};
@@ -652,19 +652,13 @@ fn run_group(
         return ((completions, Err(e)), false);
     }
     let mut bulk = false;
-    // Each job runs inside a savepoint of its own, named `job`: a job that fails is rolled
-    // back to it (which keeps the savepoint, for the next job), one that succeeds releases it
-    // and sets the next one in the same round trip. The commit releases the last.
-    let mut in_savepoint = false;
+    // Each job runs inside a savepoint of its own, named `job`, set just before the job's
+    // first change (`Db::job_begins`): a job that fails is rolled back to it, one that
+    // succeeds releases it. A job that only reads and appends entries (an extract) needs none:
+    // its entries wait in the appender, whose snapshot undoes them, until the group persists.
     for job in batch {
         let snapshot = audit.snapshot();
-        if !in_savepoint {
-            if conn.batch("SAVEPOINT job").is_err() {
-                completions.push((job(None).1, None));
-                continue;
-            }
-            in_savepoint = true;
-        }
+        conn.job_begins();
         let mut ctx = WriteCtx {
             conn,
             audit,
@@ -673,16 +667,33 @@ fn run_group(
         };
         let (ok, completion) = job(Some(&mut ctx));
         bulk |= ctx.bulk && ok;
-        let released = if ok {
-            conn.batch("RELEASE SAVEPOINT job; SAVEPOINT job")
-                .map_err(|e| e.to_string())
-        } else {
-            Err(String::new())
+        let end = conn.job_ends();
+        if end.failed_unguarded && conn.dialect() == Dialect::Postgres {
+            // A statement failed with no savepoint to go back to: PostgreSQL has aborted the
+            // transaction, so the group fails whole and nothing of it is written.
+            let e = Error::AuditWrite {
+                reason: "a statement failed in the group's transaction".into(),
+            };
+            audit.restore(snapshot);
+            completions.push((completion, Some(e.to_string())));
+            let _ = conn.rollback();
+            let _ = audit.reload(conn);
+            return ((completions, Err(e)), false);
+        }
+        let released = match (ok, end.savepoint) {
+            (true, true) => conn
+                .batch("RELEASE SAVEPOINT job")
+                .map_err(|e| e.to_string()),
+            (true, false) => Ok(()),
+            (false, _) => Err(String::new()),
         };
         if released.is_err() {
             // The job's changes, audit entries included, are undone; the appender follows.
-            // (Had the release gone through and the new savepoint failed, this fails too.)
-            let undone = conn.batch("ROLLBACK TO SAVEPOINT job");
+            let undone = if end.savepoint {
+                conn.batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")
+            } else {
+                Ok(())
+            };
             audit.restore(snapshot);
             if let Err(e) = undone {
                 // The group can no longer be trusted: fail it whole.
@@ -1237,14 +1248,64 @@ mod tests {
         );
     }
 
+    /// A new, empty PostgreSQL database on the server `CVVAULT_TEST_POSTGRES` names (a role
+    /// that may create databases), or `None` when the variable is not set.
+    /// A fresh PostgreSQL database for one test, dropped when the guard goes; `None` when
+    /// `CVVAULT_TEST_POSTGRES` (an admin URL) is not set.
+    struct TestPostgres {
+        admin: String,
+        name: String,
+        location: Location,
+    }
+
+    impl Drop for TestPostgres {
+        fn drop(&mut self) {
+            if let Ok(mut client) = ::postgres::Client::connect(&self.admin, ::postgres::NoTls) {
+                let name = &self.name;
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .or_else(|_| client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")));
+            }
+        }
+    }
+
+    fn test_postgres() -> Option<TestPostgres> {
+        let admin = std::env::var("CVVAULT_TEST_POSTGRES").ok()?;
+        let name = format!("cvvault_unit_{}", uuid::Uuid::new_v4().simple());
+        let mut client = ::postgres::Client::connect(&admin, ::postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base);
+        let target = crate::paths::PgTarget::parse(&format!("{base}/{name}")).unwrap();
+        Some(TestPostgres {
+            admin,
+            name,
+            location: Location::Postgres(target),
+        })
+    }
+
     #[test]
     fn a_job_that_fails_inside_a_group_is_undone_alone_and_the_trail_has_no_gap() {
-        // Each job's savepoint is set in the round trip that releases the one before, and a
-        // failed job is rolled back to its savepoint, which the next job then uses.
-        use crate::audit::entry::Outcome;
-        use crate::audit::log::{Actor, Pseudonymizer, Record};
         let dir = tempfile::tempdir().unwrap();
         let location = Location::Sqlite(dir.path().join("vault.db"));
+        jobs_fail_alone(&location);
+    }
+
+    #[test]
+    fn on_postgresql_a_job_that_fails_inside_a_group_is_undone_alone() {
+        if let Some(database) = test_postgres() {
+            jobs_fail_alone(&database.location);
+        }
+    }
+
+    /// A job's savepoint is set before its first change; a failed job is rolled back to it,
+    /// and a job that changed nothing has only its appended entries undone.
+    fn jobs_fail_alone(location: &Location) {
+        use crate::audit::entry::Outcome;
+        use crate::audit::log::{Actor, Pseudonymizer, Record};
         location.create().unwrap();
         let conn = location.open_migrated(Some(&test_key())).unwrap();
         let integrity = test_key();
@@ -1261,11 +1322,19 @@ mod tests {
             let told = told.clone();
             Box::new(move |ctx: Option<&mut WriteCtx<'_>>| {
                 let ctx = ctx.expect("the group's transaction began");
-                ctx.conn
-                    .execute(
-                        "INSERT INTO vault_meta (key, value) VALUES (?1, 'written')",
-                        args![name],
-                    )
+                // A job named "entry-only..." changes no row: it reads and appends an entry,
+                // as an extract does, and runs without a savepoint.
+                if !name.starts_with("entry-only") {
+                    ctx.conn
+                        .execute(
+                            "INSERT INTO vault_meta (key, value) VALUES (?1, 'written')",
+                            args![name],
+                        )
+                        .unwrap();
+                }
+                let _: i64 = ctx
+                    .conn
+                    .query_one("SELECT count(*) FROM vault_meta", args![], |r| r.get(0))
                     .unwrap();
                 let actor = Actor {
                     id: "operator".into(),
@@ -1273,7 +1342,7 @@ mod tests {
                     org: None,
                 };
                 let record = Record::new("test", &actor, Outcome::Allow, name);
-                ctx.audit.append(ctx.conn, record).unwrap();
+                ctx.audit.append(record).unwrap();
                 let completion: Completion =
                     Box::new(move |outcome| told.lock().unwrap().push((name, outcome.is_ok())));
                 (!fails, completion)
@@ -1292,7 +1361,9 @@ mod tests {
             vec![
                 job("first", false),
                 job("fails", true),
+                job("entry-only-fails", true),
                 job("third", false),
+                job("entry-only", false),
                 job("last-fails", true),
             ],
             &mut audit,
@@ -1318,15 +1389,78 @@ mod tests {
         };
         assert_eq!(
             entries(&conn),
-            vec![0, 1],
+            vec![0, 1, 2],
             "the failed jobs' entries are gone, no gap"
         );
+        let texts: Vec<String> = conn
+            .query_all(
+                "SELECT entry FROM audit_entries ORDER BY entry_index",
+                args![],
+                |r| r.get(0),
+            )
+            .unwrap();
+        for (text, name) in texts.iter().zip(["first", "third", "entry-only"]) {
+            assert!(
+                text.contains(&format!("\"request_id\":\"{name}\"")),
+                "{text}"
+            );
+        }
         // The appender followed: its edge matches the entries, and the next group goes on.
         audit.reload(&conn).unwrap();
         group(vec![job("next", false)], &mut audit);
-        assert_eq!(entries(&conn), vec![0, 1, 2]);
+        assert_eq!(entries(&conn), vec![0, 1, 2, 3]);
         assert!(written("next"));
-        assert_eq!(told.lock().unwrap().len(), 5, "every job was told");
+        assert_eq!(told.lock().unwrap().len(), 7, "every job was told");
+
+        // A statement that fails before its job set a savepoint (a read of a table that is not
+        // there): on SQLite the job alone fails; on PostgreSQL the failure aborted the
+        // transaction, so the whole group fails and nothing of it is written.
+        let failing_read: Job = Box::new(|ctx: Option<&mut WriteCtx<'_>>| {
+            let ctx = ctx.expect("the group's transaction began");
+            let read = ctx
+                .conn
+                .query_one("SELECT count(*) FROM no_such_table", args![], |r| {
+                    r.get::<i64>(0)
+                });
+            let completion: Completion = Box::new(|_| {});
+            (read.is_ok(), completion)
+        });
+        let before = entries(&conn);
+        let begun = conn.begin_write().and_then(|()| audit.sync(&conn));
+        let ((completions, result), _) = run_group(
+            &conn,
+            &mut audit,
+            &integrity,
+            vec![job("beside-a-failed-read", false), failing_read],
+            begun,
+        );
+        for (completion, failed) in completions {
+            completion(failed.map_or_else(
+                || result.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                Err,
+            ));
+        }
+        assert!(!conn.in_transaction());
+        match conn.dialect() {
+            Dialect::Sqlite => {
+                result.unwrap();
+                assert!(written("beside-a-failed-read"));
+                assert_eq!(entries(&conn).len(), before.len() + 1);
+            }
+            Dialect::Postgres => {
+                assert!(result.is_err(), "the group failed whole");
+                assert!(!written("beside-a-failed-read"));
+                assert_eq!(entries(&conn), before);
+            }
+        }
+        assert_eq!(
+            told.lock().unwrap().last(),
+            Some(&("beside-a-failed-read", conn.dialect() == Dialect::Sqlite)),
+            "the job beside the failed read was told its group's outcome"
+        );
+        audit.reload(&conn).unwrap();
+        group(vec![job("after", false)], &mut audit);
+        assert!(written("after"));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! compile. What policy decides on (a candidate's keys and lifecycle, its control group, its
 //! open assignments) is read without one, and never leaves the vault.
 
-use super::sql::{args, Db, Row};
+use super::sql::{args, Db, Dialect, Kind, Row, Table, Value};
 
 use crate::crypto::envelope::WrappedDek;
 use crate::crypto::integrity::{optional, Domain, IntegrityKey};
@@ -134,12 +134,57 @@ const INSERT_KEY_SLOT: &str =
 const INSERT_SEALED: &str = "INSERT INTO sealed_profiles (key_id, candidate_id, record_version, identity, contact, professional, special, control)
      VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-/// A new candidate's lifecycle row: `?1` candidate, `?2` slot, `?3` created (and idle since),
-/// `?4` MAC, `?5` reference HMAC.
-const INSERT_LIFECYCLE: &str = "INSERT INTO candidates (candidate_id, key_id, created_at, idle_since, row_mac, reference_mac) VALUES (?1, ?2, ?3, ?3, ?4, ?5)";
+/// A new candidate for [`CandidateInserter::insert_all`].
+pub struct NewCandidate<'a> {
+    /// Its id.
+    pub id: &'a CandidateId,
+    /// Its wrapped DEK.
+    pub dek: &'a WrappedDek,
+    /// Its sealed profile.
+    pub sealed: &'a SealedProfile,
+    /// The HMAC of its agency reference, if it has one.
+    pub reference_mac: Option<&'a [u8]>,
+}
 
-/// Inserts new candidates (key slot, lifecycle row and sealed row each) through statements
-/// prepared once per connection, as an import batch of thousands does.
+const CANDIDATE_KEYS: Table<5> = Table {
+    name: "candidate_keys",
+    columns: [
+        ("key_id", Kind::Int),
+        ("candidate_id", Kind::Blob),
+        ("kek_version", Kind::Int),
+        ("wrapped_dek", Kind::Blob),
+        ("dek_commitment", Kind::Blob),
+    ],
+};
+
+const CANDIDATES: Table<6> = Table {
+    name: "candidates",
+    columns: [
+        ("candidate_id", Kind::Blob),
+        ("key_id", Kind::Int),
+        ("created_at", Kind::Int),
+        ("idle_since", Kind::Int),
+        ("row_mac", Kind::Blob),
+        ("reference_mac", Kind::Blob),
+    ],
+};
+
+const SEALED_PROFILES: Table<8> = Table {
+    name: "sealed_profiles",
+    columns: [
+        ("key_id", Kind::Int),
+        ("candidate_id", Kind::Blob),
+        ("record_version", Kind::Int),
+        ("identity", Kind::Blob),
+        ("contact", Kind::Blob),
+        ("professional", Kind::Blob),
+        ("special", Kind::Blob),
+        ("control", Kind::Blob),
+    ],
+};
+
+/// Inserts new candidates (key slot, lifecycle row and sealed row each), a whole import
+/// batch at a time: one multi-row insert per table (one `COPY` each on PostgreSQL).
 pub struct CandidateInserter<'conn> {
     conn: &'conn Db,
     integrity: &'conn IntegrityKey,
@@ -157,23 +202,94 @@ impl<'conn> CandidateInserter<'conn> {
         Ok(CandidateInserter { conn, integrity })
     }
 
-    /// Inserts one new candidate, with the HMAC of its agency reference if it has one (the
-    /// caller checks first that no candidate has it: [`candidate_by_reference`]).
-    pub fn insert(
-        &mut self,
-        id: &CandidateId,
-        created_at: i64,
-        dek: &WrappedDek,
-        sealed: &SealedProfile,
-        reference_mac: Option<&[u8]>,
-    ) -> Result<()> {
-        let key_id = insert_key_slot(self.conn, id, dek)?;
-        let mac = candidate_mac(self.integrity, id, key_id, false, None, reference_mac);
-        self.conn.execute(
-            INSERT_LIFECYCLE,
-            args![&id.as_bytes()[..], key_id, created_at, &mac, reference_mac],
-        )?;
-        insert_sealed(self.conn, id, key_id, sealed)
+    /// Inserts new candidates, each with the HMAC of its agency reference if it has one (the
+    /// caller checks first that no candidate has it: [`registered_references`]).
+    pub fn insert_all(&mut self, created_at: i64, candidates: &[NewCandidate<'_>]) -> Result<()> {
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let slots = new_key_slots(self.conn, candidates.len())?;
+        let ids: Vec<&[u8]> = candidates.iter().map(|c| &c.id.as_bytes()[..]).collect();
+        let keys: Vec<[Value<'_>; 5]> = candidates
+            .iter()
+            .zip(&slots)
+            .zip(&ids)
+            .map(|((c, slot), id)| {
+                [
+                    Value::Int(*slot),
+                    Value::Blob(id),
+                    c.dek.kek_version.into(),
+                    Value::Blob(&c.dek.wrapped),
+                    Value::Blob(&c.dek.commitment),
+                ]
+            })
+            .collect();
+        self.conn.insert_rows(&CANDIDATE_KEYS, &keys)?;
+        let macs: Vec<Vec<u8>> = candidates
+            .iter()
+            .zip(&slots)
+            .map(|(c, slot)| {
+                candidate_mac(self.integrity, c.id, *slot, false, None, c.reference_mac)
+            })
+            .collect();
+        let lifecycle: Vec<[Value<'_>; 6]> = candidates
+            .iter()
+            .zip(&slots)
+            .zip(ids.iter().zip(&macs))
+            .map(|((c, slot), (id, mac))| {
+                [
+                    Value::Blob(id),
+                    Value::Int(*slot),
+                    Value::Int(created_at),
+                    Value::Int(created_at),
+                    Value::Blob(mac),
+                    c.reference_mac.into(),
+                ]
+            })
+            .collect();
+        self.conn.insert_rows(&CANDIDATES, &lifecycle)?;
+        let sealed: Vec<[Value<'_>; 8]> = candidates
+            .iter()
+            .zip(&slots)
+            .zip(&ids)
+            .map(|((c, slot), id)| {
+                let [identity, contact, professional, special, control] = &c.sealed.groups;
+                [
+                    Value::Int(*slot),
+                    Value::Blob(id),
+                    c.sealed.record_version.into(),
+                    Value::Blob(identity),
+                    Value::Blob(contact),
+                    Value::Blob(professional),
+                    Value::Blob(special),
+                    Value::Blob(control),
+                ]
+            })
+            .collect();
+        self.conn.insert_rows(&SEALED_PROFILES, &sealed)?;
+        Ok(())
+    }
+}
+
+/// Numbers for `count` new key slots. On SQLite, inside the write transaction that holds the
+/// database's lock, the numbers after the highest (the ones SQLite would give itself); on
+/// PostgreSQL, from the slots' identity sequence, which every node draws from.
+fn new_key_slots(conn: &Db, count: usize) -> Result<Vec<i64>> {
+    let count = i64::try_from(count).map_err(|_| Error::Internal("too many key slots at once"))?;
+    match conn.dialect() {
+        Dialect::Sqlite => {
+            let highest: i64 = conn.query_one(
+                "SELECT coalesce(max(key_id), 0) FROM candidate_keys",
+                args![],
+                |r| r.get(0),
+            )?;
+            Ok((1..=count).map(|n| highest + n).collect())
+        }
+        Dialect::Postgres => conn.query_all(
+            "SELECT nextval(pg_get_serial_sequence('candidate_keys', 'key_id')) FROM generate_series(1, ?1)",
+            args![count],
+            |r| r.get(0),
+        ),
     }
 }
 
@@ -455,6 +571,39 @@ pub fn candidate_by_reference(
         Some(keys) if keys.reference_mac.as_deref() == Some(reference_mac) => Ok(Some(id)),
         _ => Err(forged("candidates", id)),
     }
+}
+
+/// The reference HMACs among `macs` that a candidate already holds, each checked as
+/// [`candidate_by_reference`] checks it (a forged row is [`Error::Forged`]). One query on
+/// PostgreSQL; one lookup each on SQLite, where a lookup costs no round trip.
+pub fn registered_references(
+    conn: &Db,
+    integrity: &IntegrityKey,
+    macs: &[&[u8]],
+) -> Result<std::collections::HashSet<Vec<u8>>> {
+    let mut taken = std::collections::HashSet::new();
+    match conn.dialect() {
+        Dialect::Sqlite => {
+            for mac in macs {
+                if candidate_by_reference(conn, integrity, mac)?.is_some() {
+                    taken.insert(mac.to_vec());
+                }
+            }
+        }
+        Dialect::Postgres => {
+            let found: Vec<Vec<u8>> = conn.query_all(
+                "SELECT reference_mac FROM candidates WHERE reference_mac = ANY(?1)",
+                args![Value::BlobList(macs)],
+                |r| r.get(0),
+            )?;
+            for mac in found {
+                if candidate_by_reference(conn, integrity, &mac)?.is_some() {
+                    taken.insert(mac);
+                }
+            }
+        }
+    }
+    Ok(taken)
 }
 
 /// What an erasure must still find true inside its own transaction, where nothing can

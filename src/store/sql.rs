@@ -35,6 +35,9 @@ pub enum Value<'a> {
     Text(&'a str),
     /// Bytes.
     Blob(&'a [u8]),
+    /// A list of byte strings (PostgreSQL's `bytea[]`, for `= ANY(?1)`): SQLite has no
+    /// list parameter, so a query for both engines never passes one there.
+    BlobList(&'a [&'a [u8]]),
 }
 
 impl From<i64> for Value<'_> {
@@ -274,6 +277,11 @@ impl rusqlite::ToSql for Value<'_> {
             Value::Int(v) => ValueRef::Integer(v),
             Value::Text(v) => ValueRef::Text(v.as_bytes()),
             Value::Blob(v) => ValueRef::Blob(v),
+            Value::BlobList(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "a list parameter is for PostgreSQL only".into(),
+                ))
+            }
         }))
     }
 }
@@ -297,6 +305,7 @@ impl postgres::types::ToSql for Value<'_> {
             }
             Value::Text(v) => v.to_sql(ty, out),
             Value::Blob(v) => v.to_sql(ty, out),
+            Value::BlobList(v) => v.to_sql(ty, out),
         }
     }
 
@@ -382,9 +391,61 @@ enum Backend {
     Postgres(Box<RefCell<PgSession>>),
 }
 
+/// Where a writer's job stands with its savepoint ([`Db::job_begins`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JobSavepoint {
+    /// No job is running (or the connection is not the writer's).
+    None,
+    /// A job runs and has changed nothing yet: no savepoint is set.
+    Pending,
+    /// A job runs and set its savepoint before its first change.
+    Taken,
+}
+
+/// How a writer's job ended on the connection ([`Db::job_ends`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobEnd {
+    /// The job changed something, so a savepoint `job` was set before its first change.
+    pub savepoint: bool,
+    /// A statement of the job failed before any savepoint was set. On PostgreSQL that aborts
+    /// the whole transaction; the group cannot go on.
+    pub failed_unguarded: bool,
+}
+
+/// The type of a column written by [`Db::insert_rows`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// BIGINT (SQLite INTEGER).
+    Int,
+    /// TEXT.
+    Text,
+    /// BYTEA (SQLite BLOB).
+    Blob,
+}
+
+/// A table and the columns [`Db::insert_rows`] writes, in order.
+pub struct Table<const N: usize> {
+    /// The table's name.
+    pub name: &'static str,
+    /// Each column's name and type.
+    pub columns: [(&'static str, Kind); N],
+}
+
 /// One connection to the store, of either engine.
 pub struct Db {
     backend: Backend,
+    job: std::cell::Cell<JobSavepoint>,
+    failed_unguarded: std::cell::Cell<bool>,
+}
+
+/// Whether a statement only reads: it needs no savepoint before it. Anything that does not
+/// begin with SELECT counts as a change (a `WITH ... INSERT`, a `SELECT ... FOR UPDATE`'s
+/// lock is harmless to keep either way).
+fn only_reads(sql: &str) -> bool {
+    sql.trim_start()
+        .as_bytes()
+        .get(..6)
+        .is_some_and(|head| head.eq_ignore_ascii_case(b"SELECT"))
 }
 
 fn pg_as_params<'v>(
@@ -400,6 +461,8 @@ impl Db {
         conn.set_prepared_statement_cache_capacity(128);
         Db {
             backend: Backend::Sqlite(conn),
+            job: std::cell::Cell::new(JobSavepoint::None),
+            failed_unguarded: std::cell::Cell::new(false),
         }
     }
 
@@ -407,6 +470,8 @@ impl Db {
     pub fn postgres(client: postgres::Client) -> Db {
         Db {
             backend: Backend::Postgres(Box::new(RefCell::new(PgSession::new(client)))),
+            job: std::cell::Cell::new(JobSavepoint::None),
+            failed_unguarded: std::cell::Cell::new(false),
         }
     }
 
@@ -443,8 +508,49 @@ impl Db {
         }
     }
 
+    /// A writer's job begins on this connection (inside the group's transaction): the
+    /// savepoint that undoes the job alone is set only before its first change, so that a job
+    /// that only reads and appends audit entries (an extract) costs no round trip for it.
+    pub fn job_begins(&self) {
+        self.job.set(JobSavepoint::Pending);
+        self.failed_unguarded.set(false);
+    }
+
+    /// The job that [`Db::job_begins`] began has ended: whether it set its savepoint, and
+    /// whether a statement failed where none was set.
+    pub fn job_ends(&self) -> JobEnd {
+        let end = JobEnd {
+            savepoint: self.job.get() == JobSavepoint::Taken,
+            failed_unguarded: self.failed_unguarded.get(),
+        };
+        self.job.set(JobSavepoint::None);
+        self.failed_unguarded.set(false);
+        end
+    }
+
+    /// Runs a statement of `sql`, first setting the running job's savepoint if the statement
+    /// may change something and none is set yet.
+    fn guarded<T>(&self, sql: &str, run: impl FnOnce() -> Result<T>) -> Result<T> {
+        if self.job.get() == JobSavepoint::Pending && !only_reads(sql) {
+            if let Err(e) = self.batch_unguarded("SAVEPOINT job") {
+                self.failed_unguarded.set(true);
+                return Err(e);
+            }
+            self.job.set(JobSavepoint::Taken);
+        }
+        let result = run();
+        if result.is_err() && self.job.get() == JobSavepoint::Pending {
+            self.failed_unguarded.set(true);
+        }
+        result
+    }
+
     /// Runs one statement; returns the number of rows it changed.
     pub fn execute(&self, sql: &str, args: &[Value<'_>]) -> Result<u64> {
+        self.guarded(sql, || self.execute_unguarded(sql, args))
+    }
+
+    fn execute_unguarded(&self, sql: &str, args: &[Value<'_>]) -> Result<u64> {
         match &self.backend {
             Backend::Sqlite(conn) => {
                 let changed = conn
@@ -470,6 +576,15 @@ impl Db {
         sql: &str,
         args: &[Value<'_>],
         mut each: impl FnMut(&Row<'_>) -> Result<bool>,
+    ) -> Result<()> {
+        self.guarded(sql, || self.query_each_unguarded(sql, args, &mut each))
+    }
+
+    fn query_each_unguarded(
+        &self,
+        sql: &str,
+        args: &[Value<'_>],
+        each: &mut dyn FnMut(&Row<'_>) -> Result<bool>,
     ) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(conn) => {
@@ -543,8 +658,69 @@ impl Db {
             .ok_or(Error::Internal("an aggregate query returned no row"))
     }
 
+    /// Inserts `rows` into `table` in one go: on SQLite each row through the one-row INSERT,
+    /// prepared once; on PostgreSQL all of them through one `COPY ... FROM STDIN (FORMAT
+    /// binary)`, a few round trips for the lot instead of one per row. A row that breaks a
+    /// constraint fails the whole call, as it would the transaction. Returns the rows written.
+    pub fn insert_rows<const N: usize>(
+        &self,
+        table: &Table<N>,
+        rows: &[[Value<'_>; N]],
+    ) -> Result<u64> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let names: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+        let names = names.join(", ");
+        match &self.backend {
+            Backend::Sqlite(_) => {
+                let places: Vec<String> = (1..=N).map(|i| format!("?{i}")).collect();
+                let sql = format!(
+                    "INSERT INTO {} ({names}) VALUES ({})",
+                    table.name,
+                    places.join(", ")
+                );
+                self.guarded(&sql, || {
+                    for row in rows {
+                        self.execute_unguarded(&sql, row)?;
+                    }
+                    Ok(rows.len() as u64)
+                })
+            }
+            Backend::Postgres(_) => {
+                let sql = format!("COPY {} ({names}) FROM STDIN (FORMAT binary)", table.name);
+                self.guarded(&sql, || {
+                    blocking(|| {
+                        use postgres::types::Type;
+                        let types: Vec<Type> = table
+                            .columns
+                            .iter()
+                            .map(|(_, kind)| match kind {
+                                Kind::Int => Type::INT8,
+                                Kind::Text => Type::TEXT,
+                                Kind::Blob => Type::BYTEA,
+                            })
+                            .collect();
+                        let mut session = self.session()?;
+                        let copy = session.client()?.copy_in(sql.as_str())?;
+                        let mut writer =
+                            postgres::binary_copy::BinaryCopyInWriter::new(copy, &types);
+                        for row in rows {
+                            writer.write_raw(pg_as_params(row))?;
+                        }
+                        Ok(writer.finish()?)
+                    })
+                })
+            }
+        }
+    }
+
     /// Runs statements without parameters (schema files, transaction control).
     pub fn batch(&self, sql: &str) -> Result<()> {
+        self.guarded(sql, || self.batch_unguarded(sql))
+    }
+
+    fn batch_unguarded(&self, sql: &str) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
             Backend::Postgres(_) => {

@@ -125,7 +125,7 @@ impl Vault {
             record.decision = Outcome::Allow;
             record.assignment = Some(row.assignment_id);
             record.note = Some(format!("kind={} org={}", row.kind, row.org_id));
-            ctx.audit.append(ctx.conn, record).map(|_| ())
+            ctx.audit.append(record).map(|_| ())
         });
         if let Err(Error::AlreadyOpen { assignment_id }) = &opened {
             // Allowed by policy, refused by the state: on the record as a refusal, naming
@@ -254,7 +254,7 @@ impl Vault {
             let now = ctx.audit.now();
             rows::close_assignment(ctx.conn, ctx.integrity, &allowed, &id, now, &by, &reason)?;
             record.decision = Outcome::Allow;
-            ctx.audit.append(ctx.conn, record).map(|_| ())
+            ctx.audit.append(record).map(|_| ())
         })
     }
 

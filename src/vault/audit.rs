@@ -640,7 +640,7 @@ impl Vault {
                 }
                 rows::HoldChange::NotHeld => record.note = Some("not-held".into()),
             }
-            ctx.audit.append(ctx.conn, record)?;
+            ctx.audit.append(record)?;
             Ok(change)
         })?;
         match change {

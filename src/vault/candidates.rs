@@ -245,24 +245,30 @@ fn insert_sealed(
     rows::check_current_kek(ctx.conn, first.dek.kek_version, first.kek_id.as_deref())?;
     let now = ctx.audit.now();
     let mut inserter = rows::CandidateInserter::new(ctx.conn, ctx.integrity, allowed)?;
+    // A reference registered before, or earlier in this batch, makes the line a duplicate.
+    let references: Vec<&[u8]> = batch
+        .iter()
+        .filter_map(|candidate| candidate.reference.as_ref().map(|(_, mac)| &mac[..]))
+        .collect();
+    let mut taken = rows::registered_references(ctx.conn, ctx.integrity, &references)?;
     for candidate in &mut batch {
-        let reference = candidate.reference.as_ref().map(|(_, mac)| &mac[..]);
-        if let Some(mac) = reference {
-            if rows::candidate_by_reference(ctx.conn, ctx.integrity, mac)?.is_some() {
-                candidate.duplicate = true;
-                continue;
-            }
+        if let Some((_, mac)) = &candidate.reference {
+            candidate.duplicate = !taken.insert(mac.to_vec());
         }
-        inserter.insert(
-            &candidate.id,
-            now,
-            &candidate.dek,
-            &candidate.sealed,
-            reference,
-        )?;
     }
+    let new: Vec<rows::NewCandidate<'_>> = batch
+        .iter()
+        .filter(|candidate| !candidate.duplicate)
+        .map(|candidate| rows::NewCandidate {
+            id: &candidate.id,
+            dek: &candidate.dek,
+            sealed: &candidate.sealed,
+            reference_mac: candidate.reference.as_ref().map(|(_, mac)| &mac[..]),
+        })
+        .collect();
+    inserter.insert_all(now, &new)?;
+    drop(new);
     ctx.audit.append_all(
-        ctx.conn,
         batch
             .iter()
             .filter(|candidate| !candidate.duplicate)
@@ -819,10 +825,10 @@ impl Vault {
             if !enabled || still != expected {
                 record.decision = Outcome::Deny;
                 record.note = Some("grounds-changed".into());
-                ctx.audit.append(ctx.conn, record)?;
+                ctx.audit.append(record)?;
                 return Ok(None);
             }
-            ctx.audit.append(ctx.conn, record).map(Some)
+            ctx.audit.append(record).map(Some)
         })?;
         let Some(audit_index) = written else {
             return Err(self.refusal(
@@ -919,7 +925,7 @@ impl Vault {
                     record.note = Some("legal-hold".into());
                 }
             }
-            ctx.audit.append(ctx.conn, record)?;
+            ctx.audit.append(record)?;
             Ok(erasure)
         })?;
         if erasure != rows::Erasure::Erased {

@@ -62,6 +62,6 @@ impl Vault {
             .collect();
         record.note = Some(refusal.note().to_owned());
         self.writer()
-            .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))
+            .write(move |ctx| ctx.audit.append(record).map(|_| ()))
     }
 }

@@ -242,7 +242,7 @@ impl Vault {
             rows::set_meta(ctx.conn, &rows::meta_kek_id(new_version), &kek_id)?;
             rows::set_meta(ctx.conn, META_ROTATION, &new_version.to_string())?;
             let record = super::operator_entry("keys.rotate.begin", note);
-            ctx.audit.append(ctx.conn, record).map(|_| ())
+            ctx.audit.append(record).map(|_| ())
         })?;
 
         let rewrapped = self.rewrap_all(&ring, new_version, progress)?;
@@ -285,7 +285,7 @@ impl Vault {
                 rows::delete_meta(ctx.conn, &rows::meta_kek_id(*version))?;
             }
             let record = super::operator_entry("keys.rotate.end", note);
-            ctx.audit.append(ctx.conn, record).map(|_| ())
+            ctx.audit.append(record).map(|_| ())
         })?;
         Ok(RotationReport {
             new_version,
@@ -317,7 +317,7 @@ impl Vault {
                 "keys.rotate.end",
                 format!("kek_version={version} finished-after-interruption"),
             );
-            ctx.audit.append(ctx.conn, record).map(|_| ())
+            ctx.audit.append(record).map(|_| ())
         })?;
         Ok(RotationReport {
             new_version: version,

@@ -315,7 +315,7 @@ impl Vault {
                     &new_request_id(),
                 );
                 record.note = Some(format!("sha256:{hash}"));
-                ctx.audit.append(ctx.conn, record)?;
+                ctx.audit.append(record)?;
                 rows::set_meta(ctx.conn, META_POLICY_HASH, &hash)
             })?;
         }
@@ -482,7 +482,7 @@ impl Vault {
     /// Appends one audit entry on its own (a refusal, or an action with no other change).
     pub(crate) fn record(&self, record: Record) -> Result<()> {
         self.writer
-            .write(move |ctx| ctx.audit.append(ctx.conn, record).map(|_| ()))
+            .write(move |ctx| ctx.audit.append(record).map(|_| ()))
     }
 
     // ----- the one refusal rule -----
@@ -616,7 +616,7 @@ impl Vault {
         self.writer.write(move |ctx| {
             let mut record = operator_entry(action, String::new());
             record.note = note;
-            ctx.audit.append(ctx.conn, record).map(|_| ())
+            ctx.audit.append(record).map(|_| ())
         })
     }
 

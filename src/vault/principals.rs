@@ -89,7 +89,7 @@ impl Vault {
                 "principal.add",
                 format!("principal={name} role={} org={}", row.role, row.org_id),
             );
-            ctx.audit.append(ctx.conn, record).map(|_| ())
+            ctx.audit.append(record).map(|_| ())
         })
     }
 
@@ -123,7 +123,7 @@ impl Vault {
                 },
                 format!("principal={name}"),
             );
-            ctx.audit.append(ctx.conn, record).map(|_| ())
+            ctx.audit.append(record).map(|_| ())
         })
     }
 }

@@ -323,7 +323,7 @@ pub fn run(
                         record.groups = FieldGroup::ALL.iter().map(|g| g.to_string()).collect();
                         record.policy_ids = allowed.policy_ids().to_vec();
                         record.note = Some(format!("rule={}", rule.as_str()));
-                        ctx.audit.append(ctx.conn, record)?;
+                        ctx.audit.append(record)?;
                         erased += 1;
                     }
                     Ok((erased, held_now, passed))
@@ -375,7 +375,7 @@ pub fn run(
                 &new_request_id(),
             );
             record.note = Some(summary);
-            ctx.audit.append(ctx.conn, record).map(|_| ())
+            ctx.audit.append(record).map(|_| ())
         })?;
         vault.truncate_wal()?;
         report.checkpoint = vault.sign_checkpoint()?;

@@ -190,7 +190,7 @@ impl Vault {
                 ),
             };
             let record = super::operator_entry(action, note);
-            ctx.audit.append(ctx.conn, record).map(|_| expires_at)
+            ctx.audit.append(record).map(|_| expires_at)
         })?;
         Ok(IssuedToken {
             token_id,
@@ -221,7 +221,7 @@ impl Vault {
             }
             rows::revoke_token(ctx.conn, ctx.integrity, &id, ctx.audit.now())?;
             let record = super::operator_entry("token.revoke", format!("token_id={id}"));
-            ctx.audit.append(ctx.conn, record).map(|_| ())
+            ctx.audit.append(record).map(|_| ())
         })
     }
 

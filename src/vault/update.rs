@@ -298,7 +298,7 @@ fn replace_groups(
         return Err(Error::NotFound { what: "candidate" });
     }
     record.decision = Outcome::Allow;
-    let audit_index = ctx.audit.append(ctx.conn, record)?;
+    let audit_index = ctx.audit.append(record)?;
     Ok(Updated {
         candidate_id: change.id,
         groups: change.groups.clone(),
