@@ -7,7 +7,8 @@
 //! IMPORT_POSTGRES=URL (a role that may create databases): the import goes into a vault on
 //! PostgreSQL, and the reference is a plain `COPY ... FROM STDIN (FORMAT binary)` of the same
 //! profile bytes, one row each with a random 16-byte key, in one transaction (bytes written
-//! and CPU are then this process's only; the server's are not counted).
+//! are then this process's only; the CPU of a local server's `postgres` processes is shown
+//! beside this process's, read from /proc).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -111,6 +112,7 @@ fn main() {
     let postgres = std::env::var("IMPORT_POSTGRES")
         .ok()
         .filter(|u| !u.is_empty());
+    let mut sizes = None;
     for round in 1..=2 {
         match &postgres {
             Some(admin) => {
@@ -123,6 +125,7 @@ fn main() {
                     count,
                     Some(&vault_db),
                 ));
+                sizes = Some((db, vault_db));
             }
             None => {
                 let db = dir.path().join(format!("plain-{round}.db"));
@@ -147,22 +150,43 @@ fn main() {
     let mib = |bytes: u64| bytes as f64 / 1048576.0;
     for (round, (plain, import)) in plains.iter().zip(&imports).enumerate() {
         println!(
-            "round {}: {reference} {count} blobs in {:.2} s = {:.0} rows/s ({:.1} MiB/s); wrote {:.0} MiB, {:.2} CPU s",
+            "round {}: {reference} {count} blobs in {:.2} s = {:.0} rows/s ({:.1} MiB/s); wrote {:.0} MiB, {:.2} CPU s (server {:.2})",
             round + 1,
             plain.secs,
             rate(plain.secs),
             total_bytes as f64 / 1048576.0 / plain.secs,
             mib(plain.written),
-            plain.cpu_secs
+            plain.cpu_secs,
+            plain.server_cpu_secs
         );
         println!(
-            "round {}: cvvault import {count} profiles in {:.2} s = {:.0} profiles/s ({:.1} MiB/s); wrote {:.0} MiB, {:.2} CPU s",
+            "round {}: cvvault import {count} profiles in {:.2} s = {:.0} profiles/s ({:.1} MiB/s); wrote {:.0} MiB, {:.2} CPU s (server {:.2})",
             round + 1,
             import.secs,
             rate(import.secs),
             total_bytes as f64 / 1048576.0 / import.secs,
             mib(import.written),
-            import.cpu_secs
+            import.cpu_secs,
+            import.server_cpu_secs
+        );
+    }
+    if let Some((plain_db, vault_db)) = &sizes {
+        let size = |url: &str, table: &str| -> (f64, f64) {
+            let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+            let row = client
+                .query_one(
+                    "SELECT pg_total_relation_size($1::text::regclass), \
+                            pg_database_size(current_database())",
+                    &[&table],
+                )
+                .unwrap();
+            let (table, database): (i64, i64) = (row.get(0), row.get(1));
+            (mib(table as u64), mib(database as u64))
+        };
+        let (plain_table, _) = size(plain_db, "blobs");
+        let (sealed, database) = size(vault_db, "sealed_profiles");
+        println!(
+            "on disk: the plain COPY's table {plain_table:.0} MiB; the vault's sealed_profiles {sealed:.0} MiB, its whole database {database:.0} MiB"
         );
     }
     let best = |runs: &[Phase]| runs.iter().map(|r| r.secs).fold(f64::INFINITY, f64::min);
@@ -303,19 +327,21 @@ struct Phase {
     secs: f64,
     written: u64,
     cpu_secs: f64,
+    server_cpu_secs: f64,
 }
 
 impl Phase {
     /// Flushes what earlier phases left dirty, then measures `f`.
     fn measure(f: impl FnOnce()) -> Phase {
         std::process::Command::new("sync").status().unwrap();
-        let (written, cpu) = (written_bytes(), cpu_secs());
+        let (written, cpu, server) = (written_bytes(), cpu_secs(), server_cpu_secs());
         let started = Instant::now();
         f();
         Phase {
             secs: started.elapsed().as_secs_f64(),
             written: written_bytes() - written,
             cpu_secs: cpu_secs() - cpu,
+            server_cpu_secs: server_cpu_secs() - server,
         }
     }
 }
@@ -323,13 +349,37 @@ impl Phase {
 /// User + system CPU seconds of this process, from /proc/self/stat (in clock ticks of 1/100 s).
 fn cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    stat_cpu_secs(&stat, false)
+}
+
+/// The CPU seconds of a /proc/PID/stat line: user + system, with `children` also those of
+/// exited children waited for (fields 14-17 of proc(5), in clock ticks of 1/100 s).
+fn stat_cpu_secs(stat: &str, children: bool) -> f64 {
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()
         .unwrap()
         .split_whitespace()
         .collect();
-    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+    let take = if children { 4 } else { 2 };
+    fields[11..11 + take]
+        .iter()
+        .map(|f| f.parse::<f64>().unwrap())
+        .sum::<f64>()
+        / 100.0
+}
+
+/// CPU seconds of every local process named `postgres` (the postmaster's count includes the
+/// backends that have exited); 0 when none is visible, as with a remote server.
+fn server_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .map(|stat| stat_cpu_secs(&stat, true))
+        .sum()
 }
 
 /// Bytes this process caused to be written to storage, from /proc/self/io.

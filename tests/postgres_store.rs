@@ -278,3 +278,41 @@ fn the_shared_quota_counts_each_admitted_attempt_once_and_forgets_those_that_lef
     assert_eq!(counted("emp"), (1, 1), "the count is the attempts kept");
     assert_eq!(counted("other"), (1, 1));
 }
+
+#[test]
+fn where_the_server_has_lz4_the_sealed_columns_use_it() {
+    if !common::on_postgres() {
+        eprintln!("needs PostgreSQL: set CVVAULT_TEST_POSTGRES (.ci/run does)");
+        return;
+    }
+    let f = Fixture::new();
+    let url = f.pg.as_ref().unwrap().url.clone();
+    let mut client = raw(&url);
+    let has_lz4: bool = client
+        .query_one(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let methods: Vec<(String, String)> = client
+        .query(
+            "SELECT attname::text, attcompression::text FROM pg_attribute \
+             WHERE attrelid = 'sealed_profiles'::regclass AND attnum > 0 \
+               AND atttypid = 'bytea'::regtype AND attname <> 'candidate_id' ORDER BY attnum",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let expected = if has_lz4 { "l" } else { "" };
+    let names: Vec<&str> = methods.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["identity", "contact", "professional", "special", "control"]
+    );
+    for (column, method) in &methods {
+        assert_eq!(method, expected, "compression of sealed_profiles.{column}");
+    }
+}
