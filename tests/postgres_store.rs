@@ -17,6 +17,15 @@ use common::{stderr, stdout, Fixture};
 use cvvault::settings::Retention;
 use cvvault::vault::{retention, Vault};
 
+/// True, with a line saying why, when no PostgreSQL server is given to the tests.
+fn skipped_without_postgres() -> bool {
+    let skipped = !common::on_postgres();
+    if skipped {
+        eprintln!("needs PostgreSQL: set CVVAULT_TEST_POSTGRES (.ci/run does)");
+    }
+    skipped
+}
+
 fn raw(url: &str) -> postgres::Client {
     postgres::Client::connect(url, postgres::NoTls).unwrap()
 }
@@ -35,8 +44,7 @@ fn wrapped_key(url: &str, candidate: &cvvault::ids::CandidateId) -> Option<(i64,
 
 #[test]
 fn after_a_retention_run_no_copy_of_the_database_taken_before_it_opens_an_erased_key() {
-    if !common::on_postgres() {
-        eprintln!("needs PostgreSQL: set CVVAULT_TEST_POSTGRES (.ci/run does)");
+    if skipped_without_postgres() {
         return;
     }
     let f = Fixture::new();
@@ -231,8 +239,7 @@ fn a_sqlite_vault_moves_into_postgresql_and_the_copy_is_proved() {
 
 #[test]
 fn the_shared_quota_counts_each_admitted_attempt_once_and_forgets_those_that_left_the_window() {
-    if !common::on_postgres() {
-        eprintln!("needs PostgreSQL: set CVVAULT_TEST_POSTGRES (.ci/run does)");
+    if skipped_without_postgres() {
         return;
     }
     let f = Fixture::new();
@@ -281,8 +288,7 @@ fn the_shared_quota_counts_each_admitted_attempt_once_and_forgets_those_that_lef
 
 #[test]
 fn where_the_server_has_lz4_the_sealed_columns_use_it() {
-    if !common::on_postgres() {
-        eprintln!("needs PostgreSQL: set CVVAULT_TEST_POSTGRES (.ci/run does)");
+    if skipped_without_postgres() {
         return;
     }
     let f = Fixture::new();
