@@ -290,9 +290,14 @@ pub struct Appender {
     /// The last time rendered, as Unix seconds and as a JSON string: entries written in the
     /// same second share it.
     time: (i64, String),
-    /// Entries appended in this transaction and not yet written: [`Appender::persist`] writes
-    /// them all at once (one `COPY` on PostgreSQL), before the tree edge they lead to.
+    /// Entries appended in this transaction: [`Appender::persist`] writes those not yet
+    /// written all at once (one `COPY` on PostgreSQL), before the tree edge they lead to. They
+    /// are kept until the transaction commits ([`Appender::committed`]): a job that persists
+    /// (a checkpoint) and then rolls back to its savepoint undoes the rows of the jobs before
+    /// it too, and its snapshot must be able to write them again.
     pending: Vec<audit_rows::NewEntry>,
+    /// How many of `pending` are in the transaction already.
+    written: usize,
 }
 
 /// A copy of the appender's state, restored when a job rolls back.
@@ -300,6 +305,7 @@ pub struct Snapshot {
     frontier: Frontier,
     dirty: bool,
     pending: usize,
+    written: usize,
 }
 
 fn audit_write(e: Error) -> Error {
@@ -329,12 +335,13 @@ impl Appender {
             clock,
             time: (i64::MIN, String::new()),
             pending: Vec::new(),
+            written: 0,
         })
     }
 
     /// Re-reads the persisted state (after a failed commit).
     pub fn reload(&mut self, conn: &Db) -> Result<()> {
-        self.pending.clear();
+        self.committed();
         self.frontier = load_frontier(conn, &self.integrity)?;
         self.dirty = false;
         Ok(())
@@ -372,14 +379,25 @@ impl Appender {
             frontier: self.frontier.clone(),
             dirty: self.dirty,
             pending: self.pending.len(),
+            written: self.written,
         }
     }
 
-    /// Restores a snapshot.
+    /// Restores a snapshot: the entries appended since are dropped, and those written since
+    /// (which the job's rollback took out of the transaction) are written again by the next
+    /// [`Appender::persist`].
     pub fn restore(&mut self, snapshot: Snapshot) {
         self.frontier = snapshot.frontier;
         self.dirty = snapshot.dirty;
         self.pending.truncate(snapshot.pending);
+        self.written = snapshot.written;
+    }
+
+    /// The transaction committed (or was given up and reloaded): its entries are no longer
+    /// kept.
+    pub fn committed(&mut self) {
+        self.pending.clear();
+        self.written = 0;
     }
 
     /// Appends one entry to the group transaction and returns its index: it is written by
@@ -447,9 +465,10 @@ impl Appender {
     /// Writes the entries appended since the last call, then the right edge, into the
     /// transaction (once per group, and before a checkpoint is signed).
     pub fn persist(&mut self, conn: &Db) -> Result<()> {
-        if !self.pending.is_empty() {
-            audit_rows::insert_entries(conn, &self.pending).map_err(audit_write)?;
-            self.pending.clear();
+        let unwritten = self.pending.get(self.written..).unwrap_or_default();
+        if !unwritten.is_empty() {
+            audit_rows::insert_entries(conn, unwritten).map_err(audit_write)?;
+            self.written = self.pending.len();
         }
         if self.dirty {
             let bytes = self.frontier.to_bytes();

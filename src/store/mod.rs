@@ -366,7 +366,8 @@ fn migrate_one(db: &Db, number: usize, sql: &str, integrity: Option<&IntegrityKe
 
 /// A job's view of the group transaction.
 pub struct WriteCtx<'a> {
-    /// The connection, inside the job's savepoint.
+    /// The connection, in the group's transaction: the job's savepoint is set before its first
+    /// statement that may change a row.
     pub conn: &'a Db,
     /// The audit appender; entries appended here commit with the job or not at all.
     pub audit: &'a mut Appender,
@@ -656,7 +657,8 @@ fn run_group(
     // first change (`Db::job_begins`): a job that fails is rolled back to it, one that
     // succeeds releases it. A job that only reads and appends entries (an extract) needs none:
     // its entries wait in the appender, whose snapshot undoes them, until the group persists.
-    for job in batch {
+    let mut jobs = batch.into_iter();
+    while let Some(job) = jobs.next() {
         let snapshot = audit.snapshot();
         conn.job_begins();
         let mut ctx = WriteCtx {
@@ -668,17 +670,21 @@ fn run_group(
         let (ok, completion) = job(Some(&mut ctx));
         bulk |= ctx.bulk && ok;
         let end = conn.job_ends();
-        if end.failed_unguarded && conn.dialect() == Dialect::Postgres {
-            // A statement failed with no savepoint to go back to: PostgreSQL has aborted the
-            // transaction, so the group fails whole and nothing of it is written.
+        let aborted = end.failed_unguarded && conn.dialect() == Dialect::Postgres;
+        if aborted || !conn.in_transaction() {
+            // A statement failed with no savepoint to go back to and PostgreSQL has aborted
+            // the transaction, or the engine ended it on its own (SQLite rolls back after an
+            // I/O error or a full disk): the group fails whole and nothing of it is written.
             let e = Error::AuditWrite {
-                reason: "a statement failed in the group's transaction".into(),
+                reason: if aborted {
+                    "a statement failed in the group's transaction".into()
+                } else {
+                    "the database ended the group's transaction".into()
+                },
             };
             audit.restore(snapshot);
             completions.push((completion, Some(e.to_string())));
-            let _ = conn.rollback();
-            let _ = audit.reload(conn);
-            return ((completions, Err(e)), false);
+            return fail_group(conn, audit, completions, jobs, e);
         }
         let released = match (ok, end.savepoint) {
             (true, true) => conn
@@ -698,9 +704,7 @@ fn run_group(
             if let Err(e) = undone {
                 // The group can no longer be trusted: fail it whole.
                 completions.push((completion, Some(e.to_string())));
-                let _ = conn.rollback();
-                let _ = audit.reload(conn);
-                return ((completions, Err(e)), false);
+                return fail_group(conn, audit, completions, jobs, e);
             }
         }
         // A job that succeeded but whose savepoint could not be released failed after all.
@@ -724,7 +728,29 @@ fn run_group(
     if result.is_err() && conn.in_transaction() {
         let _ = conn.rollback();
     }
+    if result.is_ok() {
+        audit.committed();
+    }
     ((completions, result), bulk)
+}
+
+/// Rolls a group back whole after `error`: the jobs not yet run are told of it without
+/// running, and the appender reloads what committed.
+fn fail_group(
+    conn: &Db,
+    audit: &mut Appender,
+    mut completions: Vec<(Completion, Option<String>)>,
+    rest: impl Iterator<Item = Job>,
+    error: Error,
+) -> GroupResult {
+    if conn.in_transaction() {
+        let _ = conn.rollback();
+    }
+    let _ = audit.reload(conn);
+    for job in rest {
+        completions.push((job(None).1, None));
+    }
+    ((completions, Err(error)), false)
 }
 
 /// Most PostgreSQL connections a node's readers keep open. Every node has its own, and the
@@ -1248,8 +1274,6 @@ mod tests {
         );
     }
 
-    /// A new, empty PostgreSQL database on the server `CVVAULT_TEST_POSTGRES` names (a role
-    /// that may create databases), or `None` when the variable is not set.
     /// A fresh PostgreSQL database for one test, dropped when the guard goes; `None` when
     /// `CVVAULT_TEST_POSTGRES` (an admin URL) is not set.
     struct TestPostgres {
@@ -1321,7 +1345,12 @@ mod tests {
         let job = |name: &'static str, fails: bool| -> Job {
             let told = told.clone();
             Box::new(move |ctx: Option<&mut WriteCtx<'_>>| {
-                let ctx = ctx.expect("the group's transaction began");
+                let completion: Completion =
+                    Box::new(move |outcome| told.lock().unwrap().push((name, outcome.is_ok())));
+                // Not run: the group failed before it.
+                let Some(ctx) = ctx else {
+                    return (false, completion);
+                };
                 // A job named "entry-only..." changes no row: it reads and appends an entry,
                 // as an extract does, and runs without a savepoint.
                 if !name.starts_with("entry-only") {
@@ -1343,8 +1372,11 @@ mod tests {
                 };
                 let record = Record::new("test", &actor, Outcome::Allow, name);
                 ctx.audit.append(record).unwrap();
-                let completion: Completion =
-                    Box::new(move |outcome| told.lock().unwrap().push((name, outcome.is_ok())));
+                if name.contains("persists") {
+                    // As a checkpoint does: the entries so far, of the jobs before too, are
+                    // written inside this job's savepoint (its first change sets it).
+                    ctx.audit.persist(ctx.conn).unwrap();
+                }
                 (!fails, completion)
             })
         };
@@ -1364,6 +1396,7 @@ mod tests {
                 job("entry-only-fails", true),
                 job("third", false),
                 job("entry-only", false),
+                job("entry-only-persists-fails", true),
                 job("last-fails", true),
             ],
             &mut audit,
@@ -1390,7 +1423,8 @@ mod tests {
         assert_eq!(
             entries(&conn),
             vec![0, 1, 2],
-            "the failed jobs' entries are gone, no gap"
+            "the failed jobs' entries are gone, no gap, and those a failed job wrote for the \
+             jobs before it are written again"
         );
         let texts: Vec<String> = conn
             .query_all(
@@ -1410,7 +1444,7 @@ mod tests {
         group(vec![job("next", false)], &mut audit);
         assert_eq!(entries(&conn), vec![0, 1, 2, 3]);
         assert!(written("next"));
-        assert_eq!(told.lock().unwrap().len(), 7, "every job was told");
+        assert_eq!(told.lock().unwrap().len(), 8, "every job was told");
 
         // A statement that fails before its job set a savepoint (a read of a table that is not
         // there): on SQLite the job alone fails; on PostgreSQL the failure aborted the
@@ -1431,7 +1465,11 @@ mod tests {
             &conn,
             &mut audit,
             &integrity,
-            vec![job("beside-a-failed-read", false), failing_read],
+            vec![
+                job("beside-a-failed-read", false),
+                failing_read,
+                job("after-a-failed-read", false),
+            ],
             begun,
         );
         for (completion, failed) in completions {
@@ -1441,26 +1479,74 @@ mod tests {
             ));
         }
         assert!(!conn.in_transaction());
-        match conn.dialect() {
-            Dialect::Sqlite => {
-                result.unwrap();
-                assert!(written("beside-a-failed-read"));
-                assert_eq!(entries(&conn).len(), before.len() + 1);
-            }
-            Dialect::Postgres => {
-                assert!(result.is_err(), "the group failed whole");
-                assert!(!written("beside-a-failed-read"));
-                assert_eq!(entries(&conn), before);
-            }
+        let sqlite = conn.dialect() == Dialect::Sqlite;
+        if sqlite {
+            result.unwrap();
+            assert!(written("beside-a-failed-read") && written("after-a-failed-read"));
+            assert_eq!(entries(&conn).len(), before.len() + 2);
+        } else {
+            assert!(result.is_err(), "the group failed whole");
+            assert!(!written("beside-a-failed-read") && !written("after-a-failed-read"));
+            assert_eq!(entries(&conn), before);
         }
+        let told_now = told.lock().unwrap().clone();
         assert_eq!(
-            told.lock().unwrap().last(),
-            Some(&("beside-a-failed-read", conn.dialect() == Dialect::Sqlite)),
-            "the job beside the failed read was told its group's outcome"
+            told_now.get(told_now.len() - 2..),
+            Some(
+                &[
+                    ("beside-a-failed-read", sqlite),
+                    ("after-a-failed-read", sqlite)
+                ][..]
+            ),
+            "the jobs before and after the failed read were told their group's outcome"
         );
         audit.reload(&conn).unwrap();
         group(vec![job("after", false)], &mut audit);
         assert!(written("after"));
+
+        if sqlite {
+            // SQLite ends the transaction on its own when a statement meets an I/O error or a
+            // full disk (here a job that has set no savepoint ends it, as a failed read would):
+            // the jobs after it must not go on in autocommit, each committing at once without
+            // its entry. The group fails whole.
+            let ends_transaction: Job = Box::new(|ctx: Option<&mut WriteCtx<'_>>| {
+                let ctx = ctx.expect("the group's transaction began");
+                let sqlite = ctx.conn.as_sqlite().expect("a SQLite connection");
+                sqlite.execute_batch("ROLLBACK").unwrap();
+                let completion: Completion = Box::new(|_| {});
+                (false, completion)
+            });
+            let before = entries(&conn);
+            let begun = conn.begin_write().and_then(|()| audit.sync(&conn));
+            let ((completions, result), _) = run_group(
+                &conn,
+                &mut audit,
+                &integrity,
+                vec![
+                    job("before-the-end", false),
+                    ends_transaction,
+                    job("after-the-end", false),
+                ],
+                begun,
+            );
+            for (completion, failed) in completions {
+                completion(failed.map_or_else(
+                    || result.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                    Err,
+                ));
+            }
+            assert!(result.is_err(), "the group failed whole");
+            assert!(!written("before-the-end") && !written("after-the-end"));
+            assert_eq!(entries(&conn), before, "no entry was written");
+            let told_now = told.lock().unwrap().clone();
+            assert_eq!(
+                told_now.get(told_now.len() - 2..),
+                Some(&[("before-the-end", false), ("after-the-end", false)][..])
+            );
+            group(vec![job("after-the-failed-group", false)], &mut audit);
+            assert!(written("after-the-failed-group"));
+            assert_eq!(entries(&conn).len(), before.len() + 1);
+        }
     }
 
     #[test]

@@ -539,7 +539,9 @@ impl Db {
             self.job.set(JobSavepoint::Taken);
         }
         let result = run();
-        if result.is_err() && self.job.get() == JobSavepoint::Pending {
+        // Only the server's errors abort its transaction: a value a row callback refused, or
+        // one the client could not encode, leaves it usable.
+        if matches!(result, Err(Error::Postgres(_))) && self.job.get() == JobSavepoint::Pending {
             self.failed_unguarded.set(true);
         }
         result
