@@ -6,9 +6,20 @@
 pub fn fresh_database(admin: &str, name: &str) -> String {
     let mut client = postgres::Client::connect(admin, postgres::NoTls).unwrap();
     // Two statements: neither may run inside the implicit transaction of a batch.
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .unwrap();
+    // FORCE cannot end an autovacuum worker (a superuser's process) still busy with the
+    // last round's tables: wait for it, up to a minute.
+    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    for _ in 0..60 {
+        match client.batch_execute(&drop) {
+            Err(e) if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            done => {
+                done.unwrap();
+                break;
+            }
+        }
+    }
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .unwrap();
