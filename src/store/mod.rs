@@ -1380,6 +1380,18 @@ mod tests {
                 (!fails, completion)
             })
         };
+        // Runs a group that may fail and tells each job what became of it, as the writer does.
+        let group_told = |jobs: Vec<Job>, audit: &mut Appender| -> Result<()> {
+            let begun = conn.begin_write().and_then(|()| audit.sync(&conn));
+            let ((completions, result), _) = run_group(&conn, audit, &integrity, jobs, begun);
+            for (completion, failed) in completions {
+                completion(failed.map_or_else(
+                    || result.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                    Err,
+                ));
+            }
+            result
+        };
         let group = |jobs: Vec<Job>, audit: &mut Appender| {
             let begun = conn.begin_write().and_then(|()| audit.sync(&conn));
             let ((completions, result), _) = run_group(&conn, audit, &integrity, jobs, begun);
@@ -1460,24 +1472,14 @@ mod tests {
             (read.is_ok(), completion)
         });
         let before = entries(&conn);
-        let begun = conn.begin_write().and_then(|()| audit.sync(&conn));
-        let ((completions, result), _) = run_group(
-            &conn,
-            &mut audit,
-            &integrity,
+        let result = group_told(
             vec![
                 job("beside-a-failed-read", false),
                 failing_read,
                 job("after-a-failed-read", false),
             ],
-            begun,
+            &mut audit,
         );
-        for (completion, failed) in completions {
-            completion(failed.map_or_else(
-                || result.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                Err,
-            ));
-        }
         assert!(!conn.in_transaction());
         let sqlite = conn.dialect() == Dialect::Sqlite;
         if sqlite {
@@ -1517,24 +1519,14 @@ mod tests {
                 (false, completion)
             });
             let before = entries(&conn);
-            let begun = conn.begin_write().and_then(|()| audit.sync(&conn));
-            let ((completions, result), _) = run_group(
-                &conn,
-                &mut audit,
-                &integrity,
+            let result = group_told(
                 vec![
                     job("before-the-end", false),
                     ends_transaction,
                     job("after-the-end", false),
                 ],
-                begun,
+                &mut audit,
             );
-            for (completion, failed) in completions {
-                completion(failed.map_or_else(
-                    || result.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                    Err,
-                ));
-            }
             assert!(result.is_err(), "the group failed whole");
             assert!(!written("before-the-end") && !written("after-the-end"));
             assert_eq!(entries(&conn), before, "no entry was written");
